@@ -1,0 +1,179 @@
+"""The command line: `python -m loopviz run|sweep-seeds ...` (headless runs and sweeps).
+
+Every RunConfig field is an option (`--data-seed`, `--keep-all-sequences false`, ...);
+`--config FILE` starts from a JSON config. Bad input: one line on stderr, exit 2,
+nothing written. A diverged run keeps its records and exits 3.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import pandas as pd
+
+from .config import MODELS, ConfigError, RunConfig
+from .pipeline import RunLog, execute, spectrum_epochs
+from .rundir import run_data_from_log, write_run
+from .sweeps import _seed_point, default_workers, run_parallel, seed_configs, summarise_seed_sweep, summary_line
+
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED = 2, 3, 1
+
+
+class UsageError(Exception):
+    pass
+
+
+def _add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    parser.add_argument("--config", type=Path, help="start from this JSON config file")
+    for f in fields(RunConfig):
+        if f.name in skip:
+            continue
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=f.type.upper(),
+                            help=f"default {f.default!r}")
+
+
+def _config_from_args(args: argparse.Namespace, **overrides) -> RunConfig:
+    base = {}
+    if args.config is not None:
+        try:
+            base = RunConfig.from_json(args.config.read_text()).to_dict()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {args.config}: {exc.strerror}") from None
+    for f in fields(RunConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            base[f.name] = value
+    base.update(overrides)
+    return RunConfig.from_dict(base)
+
+
+class Progress:
+    """A one-line progress bar on stderr, redrawn at most 10 times a second."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total, self.start, self.last = label, total, time.time(), 0.0
+
+    def show(self, done: int, detail: str = "", final: bool = False) -> None:
+        now = time.time()
+        # A terminal gets a live bar; a log file gets a line every 5 seconds.
+        interactive = sys.stderr.isatty()
+        if not final and now - self.last < (0.1 if interactive else 5.0):
+            return
+        self.last = now
+        frac = min(1.0, max(0.0, done / max(self.total, 1)))
+        elapsed = now - self.start
+        eta = elapsed / frac - elapsed if frac > 0 else float("nan")
+        bar = "#" * int(30 * frac)
+        line = f"[{self.label}] [{bar:<30}] {frac:4.0%} {detail} {elapsed:5.1f}s eta {eta:5.1f}s"
+        sys.stderr.write(("\r" + line + " ") if interactive else line + "\n")
+        if final and interactive:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def command_run(args: argparse.Namespace) -> int:
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS]
+    if not models or unknown:
+        raise UsageError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODELS)}")
+    configs = [_config_from_args(args, model=m) for m in models]
+    out = Path(args.out)
+    targets = [out / c.model for c in configs]
+    if not args.force:
+        existing = [str(t) for t in targets if t.exists()]
+        if existing:
+            raise UsageError(f"{', '.join(existing)} already exists; use another --out or --force to overwrite")
+    worst = 0
+    for config, target in zip(configs, targets):
+        log = RunLog(config)
+        total = config.epochs + len(spectrum_epochs(config, config.epochs))
+        bar = Progress(config.model, total)
+        worker = threading.Thread(target=execute, args=(config, log), kwargs={"workers": args.workers}, daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.1)
+            epoch = max(len(log.records) - 1, 0)
+            bar.show(epoch + len(log.spectra), f"epoch {epoch}/{config.epochs} spectra {len(log.spectra)}")
+        bar.show(total, f"{log.status}", final=True)
+        if log.records:
+            write_run(run_data_from_log(log), target, overwrite=args.force)
+            print(f"{config.model}: {log.status}; {len(log.records)} records, {len(log.spectra)} spectra "
+                  f"→ {target}", file=sys.stderr)
+        if log.status == "diverged":
+            print(f"error: {config.model} {log.message}; records up to it are kept in {target}", file=sys.stderr)
+            worst = max(worst, EXIT_DIVERGED)
+        elif log.status == "failed":
+            print(f"error: {config.model} failed: {log.message}", file=sys.stderr)
+            worst = max(worst, EXIT_FAILED)
+    return worst
+
+
+def command_sweep_seeds(args: argparse.Namespace) -> int:
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    base = _config_from_args(args)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} already exists; use another --out or --force to overwrite")
+    configs = seed_configs(base, args.seeds, args.vary, args.first_seed)
+    rows = []
+    bar = Progress("sweep-seeds", len(configs))
+    try:
+        for row in run_parallel(_seed_point, configs, args.workers):
+            rows.append(row)
+            bar.show(len(rows), f"{len(rows)}/{len(configs)} seeds")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: keeping the {len(rows)} seeds finished", file=sys.stderr)
+    bar.show(len(rows), "done", final=True)
+    if not rows:
+        return EXIT_FAILED
+    table = pd.DataFrame(rows).sort_values("seed").reset_index(drop=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    line = summary_line(summarise_seed_sweep(table))
+    Path(str(out) + ".summary.txt").write_text(line + "\n" + base.to_json() + "\n")
+    print(line)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m loopviz", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train models and write their run directories")
+    _add_config_options(run, skip=("model",))
+    run.add_argument("--model", default="single,looped", help="comma-separated: single, looped, shift")
+    run.add_argument("--out", required=True, help="output directory; each model writes OUT/<model>/")
+    run.add_argument("--force", action="store_true", help="overwrite existing model directories")
+    run.add_argument("--workers", type=int, default=default_workers(), help="spectrum worker processes")
+    run.set_defaults(handler=command_run)
+
+    sweep = sub.add_parser("sweep-seeds", help="both models over many seeds, no spectra: the effect's distribution")
+    _add_config_options(sweep, skip=("model",))
+    sweep.add_argument("--seeds", type=int, default=20, help="number of seeds")
+    sweep.add_argument("--first-seed", type=int, default=0)
+    sweep.add_argument("--vary", choices=("both", "data_seed", "seed"), default="both",
+                       help="which seed each point changes (both: data_seed = seed = s)")
+    sweep.add_argument("--out", required=True, help="CSV file to write (a .summary.txt is written beside it)")
+    sweep.add_argument("--force", action="store_true")
+    sweep.add_argument("--workers", type=int, default=default_workers())
+    sweep.set_defaults(handler=command_sweep_seeds)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""RunConfig: every knob of one training run, validated, hashable, to and from JSON.
+
+The paper fixes some knobs (Adam, lr 1e-3, 600 epochs, T = 3, N = 500, alpha = 2);
+SPEC.md names the ones it leaves open, and each of those is a field here with the
+default we chose, never a constant buried in the code.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+MODELS = ("single", "looped", "shift")
+EMBEDDINGS = ("random", "onehot")
+TRANSITION_KINDS = ("dirichlet", "uniform")
+DEVICES = ("auto", "cpu", "cuda")
+
+# Fields that change how a run executes but not what it computes (up to floating
+# point): excluded from the run's identity so that the store never recomputes them.
+EXECUTION_FIELDS = ("device",)
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or malformed; the message says which."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run of one model on the Markov language task (SPEC §1–3, §5)."""
+
+    # -- model (SPEC §2) --
+    model: str = "looped"          # single | looped | shift
+    loops: int = 3                 # T of Looped-Attn (Single-Attn is T = 1)
+    d: int = 8                     # embedding width; P = 3 d^2 + V d parameters
+    embedding: str = "random"      # random: seeded token + position vectors; onehot: one-hot ⊕ one-hot
+    init_scale: float = 0.02       # std of the Gaussian initial weights
+    # -- training (SPEC §2) --
+    epochs: int = 600
+    lr: float = 1e-3
+    batch_size: int = 0            # 0 = full batch (one Adam step per epoch)
+    seed: int = 0                  # initial weights and minibatch order
+    device: str = "auto"           # auto = CUDA when present, else CPU
+    # -- task (SPEC §1) --
+    data_seed: int = 0             # transitions, embeddings, training/validation draws
+    transitions: str = "dirichlet"  # rows ~ Dirichlet(concentration), or normalised uniform
+    concentration: float = 1.0
+    alpha: float = 2.0             # oversampling ∝ P(X)^alpha
+    n_train: int = 500
+    n_val: int = 500
+    keep_all_sequences: bool = True  # the 81 sequences once each, then oversample to n_train
+    # -- curvature (SPEC §3) --
+    hessian_every: int = 1         # 0 = no spectra; k = spectrum every k epochs (and the last)
+    river_eps: float = 1e-3        # Def. 1: river = eigenvalues <= eps, valley = above
+    valley_delta: float = 1.0      # Def. 1: U-shaped when kappa <= 1 + delta
+    low_curvature_tau: float = 0.5  # Assumption 1 / Remark 5: valley eigenvalues <= tau
+    entropy_bins: int = 40         # log-spaced bins of |lambda| for entropy and MI
+    entropy_min: float = 1e-8      # |lambda| below this falls in the first bin
+    entropy_max: float = 1e2       # |lambda| above this falls in the last bin
+    # -- SHIFT (SPEC §5) --
+    shift_epoch: int = 100         # model = shift: Single-Attn for epochs 1..shift_epoch
+    reset_optimizer: bool = False  # model = shift: fresh Adam state at the switch
+
+    # ----------------------------------------------------------------- checks
+    def validate(self) -> "RunConfig":
+        """Raise ConfigError naming the first bad field; return self when all are fine."""
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ConfigError(message)
+
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("float",):
+                need(isinstance(value, (int, float)) and not isinstance(value, bool)
+                     and math.isfinite(value), f"{f.name} must be a finite number, got {value!r}")
+            elif f.type == "int":
+                need(isinstance(value, int) and not isinstance(value, bool),
+                     f"{f.name} must be an integer, got {value!r}")
+            elif f.type == "bool":
+                need(isinstance(value, bool), f"{f.name} must be true or false, got {value!r}")
+        need(self.model in MODELS, f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        need(self.embedding in EMBEDDINGS, f"embedding must be one of {', '.join(EMBEDDINGS)}, got {self.embedding!r}")
+        need(self.transitions in TRANSITION_KINDS,
+             f"transitions must be one of {', '.join(TRANSITION_KINDS)}, got {self.transitions!r}")
+        need(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        need(1 <= self.loops <= 16, f"loops must be between 1 and 16, got {self.loops}")
+        need(1 <= self.d <= 64, f"d must be between 1 and 64, got {self.d}")
+        need(self.embedding != "onehot" or self.d >= 3 + 3,
+             f"embedding onehot needs d >= 6 (3 tokens + 3 positions), got d = {self.d}")
+        need(0 < self.init_scale <= 10, f"init_scale must be in (0, 10], got {self.init_scale}")
+        need(1 <= self.epochs <= 100_000, f"epochs must be between 1 and 100000, got {self.epochs}")
+        need(0 < self.lr <= 10, f"lr must be in (0, 10], got {self.lr}")
+        need(0 <= self.batch_size <= self.n_train,
+             f"batch_size must be 0 (full batch) or at most n_train = {self.n_train}, got {self.batch_size}")
+        need(self.seed >= 0 and self.data_seed >= 0, "seed and data_seed must be >= 0")
+        need(self.concentration > 0, f"concentration must be > 0, got {self.concentration}")
+        need(0 <= self.alpha <= 10, f"alpha must be in [0, 10], got {self.alpha}")
+        need(self.n_train >= (81 if self.keep_all_sequences else 1),
+             f"n_train must be >= {81 if self.keep_all_sequences else 1}, got {self.n_train}")
+        need(1 <= self.n_val <= 1_000_000, f"n_val must be between 1 and 1000000, got {self.n_val}")
+        need(self.hessian_every >= 0, f"hessian_every must be >= 0, got {self.hessian_every}")
+        need(self.river_eps > 0, f"river_eps must be > 0, got {self.river_eps}")
+        need(self.valley_delta >= 0, f"valley_delta must be >= 0, got {self.valley_delta}")
+        need(self.low_curvature_tau > 0, f"low_curvature_tau must be > 0, got {self.low_curvature_tau}")
+        need(2 <= self.entropy_bins <= 1000, f"entropy_bins must be between 2 and 1000, got {self.entropy_bins}")
+        need(0 < self.entropy_min < self.entropy_max,
+             f"need 0 < entropy_min < entropy_max, got {self.entropy_min}, {self.entropy_max}")
+        need(self.model != "shift" or 0 <= self.shift_epoch <= self.epochs,
+             f"shift_epoch must be in [0, epochs = {self.epochs}], got {self.shift_epoch}")
+        return self
+
+    # ------------------------------------------------------------- identity
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        """Build and validate; unknown keys and wrong types are errors, not ignored."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a config must be a JSON object, got {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        values = {}
+        for name, value in data.items():
+            values[name] = _coerce(name, known[name].type, value)
+        return cls(**values).validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return dataclasses.replace(self, **changes).validate()
+
+    def key(self) -> str:
+        """The run's identity: a hash of every field that changes what is computed."""
+        science = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        if self.model != "shift":  # SHIFT-only knobs do not change other models' runs
+            science.pop("shift_epoch")
+            science.pop("reset_optimizer")
+        if self.model == "single":  # Single-Attn never loops
+            science.pop("loops")
+        blob = json.dumps(science, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def loops_at(self, epoch: int) -> int:
+        """Loops used by the update that produces `epoch` (SHIFT switches after shift_epoch)."""
+        if self.model == "single":
+            return 1
+        if self.model == "shift" and epoch <= self.shift_epoch:
+            return 1
+        return self.loops
+
+
+def _coerce(name: str, type_name: str, value: Any) -> Any:
+    """JSON and query strings carry numbers loosely; accept exact equivalents only."""
+    try:
+        if type_name == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, str):
+                return int(value.strip())
+            return value
+        if type_name == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, (int, str)):
+                return float(value)
+            return value
+        if type_name == "bool":
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in ("true", "1", "yes"):
+                    return True
+                if lowered in ("false", "0", "no"):
+                    return False
+                raise ValueError
+            return value
+    except (ValueError, TypeError):
+        raise ConfigError(f"{name} must be {type_name}, got {value!r}") from None
+    return value

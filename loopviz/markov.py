@@ -1,0 +1,164 @@
+"""The synthetic Markov language task (paper App. E.1.1, SPEC §1).
+
+A sequence X = (x0, ..., x_{L-1}) over V = 3 symbols has
+    P(X) = P(x0) · T1[x0, x1] · T2[x1, x2] · T3[x2, x3] · T1[x3, x4] · ...
+with P(x0) uniform and the three transition matrices applied cyclically (App. E.1.3).
+Difficulty is the information content IC(X) = -ln P(X), in nats.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+VOCAB = 3
+SEQ_LEN = 4          # training sequences: predict x3 from (x0, x1, x2)
+N_TRANSITIONS = 3    # T1, T2, T3
+SYMBOLS = "abc"
+
+
+def make_transitions(kind: str, concentration: float, rng: np.random.Generator) -> np.ndarray:
+    """Three distinct random row-stochastic V×V matrices, shape [3, V, V].
+
+    dirichlet: each row ~ Dirichlet(concentration · 1); uniform: rows of U(0, 1)
+    entries, normalised to sum to one (SPEC §7 calls these 'normalised-uniform').
+    """
+    if kind == "dirichlet":
+        return rng.dirichlet(np.full(VOCAB, concentration), size=(N_TRANSITIONS, VOCAB))
+    if kind == "uniform":
+        raw = rng.uniform(size=(N_TRANSITIONS, VOCAB, VOCAB))
+        return raw / raw.sum(axis=-1, keepdims=True)
+    raise ValueError(f"unknown transition kind {kind!r}")
+
+
+def enumerate_sequences(length: int = SEQ_LEN) -> np.ndarray:
+    """All V^length sequences in lexicographic order, shape [V^length, length]."""
+    return np.array(list(itertools.product(range(VOCAB), repeat=length)), dtype=np.int64)
+
+
+def step_matrix(transitions: np.ndarray, step: int) -> np.ndarray:
+    """Transition used from position step-1 to position step (1-based step), cyclic."""
+    return transitions[(step - 1) % transitions.shape[0]]
+
+
+def log_prob(sequences: np.ndarray, transitions: np.ndarray) -> np.ndarray:
+    """ln P(X) for each row of `sequences` [n, L]; transitions applied cyclically."""
+    sequences = np.asarray(sequences)
+    total = np.full(sequences.shape[0], -np.log(VOCAB))
+    for step in range(1, sequences.shape[1]):
+        total += np.log(step_matrix(transitions, step)[sequences[:, step - 1], sequences[:, step]])
+    return total
+
+
+def information_content(sequences: np.ndarray, transitions: np.ndarray) -> np.ndarray:
+    """IC(X) = -ln P(X) in nats."""
+    return -log_prob(sequences, transitions)
+
+
+def draw_training_sequences(transitions: np.ndarray, n: int, alpha: float, keep_all: bool,
+                            rng: np.random.Generator) -> np.ndarray:
+    """The long-tailed training draw of App. E.1.1: sequences sampled ∝ P(X)^alpha.
+
+    With keep_all, the 81 enumerated sequences are kept once each and the remaining
+    n - 81 are drawn (our reading of 'the initial set is then expanded'); without it,
+    all n are drawn. Rows are returned in a random order.
+    """
+    every = enumerate_sequences()
+    weights = np.exp(alpha * log_prob(every, transitions))
+    weights /= weights.sum()
+    n_drawn = n - len(every) if keep_all else n
+    drawn = every[rng.choice(len(every), size=n_drawn, p=weights)]
+    sequences = np.concatenate([every, drawn]) if keep_all else drawn
+    return sequences[rng.permutation(len(sequences))]
+
+
+def bucket_thresholds(train_ic: np.ndarray) -> tuple[float, float]:
+    """(q0.4, q0.6) of the training IC (numpy's default 'linear' quantile)."""
+    low, high = np.quantile(train_ic, [0.4, 0.6])
+    return float(low), float(high)
+
+
+def assign_buckets(ic: np.ndarray, thresholds: tuple[float, float]) -> np.ndarray:
+    """0 = low information (IC <= q0.4), 2 = high (IC >= q0.6), 1 = middle.
+
+    The rule depends on IC alone, so copies of one sequence never straddle buckets.
+    """
+    low, high = thresholds
+    buckets = np.ones(len(ic), dtype=np.int64)
+    buckets[ic <= low] = 0
+    buckets[ic >= high] = 2
+    return buckets
+
+
+def bayes_predictions(transitions: np.ndarray, contexts: np.ndarray) -> np.ndarray:
+    """Bayes-optimal next token for contexts [n, L-1]: argmax of the last transition row."""
+    last = step_matrix(transitions, contexts.shape[1])
+    return np.argmax(last[contexts[:, -1]], axis=-1)
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything about the data of one run; arrays are numpy, sequences are [n, 4]."""
+
+    transitions: np.ndarray      # [3, V, V]
+    train: np.ndarray            # [n_train, 4]
+    val: np.ndarray              # [n_val, 4]
+    thresholds: tuple[float, float]
+
+    @property
+    def train_ic(self) -> np.ndarray:
+        return information_content(self.train, self.transitions)
+
+    @property
+    def val_ic(self) -> np.ndarray:
+        return information_content(self.val, self.transitions)
+
+    @property
+    def train_bucket(self) -> np.ndarray:
+        return assign_buckets(self.train_ic, self.thresholds)
+
+    @property
+    def val_bucket(self) -> np.ndarray:
+        return assign_buckets(self.val_ic, self.thresholds)
+
+
+def build_task(transition_kind: str, concentration: float, alpha: float, n_train: int,
+               n_val: int, keep_all: bool, data_seed: int) -> Task:
+    """Transitions and the training / validation draws for one data seed.
+
+    Each part has its own seeded stream, so changing n_val never changes the
+    training set, and the validation set is drawn 'the same way' but independently
+    (all n_val drawn: a held-out set keeps no enumerated copies).
+    """
+    transitions = make_transitions(transition_kind, concentration, np.random.default_rng([data_seed, 0]))
+    train = draw_training_sequences(transitions, n_train, alpha, keep_all, np.random.default_rng([data_seed, 1]))
+    val = draw_training_sequences(transitions, n_val, alpha, False, np.random.default_rng([data_seed, 2]))
+    return Task(transitions, train, val, bucket_thresholds(information_content(train, transitions)))
+
+
+def bucket_accuracy(correct: np.ndarray, buckets: np.ndarray) -> dict[str, float]:
+    """Accuracy on low / high / all samples from a boolean per-sample vector."""
+    def mean(mask: np.ndarray) -> float:
+        return float(correct[mask].mean()) if mask.any() else float("nan")
+    return {"low": mean(buckets == 0), "high": mean(buckets == 2), "all": mean(np.ones_like(correct, bool))}
+
+
+def bayes_accuracy(task: Task, split: str = "train") -> dict[str, float]:
+    """Accuracy of the Bayes rule argmax T3[x2, ·] per bucket: the ceiling in expectation."""
+    seqs = task.train if split == "train" else task.val
+    buckets = task.train_bucket if split == "train" else task.val_bucket
+    return bucket_accuracy(bayes_predictions(task.transitions, seqs[:, :-1]) == seqs[:, -1], buckets)
+
+
+def memorisation_ceiling(task: Task) -> dict[str, float]:
+    """Best training accuracy any function of (x0, x1, x2) can reach: per-context majority.
+
+    Above the Bayes accuracy, training accuracy can only come from memorising the
+    draw's own per-context majorities (SPEC §7); this is that ceiling.
+    """
+    contexts = task.train[:, :-1] @ (VOCAB ** np.arange(SEQ_LEN - 2, -1, -1))
+    counts = np.zeros((VOCAB ** (SEQ_LEN - 1), VOCAB))
+    np.add.at(counts, (contexts, task.train[:, -1]), 1)
+    majority = np.argmax(counts, axis=1)
+    return bucket_accuracy(majority[contexts] == task.train[:, -1], task.train_bucket)

@@ -1,0 +1,313 @@
+"""River-valley losses run by gradient descent, and the quantities of Sec. 4.3 / App. F.
+
+Setting 1 (Sec. 4.3, Remark 4), with H_VR = H_RVᵀ:
+    L(θ_V, θ_R) = ½ θ_Vᵀ H_V θ_V − h_Rᵀ θ_R + θ_Rᵀ H_RV θ_V.
+Gradient descent as App. F.2 writes it, both blocks updated from step k:
+    θ_V,k+1 = (I − η H_V) θ_V,k − η H_VR θ_R,k                                  (eq. 1)
+    θ_R,k+1 = θ_R,k − η (H_RV θ_V,k − h_R)                                       (eq. 2)
+so that θ_R,K − θ_R,0 = K η h_R − C_K with the cumulative force
+    C_K = η Σ_{k<K} H_RV θ_V,k                                                   (eq. 3).
+
+Theorem 1 does not bound C_K. It bounds the unforced part (eq. 6)
+    Ĉ_K = η Σ_{k<K} H_RV Φ^k θ_V,0 = Σ_i (v_iᵀθ_V,0 / λ_i) H_RV v_i (1 − ρ_i^K),
+    Φ = I − η H_V,  ρ_i = 1 − η λ_i,
+which is the force of eq. 1 *without* its river→valley term −η H_VR θ_R,k (part (a)
+of eq. 4; the paper drops part (b) as "a minor perturbation"). `simulate(...,
+feedback=False)` runs exactly that system, and only then does its force equal Ĉ_K.
+With the feedback kept, C_K ≠ Ĉ_K and C_K is not bounded at all: the block Hessian
+[[H_V, H_VR], [H_RV, 0]] is indefinite whenever H_RV ≠ 0 (its Schur complement
+−H_RV H_V⁻¹ H_VR is negative), so L is unbounded below and GD eventually slides
+down that direction; the flatter the valley (small λ_i), the sooner.
+
+Setting 2 (App. F.4) is realised here as a valley whose walls stiffen away from the
+floor, L_Valley(θ_V) = ½ θ_Vᵀ H^B θ_V + (γ/4) Σ_i (v_iᵀ θ_V)⁴ with v_i the eigenvectors
+of H^B, so H_Valley(θ) = H^B + 3γ Σ_i (v_iᵀθ_V)² v_i v_iᵀ ⪰ H^B (Assumption 3) changes
+along the path; river and coupling are those of Setting 1 (Assumption 2 holds with
+h̄_gen = ‖H_RV‖).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+# Divergence check cadence: a diverged run is cut short (the rest filled with nan)
+# instead of grinding through thousands of steps of inf arithmetic.
+_FINITE_CHECK_EVERY = 64
+
+
+class Trajectory(NamedTuple):
+    """One gradient-descent run; row k is the state after k steps."""
+
+    theta_v: np.ndarray   # [K+1, d_V]
+    theta_r: np.ndarray   # [K+1, d_R]
+    loss: np.ndarray      # [K+1]
+    force: np.ndarray     # [K+1, d_R], force[k] = C_k = η Σ_{j<k} H_RV θ_V,j
+
+
+class GeneralTrajectory(NamedTuple):
+    """A Setting 2 run; `valley_curvature[k]` is the spectrum of H_Valley(θ_k) in H^B's eigenbasis."""
+
+    theta_v: np.ndarray
+    theta_r: np.ndarray
+    loss: np.ndarray
+    force: np.ndarray
+    valley_curvature: np.ndarray  # [K+1, d_V]
+
+
+# ---------------------------------------------------------------------------------
+# Setting 1: the quadratic
+# ---------------------------------------------------------------------------------
+
+def quadratic_loss(H_valley: np.ndarray, H_rv: np.ndarray, h_r: np.ndarray,
+                   theta_v: np.ndarray, theta_r: np.ndarray) -> np.ndarray:
+    """Setting 1's L(θ_V, θ_R) = ½ θ_VᵀH_Vθ_V − h_Rᵀθ_R + θ_RᵀH_RVθ_V, over leading batch axes."""
+    valley = 0.5 * np.einsum("...i,ij,...j->...", theta_v, H_valley, theta_v)
+    coupling = np.einsum("...r,rv,...v->...", theta_r, H_rv, theta_v)
+    return valley - theta_r @ h_r + coupling
+
+
+def cumulative_force(theta_v: np.ndarray, H_rv: np.ndarray, eta: float) -> np.ndarray:
+    """C_k = η Σ_{j<k} H_RV θ_V,j for k = 0..K (eq. 3), from θ_V,0..θ_V,K; C_0 = 0."""
+    force = np.zeros((theta_v.shape[0], H_rv.shape[0]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.cumsum(eta * theta_v[:-1] @ H_rv.T, axis=0, out=force[1:])
+    return force
+
+
+def _run_affine(A: np.ndarray, c: np.ndarray, z0: np.ndarray, steps: int) -> np.ndarray:
+    """Iterates z_{k+1} = A z_k + c; rows after a blow-up are nan."""
+    z = np.empty((steps + 1, z0.size))
+    z[0] = z0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(steps):
+            np.dot(A, z[k], out=z[k + 1])
+            z[k + 1] += c
+            if k % _FINITE_CHECK_EVERY == 0 and not np.isfinite(z[k + 1]).all():
+                z[k + 2:] = np.nan
+                break
+    return z
+
+
+def simulate(H_valley: np.ndarray, H_rv: np.ndarray, h_r: np.ndarray,
+             theta_v0: np.ndarray, theta_r0: np.ndarray, eta: float, steps: int,
+             *, feedback: bool = True) -> Trajectory:
+    """Gradient descent on Setting 1 for `steps` steps, exactly eq. 1–2 of App. F.2.
+
+    H_rv is H_RV with shape [d_R, d_V]; H_VR = H_RVᵀ. With `feedback=False` the
+    river→valley term −η H_VR θ_R,k of eq. 1 is dropped, so θ_V,k = Φ^k θ_V,0 (eq. 4
+    part a) and `force` equals Theorem 1's Ĉ_k (eq. 6, see `unforced_force`); the river
+    still moves by eq. 2 and the loss is still Setting 1's.
+    """
+    d_v, d_r = theta_v0.size, theta_r0.size
+    coupling_into_valley = H_rv.T if feedback else np.zeros((d_v, d_r))
+    # Eq. 1–2 as one affine map on z = (θ_V, θ_R): one mat-vec per step.
+    A = np.block([[np.eye(d_v) - eta * H_valley, -eta * coupling_into_valley],
+                  [-eta * H_rv, np.eye(d_r)]])
+    c = np.concatenate([np.zeros(d_v), eta * h_r])
+    z = _run_affine(A, c, np.concatenate([theta_v0, theta_r0]).astype(float), steps)
+    theta_v, theta_r = z[:, :d_v], z[:, d_v:]
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = quadratic_loss(H_valley, H_rv, h_r, theta_v, theta_r)
+    return Trajectory(theta_v, theta_r, loss, cumulative_force(theta_v, H_rv, eta))
+
+
+def geometric_weights(eigenvalues: np.ndarray, eta: float, steps: int) -> np.ndarray:
+    """w[k, i] = η Σ_{j<k} ρ_i^j = (1 − ρ_i^k) / λ_i for k = 0..K (App. F.2), ρ_i = 1 − ηλ_i.
+
+    λ_i = 0 takes the limit ηk (the sum of k ones).
+    """
+    lam = np.asarray(eigenvalues, dtype=float)
+    k = np.arange(steps + 1)[:, None]
+    rho = 1.0 - eta * lam
+    flat = np.abs(eta * lam) < 1e-12
+    safe = np.where(flat, 1.0, lam)
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = (1.0 - rho ** k) / safe
+    return np.where(flat, eta * k, w)
+
+
+def unforced_force(H_valley: np.ndarray, H_rv: np.ndarray, theta_v0: np.ndarray,
+                   eta: float, steps: int) -> np.ndarray:
+    """Ĉ_k for k = 0..K in closed form (App. F.2, eq. 6 and the line after it):
+
+        Ĉ_k = Σ_i (v_iᵀθ_V,0 / λ_i) H_RV v_i (1 − ρ_i^k),  ρ_i = 1 − ηλ_i,
+
+    with (λ_i, v_i) the eigenpairs of H_Valley. Equals `simulate(..., feedback=False).force`.
+    """
+    lam, Q = np.linalg.eigh(H_valley)
+    weights = geometric_weights(lam, eta, steps) * (Q.T @ theta_v0)   # [K+1, d_V]
+    with np.errstate(over="ignore", invalid="ignore"):
+        return weights @ (H_rv @ Q).T
+
+
+def force_bound(valley_eigenvalues: np.ndarray, h_bar: float, alpha_bar: float) -> float:
+    """Theorem 1's 𝒞 = √d_V · h̄ · ᾱ · Σ_i 1/|λ_i| (eq. 7), with h̄ ≥ ‖H_RV‖, ᾱ ≥ ‖θ_V,0‖.
+
+    Theorem 2(a)'s 𝒞_gen is the same expression over the spectrum of H^B with h̄_gen.
+    A zero eigenvalue makes the bound infinite.
+    """
+    lam = np.abs(np.asarray(valley_eigenvalues, dtype=float))
+    if np.any(lam == 0):
+        return float("inf")
+    return float(np.sqrt(lam.size) * h_bar * alpha_bar * np.sum(1.0 / lam))
+
+
+def force_bound_split(valley_eigenvalues: np.ndarray, h_bar: float, alpha_bar: float,
+                      tau: float) -> tuple[float, float]:
+    """(𝒞_dom, 𝒞_res): 𝒞's terms over λ ≤ τ and over λ > τ (App. F.2, after eq. 7).
+
+    The proof of Corollary 1 calls 𝒞_res negligible; this lets a reader check that.
+    """
+    lam = np.abs(np.asarray(valley_eigenvalues, dtype=float))
+    scale = np.sqrt(lam.size) * h_bar * alpha_bar
+    small = lam <= tau
+    with np.errstate(divide="ignore"):
+        inv = 1.0 / lam
+    return float(scale * inv[small].sum()), float(scale * inv[~small].sum())
+
+
+# ---------------------------------------------------------------------------------
+# Valley spectra (Definition 1) and Assumption 1
+# ---------------------------------------------------------------------------------
+
+def u_valley_spectrum(d_v: int, lam_max: float, kappa: float) -> np.ndarray:
+    """A U-shaped valley (Definition 1): d_V cliffs evenly spread over [λ_max/κ, λ_max], κ ≈ 1."""
+    return np.linspace(lam_max / kappa, lam_max, d_v)
+
+
+def v_valley_spectrum(d_v: int, lam_max: float, kappa: float) -> np.ndarray:
+    """A V-shaped valley (Definition 1): log-spaced over [λ_max/κ, λ_max], κ ≫ 1.
+
+    Log spacing puts most eigenvalues near the floor: the "richer low-curvature
+    spectrum" of Remark 5.
+    """
+    return np.geomspace(lam_max / kappa, lam_max, d_v)
+
+
+@dataclass(frozen=True)
+class Assumption1:
+    """Assumption 1 at threshold τ: (a) m_2 > m_1, (b) λ̃_j^(2) < λ̃_j^(1) for j ≤ m_1."""
+
+    tau: float
+    m_single: int     # m_1: eigenvalues ≤ τ of the Single-Attn (U) valley
+    m_looped: int     # m_2: eigenvalues ≤ τ of the Looped-Attn (V) valley
+    dimension: bool   # (a)
+    dominance: bool   # (b); vacuously true when m_1 = 0
+
+    @property
+    def holds(self) -> bool:
+        return self.dimension and self.dominance
+
+    def describe(self) -> str:
+        """One line naming what holds and what breaks."""
+        parts = [f"(a) m₂ = {self.m_looped} {'>' if self.dimension else '≤'} m₁ = {self.m_single}"]
+        if self.m_single == 0:
+            parts.append("(b) vacuous (m₁ = 0)")
+        else:
+            parts.append("(b) sorted dominance " + ("holds" if self.dominance else "fails"))
+        return f"τ = {self.tau:g}: " + "; ".join(parts)
+
+
+def check_assumption1(single_eigenvalues: np.ndarray, looped_eigenvalues: np.ndarray,
+                      tau: float) -> Assumption1:
+    """Assumption 1 (Sec. 4.3, Remark 5) for a Single-Attn and a Looped-Attn valley spectrum."""
+    small_1 = np.sort(single_eigenvalues[single_eigenvalues <= tau])
+    small_2 = np.sort(looped_eigenvalues[looped_eigenvalues <= tau])
+    m1, m2 = small_1.size, small_2.size
+    dominance = m2 >= m1 and bool(np.all(small_2[:m1] < small_1))
+    return Assumption1(tau, m1, m2, m2 > m1, dominance)
+
+
+def valley_pair(d_v: int, lam_max: float, kappa_u: float, kappa_v: float,
+                tau: float) -> tuple[np.ndarray, np.ndarray, Assumption1]:
+    """A U and a V spectrum of the same size and λ_max, and whether they satisfy Assumption 1."""
+    u = u_valley_spectrum(d_v, lam_max, kappa_u)
+    v = v_valley_spectrum(d_v, lam_max, kappa_v)
+    return u, v, check_assumption1(u, v, tau)
+
+
+# ---------------------------------------------------------------------------------
+# A concrete instance
+# ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Problem:
+    """One river-valley instance: the arguments of `simulate` bar η and K."""
+
+    H_valley: np.ndarray   # [d_V, d_V]
+    H_rv: np.ndarray       # [d_R, d_V]
+    h_r: np.ndarray        # [d_R]
+    theta_v0: np.ndarray   # [d_V]
+    theta_r0: np.ndarray   # [d_R]
+
+
+def make_problem(valley_eigenvalues: np.ndarray, d_r: int, coupling: float, offset: float,
+                 drive: float, seed: int = 0) -> Problem:
+    """Setting 1 in the valley's eigenbasis (H_V diagonal, as App. F.2 after eq. 4).
+
+    GD is equivariant under rotations of θ_V, so the diagonal form loses nothing.
+    The river flows along ĥ = e_1 with ‖h_R‖ = drive. θ_V,0 = offset · 𝟙/√d_V (the same
+    start for every spectrum of one size, as Corollary 2 requires), θ_R,0 = 0.
+    H_RV = coupling · B with ‖B‖₂ = 1 and Bᵀĥ ∝ −𝟙: each valley coordinate, displaced
+    to the positive side, pushes the river downstream (h_Rᵀ Ĉ_K < 0, the sign App. F.3
+    takes for granted); a negative coupling reverses it. B's part orthogonal to ĥ is
+    seeded noise, so the valley also pushes sideways.
+    """
+    lam = np.asarray(valley_eigenvalues, dtype=float)
+    d_v = lam.size
+    ones = np.ones(d_v) / np.sqrt(d_v)
+    h_hat = np.zeros(d_r)
+    h_hat[0] = 1.0
+    noise = np.random.default_rng(seed).standard_normal((d_r, d_v)) / np.sqrt(d_v)
+    noise -= np.outer(h_hat, h_hat @ noise)
+    B = -np.outer(h_hat, ones) + 0.5 * noise
+    B /= np.linalg.norm(B, 2)
+    return Problem(np.diag(lam), coupling * B, drive * h_hat, offset * ones, np.zeros(d_r))
+
+
+def river_progress(theta_r: np.ndarray, h_r: np.ndarray) -> np.ndarray:
+    """Distance travelled downstream, ĥ_Rᵀ(θ_R,k − θ_R,0), ĥ_R = h_R/‖h_R‖ (Remark 4's flow)."""
+    h_hat = h_r / np.linalg.norm(h_r)
+    return (theta_r - theta_r[0]) @ h_hat
+
+
+# ---------------------------------------------------------------------------------
+# Setting 2: a valley Hessian that varies along the path, bounded below by H^B
+# ---------------------------------------------------------------------------------
+
+def general_loss(H_floor: np.ndarray, stiffening: float, H_rv: np.ndarray, h_r: np.ndarray,
+                 theta_v: np.ndarray, theta_r: np.ndarray) -> np.ndarray:
+    """Setting 2's L = ½θ_VᵀH^Bθ_V + (γ/4)Σ_i(v_iᵀθ_V)⁴ − h_Rᵀθ_R + θ_RᵀH_RVθ_V, batched."""
+    _, Q = np.linalg.eigh(H_floor)
+    quartic = 0.25 * stiffening * np.sum((theta_v @ Q) ** 4, axis=-1)
+    return quadratic_loss(H_floor, H_rv, h_r, theta_v, theta_r) + quartic
+
+
+def simulate_general(H_floor: np.ndarray, stiffening: float, H_rv: np.ndarray,
+                     h_r: np.ndarray, theta_v0: np.ndarray, theta_r0: np.ndarray,
+                     eta: float, steps: int, *, feedback: bool = True) -> GeneralTrajectory:
+    """Gradient descent on Setting 2 (eq. 9–10 of App. F.4, which are exact for this loss).
+
+    H_Valley(θ_k) = H^B + 3γ Q diag((Qᵀθ_V,k)²) Qᵀ with H^B = Q Λ^B Qᵀ; H_RV(θ_k) = H_RV,
+    h_R,k = h_R. `feedback=False` drops −η H_VR θ_R,k from eq. 9, leaving the valley
+    path Π_j Φ_j θ_V,0 that the proof of Theorem 2 bounds.
+    """
+    lam, Q = np.linalg.eigh(H_floor)
+    push = H_rv @ Q                       # H_RV in H^B's eigenbasis
+    pull = push.T if feedback else np.zeros_like(push.T)
+    y = np.empty((steps + 1, lam.size))   # y_k = Qᵀ θ_V,k
+    r = np.empty((steps + 1, theta_r0.size))
+    y[0], r[0] = Q.T @ theta_v0, theta_r0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(steps):
+            y[k + 1] = y[k] - eta * (lam * y[k] + stiffening * y[k] ** 3 + pull @ r[k])
+            r[k + 1] = r[k] - eta * (push @ y[k] - h_r)
+            if k % _FINITE_CHECK_EVERY == 0 and not np.isfinite(y[k + 1]).all():
+                y[k + 2:], r[k + 2:] = np.nan, np.nan
+                break
+        theta_v = y @ Q.T
+        loss = general_loss(H_floor, stiffening, H_rv, h_r, theta_v, r)
+        curvature = lam + 3.0 * stiffening * y ** 2
+    return GeneralTrajectory(theta_v, r, loss, cumulative_force(theta_v, H_rv, eta), curvature)

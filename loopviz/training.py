@@ -1,0 +1,224 @@
+"""The epoch loop: one record per epoch, evaluated exactly on the full data.
+
+Every training loss, gradient and Hessian is a weighted sum over the 27 possible
+contexts (x0, x1, x2): a dataset is a table counts[context, next token]. A minibatch
+is such a table too, so one Adam step costs the same at any batch size, and every
+number here is the exact full-data value, not a running mean.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import markov, models
+from .config import RunConfig
+from .curvature import eigenspectrum, exact_hessian
+
+CONTEXT_LEN = markov.SEQ_LEN - 1
+N_CONTEXTS = markov.VOCAB ** CONTEXT_LEN
+DTYPE = torch.float64
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but CUDA is not available here")
+    return torch.device(name)
+
+
+def context_index(sequences: np.ndarray) -> np.ndarray:
+    """Row of each sequence's context (x0, x1, x2) in markov.enumerate_sequences(3)."""
+    return sequences[:, :CONTEXT_LEN] @ (markov.VOCAB ** np.arange(CONTEXT_LEN - 1, -1, -1))
+
+
+def count_table(sequences: np.ndarray) -> np.ndarray:
+    """counts[context, next token] [27, V] of a list of sequences."""
+    table = np.zeros((N_CONTEXTS, markov.VOCAB))
+    np.add.at(table, (context_index(sequences), sequences[:, -1]), 1.0)
+    return table
+
+
+@dataclass
+class Problem:
+    """The task as tensors on one device: the 27 contexts' embeddings and count tables."""
+
+    config: RunConfig
+    task: markov.Task
+    token: np.ndarray                 # [V, d]
+    position: np.ndarray              # [n, d]
+    device: torch.device
+    E0: torch.Tensor                  # [27, d, 3] embeddings of every context
+    train_counts: torch.Tensor        # [27, V]
+    val_counts: torch.Tensor          # [27, V]
+    bucket_counts: dict[str, torch.Tensor] = field(default_factory=dict)  # name → [27, V]
+
+    def loss(self, theta: torch.Tensor, loops: int, counts: torch.Tensor | None = None) -> torch.Tensor:
+        return models.weighted_cross_entropy(models.logits(theta, self.E0, loops),
+                                             self.train_counts if counts is None else counts)
+
+    def hessian_spectrum(self, theta: np.ndarray, loops: int) -> np.ndarray:
+        """Exact Hessian of the full training loss at θ, float64; eigenvalues ascending."""
+        t = torch.as_tensor(theta, dtype=DTYPE, device=self.device)
+        return eigenspectrum(exact_hessian(lambda p: self.loss(p, loops), t))
+
+
+def prepare(config: RunConfig) -> Problem:
+    task = markov.build_task(config.transitions, config.concentration, config.alpha, config.n_train,
+                             config.n_val, config.keep_all_sequences, config.data_seed)
+    token, position = models.make_embedding(config.embedding, config.d, CONTEXT_LEN, config.data_seed)
+    device = resolve_device(config.device)
+
+    def as_tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=DTYPE, device=device)
+
+    contexts = torch.as_tensor(markov.enumerate_sequences(CONTEXT_LEN), device=device)
+    E0 = models.embed(contexts, as_tensor(token), as_tensor(position))
+    buckets = {}
+    for split, seqs, bucket in (("train", task.train, task.train_bucket), ("val", task.val, task.val_bucket)):
+        for name, mask in (("low", bucket == 0), ("high", bucket == 2), ("all", np.ones(len(seqs), bool))):
+            buckets[f"{split}_{name}"] = as_tensor(count_table(seqs[mask]))
+    return Problem(config, task, token, position, device, E0, as_tensor(count_table(task.train)),
+                   as_tensor(count_table(task.val)), buckets)
+
+
+METRICS = ("loss", "val_loss", "grad_norm", "acc_low", "acc_high", "acc_all",
+           "val_acc_low", "val_acc_high", "val_acc_all")
+
+
+@dataclass
+class EpochRecord:
+    """The state after one epoch (epoch 0 is the initialisation)."""
+
+    epoch: int
+    loops: int            # loops of the model being trained at this epoch
+    metrics: dict[str, float]
+    theta: np.ndarray     # weights after the epoch, flat [P]
+    seconds: float        # training wall time so far, evaluation excluded
+
+    @property
+    def diverged(self) -> bool:
+        return not all(np.isfinite(self.metrics[k]) for k in ("loss", "grad_norm"))
+
+
+def evaluate(problem: Problem, theta: torch.Tensor, loops: int) -> tuple[dict[str, float], torch.Tensor]:
+    """All record metrics at θ, and the full-batch training gradient (reused by the step)."""
+    theta = theta.detach().requires_grad_(True)
+    out = models.logits(theta, problem.E0, loops)
+    loss = models.weighted_cross_entropy(out, problem.train_counts)
+    (grad,) = torch.autograd.grad(loss, theta)
+    with torch.no_grad():
+        val_loss = models.weighted_cross_entropy(out, problem.val_counts)
+        # correct[c, y]: the model's argmax for context c is y (ties go to the lowest token).
+        correct = torch.nn.functional.one_hot(out.argmax(-1), markov.VOCAB).to(DTYPE)
+        metrics = {"loss": loss.item(), "val_loss": val_loss.item(), "grad_norm": grad.norm().item()}
+        for name, counts in problem.bucket_counts.items():
+            total = counts.sum()
+            acc = ((correct * counts).sum() / total).item() if total > 0 else float("nan")
+            metrics["acc_" + name[6:] if name.startswith("train_") else "val_acc_" + name[4:]] = acc
+    return metrics, grad
+
+
+@dataclass
+class TrainState:
+    """Enough to continue training after `epoch` (SHIFT continues a Single run)."""
+
+    epoch: int
+    theta: np.ndarray
+    optimizer: dict | None    # torch Adam state_dict; None for a fresh optimiser
+    seconds: float = 0.0
+
+
+class Trainer:
+    """Adam on θ, one epoch at a time; `state()` can be taken between epochs.
+
+    Minibatch order comes from a generator seeded by (seed, epoch), so a run resumed
+    at any epoch is bit-for-bit the uninterrupted one.
+    """
+
+    def __init__(self, config: RunConfig, problem: Problem | None = None, resume: TrainState | None = None):
+        self.config = config
+        self.problem = problem or prepare(config)
+        self.epoch = resume.epoch if resume else 0
+        init = resume.theta if resume else models.init_weights(config.d, config.init_scale, config.seed)
+        self.theta = torch.tensor(init, dtype=DTYPE, device=self.problem.device, requires_grad=True)
+        self.optimizer = torch.optim.Adam([self.theta], lr=config.lr)
+        if resume and resume.optimizer is not None:
+            self.optimizer.load_state_dict(resume.optimizer)
+        self.seconds = resume.seconds if resume else 0.0
+        self._grad: torch.Tensor | None = None     # full-batch gradient at θ for self._grad_loops
+        self._grad_loops = 0
+
+    def state(self) -> TrainState:
+        return TrainState(self.epoch, self.theta.detach().cpu().numpy().copy(),
+                          copy.deepcopy(self.optimizer.state_dict()), self.seconds)
+
+    def record(self) -> EpochRecord:
+        """Evaluate at the current θ; the gradient is kept for a full-batch step."""
+        loops = self.config.loops_at(self.epoch)
+        tick = time.perf_counter()
+        metrics, self._grad = evaluate(self.problem, self.theta, loops)
+        self._grad_loops = loops
+        if self._full_batch:  # that gradient is the next step's: training time, too
+            self.seconds += time.perf_counter() - tick
+        return EpochRecord(self.epoch, loops, metrics, self.theta.detach().cpu().numpy().copy(), self.seconds)
+
+    @property
+    def _full_batch(self) -> bool:
+        return self.config.batch_size in (0, self.config.n_train)
+
+    def step_epoch(self) -> None:
+        """Train one epoch: the update that produces epoch self.epoch + 1."""
+        config, problem = self.config, self.problem
+        epoch = self.epoch + 1
+        loops = config.loops_at(epoch)
+        if config.model == "shift" and config.reset_optimizer and epoch == config.shift_epoch + 1:
+            self.optimizer = torch.optim.Adam([self.theta], lr=config.lr)
+        tick = time.perf_counter()
+        if self._full_batch:
+            if self._grad is None or self._grad_loops != loops:
+                _, self._grad = evaluate(problem, self.theta, loops)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.theta.grad = self._grad
+            self.optimizer.step()
+        else:
+            train_seqs = problem.task.train
+            order = np.random.default_rng([config.seed, epoch]).permutation(len(train_seqs))
+            for begin in range(0, len(order), config.batch_size):
+                batch = train_seqs[order[begin:begin + config.batch_size]]
+                counts = torch.as_tensor(count_table(batch), dtype=DTYPE, device=problem.device)
+                self.optimizer.zero_grad(set_to_none=True)
+                problem.loss(self.theta, loops, counts).backward()
+                self.optimizer.step()
+        self._grad = None
+        self.seconds += time.perf_counter() - tick
+        self.epoch = epoch
+
+    def run(self, until: int | None = None, include_current: bool = True) -> Iterator[EpochRecord]:
+        """Yield the current epoch's record (if asked), then one per epoch up to `until`.
+
+        Stops after a record whose loss or gradient is not finite (that record is
+        yielded, so the caller sees where the run diverged). Close it to cancel.
+        """
+        until = self.config.epochs if until is None else min(until, self.config.epochs)
+        if include_current:
+            record = self.record()
+            yield record
+            if record.diverged:
+                return
+        while self.epoch < until:
+            self.step_epoch()
+            record = self.record()
+            yield record
+            if record.diverged:
+                return
+
+
+def train(config: RunConfig, problem: Problem | None = None) -> Iterator[EpochRecord]:
+    """Records of a whole run, epoch 0 (the initialisation) to config.epochs."""
+    return Trainer(config, problem).run()
