@@ -60,11 +60,25 @@ class GeneralTrajectory(NamedTuple):
 # Setting 1: the quadratic
 # ---------------------------------------------------------------------------------
 
+def eigh(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and orthonormal eigenvectors of a symmetric H.
+
+    A diagonal H (every preset: the valley in its eigenbasis) is read off directly, which
+    spares LAPACK on each redraw.
+    """
+    diag = np.diag(H)
+    if np.array_equal(H, np.diag(diag)):
+        order = np.argsort(diag, kind="stable")
+        return diag[order], np.eye(diag.size)[:, order]
+    return np.linalg.eigh(H)
+
+
 def quadratic_loss(H_valley: np.ndarray, H_rv: np.ndarray, h_r: np.ndarray,
                    theta_v: np.ndarray, theta_r: np.ndarray) -> np.ndarray:
     """Setting 1's L(θ_V, θ_R) = ½ θ_VᵀH_Vθ_V − h_Rᵀθ_R + θ_RᵀH_RVθ_V, over leading batch axes."""
-    valley = 0.5 * np.einsum("...i,ij,...j->...", theta_v, H_valley, theta_v)
-    coupling = np.einsum("...r,rv,...v->...", theta_r, H_rv, theta_v)
+    # Row-wise quadratic forms through matmul (BLAS), not einsum's generic loop.
+    valley = 0.5 * np.sum((theta_v @ H_valley) * theta_v, axis=-1)
+    coupling = np.sum((theta_v @ H_rv.T) * theta_r, axis=-1)
     return valley - theta_r @ h_r + coupling
 
 
@@ -136,7 +150,7 @@ def unforced_force(H_valley: np.ndarray, H_rv: np.ndarray, theta_v0: np.ndarray,
 
     with (λ_i, v_i) the eigenpairs of H_Valley. Equals `simulate(..., feedback=False).force`.
     """
-    lam, Q = np.linalg.eigh(H_valley)
+    lam, Q = eigh(H_valley)
     weights = geometric_weights(lam, eta, steps) * (Q.T @ theta_v0)   # [K+1, d_V]
     with np.errstate(over="ignore", invalid="ignore"):
         return weights @ (H_rv @ Q).T
@@ -280,7 +294,7 @@ def river_progress(theta_r: np.ndarray, h_r: np.ndarray) -> np.ndarray:
 def general_loss(H_floor: np.ndarray, stiffening: float, H_rv: np.ndarray, h_r: np.ndarray,
                  theta_v: np.ndarray, theta_r: np.ndarray) -> np.ndarray:
     """Setting 2's L = ½θ_VᵀH^Bθ_V + (γ/4)Σ_i(v_iᵀθ_V)⁴ − h_Rᵀθ_R + θ_RᵀH_RVθ_V, batched."""
-    _, Q = np.linalg.eigh(H_floor)
+    _, Q = eigh(H_floor)
     quartic = 0.25 * stiffening * np.sum((theta_v @ Q) ** 4, axis=-1)
     return quadratic_loss(H_floor, H_rv, h_r, theta_v, theta_r) + quartic
 
@@ -294,7 +308,7 @@ def simulate_general(H_floor: np.ndarray, stiffening: float, H_rv: np.ndarray,
     h_R,k = h_R. `feedback=False` drops −η H_VR θ_R,k from eq. 9, leaving the valley
     path Π_j Φ_j θ_V,0 that the proof of Theorem 2 bounds.
     """
-    lam, Q = np.linalg.eigh(H_floor)
+    lam, Q = eigh(H_floor)
     push = H_rv @ Q                       # H_RV in H^B's eigenbasis
     pull = push.T if feedback else np.zeros_like(push.T)
     y = np.empty((steps + 1, lam.size))   # y_k = Qᵀ θ_V,k
@@ -311,3 +325,233 @@ def simulate_general(H_floor: np.ndarray, stiffening: float, H_rv: np.ndarray,
         loss = general_loss(H_floor, stiffening, H_rv, h_r, theta_v, r)
         curvature = lam + 3.0 * stiffening * y ** 2
     return GeneralTrajectory(theta_v, r, loss, cumulative_force(theta_v, H_rv, eta), curvature)
+
+
+# ---------------------------------------------------------------------------------
+# Two valleys side by side, and the paper's claims checked on them
+# ---------------------------------------------------------------------------------
+
+# Corollary 1 says 𝒞_V ≫ 𝒞_U; we call a ratio of at least this "≫".
+MUCH_GREATER = 10.0
+# A valley has "settled" (θ_V,K ≈ 0, App. F.3) when its unforced path has shrunk this much.
+SETTLED = 1e-2
+# ‖C_K − Ĉ_K‖ / ‖Ĉ_K‖ up to this is the "minor perturbation" App. F.2 assumes.
+MINOR_FEEDBACK = 0.25
+
+
+@dataclass(frozen=True)
+class Side:
+    """One valley's run and the quantities the theorems speak about."""
+
+    eigenvalues: np.ndarray   # spectrum of H_Valley (Setting 1) or of H^B (Setting 2)
+    problem: Problem
+    run: Trajectory | GeneralTrajectory
+    unforced: np.ndarray      # Ĉ_k, k = 0..K: the force without river→valley feedback
+    bound: float              # 𝒞 (Theorem 1) or 𝒞_gen (Theorem 2a)
+    eta_lam_max: float        # η λ_max, the largest over the path in Setting 2
+    hopping: int              # directions with 1 < ηλ_i < 2 at the start (ρ_i < 0)
+    settled: float            # ‖unforced θ_V,K‖ / ‖θ_V,0‖
+
+    @property
+    def diverged(self) -> bool:
+        return self.eta_lam_max >= 2.0 or not np.all(np.isfinite(self.run.loss))
+
+    @property
+    def force_norm(self) -> float:
+        return float(np.linalg.norm(self.run.force[-1]))
+
+    @property
+    def unforced_norm(self) -> float:
+        return float(np.linalg.norm(self.unforced[-1]))
+
+    @property
+    def feedback_share(self) -> float:
+        """‖C_K − Ĉ_K‖ / ‖Ĉ_K‖: how far App. F.2's "minor perturbation" is from true."""
+        gap = float(np.linalg.norm(self.run.force[-1] - self.unforced[-1]))
+        return gap / self.unforced_norm if self.unforced_norm > 0 else float("inf")
+
+    @property
+    def valley_push(self) -> float:
+        """h_Rᵀ C_K: negative when the valley pushed the river downstream (App. F.3)."""
+        return float(self.problem.h_r @ self.run.force[-1])
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One statement of the paper, checked on the current instance."""
+
+    name: str        # e.g. "Theorem 1"
+    compared: str    # the quantities compared, with their values
+    holds: bool
+    why_not: str     # the assumption that broke; "" when the claim holds
+
+
+@dataclass(frozen=True)
+class Comparison:
+    setting: int
+    single: Side                 # the U valley (Single-Attn)
+    looped: Side                 # the V valley (Looped-Attn)
+    assumption1: Assumption1
+    claims: tuple[Claim, ...]
+
+
+def _side(eigenvalues: np.ndarray, problem: Problem, eta: float, steps: int, setting: int,
+          stiffening: float, feedback: bool) -> Side:
+    lam = np.asarray(eigenvalues, dtype=float)
+    p = problem
+    theta0 = float(np.linalg.norm(p.theta_v0))
+    if setting == 1:
+        run = simulate(p.H_valley, p.H_rv, p.h_r, p.theta_v0, p.theta_r0, eta, steps,
+                       feedback=feedback)
+        unforced = unforced_force(p.H_valley, p.H_rv, p.theta_v0, eta, steps)
+        eta_lam_max = eta * float(lam.max())
+        with np.errstate(over="ignore"):
+            residual = np.abs(1.0 - eta * lam) ** steps
+        valley_left = float(np.linalg.norm(residual * (p.theta_v0 @ eigh(p.H_valley)[1])))
+    else:
+        run = simulate_general(p.H_valley, stiffening, p.H_rv, p.h_r, p.theta_v0, p.theta_r0,
+                               eta, steps, feedback=feedback)
+        free = simulate_general(p.H_valley, stiffening, p.H_rv, p.h_r, p.theta_v0, p.theta_r0,
+                                eta, steps, feedback=False)
+        unforced = free.force
+        curvature = run.valley_curvature
+        eta_lam_max = eta * float(np.nanmax(curvature)) if np.isfinite(curvature).all() else np.inf
+        valley_left = float(np.linalg.norm(free.theta_v[-1]))
+    bound = force_bound(lam, float(np.linalg.norm(p.H_rv, 2)), theta0)
+    start = lam if setting == 1 else run.valley_curvature[0]
+    hopping = int(np.sum((eta * start > 1.0) & (eta * start < 2.0)))
+    settled = valley_left / theta0 if theta0 > 0 else 0.0
+    return Side(lam, p, run, unforced, bound, eta_lam_max, hopping,
+                settled if np.isfinite(settled) else np.inf)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _bound_claim(name: str, quantity: str, side: Side, label: str) -> Claim:
+    value = side.unforced_norm
+    compared = f"{label}: ‖{quantity}‖ = {_fmt(value)} vs 𝒞 = {_fmt(side.bound)}"
+    if side.diverged:
+        return Claim(name, compared, False,
+                     f"{label}: η·λ_max = {_fmt(side.eta_lam_max)} ≥ 2, so |ρ| ≥ 1 and the valley "
+                     "diverges (the geometric sums behind 𝒞 need |ρ_i| < 1)")
+    if value <= side.bound:
+        return Claim(name, compared, True, "")
+    d_v = side.eigenvalues.size
+    return Claim(name, compared, False,
+                 f"{label}: valley hopping (1 < ηλ < 2 in {side.hopping} directions) makes "
+                 "|1 − ρ_i^K| as large as 1 + |ρ_i| = ηλ_i, above the 1 the proof uses; "
+                 f"the √d_V = {_fmt(np.sqrt(d_v))} slack in 𝒞 does not cover it")
+
+
+def check_claims(single: Side, looped: Side, a1: Assumption1, setting: int) -> tuple[Claim, ...]:
+    """Theorem 1 (or 2a), Corollary 1 (or Thm 2b), Corollary 2 (or Thm 2c) on two runs.
+
+    Theorem 1 bounds the *unforced* force Ĉ_K, so that is what is compared with 𝒞;
+    in Setting 2 Ĉ_K is the force of the run without river→valley feedback.
+    """
+    thm, c1, c2 = (("Theorem 1", "Corollary 1", "Corollary 2") if setting == 1 else
+                   ("Theorem 2(a)", "Theorem 2(b)", "Theorem 2(c)"))
+    claims = [_bound_claim(thm, "Ĉ_K", s, lab) for s, lab in ((single, "U"), (looped, "V"))]
+
+    ratio = looped.bound / single.bound if single.bound > 0 else float("inf")
+    compared = f"𝒞_V / 𝒞_U = {_fmt(ratio)} ({'≫' if ratio >= MUCH_GREATER else 'not ≫'} at ≥ {MUCH_GREATER:g}×)"
+    if ratio > 1.0:
+        claims.append(Claim(c1, compared, True, ""))
+    elif not a1.holds:
+        claims.append(Claim(c1, compared, False, "Assumption 1 fails: " + a1.describe()))
+    else:
+        claims.append(Claim(c1, compared, False,
+                            "Assumption 1 holds, but 𝒞 also sums 1/λ over eigenvalues above τ, and "
+                            "the U valley's many of those outweigh V's extra small ones "
+                            "(the proof calls that residual negligible)"))
+
+    loss_u, loss_v = float(single.run.loss[-1]), float(looped.run.loss[-1])
+    compared = f"L_K(V) = {_fmt(loss_v)} vs L_K(U) = {_fmt(loss_u)}"
+    if loss_v < loss_u:
+        claims.append(Claim(c2, compared, True, ""))
+    else:
+        claims.append(Claim(c2, compared, False, _why_not_lower(single, looped, a1)))
+    return tuple(claims)
+
+
+def _why_not_lower(single: Side, looped: Side, a1: Assumption1) -> str:
+    for side, label in ((single, "U"), (looped, "V")):
+        if side.diverged:
+            return f"{label} diverges: η·λ_max = {_fmt(side.eta_lam_max)} ≥ 2"
+    if not a1.holds:
+        return "Assumption 1 fails: " + a1.describe()
+    if looped.valley_push > 0:
+        return (f"the coupling's sign: h_Rᵀ C_K(V) = {_fmt(looped.valley_push)} > 0, so the V "
+                "valley pushes the river upstream (App. F.3 takes h_Rᵀ C_K < 0 for granted)")
+    if looped.settled > SETTLED:
+        return (f"K is not large: the V valley has not settled (‖θ_V,K‖/‖θ_V,0‖ = "
+                f"{_fmt(looped.settled)} unforced), so its valley loss still counts (App. F.3 needs θ_V,K ≈ 0)")
+    if max(single.feedback_share, looped.feedback_share) > MINOR_FEEDBACK:
+        return "the river→valley feedback is not a minor perturbation, so C_K ≠ Ĉ_K"
+    return "none of the named assumptions breaks"
+
+
+def compare_valleys(single_eigenvalues: np.ndarray, looped_eigenvalues: np.ndarray, *,
+                    d_r: int, coupling: float, offset: float, drive: float, eta: float,
+                    steps: int, tau: float, setting: int = 1, stiffening: float = 0.0,
+                    feedback: bool = True, seed: int = 0) -> Comparison:
+    """Runs a U (Single-Attn) and a V (Looped-Attn) valley from the same start and checks
+    Theorem 1 / Corollaries 1–2 (Setting 1) or Theorem 2 (Setting 2, quartic walls γ).
+    """
+    sides = [_side(lam, make_problem(lam, d_r, coupling, offset, drive, seed), eta, steps,
+                   setting, stiffening, feedback)
+             for lam in (single_eigenvalues, looped_eigenvalues)]
+    a1 = check_assumption1(np.asarray(single_eigenvalues, float),
+                           np.asarray(looped_eigenvalues, float), tau)
+    return Comparison(setting, sides[0], sides[1], a1, check_claims(sides[0], sides[1], a1, setting))
+
+
+def loss_slice(eigenvalue: float, drive: float, cross: float, stiffening: float,
+               river: np.ndarray, valley: np.ndarray) -> np.ndarray:
+    """The loss on the plane θ_V = y v_i, θ_R = x ĥ_R through θ = 0 (broadcasts x against y):
+
+        L(x, y) = ½ λ_i y² + (γ/4) y⁴ − ‖h_R‖ x + x y ĥ_Rᵀ H_RV v_i   (Setting 1 when γ = 0),
+
+    with `cross` = ĥ_Rᵀ H_RV v_i. Pass river[None, :] and valley[:, None] for a grid.
+    """
+    x, y = river, valley
+    return 0.5 * eigenvalue * y**2 + 0.25 * stiffening * y**4 - drive * x + cross * x * y
+
+
+def valley_direction(problem: Problem, run: Trajectory | GeneralTrajectory,
+                     which: str) -> tuple[float, float, np.ndarray]:
+    """(λ_i, ĥ_Rᵀ H_RV v_i, v_iᵀθ_V,k over k) for the steepest or flattest valley direction v_i."""
+    lam, Q = eigh(problem.H_valley)
+    i = int(np.argmax(lam)) if which == "steepest" else int(np.argmin(lam))
+    v = Q[:, i]
+    h_hat = problem.h_r / np.linalg.norm(problem.h_r)
+    return float(lam[i]), float(h_hat @ problem.H_rv @ v), run.theta_v @ v
+
+
+def parse_spectrum(text: str, max_size: int) -> tuple[np.ndarray | None, str]:
+    """Comma-separated valley eigenvalues → (array, "") or (None, what is wrong with them).
+
+    Valley eigenvalues are curvatures above the river threshold (Definition 1), so each
+    must be a finite number > 0.
+    """
+    tokens = [t.strip() for t in text.split(",")]
+    if not any(tokens):
+        return None, "Enter at least one eigenvalue, e.g. `1, 0.3, 0.01`."
+    values = []
+    for t in tokens:
+        try:
+            values.append(float(t))
+        except ValueError:
+            return None, f"`{t}` is not a number: enter numbers separated by commas, e.g. `1, 0.3, 0.01`."
+    lam = np.array(values)
+    if not np.all(np.isfinite(lam)):
+        return None, "Eigenvalues must be finite numbers (no `nan` or `inf`)."
+    if np.any(lam <= 0):
+        bad = ", ".join(f"{x:g}" for x in lam[lam <= 0])
+        return None, (f"Valley eigenvalues must be positive (got {bad}): the valley is where the "
+                      "curvature is above the river's ε > 0 (Definition 1).")
+    if lam.size > max_size:
+        return None, f"Too many eigenvalues: {lam.size} given, at most {max_size} here (d_V + d_R ≤ 200)."
+    return lam, ""

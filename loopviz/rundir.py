@@ -161,13 +161,13 @@ def read_run(directory: Path) -> RunData:
     except Exception:
         raise RunFormatError("meta.json is not a JSON object") from None
     try:
-        records = pd.read_csv(directory / "records.csv")
+        records = pd.read_csv(directory / "records.csv", dtype={"valley_shape": "string"})
     except Exception as exc:
         raise RunFormatError(f"records.csv is unreadable: {exc}") from None
     absent = [c for c in CSV_COLUMNS if c not in records.columns]
     if absent:
         raise RunFormatError(f"records.csv lacks column(s) {', '.join(absent)}")
-    records["valley_shape"] = records["valley_shape"].fillna("").astype(str)
+    records["valley_shape"] = records["valley_shape"].fillna("").astype(object)
     spectra = _load_npz(directory / "spectra.npz", ("epochs", "eigenvalues"))
     weights = _load_npz(directory / "weights.npz", ("epochs", "W_K", "W_Q", "W_V", "W_h"))
     task = _load_npz(directory / "task.npz", ("transitions", "token_embedding", "position_embedding",

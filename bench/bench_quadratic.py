@@ -1,0 +1,81 @@
+"""Times one slider move of the river-valley page: both valleys simulated, all figures built.
+
+Run: python bench/bench_quadratic.py. Prints wall-clock times and their ratio to a
+baseline measured in the same process (a [K+1, d]·[d, d] matrix product, the arithmetic
+of one K-step run done at once), so numbers compare across machines. Asserts nothing.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from loopviz import quadratic as q  # noqa: E402
+from loopviz.plots import valley as vp  # noqa: E402
+
+D_V, D_R, K = 180, 20, 2000          # d_V + d_R = 200, the page's speed budget size
+REPEATS = 5
+
+
+def best_of(fn: Callable[[], object], repeats: int = REPEATS) -> float:
+    """Fastest of `repeats` wall-clock timings, in seconds (the least disturbed run)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def compute(setting: int) -> q.Comparison:
+    u, v, _ = q.valley_pair(D_V, 1.0, 1.2, 100.0, 0.5)
+    return q.compare_valleys(u, v, d_r=D_R, coupling=0.002, offset=1.0, drive=1e-5, eta=1.8,
+                             steps=K, tau=0.5, setting=setting,
+                             stiffening=0.5 if setting == 2 else 0.0)
+
+
+def figures(cmp: q.Comparison) -> None:
+    """The page's figures for one comparison, serialised as Streamlit would send them."""
+    sides = {"U": cmp.single, "V": cmp.looped}
+    k = np.arange(K + 1)
+    progress = {n: q.river_progress(s.run.theta_r, s.problem.h_r) for n, s in sides.items()}
+    paths = {n: q.valley_direction(s.problem, s.run, "steepest") for n, s in sides.items()}
+    xr = vp.finite_range(*progress.values())
+    yr = vp.finite_range(*(p[2] for p in paths.values()))
+    gx, gy = np.linspace(*xr, 60), np.linspace(*yr, 60)
+    figs = [vp.progress_loss_figure(k, progress, {n: s.run.loss for n, s in sides.items()})]
+    for n, s in sides.items():
+        lam_i, cross, coord = paths[n]
+        grid = q.loss_slice(lam_i, 1e-5, cross, 0.0, gx[None, :], gy[:, None])
+        figs.append(vp.path_figure(progress[n], coord, gx, gy, grid, title=n, color=vp.U_COLOR,
+                                   x_range=xr, y_range=yr))
+        figs.append(vp.force_figure(k, np.linalg.norm(s.run.force, axis=1),
+                                    np.linalg.norm(s.unforced, axis=1), s.bound, title=n,
+                                    color=vp.U_COLOR, y_range=None))
+        figs.append(vp.spectrum_figure(s.eigenvalues, tau=0.5, eta=1.8, title=n))
+    for f in figs:
+        f.to_json(validate=False)
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((K + 1, D_V + D_R)), rng.standard_normal((D_V + D_R, D_V + D_R))
+    base = best_of(lambda: a @ b, repeats=20)
+    print(f"baseline  [{K + 1}×{D_V + D_R}]·[{D_V + D_R}×{D_V + D_R}] matmul: {base * 1e3:8.2f} ms")
+    for setting in (1, 2):
+        cmp = compute(setting)
+        t_sim = best_of(lambda: compute(setting))
+        t_fig = best_of(lambda: figures(cmp))
+        total = t_sim + t_fig
+        print(f"Setting {setting}: simulate both valleys {t_sim * 1e3:7.1f} ms, figures "
+              f"{t_fig * 1e3:7.1f} ms, slider move {total * 1e3:7.1f} ms "
+              f"= {total / base:6.0f}× baseline  (d_V + d_R = {D_V + D_R}, K = {K})")
+
+
+if __name__ == "__main__":
+    main()

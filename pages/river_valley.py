@@ -1,0 +1,164 @@
+"""River valleys: why a V-shaped valley carries gradient descent further down the river.
+
+Sec. 4.3 and App. F of the paper: Setting 1 (quadratic) or Setting 2 (stiffening walls),
+a U valley (Single-Attn) and a V valley (Looped-Attn) run from the same start, and
+Theorem 1 / Corollaries 1–2 (or Theorem 2) checked live on the result.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+# Streamlit puts only the script's folder on sys.path; the repo root makes `loopviz`
+# importable when this page runs on its own (`streamlit run pages/river_valley.py`).
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from loopviz import quadratic as q
+from loopviz.plots import valley as vp
+
+U_PRESET, V_PRESET, CUSTOM = "U-valley (Single-Attn)", "V-valley (Looped-Attn)", "Custom spectrum"
+MAX_DIM = 200          # d_V + d_R; the speed budget is set for this size
+LAM_MAX = 1.0          # both presets share the steepest cliff, so η means the same to both
+COUPLINGS = [-0.01, -0.003, -0.002, -0.001, 0.0, 0.001, 0.002, 0.003, 0.005, 0.01, 0.03, 0.1]
+DRIVES = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
+KAPPAS_V = [10, 30, 100, 300, 1000]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def run(single: tuple[float, ...], looped: tuple[float, ...], **knobs) -> q.Comparison:
+    return q.compare_valleys(np.array(single), np.array(looped), **knobs)
+
+
+st.title("River valleys: U against V")
+st.markdown(
+    "Gradient descent on the paper's river-valley loss (Sec. 4.3, App. F). Both runs start "
+    "from the same point; the valley's motion pushes the river through the coupling "
+    "H_RV, and the **cumulative force** C_K = η Σ_{k<K} H_RV θ_V,k adds to the river's own "
+    "drive. A V valley has many small eigenvalues; those directions settle slowly and keep "
+    "pushing (1/λ_i in Theorem 1's 𝒞)."
+)
+
+with st.sidebar:
+    st.header("River valleys")
+    setting = st.radio("Loss", ["Setting 1: quadratic", "Setting 2: stiffening walls"],
+                       help="Setting 2 adds (γ/4)Σ(v_iᵀθ_V)⁴: the valley Hessian changes along the "
+                            "path and stays above H^B = the chosen spectrum (Assumption 3).")
+    setting_no = 1 if setting.startswith("Setting 1") else 2
+    left = st.selectbox("Single-Attn side", [U_PRESET, V_PRESET, CUSTOM], index=0)
+    right = st.selectbox("Looped-Attn side", [U_PRESET, V_PRESET, CUSTOM], index=1)
+    custom_text = ""
+    if CUSTOM in (left, right):
+        custom_text = st.text_input("Custom eigenvalues (comma-separated)", "1, 0.6, 0.2, 0.05, 0.01",
+                                    help="The valley Hessian's eigenvalues, each > 0.")
+    eta = st.slider("step size η", 0.05, 2.2, 1.8, 0.05,
+                    help="ηλ between 1 and 2: valley hopping; ηλ ≥ 2: divergence.")
+    steps = st.slider("steps K", 10, 2000, 1000, 10)
+    coupling = st.select_slider("coupling strength ‖H_RV‖ (signed)", COUPLINGS, value=0.002,
+                                help="Negative flips the push: the valley then drives the river upstream.")
+    offset = st.slider("initial valley offset ‖θ_V,0‖", 0.0, 3.0, 1.0, 0.1)
+    with st.expander("More knobs"):
+        d_r = st.slider("river dimension d_R", 1, 50, 5)
+        d_v = st.slider("valley dimension d_V (presets)", 2, MAX_DIM - d_r, 20)
+        kappa_u = st.slider("κ of the U preset", 1.0, 3.0, 1.2, 0.1)
+        kappa_v = st.select_slider("κ of the V preset", KAPPAS_V, value=100)
+        tau = st.slider("τ (Assumption 1)", 0.05, 1.0, 0.5, 0.05)
+        drive = st.select_slider("river drive ‖h_R‖", DRIVES, value=1e-5)
+        stiffening = st.slider("wall stiffening γ (Setting 2)", 0.0, 2.0, 0.5, 0.1,
+                               disabled=setting_no == 1)
+        feedback = st.checkbox("river → valley feedback (eq. 1 in full)", value=True,
+                               help="Off: drop −ηH_VRθ_R from eq. 1, the approximation under which "
+                                    "Theorem 1 is proved; then C_K = Ĉ_K.")
+
+spectra = {U_PRESET: q.u_valley_spectrum(d_v, LAM_MAX, kappa_u),
+           V_PRESET: q.v_valley_spectrum(d_v, LAM_MAX, kappa_v)}
+if CUSTOM in (left, right):
+    custom, problem = q.parse_spectrum(custom_text, MAX_DIM - d_r)
+    if custom is None:
+        st.error(f"Custom spectrum: {problem}")
+        st.stop()
+    spectra[CUSTOM] = custom
+
+cmp = run(tuple(spectra[left]), tuple(spectra[right]), d_r=d_r, coupling=coupling, offset=offset,
+          drive=drive, eta=eta, steps=steps, tau=tau, setting=setting_no,
+          stiffening=stiffening if setting_no == 2 else 0.0, feedback=feedback)
+sides = {"U": cmp.single, "V": cmp.looped}
+names = {"U": left, "V": right}
+
+# --- verdict ----------------------------------------------------------------------
+with st.container(border=True):
+    st.subheader(f"Verdict — Setting {setting_no}, K = {steps}")
+    for claim in cmp.claims:
+        if claim.holds:
+            st.markdown(f":green[:material/check_circle:] **{claim.name}** holds — {claim.compared}")
+        else:
+            st.markdown(f":red[:material/cancel:] **{claim.name}** fails — {claim.compared}  \n↳ *because* {claim.why_not}")
+    st.markdown(f"{':green[:material/check_circle:]' if cmp.assumption1.holds else ':orange[:material/warning:]'} **Assumption 1** "
+                f"{'holds' if cmp.assumption1.holds else 'fails'} — {cmp.assumption1.describe()}")
+    st.caption(
+        "Theorem 1 (and 2a) bound Ĉ_K, the force the valley exerts when the river does not "
+        "feed back into it (App. F.2, eq. 6); that is the quantity compared with 𝒞. The run's own "
+        f"force C_K is shown too: ‖C_K‖ = {sides['U'].force_norm:.3g} (U), "
+        f"{sides['V'].force_norm:.3g} (V); feedback share ‖C_K − Ĉ_K‖/‖Ĉ_K‖ = "
+        f"{sides['U'].feedback_share:.2g} (U), {sides['V'].feedback_share:.2g} (V) — App. F.2 calls "
+        f"it minor; we call ≤ {q.MINOR_FEEDBACK:g} minor."
+    )
+    hops = {k: s.hopping for k, s in sides.items()}
+    if any(hops.values()):
+        st.markdown(f":orange[:material/swap_vert:] **Valley hopping** — {hops['U']} direction(s) of U and {hops['V']} of V have "
+                    "1 < ηλ < 2, so ρ = 1 − ηλ < 0 and their coordinate flips sign every step: "
+                    "press ▶ on a path below (steepest direction).")
+    for key, side in sides.items():
+        if side.diverged:
+            st.markdown(f":red[:material/error:] **{key} diverges** — η·λ_max = {side.eta_lam_max:.3g} ≥ 2 (|ρ| ≥ 1).")
+
+# --- paths ------------------------------------------------------------------------
+direction = st.radio("valley direction drawn", ["steepest", "flattest"], horizontal=True,
+                     help="Steepest: where hopping shows. Flattest: the slow push of a small λ.")
+show_3d = st.checkbox("3D surface")
+paths = {k: q.valley_direction(s.problem, s.run, direction) for k, s in sides.items()}
+progress = {k: q.river_progress(s.run.theta_r, s.problem.h_r) for k, s in sides.items()}
+x_range = vp.finite_range(*progress.values())
+y_range = vp.finite_range(*(p[2] for p in paths.values()))
+grid_x = np.linspace(*x_range, 60)
+grid_y = np.linspace(*y_range, 60)
+colors = {"U": vp.U_COLOR, "V": vp.V_COLOR}
+gamma = stiffening if setting_no == 2 else 0.0
+
+for col, (key, side) in zip(st.columns(2), sides.items()):
+    lam_i, cross, coord = paths[key]
+    with col:
+        st.markdown(f"**{key}: {names[key]}** — d_V = {side.eigenvalues.size}, "
+                    f"κ = {side.eigenvalues.max() / side.eigenvalues.min():.3g}")
+        grid = q.loss_slice(lam_i, drive, cross, gamma, grid_x[None, :], grid_y[:, None])
+        st.plotly_chart(vp.path_figure(progress[key], coord, grid_x, grid_y, grid,
+                                       title=f"path, {direction} direction (λ = {lam_i:.3g})",
+                                       color=colors[key], x_range=x_range, y_range=y_range),
+                        key=f"path_{key}")
+        if show_3d:
+            on_path = q.loss_slice(lam_i, drive, cross, gamma, progress[key], coord)
+            st.plotly_chart(vp.surface_figure(progress[key], coord, on_path, grid_x, grid_y, grid,
+                                              title="loss slice", color=colors[key]),
+                            key=f"surface_{key}")
+
+st.caption("Contours: the loss on the plane spanned by the drawn valley direction and the river "
+           "flow ĥ_R through θ = 0. Both panels share their axes.")
+
+k_axis = np.arange(steps + 1)
+st.plotly_chart(vp.progress_loss_figure(k_axis, progress, {k: s.run.loss for k, s in sides.items()}),
+                key="progress_loss")
+
+norms = {k: (np.linalg.norm(s.run.force, axis=1), np.linalg.norm(s.unforced, axis=1))
+         for k, s in sides.items()}
+force_range = vp.log_range(*(n for pair in norms.values() for n in pair),
+                           np.array([s.bound for s in sides.values()]))
+for col, (key, side) in zip(st.columns(2), sides.items()):
+    with col:
+        st.plotly_chart(vp.force_figure(k_axis, *norms[key], side.bound, title=f"{key}: force vs 𝒞",
+                                        color=colors[key], y_range=force_range), key=f"force_{key}")
+        st.plotly_chart(vp.spectrum_figure(side.eigenvalues, tau=tau, eta=eta,
+                                           title=f"{key}: valley spectrum"
+                                                 + (" (H^B)" if setting_no == 2 else "")),
+                        key=f"spectrum_{key}")
