@@ -148,7 +148,13 @@ def bayes_accuracy(task: Task, split: str = "train") -> dict[str, float]:
     """Accuracy of the Bayes rule argmax T3[x2, ·] per bucket: the ceiling in expectation."""
     seqs = task.train if split == "train" else task.val
     buckets = task.train_bucket if split == "train" else task.val_bucket
-    return bucket_accuracy(bayes_predictions(task.transitions, seqs[:, :-1]) == seqs[:, -1], buckets)
+    return bayes_bucket_accuracy(task.transitions, seqs[:, :-1], seqs[:, -1], buckets)
+
+
+def bayes_bucket_accuracy(transitions: np.ndarray, contexts: np.ndarray, targets: np.ndarray,
+                          buckets: np.ndarray) -> dict[str, float]:
+    """Bayes-rule accuracy per bucket for arrays as stored in a run's task.npz."""
+    return bucket_accuracy(bayes_predictions(transitions, contexts) == targets, buckets)
 
 
 def memorisation_ceiling(task: Task) -> dict[str, float]:

@@ -12,6 +12,7 @@ half-written run; `read_run` checks every file and raises RunFormatError otherwi
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -130,6 +131,15 @@ def write_run(run: RunData, directory: Path, overwrite: bool = False) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def run_npz_bytes(run: RunData) -> bytes:
+    """Spectra, weights and task of a run in one .npz (for a download button)."""
+    buffer = io.BytesIO()
+    task = {f"task_{k}": v for k, v in run.task.items()}
+    np.savez(buffer, spectrum_epochs=run.spectrum_epochs, eigenvalues=run.eigenvalues,
+             weight_epochs=run.weight_epochs, theta=run.thetas, **task)
+    return buffer.getvalue()
 
 
 def _load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:

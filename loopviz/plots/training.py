@@ -1,0 +1,157 @@
+"""Figures of training runs: accuracy by IC bucket, loss, entropy / MI with phases,
+valley condition number, the eigenspectrum through epochs, and the seed sweep."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..curvature import PHASE_NAMES, bin_index, log_bin_edges
+from ..rundir import RunData
+
+BUCKET_COLOURS = {"low": "#2a9d8f", "high": "#e76f51", "all": "#264653"}
+MODEL_COLOURS = {"single": "#457b9d", "looped": "#d62828", "shift": "#7b2cbf"}
+PHASE_COLOURS = {1: "rgba(231,111,81,0.12)", 2: "rgba(233,196,106,0.18)", 3: "rgba(42,157,143,0.12)"}
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 340) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=50, b=40),
+                      legend=dict(orientation="h", y=-0.25), hovermode="x unified", xaxis_title=x, yaxis_title=y)
+    return fig
+
+
+def accuracy_figure(run: RunData, title: str, bayes: dict[str, float] | None = None,
+                    marks: dict[str, int] | None = None) -> go.Figure:
+    """Train accuracy (solid) and validation accuracy (dashed) per IC bucket, Bayes ceiling dotted."""
+    rec = run.records
+    fig = go.Figure()
+    for bucket, colour in BUCKET_COLOURS.items():
+        fig.add_scatter(x=rec["epoch"], y=rec[f"acc_{bucket}"], name=f"train {bucket}", line=dict(color=colour))
+        fig.add_scatter(x=rec["epoch"], y=rec[f"val_acc_{bucket}"], name=f"val {bucket}",
+                        line=dict(color=colour, dash="dash", width=1.5))
+    for bucket, value in (bayes or {}).items():
+        if bucket in ("high", "all") and np.isfinite(value):
+            fig.add_hline(y=value, line=dict(color=BUCKET_COLOURS[bucket], dash="dot", width=1),
+                          annotation_text=f"Bayes {bucket} {value:.2f}", annotation_position="top left")
+    for label, epoch in (marks or {}).items():
+        fig.add_vline(x=epoch, line=dict(color="#555", dash="dot"), annotation_text=label)
+    fig.update_yaxes(range=[0, 1.05])
+    return _layout(fig, title, "epoch", "accuracy")
+
+
+def loss_figure(runs: dict[str, RunData]) -> go.Figure:
+    fig = go.Figure()
+    for label, run in runs.items():
+        colour = MODEL_COLOURS.get(run.config.model, "#333")
+        fig.add_scatter(x=run.records["epoch"], y=run.records["loss"], name=f"{label} train", line=dict(color=colour))
+        fig.add_scatter(x=run.records["epoch"], y=run.records["val_loss"], name=f"{label} val",
+                        line=dict(color=colour, dash="dash"))
+    return _layout(fig, "Cross-entropy loss", "epoch", "loss (nats)")
+
+
+def _phase_spans(epochs: np.ndarray, phases: np.ndarray) -> list[tuple[int, float, float]]:
+    spans = []
+    start = 0
+    for i in range(1, len(phases) + 1):
+        if i == len(phases) or phases[i] != phases[start]:
+            spans.append((int(phases[start]), float(epochs[start]), float(epochs[i - 1])))
+            start = i
+    return spans
+
+
+def entropy_figure(run: RunData, title: str) -> go.Figure:
+    """Matrix entropy and mutual information (nats) with the detected phases shaded."""
+    rec = run.records.dropna(subset=["entropy"])
+    fig = go.Figure()
+    fig.add_scatter(x=rec["epoch"], y=rec["entropy"], name="entropy E(H)", line=dict(color="#264653"))
+    fig.add_scatter(x=rec["epoch"], y=rec["mutual_info"], name="mutual info I(H_s; H_s+1)",
+                    line=dict(color="#e9c46a"))
+    if len(rec) > 2:
+        for phase, lo, hi in _phase_spans(rec["epoch"].to_numpy(), rec["phase"].to_numpy().astype(int)):
+            fig.add_vrect(x0=lo, x1=hi, fillcolor=PHASE_COLOURS[phase], line_width=0,
+                          annotation_text=PHASE_NAMES[phase], annotation_position="top left")
+    return _layout(fig, title, "epoch", "nats")
+
+
+def kappa_figure(runs: dict[str, RunData], delta: float) -> go.Figure:
+    """Valley condition number κ over epochs (log axis); U-shaped below 1 + δ."""
+    fig = go.Figure()
+    for label, run in runs.items():
+        rec = run.records.dropna(subset=["kappa_valley"])
+        fig.add_scatter(x=rec["epoch"], y=rec["kappa_valley"], name=label,
+                        line=dict(color=MODEL_COLOURS.get(run.config.model, "#333")),
+                        customdata=np.stack([rec["valley_shape"], rec["n_valley"], rec["n_low_curvature"]], -1),
+                        hovertemplate="κ %{y:.3g}, %{customdata[0]}-shaped, valley dim %{customdata[1]}, "
+                                      "low-curvature %{customdata[2]}")
+    fig.add_hline(y=1 + delta, line=dict(dash="dot", color="#888"), annotation_text=f"U if κ ≤ 1 + δ = {1 + delta:g}")
+    fig.update_yaxes(type="log")
+    return _layout(fig, "Valley condition number κ = λ_max / λ_min over λ > ε", "epoch", "κ")
+
+
+def _spectrum_bars(eigenvalues: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = len(edges) - 1
+    idx = bin_index(eigenvalues, edges)
+    positive = np.bincount(idx[eigenvalues > 0], minlength=n)
+    negative = np.bincount(idx[eigenvalues <= 0], minlength=n)
+    return positive, negative
+
+
+def spectrum_figure(run: RunData, epoch: int, eps: float, tau: float, max_frames: int = 60) -> go.Figure:
+    """Histogram of |λ| on log bins at `epoch`, negatives stacked; frames through epochs (play)."""
+    config = run.config
+    edges = log_bin_edges(config.entropy_bins, config.entropy_min, config.entropy_max)
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    widths = edges[1:] - edges[:-1]
+    epochs = run.spectrum_epochs
+    pick = np.unique(np.linspace(0, len(epochs) - 1, min(max_frames, len(epochs))).round().astype(int))
+    start = int(np.searchsorted(epochs, epoch, side="right")) - 1
+    start = max(start, 0)
+
+    def bars(i: int) -> list[go.Bar]:
+        pos, neg = _spectrum_bars(run.eigenvalues[i], edges)
+        return [go.Bar(x=centres, y=pos, width=widths, name="λ > 0", marker_color="#264653"),
+                go.Bar(x=centres, y=neg, width=widths, name="λ ≤ 0 (|λ| shown)", marker_color="#e76f51")]
+
+    fig = go.Figure(data=bars(start))
+    fig.frames = [go.Frame(data=bars(int(i)), name=str(int(epochs[i]))) for i in pick]
+    fig.add_vline(x=eps, line=dict(dash="dash", color="#2a9d8f"), annotation_text=f"river ε = {eps:g}")
+    fig.add_vline(x=tau, line=dict(dash="dot", color="#7b2cbf"), annotation_text=f"τ = {tau:g}",
+                  annotation_position="bottom right")
+    fig.update_layout(
+        barmode="stack", xaxis_type="log",
+        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.32, xanchor="left",
+                          buttons=[dict(label="▶ play", method="animate",
+                                        args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True)]),
+                                   dict(label="❚❚", method="animate",
+                                        args=[[None], dict(mode="immediate", frame=dict(duration=0))])])],
+        sliders=[dict(active=int(np.abs(pick - start).argmin()), x=0.12, y=-0.22, len=0.88,
+                      currentvalue=dict(prefix="epoch "),
+                      steps=[dict(label=str(int(epochs[i])), method="animate",
+                                  args=[[str(int(epochs[i]))], dict(mode="immediate", frame=dict(duration=0))])
+                             for i in pick])])
+    fig.update_yaxes(title="eigenvalues in bin")
+    return _layout(fig, f"{run.config.model} eigenspectrum at epoch {int(epochs[start])} (P = {run.eigenvalues.shape[1]})",
+                   "|λ| (log)", "count", height=420)
+
+
+def sweep_figure(table: pd.DataFrame, paper_gap: float, marked_seed: int | None) -> go.Figure:
+    """Looped − Single gap in high-IC accuracy per seed: training against validation."""
+    fig = go.Figure()
+    fig.add_scatter(x=table["gap_acc_high"], y=table["gap_val_acc_high"], mode="markers", name="seeds",
+                    marker=dict(size=9, color="#457b9d"), text=[f"seed {s}" for s in table["seed"]],
+                    hovertemplate="%{text}: train gap %{x:+.3f}, validation gap %{y:+.3f}")
+    if marked_seed is not None and marked_seed in set(table["seed"]):
+        row = table[table["seed"] == marked_seed].iloc[0]
+        fig.add_scatter(x=[row["gap_acc_high"]], y=[row["gap_val_acc_high"]], mode="markers", name="default run",
+                        marker=dict(size=16, symbol="star", color="#d62828"))
+    fig.add_vline(x=paper_gap, line=dict(dash="dash", color="#d62828"), annotation_text=f"paper {paper_gap:+.3f}")
+    fig.add_vline(x=0, line=dict(color="#999", width=1))
+    fig.add_hline(y=0, line=dict(color="#999", width=1))
+    return _layout(fig, "Looped − Single high-IC accuracy, one point per seed", "training gap", "validation gap")
+
+
+def gap_histogram(table: pd.DataFrame, paper_gap: float) -> go.Figure:
+    fig = go.Figure(go.Histogram(x=table["gap_acc_high"], nbinsx=30, marker_color="#457b9d", name="seeds"))
+    fig.add_vline(x=paper_gap, line=dict(dash="dash", color="#d62828"), annotation_text="paper")
+    fig.add_vline(x=0, line=dict(color="#999", width=1))
+    return _layout(fig, "Distribution of the high-IC training gap over seeds", "Looped − Single", "seeds")

@@ -1,0 +1,146 @@
+"""The run store on disk and the background jobs that fill it, shared by every session.
+
+A run is found by its config's key: first among the bundled runs in assets/ (read
+only), then in the store directory. Jobs live in one JobRegistry per server process:
+the same config is one job for every session; at most `max_running` jobs train at
+once and the rest wait in order. A job's thread never touches Streamlit.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import RunConfig
+from .pipeline import RunLog, execute
+from .rundir import RunData, RunFormatError, read_run, run_data_from_log, write_run
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED_DIR = REPO / "assets"
+DEFAULT_STORE = Path(os.environ.get("LOOPVIZ_STORE", REPO / "runs"))
+STORED_STATUSES = ("complete", "diverged")
+
+
+class RunStore:
+    """Finished runs on disk, keyed by config; bundled runs are found the same way."""
+
+    def __init__(self, root: Path = DEFAULT_STORE, bundled: Path | None = BUNDLED_DIR):
+        self.root = Path(root)
+        self.bundled: dict[str, Path] = {}
+        if bundled is not None and bundled.is_dir():
+            for config_file in sorted(bundled.glob("**/config.json")):
+                try:
+                    self.bundled[RunConfig.from_json(config_file.read_text()).key()] = config_file.parent
+                except Exception:  # a bad bundled file must not stop the app; it is simply not offered
+                    continue
+        self.problems: list[str] = []
+
+    def path(self, config: RunConfig) -> Path:
+        return self.bundled.get(config.key()) or self.root / config.key()
+
+    def load(self, config: RunConfig) -> RunData | None:
+        """The stored run for `config`, or None. A corrupt run is moved aside and reported."""
+        path = self.path(config)
+        if not path.exists():
+            return None
+        try:
+            run = read_run(path)
+        except RunFormatError as exc:
+            self.problems.append(f"stored run {path.name} was unreadable ({exc}); it will be recomputed")
+            if path.parent == self.root:
+                shutil.move(str(path), str(path.with_name(f".corrupt-{path.name}-{int(time.time())}")))
+            return None
+        if run.status not in STORED_STATUSES:
+            return None
+        return run
+
+    def save(self, run: RunData) -> Path:
+        return write_run(run, self.root / run.config.key(), overwrite=True)
+
+
+@dataclass
+class Job:
+    """One config being trained in a daemon thread; read it through `log.snapshot()`."""
+
+    config: RunConfig
+    log: RunLog
+    cancel: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    queued_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    saved: bool = False
+    error: str = ""
+
+    @property
+    def waiting(self) -> bool:
+        return self.started_at is None and not self.log.done
+
+
+class JobRegistry:
+    """All jobs of one server process, keyed by config key."""
+
+    def __init__(self, store: RunStore, max_running: int = 1, spectrum_workers: int = 1):
+        self.store = store
+        self.jobs: dict[str, Job] = {}
+        self.lock = threading.Lock()
+        self.slots = threading.Semaphore(max_running)
+        self.spectrum_workers = spectrum_workers
+
+    def get(self, config: RunConfig) -> Job | None:
+        with self.lock:
+            return self.jobs.get(config.key())
+
+    def start(self, config: RunConfig) -> Job:
+        """The job for `config`: the running one if any, else a new one (queued if busy)."""
+        key = config.key()
+        with self.lock:
+            job = self.jobs.get(key)
+            if job is not None and not (job.log.done and job.log.status in ("cancelled", "failed")):
+                return job
+            job = Job(config, RunLog(config))
+            job.thread = threading.Thread(target=self._run, args=(job,), name=f"loopviz-{key}", daemon=True)
+            self.jobs[key] = job
+        job.thread.start()
+        return job
+
+    def queue_position(self, job: Job) -> int:
+        """How many jobs were queued before this waiting one (0 when running or done)."""
+        if not job.waiting:
+            return 0
+        with self.lock:
+            return sum(1 for j in self.jobs.values() if j.waiting and j.queued_at < job.queued_at)
+
+    def _run(self, job: Job) -> None:
+        import torch
+        torch.set_num_threads(1)  # beside the server a single thread is 10× faster (DESIGN.md)
+        with self.slots:
+            if job.cancel.is_set():
+                job.log.finish("cancelled", "cancelled before it started")
+                return
+            job.started_at = time.time()
+            execute(job.config, job.log, job.cancel, workers=self.spectrum_workers)
+        if job.log.status in STORED_STATUSES:
+            try:
+                self.store.save(run_data_from_log(job.log))
+                job.saved = True
+            except OSError as exc:
+                job.error = f"the run finished but could not be saved: {exc}"
+
+    def cancel(self, config: RunConfig) -> None:
+        job = self.get(config)
+        if job is not None:
+            job.cancel.set()
+
+    def clear(self) -> None:
+        """Cancel and forget every job (tests use this between cases)."""
+        with self.lock:
+            jobs = list(self.jobs.values())
+            self.jobs.clear()
+        for job in jobs:
+            job.cancel.set()
+        for job in jobs:
+            if job.thread is not None:
+                job.thread.join(timeout=30)

@@ -1,0 +1,15 @@
+"""Download buttons for a run's records (CSV) and arrays (NPZ)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ..rundir import RunData, run_npz_bytes
+
+
+def run_downloads(label: str, run: RunData) -> None:
+    slug = f"loopviz-{run.config.model}-{run.config.key()}"
+    left, right = st.columns(2)
+    left.download_button(f"{label} records (CSV)", run.records.to_csv(index=False), f"{slug}-records.csv",
+                         "text/csv", key=f"csv-{slug}", on_click="ignore")
+    right.download_button(f"{label} arrays (NPZ)", run_npz_bytes(run), f"{slug}.npz", "application/octet-stream",
+                          key=f"npz-{slug}", on_click="ignore")

@@ -1,0 +1,115 @@
+"""Pages' view of runs: stored or live, the Train / Cancel controls, progress and ETA."""
+from __future__ import annotations
+
+import os
+import time
+
+import streamlit as st
+
+from ..config import RunConfig
+from ..pipeline import spectrum_epochs
+from ..rundir import RunData, RunFormatError, read_run, run_data_from_log, task_arrays
+from ..runs import STORED_STATUSES, JobRegistry, RunStore
+
+
+@st.cache_resource
+def registry() -> JobRegistry:
+    """One registry per server process: every session sees the same jobs."""
+    max_running = int(os.environ.get("LOOPVIZ_MAX_JOBS", "1"))
+    workers = int(os.environ.get("LOOPVIZ_SPECTRUM_WORKERS", "1"))
+    return JobRegistry(RunStore(), max_running=max_running, spectrum_workers=workers)
+
+
+@st.cache_resource(max_entries=32)
+def _read_cached(path: str, stamp: float) -> RunData:
+    return read_run(path)
+
+
+@st.cache_data(max_entries=32)
+def _task_cached(config_json: str) -> dict:
+    return task_arrays(RunConfig.from_json(config_json))
+
+
+def current_run(config: RunConfig) -> RunData | None:
+    """The live job's snapshot if there is a job for `config`, else the stored run, else None."""
+    reg = registry()
+    job = reg.get(config)
+    if job is not None and not job.saved:
+        log = job.log.snapshot()
+        if log.records:
+            return run_data_from_log(log, _task_cached(config.to_json()))
+        return None
+    path = reg.store.path(config)
+    if not (path / "records.csv").exists():
+        return None
+    try:
+        run = _read_cached(str(path), (path / "records.csv").stat().st_mtime)
+    except RunFormatError:
+        reg.store.load(config)  # reports the problem and sets the corrupt run aside
+        return None
+    return run if run.status in STORED_STATUSES else None
+
+
+def store_problems() -> list[str]:
+    reg = registry()
+    problems, reg.store.problems[:] = list(reg.store.problems), []
+    return problems
+
+
+def any_running(configs: dict[str, RunConfig]) -> bool:
+    reg = registry()
+    return any((job := reg.get(c)) is not None and not job.log.done for c in configs.values())
+
+
+def train_controls(configs: dict[str, RunConfig]) -> None:
+    """Sidebar: Train (starts or reattaches to jobs) and Cancel for the given configs."""
+    reg = registry()
+    missing = {label: c for label, c in configs.items() if current_run(c) is None or _job_failed(c)}
+    side = st.sidebar
+    running = any_running(configs)
+    if side.button("Train " + " + ".join(configs), key="train", type="primary", disabled=not missing or running):
+        for config in missing.values():
+            reg.start(config)
+        st.rerun()
+    if not missing and not running:
+        side.caption("These runs are stored: change a setting to train a new one.")
+    if running and side.button("Cancel", key="cancel"):
+        for config in configs.values():
+            reg.cancel(config)
+        st.rerun()
+
+
+def _job_failed(config: RunConfig) -> bool:
+    job = registry().get(config)
+    return job is not None and job.log.status in ("cancelled", "failed")
+
+
+def progress_panel(configs: dict[str, RunConfig]) -> None:
+    """Per model: status, epoch and spectrum progress bars, an ETA; messages of ended jobs."""
+    reg = registry()
+    for label, config in configs.items():
+        job = reg.get(config)
+        if job is None:
+            continue
+        log = job.log.snapshot()
+        if job.waiting:
+            st.info(f"{label}: queued ({reg.queue_position(job)} job(s) ahead)")
+            continue
+        n_spectra = len(spectrum_epochs(config, config.epochs))
+        epoch = log.records[-1].epoch if log.records else 0
+        done = (epoch + len(log.spectra)) / max(config.epochs + n_spectra, 1)
+        elapsed = (log.finished or time.time()) - (job.started_at or log.started)
+        if log.status == "running":
+            eta = elapsed / done - elapsed if done > 0 else float("nan")
+            st.progress(min(done, 1.0), text=f"{label}: epoch {epoch}/{config.epochs}, spectra "
+                                             f"{len(log.spectra)}/{n_spectra}, {elapsed:.0f} s, ETA {eta:.0f} s")
+        elif log.status == "complete":
+            st.success(f"{label}: complete in {elapsed:.1f} s ({len(log.records)} epochs, {len(log.spectra)} spectra)")
+        elif log.status == "diverged":
+            st.error(f"{label}: {log.message}; the curves up to it are kept")
+        elif log.status == "cancelled":
+            st.warning(f"{label}: {log.message}")
+        else:
+            st.error(f"{label}: failed: {log.message}")
+        if job.error:
+            st.error(job.error)

@@ -1,0 +1,96 @@
+import json
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from loopviz.config import RunConfig
+from loopviz.ui import jobs
+from tests.apptest_helpers import app_test, fresh_registry, run_until
+
+PAGE = "pages/spectrum.py"
+
+
+@pytest.fixture(autouse=True)
+def _registry():
+    fresh_registry()
+    yield
+    fresh_registry()
+
+
+def page() -> AppTest:
+    return app_test(PAGE)
+
+
+def number_input(at, label_start):
+    return next(w for w in at.number_input if w.label.startswith(label_start))
+
+
+def test_default_view_shows_the_bundled_run_at_once():
+    at = page().run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) >= 8
+    verdict = " ".join(i.value for i in at.info)
+    assert "This run" in verdict and "high-IC" in verdict
+    assert any("seeds: Looped − Single" in m.value for m in at.markdown)
+
+
+def test_changing_a_widget_mirrors_the_url_and_asks_for_training():
+    at = page().run()
+    number_input(at, "embedding width").set_value(3).run()
+    assert not at.exception
+    assert at.query_params["d"] in ("3", ["3"])
+    assert any("No run for this configuration yet" in i.value for i in at.info)
+
+
+def test_a_tiny_job_streams_and_finishes():
+    at = app_test(PAGE)
+    at.query_params.update({"d": "2", "epochs": "8", "hessian_every": "4"})
+    at.run()
+    assert not at.exception
+    at.button(key="train").click().run()
+    at = run_until(at, lambda a: sum("complete in" in s.value for s in a.success) == 2)
+    assert not at.exception
+    assert sum("complete in" in s.value for s in at.success) == 2
+    assert len(at.get("plotly_chart")) >= 6
+    assert jobs.registry().get(RunConfig(d=2, epochs=8, hessian_every=4, model="looped")).saved
+
+
+def test_bad_query_parameters_fall_back_to_defaults_with_a_note():
+    at = app_test(PAGE)
+    at.query_params.update({"d": "abc", "epochs": "999999", "lr": "-1"})
+    at.run()
+    assert not at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert "d='abc'" in warnings and "epochs" in warnings and "lr" in warnings
+    assert number_input(at, "embedding width").value == RunConfig().d
+
+
+def test_two_sessions_asking_for_one_config_share_one_job():
+    first, second = page(), page()
+    for at in (first, second):
+        at.query_params.update({"d": "2", "epochs": "30", "hessian_every": "0"})
+        at.run()
+    first.button(key="train").click().run()
+    second.run()
+    job = jobs.registry().get(RunConfig(d=2, epochs=30, hessian_every=0, model="single"))
+    assert job is not None
+    assert second.button(key="train").disabled  # the other session's job is running or done
+    assert len([k for k in jobs.registry().jobs]) == 2  # single + looped, not four
+
+
+def test_a_corrupt_stored_run_is_reported_and_recomputed(tmp_path):
+    config = RunConfig(d=2, epochs=4, hessian_every=2, model="single")
+    store = jobs.registry().store
+    target = store.root / config.key()
+    source = store.bundled[RunConfig(model="single").key()]
+    shutil.copytree(source, target)
+    (target / "config.json").write_text(json.dumps(config.to_dict()))
+    (target / "spectra.npz").write_bytes(b"garbage")
+    at = app_test(PAGE)
+    at.query_params.update({"d": "2", "epochs": "4", "hessian_every": "2"})
+    at.run()
+    assert not at.exception
+    assert any("unreadable" in w.value for w in at.warning)
+    assert not target.exists()
+    assert not at.button(key="train").disabled
