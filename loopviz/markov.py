@@ -168,3 +168,52 @@ def memorisation_ceiling(task: Task) -> dict[str, float]:
     np.add.at(counts, (contexts, task.train[:, -1]), 1)
     majority = np.argmax(counts, axis=1)
     return bucket_accuracy(majority[contexts] == task.train[:, -1], task.train_bucket)
+
+
+def _backward_messages(powered: np.ndarray) -> np.ndarray:
+    """β_j(x) ∝ Σ_{x_{j+1..}} Π_{k>j} A_k[x_{k-1}, x_k] for j = 0..L-1, each row summing to one.
+
+    `powered[j - 1]` is A_j = T_j^α (elementwise), the step into position j. Each message is
+    normalised as it is formed: the sampler needs only ratios within a row, and unnormalised
+    products of α-powered probabilities underflow long before L = 17 at large α.
+    """
+    length = powered.shape[0] + 1
+    beta = np.ones((length, VOCAB)) / VOCAB
+    for j in range(length - 2, -1, -1):
+        message = powered[j] @ beta[j + 1]
+        beta[j] = message / message.sum()
+    return beta
+
+
+def _inverse_cdf(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """One categorical draw per row of `probs` [n, V] from uniforms u [n]."""
+    cdf = np.cumsum(probs, axis=-1)
+    # Dividing by the last entry makes it exactly 1, so u in [0, 1) never passes it and
+    # a zero-probability symbol (an empty CDF step) is never chosen.
+    cdf /= cdf[:, -1:]
+    return (u[:, None] >= cdf).sum(axis=-1)
+
+
+def sample_sequences(transitions: np.ndarray, length: int, n: int, alpha: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n sequences of `length` drawn exactly ∝ P(X)^α, and their IC (App. E.1.3, SPEC §1).
+
+    P(X)^α = (1/V)^α Π_j T_j[x_{j-1}, x_j]^α factorises along the chain (T_j cyclic, as in
+    `step_matrix`), so with A_j = T_j^α elementwise and backward messages β_j the target is
+    the chain x0 ∝ β_0(x0), x_j | x_{j-1} ∝ A_j[x_{j-1}, x_j] β_j(x_j): forward sampling
+    with backward messages, O(L · V²) to prepare and O(n · L · V) to draw, instead of
+    enumerating V^L sequences. One uniform per position drives an inverse-CDF draw.
+    Returns sequences [n, length] (int64) and IC = −ln P(X) [n] in nats.
+    """
+    if length < 1 or n < 0:
+        raise ValueError(f"need length >= 1 and n >= 0, got length {length}, n {n}")
+    powered = np.array([step_matrix(transitions, j) ** alpha
+                        for j in range(1, length)]).reshape(length - 1, VOCAB, VOCAB)
+    beta = _backward_messages(powered)
+    u = rng.random((n, length))
+    sequences = np.empty((n, length), dtype=np.int64)
+    sequences[:, 0] = _inverse_cdf(np.broadcast_to(beta[0], (n, VOCAB)), u[:, 0])
+    for j in range(1, length):
+        conditional = powered[j - 1] * beta[j]          # [V, V]: row x_{j-1}, column x_j
+        sequences[:, j] = _inverse_cdf(conditional[sequences[:, j - 1]], u[:, j])
+    return sequences, information_content(sequences, transitions)

@@ -1,0 +1,119 @@
+"""Length generalisation (Sec. 4.4, App. E.1.3): the trained models predict the last token of
+longer sequences. Figure 7 (IC distributions), Figure 9 (accuracy against length) and
+Table 1 (accuracy on simple sequences) beside the paper's numbers."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from loopviz import lengthgen
+from loopviz.config import RunConfig
+from loopviz.plots import length as plots
+from loopviz.rundir import RunData
+from loopviz.runs import STORED_STATUSES
+from loopviz.ui import jobs
+from loopviz.ui.config_sidebar import sidebar_config
+
+st.title("Length generalisation: longer sequences, same transitions")
+st.caption("Test sequences of length L use the training transitions T1, T2, T3 cyclically and are drawn exactly "
+           "∝ P(X)² (forward–backward sampling on the chain, no enumeration of 3^L sequences). A sequence is "
+           "*simple* when its information content IC = −ln P(X) (nats) is at most the largest training IC. "
+           "Models see the first L − 1 tokens and predict the last, with their final weights.")
+
+config = sidebar_config(RunConfig())
+pair = {"Single-Attn": config.replace(model="single"), "Looped-Attn": config.replace(model="looped")}
+jobs.train_controls(pair)
+
+left, middle, right = st.columns([3, 1, 1])
+lengths = left.multiselect("test lengths L", list(range(5, 21)), default=list(lengthgen.PAPER_LENGTHS),
+                           key="len_lengths")
+n_test = middle.number_input("N_test per length", 100, 50_000, lengthgen.PAPER_N_TEST, step=500, key="len_n")
+test_seed = right.number_input("test-set seed", 0, 1_000_000, 0, key="len_seed",
+                               help="The draw also depends on the data seed and on L.")
+
+
+@st.cache_data(max_entries=16, show_spinner="Sampling test sets and evaluating…")
+def evaluate(keys: tuple[str, ...], _runs: tuple[RunData, ...], lengths: tuple[int, ...], n: int,
+             seed: int) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
+    """Cached by the runs' config keys: only finished runs are evaluated, and those never change."""
+    table = lengthgen.evaluate(_runs, lengths, n, seed)
+    sets = lengthgen.test_sets(_runs[0], lengths, n, seed)
+    return table, {L: s.ic for L, s in sets.items()}
+
+
+def finished(run: RunData | None) -> bool:
+    """A stored run (a live one is still changing its weights)."""
+    return run is not None and run.status in STORED_STATUSES
+
+
+def body() -> None:
+    jobs.progress_panel(pair)
+    runs = {label: jobs.current_run(c) for label, c in pair.items()}
+    missing = [label for label in pair if not finished(runs[label])]
+    if missing:
+        st.info(f"No finished run of {' and '.join(missing)} for this configuration yet: press **Train** in the "
+                "sidebar to start one; the evaluation uses the final weights.")
+        return
+    shift = jobs.current_run(config.replace(model="shift"))
+    if finished(shift):
+        runs["SHIFT"] = shift
+    for label, run in runs.items():
+        if run.status == "diverged":
+            st.warning(f"{label} diverged during training; its final weights are not a trained model.")
+    if not lengths:
+        st.info("Choose at least one test length.")
+        return
+    try:
+        table, test_ic = evaluate(tuple(r.config.key() for r in runs.values()), tuple(runs.values()),
+                                  tuple(sorted(lengths)), int(n_test), int(test_seed))
+    except lengthgen.LengthGenError as exc:
+        st.error(f"Cannot evaluate these lengths: {exc}")
+        return
+    single = runs["Single-Attn"]
+    threshold = lengthgen.simple_threshold(single.task)
+
+    st.subheader("Figure 7: longer sequences carry more information")
+    st.plotly_chart(plots.ic_distribution_figure(test_ic, single.task["train_ic"], threshold,
+                                                 lengthgen.PAPER_THRESHOLD), key="len-ic")
+    st.caption(f"Our threshold is this run's largest training IC, {threshold:.2f} nats; the paper's was "
+               f"{lengthgen.PAPER_THRESHOLD} (its transitions differ from ours).")
+
+    st.subheader("Figure 9: accuracy against length")
+    st.plotly_chart(plots.accuracy_vs_length_figure(table), key="len-acc")
+    st.caption("The Bayes rule predicts argmax of the last transition's row given the second-to-last token: "
+               "the best any model can do in expectation. With T1, T2, T3 cyclic, the last step of "
+               "L = 8, 11, 14, 17 uses T1, while training (L = 4) always ended with T3.")
+
+    st.subheader("Table 1: accuracy on relatively simple sequences, ours beside the paper's")
+    comparison = lengthgen.comparison_table(table)
+    st.dataframe(comparison, hide_index=True, key="len-table",
+                 column_config={c: st.column_config.NumberColumn(format="percent")
+                                for c in comparison.columns if c not in ("data", "length", "threshold")})
+    st.caption("Empty cells: no simple sequence at that length (the paper's N/A) or no paper value. The paper's "
+               "last row says L = 18, its text says 17. Per-model totals are in the full table below.")
+    with st.expander("full table (every model, length and column)"):
+        st.dataframe(table, hide_index=True, key="len-full")
+
+    st.subheader("Downloads")
+    slug = f"loopviz-length-{config.key()}-seed{int(test_seed)}"
+    a, b, c = st.columns(3)
+    a.download_button("table (CSV, as `length-gen` writes it)", table.to_csv(index=False), f"{slug}.csv",
+                      "text/csv", key="len-dl-table", on_click="ignore")
+    b.download_button("Table 1 beside the paper (CSV)", comparison.to_csv(index=False), f"{slug}-table1.csv",
+                      "text/csv", key="len-dl-compare", on_click="ignore")
+    ics = pd.DataFrame([(L, v) for L, values in test_ic.items() for v in values], columns=["length", "ic"])
+    c.download_button("test-set IC values (CSV)", ics.to_csv(index=False), f"{slug}-ic.csv", "text/csv",
+                      key="len-dl-ic", on_click="ignore")
+    st.caption(f"The same table from the command line: `python -m loopviz length-gen --runs DIR --lengths "
+               f"{','.join(map(str, sorted(lengths)))} --n {int(n_test)} --seed {int(test_seed)} --out table.csv`.")
+
+
+live = jobs.any_running(pair)
+
+
+def live_body() -> None:
+    body()
+    if not jobs.any_running(pair):
+        st.rerun()  # the jobs ended: one full rerun redraws the sidebar and stops polling
+
+
+st.fragment(live_body if live else body, run_every=1.0 if live else None)()

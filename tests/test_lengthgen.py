@@ -1,0 +1,149 @@
+"""Length generalisation (App. E.1.3, Table 1): evaluation, threshold rule, CLI."""
+import argparse
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loopviz import __main__ as entry
+from loopviz import lengthgen, models
+from loopviz.config import RunConfig
+from loopviz.rundir import RunData, read_run, task_arrays
+from tests import reference
+
+DEFAULT_RUNS = "assets/default"
+
+
+def tiny_run(model: str = "looped", **changes) -> RunData:
+    """A run with random (large enough to disagree with Bayes) final weights and the real task arrays."""
+    config = RunConfig(**{"model": model, "d": 3, "epochs": 5, **changes})
+    theta = np.random.default_rng(4).standard_normal(models.param_count(config.d)) * 0.7
+    return RunData(config, {"status": "complete"}, pd.DataFrame(), np.zeros(0), np.zeros((0, theta.size)),
+                   np.array([config.epochs]), theta[None, :], task_arrays(config))
+
+
+@pytest.fixture(scope="module")
+def default_runs():
+    return [read_run(f"{DEFAULT_RUNS}/single"), read_run(f"{DEFAULT_RUNS}/looped")]
+
+
+def test_evaluation_matches_an_independent_per_sample_computation():
+    run = tiny_run()
+    lengths, n = (5, 9), 400
+    table = lengthgen.evaluate([run], lengths, n, seed=3, include_training=False)
+    W = reference.unflatten(run.thetas[-1], run.config.d)
+    T = run.task["transitions"]
+    threshold = run.task["train_ic"].max()
+    for L in lengths:
+        test = lengthgen.draw_test_set(T, run.config.alpha, run.config.data_seed, L, n, 3)
+        token, position = models.make_embedding("random", run.config.d, L - 1, run.config.data_seed)
+        np.testing.assert_array_equal(position[:3], run.task["position_embedding"])
+        hits, simple, bayes = [], [], []
+        for seq in test.sequences:
+            x, y = seq[:-1], seq[-1]
+            out = reference.looped_logits(*W, (token[x] + position[:len(x)]).T, run.config.loops)
+            hits.append(np.argmax(out) == y)
+            p = 1 / 3 * np.prod([T[(j - 1) % 3][seq[j - 1], seq[j]] for j in range(1, L)])
+            simple.append(-np.log(p) <= threshold)
+            bayes.append(np.argmax(T[(L - 2) % 3][seq[-2]]) == y)
+        hits, simple, bayes = map(np.array, (hits, simple, bayes))
+        row = table[table["length"] == L].iloc[0]
+        assert row["n"] == n and row["data"] == "test" and row["model"] == "looped"
+        assert row["acc_total"] == pytest.approx(hits.mean())
+        assert row["share_simple"] == pytest.approx(simple.mean())
+        assert row["acc_simple"] == pytest.approx(hits[simple].mean())
+        assert row["bayes_total"] == pytest.approx(bayes.mean())
+        assert 0.05 < hits.mean() < 0.95  # the case actually discriminates
+
+
+def test_threshold_is_the_max_training_ic_and_inclusive():
+    task = {"train_ic": np.array([1.0, 2.5, 2.0])}
+    assert lengthgen.simple_threshold(task) == 2.5
+    np.testing.assert_array_equal(lengthgen.is_simple(np.array([2.4, 2.5, 2.6]), 2.5), [True, True, False])
+
+
+def test_nothing_simple_gives_nan_not_zero():
+    run = tiny_run()
+    task = dict(run.task, train_ic=np.full_like(run.task["train_ic"], 0.1))  # below any sequence's IC
+    table = lengthgen.evaluate([dataclasses.replace(run, task=task)], (8,), 200, include_training=False)
+    assert table["share_simple"].iloc[0] == 0.0
+    assert np.isnan(table["acc_simple"].iloc[0]) and np.isnan(table["bayes_simple"].iloc[0])
+
+
+def test_training_row_reproduces_the_run_s_final_training_accuracy(default_runs):
+    table = lengthgen.evaluate(default_runs, (8,), 100)
+    for run in default_runs:
+        row = table[(table["model"] == run.config.model) & (table["data"] == "train")].iloc[0]
+        assert row["length"] == 4 and row["share_simple"] == 1.0
+        assert row["acc_total"] == pytest.approx(run.records["acc_all"].iloc[-1])
+
+
+def test_both_models_meet_the_same_test_set_and_the_seed_changes_it(default_runs):
+    single, looped = (lengthgen.test_sets(r, (11,), 300, seed=0)[11] for r in default_runs)
+    np.testing.assert_array_equal(single.sequences, looped.sequences)
+    other = lengthgen.test_sets(default_runs[0], (11,), 300, seed=1)[11]
+    assert not np.array_equal(single.sequences, other.sequences)
+    # A length's draw does not depend on which other lengths are asked for.
+    alone = lengthgen.test_sets(default_runs[0], (8, 11), 300, seed=0)[11]
+    np.testing.assert_array_equal(alone.sequences, single.sequences)
+
+
+def test_an_embedding_without_vectors_for_long_positions_is_refused():
+    run = tiny_run(embedding="onehot", d=6)  # one-hot positions 0..2 only
+    with pytest.raises(lengthgen.LengthGenError, match="length 8"):
+        lengthgen.evaluate([run], (8,), 50)
+
+
+def test_comparison_table_puts_the_paper_beside_ours(default_runs):
+    table = lengthgen.evaluate(default_runs, lengthgen.PAPER_LENGTHS, 300)
+    compare = lengthgen.comparison_table(table)
+    assert list(compare["length"]) == [4, 8, 11, 14, 17]
+    row = compare[compare["length"] == 11].iloc[0]
+    assert row["paper_share_simple"] == 0.645 and row["paper_looped_acc_simple"] == 0.7028
+    assert {"single_acc_simple", "looped_acc_simple", "bayes_simple"} <= set(compare.columns)
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def registered() -> bool:
+    """Whether the lead has wired `length-gen` into `python -m loopviz`."""
+    sub = next(a for a in entry.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return "length-gen" in sub.choices
+
+
+def cli(argv):
+    """Through `python -m loopviz` when the command is registered there, else a bare parser."""
+    if registered():
+        return entry.main(argv)
+    parser = argparse.ArgumentParser()
+    lengthgen.add_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lengths", "8,x"], "comma-separated integers"),
+    (["--lengths", "1"], "between 2 and"),
+    (["--n", "0"], "--n must be >= 1"),
+    (["--seed", "abc"], "--seed must be an integer"),
+    (["--runs", "/nonexistent/runs"], "no run directories"),
+])
+def test_cli_bad_input_is_one_error_line_and_exit_2(argv, message, capsys, tmp_path):
+    assert cli(["length-gen", *argv, "--out", str(tmp_path / "t.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_cli_writes_the_table_and_refuses_to_overwrite(capsys, tmp_path):
+    out = tmp_path / "table.csv"
+    assert cli(["length-gen", "--runs", DEFAULT_RUNS, "--lengths", "8,11", "--n", "200", "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns) == list(lengthgen.COLUMNS)
+    assert len(table) == 2 * 3 and set(table["model"]) == {"single", "looped"}
+    runs = [read_run(f"{DEFAULT_RUNS}/{m}") for m in ("single", "looped")]
+    pd.testing.assert_frame_equal(table, lengthgen.evaluate(runs, (8, 11), 200), check_dtype=False)
+    assert "paper_looped_acc_simple" in capsys.readouterr().out
+    assert cli(["length-gen", "--runs", DEFAULT_RUNS, "--n", "50", "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
