@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import MODELS, ConfigError, RunConfig
+from .lengthgen import add_command as add_length_gen
 from .pipeline import RunLog, execute, spectrum_epochs
 from .rundir import run_data_from_log, write_run
 from .sweeps import _seed_point, default_workers, run_parallel, seed_configs, summarise_seed_sweep, summary_line
@@ -162,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--force", action="store_true")
     sweep.add_argument("--workers", type=int, default=default_workers())
     sweep.set_defaults(handler=command_sweep_seeds)
+
+    add_length_gen(sub)
     return parser
 
 

@@ -1,0 +1,141 @@
+"""The main flows in a real headless Chromium (Debian's chromium + chromium-driver).
+
+Starts `streamlit run app.py` on a free port with a private run store, opens the
+bundled charts, starts a short run (d = 8, 20 epochs), watches its curve appear and
+grow, checks that no page shows an exception, and saves screenshots. Prints the
+measured times (reported, not asserted as limits).
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+if not (CHROMIUM and CHROMEDRIVER):
+    if os.environ.get("LOOPVIZ_REQUIRE_BROWSER"):
+        raise RuntimeError("chromium and chromedriver are required here (apt-get install chromium chromium-driver)")
+    pytest.skip("Debian's chromium and chromium-driver are not installed", allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = dict(os.environ, LOOPVIZ_STORE=tempfile.mkdtemp(prefix="loopviz-browser-store-"))
+    started = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),
+                             "--server.headless", "true", "--server.address", "127.0.0.1"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).status == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the Streamlit server did not become healthy in 60 s")
+    yield url, started
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1400,2200",
+                 f"--user-data-dir={tempfile.mkdtemp(prefix='loopviz-chromium-')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    yield driver
+    driver.quit()
+
+
+def wait_for(predicate, timeout: float, pause: float = 0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(pause)
+    return None
+
+
+def plot_count(driver) -> int:
+    return len(driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot"))
+
+
+def first_curve_length(driver) -> int:
+    """Points in the first trace of the first Plotly chart (0 when there is none yet)."""
+    # _fullData holds the decoded arrays (plotly sends data base64-encoded).
+    return driver.execute_script(
+        "const p = document.querySelector('.js-plotly-plot');"
+        "const d = p && (p._fullData || p.data);"
+        "return (d && d.length && d[0].x) ? d[0].x.length : 0;")
+
+
+def assert_no_exception(driver) -> None:
+    errors = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    assert not errors, errors[0].text
+
+
+def test_bundled_charts_then_a_live_run(server, browser):
+    url, started = server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    browser.get(url + "/spectrum")
+    assert wait_for(lambda: plot_count(browser) >= 8, 60), "the bundled charts did not appear"
+    first_paint = time.time() - started
+    assert first_curve_length(browser) == 601
+    assert_no_exception(browser)
+    browser.save_screenshot(str(ARTIFACTS / "spectrum-bundled.png"))
+
+    browser.get(url + "/spectrum?d=8&epochs=20&hessian_every=5")
+    assert wait_for(lambda: browser.find_elements(By.XPATH, "//button[contains(., 'Train')]"), 30)
+    assert wait_for(lambda: "No run for this configuration yet" in browser.page_source, 30)
+    clicked = time.time()
+    browser.find_element(By.XPATH, "//button[contains(., 'Train')]").click()
+    seen = []
+    def grown():
+        n = first_curve_length(browser)
+        if n and (not seen or seen[-1] != n):
+            seen.append(n)
+        return n == 21 and "complete in" in browser.page_source and browser.page_source.count("complete in") >= 2
+    assert wait_for(grown, 120, pause=0.05), f"the live run did not finish on screen; curve lengths seen: {seen}"
+    first_points = time.time() - clicked
+    assert seen and seen[-1] == 21
+    assert_no_exception(browser)
+    browser.save_screenshot(str(ARTIFACTS / "spectrum-live.png"))
+
+    for path in ("", "/river-valley"):
+        browser.get(url + path)
+        assert wait_for(lambda: plot_count(browser) >= 1, 60), f"no chart on {path or 'home'}"
+        assert_no_exception(browser)
+    browser.save_screenshot(str(ARTIFACTS / "river-valley.png"))
+    print(f"\n[browser] server start → bundled charts on screen: {first_paint:.2f} s; "
+          f"Train click → finished run's curves on screen: {first_points:.2f} s; curve lengths seen {seen}")
