@@ -42,19 +42,18 @@ def compute(setting: int) -> q.Comparison:
 def figures(cmp: q.Comparison) -> None:
     """The page's figures for one comparison, serialised as Streamlit would send them."""
     sides = {"U": cmp.single, "V": cmp.looped}
-    k = np.arange(K + 1)
     progress = {n: q.river_progress(s.run.theta_r, s.problem.h_r) for n, s in sides.items()}
     paths = {n: q.valley_direction(s.problem, s.run, "steepest") for n, s in sides.items()}
     xr = vp.finite_range(*progress.values())
     yr = vp.finite_range(*(p[2] for p in paths.values()))
     gx, gy = np.linspace(*xr, 60), np.linspace(*yr, 60)
-    figs = [vp.progress_loss_figure(k, progress, {n: s.run.loss for n, s in sides.items()})]
+    figs = [vp.progress_loss_figure(progress, {n: s.run.loss for n, s in sides.items()})]
     for n, s in sides.items():
         lam_i, cross, coord = paths[n]
-        grid = q.loss_slice(lam_i, 1e-5, cross, 0.0, gx[None, :], gy[:, None])
-        figs.append(vp.path_figure(progress[n], coord, gx, gy, grid, title=n, color=vp.U_COLOR,
+        _, lower, upper = q.slice_contours(lam_i, 1e-5, cross, 0.0, gx, gy)
+        figs.append(vp.path_figure(progress[n], coord, gx, lower, upper, title=n, color=vp.U_COLOR,
                                    x_range=xr, y_range=yr))
-        figs.append(vp.force_figure(k, np.linalg.norm(s.run.force, axis=1),
+        figs.append(vp.force_figure(np.linalg.norm(s.run.force, axis=1),
                                     np.linalg.norm(s.unforced, axis=1), s.bound, title=n,
                                     color=vp.U_COLOR, y_range=None))
         figs.append(vp.spectrum_figure(s.eigenvalues, tau=0.5, eta=1.8, title=n))

@@ -27,7 +27,7 @@ DRIVES = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
 KAPPAS_V = [10, 30, 100, 300, 1000]
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=8, show_spinner=False)
 def run(single: tuple[float, ...], looped: tuple[float, ...], **knobs) -> q.Comparison:
     return q.compare_valleys(np.array(single), np.array(looped), **knobs)
 
@@ -57,7 +57,8 @@ with st.sidebar:
                     help="ηλ between 1 and 2: valley hopping; ηλ ≥ 2: divergence.")
     steps = st.slider("steps K", 10, 2000, 1000, 10)
     coupling = st.select_slider("coupling strength ‖H_RV‖ (signed)", COUPLINGS, value=0.002,
-                                help="Negative flips the push: the valley then drives the river upstream.")
+                                help="Negative flips the push: the valley then drives the river "
+                                     "upstream.")
     offset = st.slider("initial valley offset ‖θ_V,0‖", 0.0, 3.0, 1.0, 0.1)
     with st.expander("More knobs"):
         d_r = st.slider("river dimension d_R", 1, 50, 5)
@@ -88,31 +89,44 @@ sides = {"U": cmp.single, "V": cmp.looped}
 names = {"U": left, "V": right}
 
 # --- verdict ----------------------------------------------------------------------
+OK, NO = ":green[:material/check_circle:]", ":red[:material/cancel:]"
+WARN, HOP = ":orange[:material/warning:]", ":orange[:material/swap_vert:]"
 with st.container(border=True):
     st.subheader(f"Verdict — Setting {setting_no}, K = {steps}")
+    a1 = cmp.assumption1
+    st.markdown(f"{OK if a1.holds else WARN} **Assumption 1** {'holds' if a1.holds else 'fails'} "
+                f"— {a1.describe()}")
     for claim in cmp.claims:
         if claim.holds:
-            st.markdown(f":green[:material/check_circle:] **{claim.name}** holds — {claim.compared}")
+            st.markdown(f"{OK} **{claim.name}** holds — {claim.compared}")
         else:
-            st.markdown(f":red[:material/cancel:] **{claim.name}** fails — {claim.compared}  \n↳ *because* {claim.why_not}")
-    st.markdown(f"{':green[:material/check_circle:]' if cmp.assumption1.holds else ':orange[:material/warning:]'} **Assumption 1** "
-                f"{'holds' if cmp.assumption1.holds else 'fails'} — {cmp.assumption1.describe()}")
+            st.markdown(f"{NO} **{claim.name}** fails — {claim.compared}  \n"
+                        f"↳ *because* {claim.why_not}")
+    U, V = sides["U"], sides["V"]
     st.caption(
-        "Theorem 1 (and 2a) bound Ĉ_K, the force the valley exerts when the river does not "
-        "feed back into it (App. F.2, eq. 6); that is the quantity compared with 𝒞. The run's own "
-        f"force C_K is shown too: ‖C_K‖ = {sides['U'].force_norm:.3g} (U), "
-        f"{sides['V'].force_norm:.3g} (V); feedback share ‖C_K − Ĉ_K‖/‖Ĉ_K‖ = "
-        f"{sides['U'].feedback_share:.2g} (U), {sides['V'].feedback_share:.2g} (V) — App. F.2 calls "
-        f"it minor; we call ≤ {q.MINOR_FEEDBACK:g} minor."
+        f"Theorem {1 if setting_no == 1 else '2(a)'} bounds Ĉ_K, the force the valley exerts when "
+        "the river does not feed back into it (App. F.2, eq. 6): that is what is compared with 𝒞 "
+        f"(it reaches {U.bound_share:.1%} of 𝒞 for U, {V.bound_share:.1%} "
+        f"for V). The run's own force C_K (eq. 1 in full) is ‖C_K‖ = {U.force_norm:.3g} (U), "
+        f"{V.force_norm:.3g} (V); feedback share ‖C_K − Ĉ_K‖/‖Ĉ_K‖ = {U.feedback_share:.2g} (U), "
+        f"{V.feedback_share:.2g} (V). App. F.2 calls it a minor perturbation; we call ≤ "
+        f"{q.MINOR_FEEDBACK:g} minor. No theorem bounds C_K: with feedback the loss is unbounded "
+        "below."
     )
-    hops = {k: s.hopping for k, s in sides.items()}
-    if any(hops.values()):
-        st.markdown(f":orange[:material/swap_vert:] **Valley hopping** — {hops['U']} direction(s) of U and {hops['V']} of V have "
-                    "1 < ηλ < 2, so ρ = 1 − ηλ < 0 and their coordinate flips sign every step: "
-                    "press ▶ on a path below (steepest direction).")
+    if U.eigenvalues.size != V.eigenvalues.size:
+        st.caption(f"d_V differs ({U.eigenvalues.size} vs {V.eigenvalues.size}): both start at "
+                   f"‖θ_V,0‖ = {offset:g}, but not at the same point, as Corollary 2 assumes.")
+    if U.hopping or V.hopping:
+        st.markdown(f"{HOP} **Valley hopping** — {U.hopping} direction(s) "
+                    f"of U and {V.hopping} of V have 1 < ηλ < 2, so ρ = 1 − ηλ < 0 and their "
+                    "coordinate flips sign every step: press ▶ on a path below (steepest direction). "
+                    "The hops add little force: direction i adds (v_iᵀθ_V,0/λ_i)(1 − ρ_i^K) H_RV v_i, "
+                    "small for a large λ_i whether it hops or not; V's extra push comes from its "
+                    "small λ_i.")
     for key, side in sides.items():
         if side.diverged:
-            st.markdown(f":red[:material/error:] **{key} diverges** — η·λ_max = {side.eta_lam_max:.3g} ≥ 2 (|ρ| ≥ 1).")
+            st.markdown(f"{NO} **{key} diverges** — η·λ_max = {side.eta_lam_max:.3g} ≥ 2 "
+                        "(|ρ| ≥ 1).")
 
 # --- paths ------------------------------------------------------------------------
 direction = st.radio("valley direction drawn", ["steepest", "flattest"], horizontal=True,
@@ -130,10 +144,11 @@ gamma = stiffening if setting_no == 2 else 0.0
 for col, (key, side) in zip(st.columns(2), sides.items()):
     lam_i, cross, coord = paths[key]
     with col:
-        st.markdown(f"**{key}: {names[key]}** — d_V = {side.eigenvalues.size}, "
+        role = "Single-Attn" if key == "U" else "Looped-Attn"
+        st.markdown(f"**{key} ({role} side): {names[key]}** — d_V = {side.eigenvalues.size}, "
                     f"κ = {side.eigenvalues.max() / side.eigenvalues.min():.3g}")
-        grid = q.loss_slice(lam_i, drive, cross, gamma, grid_x[None, :], grid_y[:, None])
-        st.plotly_chart(vp.path_figure(progress[key], coord, grid_x, grid_y, grid,
+        grid, lower, upper = q.slice_contours(lam_i, drive, cross, gamma, grid_x, grid_y)
+        st.plotly_chart(vp.path_figure(progress[key], coord, grid_x, lower, upper,
                                        title=f"path, {direction} direction (λ = {lam_i:.3g})",
                                        color=colors[key], x_range=x_range, y_range=y_range),
                         key=f"path_{key}")
@@ -143,11 +158,11 @@ for col, (key, side) in zip(st.columns(2), sides.items()):
                                               title="loss slice", color=colors[key]),
                             key=f"surface_{key}")
 
-st.caption("Contours: the loss on the plane spanned by the drawn valley direction and the river "
-           "flow ĥ_R through θ = 0. Both panels share their axes.")
+st.caption("Level sets (dark: low) of the loss on the plane spanned by the drawn valley "
+           "direction and the river flow ĥ_R through θ = 0; the faint line is the whole path. Both "
+           "panels share their axes.")
 
-k_axis = np.arange(steps + 1)
-st.plotly_chart(vp.progress_loss_figure(k_axis, progress, {k: s.run.loss for k, s in sides.items()}),
+st.plotly_chart(vp.progress_loss_figure(progress, {k: s.run.loss for k, s in sides.items()}),
                 key="progress_loss")
 
 norms = {k: (np.linalg.norm(s.run.force, axis=1), np.linalg.norm(s.unforced, axis=1))
@@ -156,7 +171,7 @@ force_range = vp.log_range(*(n for pair in norms.values() for n in pair),
                            np.array([s.bound for s in sides.values()]))
 for col, (key, side) in zip(st.columns(2), sides.items()):
     with col:
-        st.plotly_chart(vp.force_figure(k_axis, *norms[key], side.bound, title=f"{key}: force vs 𝒞",
+        st.plotly_chart(vp.force_figure(*norms[key], side.bound, title=f"{key}: force vs 𝒞",
                                         color=colors[key], y_range=force_range), key=f"force_{key}")
         st.plotly_chart(vp.spectrum_figure(side.eigenvalues, tau=tau, eta=eta,
                                            title=f"{key}: valley spectrum"

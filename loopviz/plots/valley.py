@@ -1,4 +1,11 @@
-"""Figures for the river-valley page (Sec. 4.3, App. F): arrays in, plotly figures out."""
+"""Figures for the river-valley page (Sec. 4.3, App. F): arrays in, plotly figures out.
+
+Every slider move rebuilds every figure, and plotly's validation is the dominant cost:
+it walks lists element by element but pays a fixed toll per array. So big static data
+(contours, whole curves) goes in as arrays, the many small animation frames as lists,
+and long runs are thinned: every step while valley hopping can still show, then evenly
+spaced.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -9,12 +16,18 @@ U_COLOR, V_COLOR = "#1f77b4", "#d62728"
 _HOP_COLOR, _CALM_COLOR, _WILD_COLOR = "#ff7f0e", "#7f7f7f", "#000000"
 _MARGIN = dict(l=50, r=20, t=50, b=40)
 
-# Frames of the animation: every step first (hops alternate sign each step, so a
-# stride would alias them away), then log-spaced out to K.
-_EVERY_STEP_FRAMES = 40
-_LATER_FRAMES = 40
-# Points kept in a drawn trail; long runs are thinned past the first steps.
-_TRAIL_POINTS = 400
+# Hops flip sign every step, so any stride would alias them away: the first steps are
+# drawn one by one, later ones thinned.
+_EVERY_STEP = 150
+_THINNED = 250
+# Animation: one frame per step for the first steps, then log-spaced out to K; each
+# frame redraws only the marker and a short tail behind it.
+_EVERY_STEP_FRAMES = 30
+_LATER_FRAMES = 25
+_TAIL = 20
+# Level-set shades, valley floor first.
+_SHADES = 3
+_SHADE_COLORS = ("rgb(8,48,107)", "rgb(66,146,198)", "rgb(198,219,239)")
 
 
 def finite_range(*arrays: np.ndarray, pad: float = 0.05) -> list[float]:
@@ -38,8 +51,21 @@ def log_range(*arrays: np.ndarray, pad: float = 0.3) -> list[float] | None:
 
 
 def _clean(a: np.ndarray) -> np.ndarray:
-    """inf → nan: JSON has no infinity, and a gap in a line is the honest picture of a blow-up."""
+    """inf → nan: a gap in the line is the honest picture of a blow-up (JSON has no infinity)."""
+    a = np.asarray(a, dtype=float)
     return np.where(np.isfinite(a), a, np.nan)
+
+
+def _small(a: np.ndarray) -> list:
+    """`_clean` as a list, for the short arrays of animation frames."""
+    return _clean(a).tolist()
+
+
+def shown_steps(first: int, last: int) -> np.ndarray:
+    """The steps drawn between `first` and `last`: each of the first _EVERY_STEP, then thinned."""
+    head = np.arange(first, min(last, first + _EVERY_STEP) + 1)
+    tail = np.linspace(head[-1], last, _THINNED).round().astype(int)
+    return np.unique(np.concatenate([head, tail]))
 
 
 def frame_steps(steps: int) -> np.ndarray:
@@ -49,51 +75,64 @@ def frame_steps(steps: int) -> np.ndarray:
     return np.unique(np.concatenate([early, late[late <= steps]]))
 
 
-def _trail_steps(steps: int) -> np.ndarray:
-    head = np.arange(min(steps, _TRAIL_POINTS // 2) + 1)
-    tail = np.linspace(head[-1], steps, _TRAIL_POINTS // 2).round().astype(int)
-    return np.unique(np.concatenate([head, tail]))
-
-
-def path_figure(river: np.ndarray, valley: np.ndarray, grid_river: np.ndarray,
-                grid_valley: np.ndarray, grid_loss: np.ndarray, *, title: str, color: str,
+def path_figure(river: np.ndarray, valley: np.ndarray, level_river: np.ndarray,
+                level_lower: np.ndarray, level_upper: np.ndarray, *, title: str, color: str,
                 x_range: list[float], y_range: list[float]) -> go.Figure:
-    """Animated GD path: river progress (x) against one valley coordinate (y) over loss contours.
+    """Animated GD path: river progress (x) against one valley coordinate (y) over level sets.
 
-    `river`, `valley`: per-step coordinates [K+1]; `grid_loss` [len(grid_valley), len(grid_river)].
+    `river`, `valley`: per-step coordinates [K+1]. `level_lower`, `level_upper`
+    [n_levels, len(level_river)]: the two branches of each level set of the loss slice,
+    lowest level first. The whole path is drawn faintly; ▶ moves a marker with a short
+    tail along it.
     """
-    river, valley = _clean(river), _clean(valley)
-    trail = _trail_steps(river.size - 1)
+    river, valley = np.asarray(river, dtype=float), np.asarray(valley, dtype=float)
+    drawn = shown_steps(0, river.size - 1)
     frames_at = frame_steps(river.size - 1)
 
-    def trail_to(k: int) -> tuple[np.ndarray, np.ndarray]:
-        idx = np.append(trail[trail < k], k)
-        return river[idx], valley[idx]
+    def tail_to(k: int) -> tuple[list, list]:
+        idx = np.append(drawn[drawn < k][-_TAIL:], k)
+        return _small(river[idx]), _small(valley[idx])
 
-    x0, y0 = trail_to(0)
+    # Level sets as plain lines, not go.Contour: plotly.js drops contour traces as soon
+    # as an animation frame plays (plotly.js#4491), lines it leaves alone. Three shades
+    # (floor dark, walls pale) in three traces: a trace per level costs a validation each.
+    def branches(tier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both branches of each level in `tier`, one polyline with nan breaks."""
+        pieces = [(level_river, branch[i]) for i in tier for branch in (level_lower, level_upper)]
+        return (np.concatenate([np.append(x, np.nan) for x, _ in pieces]),
+                np.concatenate([np.append(y, np.nan) for _, y in pieces]))
+
+    levels = [go.Scatter(x=xs, y=_clean(ys), mode="lines", hoverinfo="skip",
+                         line=dict(color=shade, width=1))
+              for tier, shade in zip(np.array_split(np.arange(len(level_lower)), _SHADES),
+                                     _SHADE_COLORS)
+              for xs, ys in [branches(tier)]]
+    n = len(levels)
+    x0, y0 = tail_to(0)
     fig = go.Figure(
-        data=[
-            go.Contour(x=grid_river, y=grid_valley, z=grid_loss, colorscale="Blues", reversescale=True,
-                       showscale=False, ncontours=25, line=dict(width=0.5), hoverinfo="skip"),
-            go.Scatter(x=river[trail], y=valley[trail], mode="lines", hoverinfo="skip",
-                       line=dict(color="white", width=1)),
+        data=levels + [
+            go.Scatter(x=_clean(river[drawn]), y=_clean(valley[drawn]), mode="lines",
+                       hoverinfo="skip", line=dict(color=color, width=1), opacity=0.35),
             go.Scatter(x=x0, y=y0, mode="lines+markers", line=dict(color=color, width=1.5),
                        marker=dict(size=3)),
             go.Scatter(x=x0[-1:], y=y0[-1:], mode="markers",
                        marker=dict(color=color, size=11, line=dict(color="white", width=1.5))),
         ],
-        # Frames touch only the trail and the marker, so the contour is drawn once.
-        frames=[go.Frame(name=str(k), traces=[2, 3],
-                         data=[go.Scatter(x=tx, y=ty), go.Scatter(x=tx[-1:], y=ty[-1:])])
-                for k in frames_at for tx, ty in [trail_to(int(k))]],
+        # Frames move only the tail and the marker (the last two traces). Plain dicts:
+        # go.Frame(go.Scatter(...)) validates every frame twice.
+        frames=[dict(name=str(k), traces=[n + 1, n + 2],
+                     data=[dict(type="scatter", x=tx, y=ty),
+                           dict(type="scatter", x=tx[-1:], y=ty[-1:])])
+                for k in frames_at for tx, ty in [tail_to(int(k))]],
     )
     still = dict(frame=dict(duration=0, redraw=False), mode="immediate")
     play = dict(frame=dict(duration=70, redraw=False), transition=dict(duration=0),
                 fromcurrent=True, mode="immediate")
     fig.update_layout(
         title=title, margin=dict(_MARGIN, b=130), height=480, showlegend=False,
-        xaxis=dict(title="river progress ĥ_Rᵀ(θ_R,k − θ_R,0)", range=x_range),
-        yaxis=dict(title="valley coordinate v_iᵀθ_V,k", range=y_range),
+        plot_bgcolor="white",
+        xaxis=dict(title="river progress ĥ_Rᵀ(θ_R,k − θ_R,0)", range=x_range, showgrid=False),
+        yaxis=dict(title="valley coordinate v_iᵀθ_V,k", range=y_range, showgrid=False),
         updatemenus=[dict(type="buttons", x=0.0, y=-0.3, xanchor="left", yanchor="top",
                           direction="left", showactive=False,
                           buttons=[dict(label="▶ play", method="animate", args=[None, play]),
@@ -109,11 +148,12 @@ def path_figure(river: np.ndarray, valley: np.ndarray, grid_river: np.ndarray,
 def surface_figure(river: np.ndarray, valley: np.ndarray, loss_on_path: np.ndarray,
                    grid_river: np.ndarray, grid_valley: np.ndarray, grid_loss: np.ndarray, *,
                    title: str, color: str) -> go.Figure:
-    """The loss slice as a 3D surface with the path drawn on it (heights from the same slice)."""
-    idx = _trail_steps(river.size - 1)
+    """The loss slice as a 3D surface with the path on it (heights from the same slice)."""
+    idx = shown_steps(0, np.asarray(river).size - 1)
     fig = go.Figure([
-        go.Surface(x=grid_river, y=grid_valley, z=grid_loss, colorscale="Blues", reversescale=True,
-                   showscale=False, opacity=0.85, hoverinfo="skip"),
+        go.Surface(x=_clean(grid_river), y=_clean(grid_valley), z=_clean(grid_loss),
+                   colorscale="Blues", reversescale=True, showscale=False, opacity=0.85,
+                   hoverinfo="skip"),
         go.Scatter3d(x=_clean(river[idx]), y=_clean(valley[idx]), z=_clean(loss_on_path[idx]),
                      mode="lines+markers", line=dict(color=color, width=4), marker=dict(size=2)),
     ])
@@ -122,39 +162,42 @@ def surface_figure(river: np.ndarray, valley: np.ndarray, loss_on_path: np.ndarr
     return fig
 
 
-def progress_loss_figure(steps: np.ndarray, progress: dict[str, np.ndarray],
-                         loss: dict[str, np.ndarray]) -> go.Figure:
-    """River progress and loss over steps for both valleys, and the loss over the later half zoomed.
+def progress_loss_figure(progress: dict[str, np.ndarray], loss: dict[str, np.ndarray]) -> go.Figure:
+    """River progress and loss over steps for both valleys, and the later half of the loss zoomed.
 
-    The valleys' own descent dwarfs the river's share of the loss; the zoomed panel is
-    where Corollary 2's comparison is visible.
+    Arrays are indexed by step k = 0..K. The valleys' own descent dwarfs the river's
+    share of the loss; the zoomed panel is where Corollary 2's comparison shows.
     """
-    half = steps.size // 2
+    last = next(iter(loss.values())).size - 1
+    whole, late = shown_steps(0, last), shown_steps(last // 2, last)
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
-        "river progress", "loss L(θ_k)", f"loss, steps {int(steps[half])}–{int(steps[-1])}"))
+        "river progress", "loss L(θ_k)", f"loss, steps {last // 2}–{last}"))
     for name, color in (("U", U_COLOR), ("V", V_COLOR)):
         common = dict(line=dict(color=color), legendgroup=name)
-        fig.add_trace(go.Scatter(x=steps, y=_clean(progress[name]), name=f"{name} valley", **common), 1, 1)
-        fig.add_trace(go.Scatter(x=steps, y=_clean(loss[name]), showlegend=False, **common), 1, 2)
-        fig.add_trace(go.Scatter(x=steps[half:], y=_clean(loss[name][half:]), showlegend=False,
+        fig.add_trace(go.Scatter(x=whole, y=_clean(progress[name][whole]),
+                                 name=f"{name} valley", **common), 1, 1)
+        fig.add_trace(go.Scatter(x=whole, y=_clean(loss[name][whole]), showlegend=False,
+                                 **common), 1, 2)
+        fig.add_trace(go.Scatter(x=late, y=_clean(loss[name][late]), showlegend=False,
                                  **common), 1, 3)
     fig.update_xaxes(title_text="step k")
-    fig.update_layout(height=340, margin=_MARGIN, legend=dict(orientation="h", y=1.18, x=0))
+    fig.update_layout(height=340, margin=dict(_MARGIN, t=70),
+                      legend=dict(orientation="h", y=1.25, x=0))
     return fig
 
 
-def force_figure(steps: np.ndarray, force: np.ndarray, unforced: np.ndarray, bound: float, *,
-                 title: str, color: str, y_range: list[float] | None) -> go.Figure:
+def force_figure(force: np.ndarray, unforced: np.ndarray, bound: float, *, title: str,
+                 color: str, y_range: list[float] | None) -> go.Figure:
     """‖C_k‖ (the run) and ‖Ĉ_k‖ (unforced part, eq. 6) against Theorem 1's 𝒞, log scale.
 
-    `force`, `unforced`: the norms per step [K+1]; `y_range` in log10 units.
+    `force`, `unforced`: norms per step k = 0..K; `y_range` in log10 units.
     """
-    k = steps[1:]
+    k = shown_steps(1, force.size - 1)
     fig = go.Figure([
-        go.Scatter(x=k, y=_clean(force[1:]), name="‖C_k‖ (run)", line=dict(color=color)),
-        go.Scatter(x=k, y=_clean(unforced[1:]), name="‖Ĉ_k‖ (unforced, Thm 1)",
+        go.Scatter(x=k, y=_clean(force[k]), name="‖C_k‖ (run)", line=dict(color=color)),
+        go.Scatter(x=k, y=_clean(unforced[k]), name="‖Ĉ_k‖ (unforced, Thm 1)",
                    line=dict(color=color, dash="dash")),
-        go.Scatter(x=[k[0], k[-1]], y=[bound, bound], name="𝒞 (bound)", mode="lines",
+        go.Scatter(x=[1, int(k[-1])], y=[bound, bound], name="𝒞 (bound)", mode="lines",
                    line=dict(color="black", dash="dot")),
     ])
     fig.update_layout(title=title, height=320, margin=_MARGIN,
@@ -170,14 +213,29 @@ def spectrum_figure(eigenvalues: np.ndarray, *, tau: float, eta: float, title: s
     1/η < λ < 2/η is valley hopping (ρ < 0); λ ≥ 2/η diverges (|ρ| ≥ 1).
     """
     lam = np.sort(np.asarray(eigenvalues, dtype=float))[::-1]
-    regime = np.where(eta * lam >= 2, _WILD_COLOR, np.where(eta * lam > 1, _HOP_COLOR, _CALM_COLOR))
-    fig = go.Figure(go.Bar(x=np.arange(1, lam.size + 1), y=lam, marker_color=regime,
-                           hovertemplate="λ_%{x} = %{y:.4g}<extra></extra>"))
-    for y, label, dash in ((tau, "τ", "dash"), (1 / eta, "1/η: hopping above", "dot"),
-                           (2 / eta, "2/η: diverges above", "dashdot")):
-        fig.add_hline(y=y, line=dict(dash=dash, width=1), annotation_text=label,
-                      annotation_position="top right")
-    fig.update_layout(title=title, height=300, margin=_MARGIN, bargap=0.15,
+    index = np.arange(1, lam.size + 1)
+    marks = ((tau, "τ", "dash", "left"), (1 / eta, "1/η: hopping above", "dot", "right"),
+             (2 / eta, "2/η: diverges above", "dashdot", "right"))
+    levels = np.concatenate([lam[lam > 0], [tau, 1 / eta, 2 / eta]])
+    # One bar trace per regime, not a colour per bar: plotly validates colours one by one.
+    regimes = ((eta * lam <= 1, _CALM_COLOR, "ηλ ≤ 1"), ((eta * lam > 1) & (eta * lam < 2),
+               _HOP_COLOR, "hopping"), (eta * lam >= 2, _WILD_COLOR, "diverging"))
+    fig = go.Figure(
+        [go.Bar(x=index[sel], y=_clean(lam[sel]), marker_color=shade, name=name,
+                hovertemplate="λ_%{x} = %{y:.4g}<extra></extra>")
+         for sel, shade, name in regimes if sel.any()],
+        # Shapes in one layout, not add_hline per mark: each add_hline re-copies the layout.
+        layout=dict(
+            shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=y, y1=y,
+                         line=dict(dash=dash, width=1)) for y, _, dash, _ in marks],
+            annotations=[dict(xref="paper", x=0 if side == "left" else 1, y=float(np.log10(y)),
+                              text=label, showarrow=False, xanchor=side, yanchor="bottom")
+                         for y, label, _, side in marks]),
+    )
+    fig.update_layout(title=title, height=300, margin=_MARGIN, bargap=0.15, showlegend=False,
+                      barmode="overlay",
                       xaxis=dict(title="i (largest first)"),
-                      yaxis=dict(title="λ_i", type="log"))
+                      yaxis=dict(title="λ_i", type="log",
+                                 range=[float(np.log10(levels.min())) - 0.15,
+                                        float(np.log10(levels.max())) + 0.15]))
     return fig

@@ -1,0 +1,128 @@
+"""AppTest for pages/river_valley.py: presets, sliders, settings, and bad custom spectra."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "river_valley.py")
+U_PRESET, V_PRESET, CUSTOM = "U-valley (Single-Attn)", "V-valley (Looped-Attn)", "Custom spectrum"
+N_CHARTS = 7   # two paths, progress/loss, two force plots, two spectra
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def verdict(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def by_label(widgets, label: str):
+    return next(w for w in widgets if w.label.startswith(label))
+
+
+def test_default_view_renders_and_v_wins():
+    at = page()
+    assert not at.error
+    assert len(at.get("plotly_chart")) == N_CHARTS
+    text = verdict(at)
+    for claim in ("Theorem 1** holds", "Corollary 1** holds", "Corollary 2** holds",
+                  "Assumption 1** holds", "Valley hopping"):
+        assert claim in text
+    assert "fails" not in text
+
+
+@pytest.mark.parametrize("single, looped", [
+    (U_PRESET, V_PRESET), (V_PRESET, U_PRESET), (U_PRESET, U_PRESET), (U_PRESET, CUSTOM),
+    (CUSTOM, V_PRESET),
+])
+def test_each_preset(single, looped):
+    at = page()
+    by_label(at.selectbox, "Single-Attn side").select(single)
+    by_label(at.selectbox, "Looped-Attn side").select(looped)
+    at.run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == N_CHARTS
+    if single == looped:
+        assert "Assumption 1** fails" in verdict(at)
+
+
+def test_swapped_presets_name_assumption1():
+    at = page()
+    by_label(at.selectbox, "Single-Attn side").select(V_PRESET)
+    by_label(at.selectbox, "Looped-Attn side").select(U_PRESET)
+    at.run()
+    text = verdict(at)
+    assert "Corollary 2** fails" in text and "Assumption 1 fails" in text
+
+
+def test_sliders_moved():
+    at = page()
+    by_label(at.slider, "step size").set_value(1.0)
+    by_label(at.slider, "steps K").set_value(2000)
+    by_label(at.slider, "initial valley offset").set_value(2.0)
+    by_label(at.select_slider, "coupling strength").set_value(0.005)
+    at.run()
+    assert not at.exception and len(at.get("plotly_chart")) == N_CHARTS
+    assert "Valley hopping" not in verdict(at)          # ηλ_max = 1: no hopping
+
+
+@pytest.mark.parametrize("label, value", [("coupling strength", 0.0), ("coupling strength", 0.1),
+                                          ("initial valley offset", 0.0)])
+def test_edge_settings_render(label, value):
+    """No coupling, a coupling strong enough for the feedback to run away, no offset."""
+    at = page()
+    widgets = at.select_slider if label.startswith("coupling") else at.slider
+    by_label(widgets, label).set_value(value)
+    at.run()
+    assert not at.exception and len(at.get("plotly_chart")) == N_CHARTS
+
+
+def test_divergence_is_named():
+    at = page()
+    by_label(at.slider, "step size").set_value(2.1)
+    at.run()
+    assert not at.exception
+    text = verdict(at)
+    assert "diverges" in text and "≥ 2" in text and "Corollary 2** fails" in text
+
+
+def test_coupling_sign_is_named():
+    at = page()
+    by_label(at.select_slider, "coupling strength").set_value(-0.002)
+    at.run()
+    assert not at.exception
+    assert "coupling's sign" in verdict(at)
+
+
+def test_setting2_and_3d():
+    at = page()
+    by_label(at.radio, "Loss").set_value("Setting 2: stiffening walls")
+    by_label(at.checkbox, "3D surface").check()
+    at.run()
+    assert not at.exception
+    text = verdict(at)
+    assert "Theorem 2(a)** holds" in text and "Theorem 2(c)** holds" in text
+    assert len(at.get("plotly_chart")) == N_CHARTS + 2
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("1, x, 3", "`x` is not a number"),
+    ("1, -2", "must be positive"),
+    ("1, nan", "finite"),
+    (", ".join(["1"] * 300), "Too many"),
+])
+def test_bad_custom_spectrum_shows_an_error(text, fragment):
+    at = page()
+    by_label(at.selectbox, "Looped-Attn side").select(CUSTOM)
+    at.run()
+    at.text_input[0].input(text)
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and fragment in at.error[0].value
+    assert len(at.get("plotly_chart")) == 0
