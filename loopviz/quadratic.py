@@ -60,26 +60,35 @@ class GeneralTrajectory(NamedTuple):
 # Setting 1: the quadratic
 # ---------------------------------------------------------------------------------
 
-def eigh(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (ascending) and orthonormal eigenvectors of a symmetric H.
+# Every preset valley is diagonal (the valley in its own eigenbasis); the helpers below
+# read such an H off directly instead of paying for LAPACK or a [K, d]·[d, d] product
+# on each redraw.
 
-    A diagonal H (every preset: the valley in its eigenbasis) is read off directly, which
-    spares LAPACK on each redraw.
-    """
-    diag = np.diag(H)
-    if np.array_equal(H, np.diag(diag)):
+def _is_diagonal(H: np.ndarray) -> bool:
+    return np.array_equal(H, np.diag(np.diag(H)))
+
+
+def eigh(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and orthonormal eigenvectors of a symmetric H."""
+    if _is_diagonal(H):
+        diag = np.diag(H)
         order = np.argsort(diag, kind="stable")
         return diag[order], np.eye(diag.size)[:, order]
     return np.linalg.eigh(H)
 
 
+def _quadratic_rows(theta: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """θᵀHθ along the last axis of θ."""
+    if _is_diagonal(H):
+        return (theta * theta) @ np.diag(H)
+    return np.sum((theta @ H) * theta, axis=-1)
+
+
 def quadratic_loss(H_valley: np.ndarray, H_rv: np.ndarray, h_r: np.ndarray,
                    theta_v: np.ndarray, theta_r: np.ndarray) -> np.ndarray:
     """Setting 1's L(θ_V, θ_R) = ½ θ_VᵀH_Vθ_V − h_Rᵀθ_R + θ_RᵀH_RVθ_V, over leading batch axes."""
-    # Row-wise quadratic forms through matmul (BLAS), not einsum's generic loop.
-    valley = 0.5 * np.sum((theta_v @ H_valley) * theta_v, axis=-1)
     coupling = np.sum((theta_v @ H_rv.T) * theta_r, axis=-1)
-    return valley - theta_r @ h_r + coupling
+    return 0.5 * _quadratic_rows(theta_v, H_valley) - theta_r @ h_r + coupling
 
 
 def cumulative_force(theta_v: np.ndarray, H_rv: np.ndarray, eta: float) -> np.ndarray:
@@ -319,13 +328,16 @@ def simulate_general_pair(H_floor: np.ndarray, stiffening: float, H_rv: np.ndarr
                           feedbacks: tuple[bool, ...] = (True, False)) -> list[GeneralTrajectory]:
     """`simulate_general` once per feedback flag, all runs advanced in one loop (one set of
     NumPy calls per step instead of one per run)."""
-    lam, Q = eigh(H_floor)
-    push = H_rv @ Q                                     # H_RV in H^B's eigenbasis
+    if _is_diagonal(H_floor):                           # already in its eigenbasis
+        lam, Q = np.diag(H_floor), None
+    else:
+        lam, Q = np.linalg.eigh(H_floor)
+    push = H_rv if Q is None else H_rv @ Q              # H_RV in H^B's eigenbasis
     pulls = np.array(feedbacks, dtype=float)[:, None]   # 1: river feeds back into the valley
     n = len(feedbacks)
     y = np.empty((steps + 1, n, lam.size))              # y_k = Qᵀ θ_V,k per run
     r = np.empty((steps + 1, n, theta_r0.size))
-    y[0], r[0] = Q.T @ theta_v0, theta_r0
+    y[0], r[0] = theta_v0 if Q is None else Q.T @ theta_v0, theta_r0
     keep, cube, step_drive = 1.0 - eta * lam, eta * stiffening, eta * h_r
     step_push, step_push_t = eta * push, np.ascontiguousarray(eta * push.T)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -338,10 +350,14 @@ def simulate_general_pair(H_floor: np.ndarray, stiffening: float, H_rv: np.ndarr
                 break
         runs = []
         for i in range(n):
-            theta_v, theta_r = y[:, i] @ Q.T, r[:, i]
-            runs.append(GeneralTrajectory(
-                theta_v, theta_r, general_loss(H_floor, stiffening, H_rv, h_r, theta_v, theta_r),
-                cumulative_force(theta_v, H_rv, eta), lam + 3.0 * stiffening * y[:, i] ** 2))
+            yi, ri = y[:, i], r[:, i]
+            squares = yi * yi
+            # general_loss, evaluated in the eigenbasis where it is a sum over coordinates
+            loss = (squares @ (0.5 * lam) + 0.25 * stiffening * np.sum(squares * squares, axis=-1)
+                    - ri @ h_r + np.sum((yi @ push.T) * ri, axis=-1))
+            theta_v = yi if Q is None else yi @ Q.T
+            runs.append(GeneralTrajectory(theta_v, ri, loss, cumulative_force(theta_v, H_rv, eta),
+                                          lam + 3.0 * stiffening * squares))
     return runs
 
 

@@ -27,7 +27,10 @@ DRIVES = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
 KAPPAS_V = [10, 30, 100, 300, 1000]
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+# cache_resource, not cache_data: a comparison at d = 200, K = 2000 pickles to ~14 MB, and
+# cache_data would pickle it on every slider move and unpickle it on every toggle. Nothing
+# downstream mutates it, so sharing the one object is safe.
+@st.cache_resource(max_entries=8, show_spinner=False)
 def run(single: tuple[float, ...], looped: tuple[float, ...], **knobs) -> q.Comparison:
     return q.compare_valleys(np.array(single), np.array(looped), **knobs)
 

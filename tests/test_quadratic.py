@@ -282,6 +282,22 @@ def test_setting2_is_gradient_descent_and_respects_assumption3():
                                           for a, b in zip(run.theta_v, run.theta_r)])
 
 
+def test_setting2_is_rotation_equivariant():
+    """The diagonal fast path (presets) and the rotated general path give the same run
+    (a tame run: η·curvature stays below 2, so round-off is not amplified)."""
+    rng = np.random.default_rng(9)
+    lam, H, H_rv, h_r, tv0, tr0 = random_instance(rng, 6, 3, diagonal=True)
+    Q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    H_rv, h_r, tv0, tr0 = 0.2 * H_rv, 0.1 * h_r, 0.2 * tv0, 0.1 * tr0
+    plain = q.simulate_general(H, 0.8, H_rv, h_r, tv0, tr0, 0.7, 80)
+    assert 0.7 * plain.valley_curvature.max() < 2
+    turned = q.simulate_general(Q @ H @ Q.T, 0.8, H_rv @ Q.T, h_r, Q @ tv0, tr0, 0.7, 80)
+    np.testing.assert_allclose(turned.theta_v, plain.theta_v @ Q.T, rtol=1e-8, atol=1e-11)
+    np.testing.assert_allclose(turned.loss, plain.loss, rtol=1e-8, atol=1e-11)
+    np.testing.assert_allclose(plain.loss, q.general_loss(H, 0.8, H_rv, h_r, plain.theta_v,
+                                                          plain.theta_r), rtol=1e-10, atol=1e-13)
+
+
 def test_theorem2_bound_on_defaults():
     cmp = default_comparison(setting=2, stiffening=0.5)
     for side in (cmp.single, cmp.looped):
