@@ -18,8 +18,9 @@ import pandas as pd
 from .config import MODELS, ConfigError, RunConfig
 from .lengthgen import add_command as add_length_gen
 from .pipeline import RunLog, execute, spectrum_epochs
-from .rundir import run_data_from_log, write_run
-from .sweeps import _seed_point, default_workers, run_parallel, seed_configs, summarise_seed_sweep, summary_line
+from .rundir import RunData, RunFormatError, read_run, run_data_from_log, write_run
+from .sweeps import (_seed_point, _shift_point, default_workers, run_parallel, seed_configs, shift_configs,
+                     summarise_seed_sweep, summarise_shift_sweep, summary_line)
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED = 2, 3, 1
 
@@ -89,11 +90,14 @@ def command_run(args: argparse.Namespace) -> int:
         if existing:
             raise UsageError(f"{', '.join(existing)} already exists; use another --out or --force to overwrite")
     worst = 0
+    finished: dict[str, RunData] = {}
     for config, target in zip(configs, targets):
         log = RunLog(config)
         total = config.epochs + len(spectrum_epochs(config, config.epochs))
         bar = Progress(config.model, total)
-        worker = threading.Thread(target=execute, args=(config, log), kwargs={"workers": args.workers}, daemon=True)
+        prior = _single_prior(config, finished, out) if config.model == "shift" else None
+        worker = threading.Thread(target=execute, args=(config, log),
+                                  kwargs={"workers": args.workers, "prior": prior}, daemon=True)
         worker.start()
         while worker.is_alive():
             worker.join(0.1)
@@ -101,7 +105,8 @@ def command_run(args: argparse.Namespace) -> int:
             bar.show(epoch + len(log.spectra), f"epoch {epoch}/{config.epochs} spectra {len(log.spectra)}")
         bar.show(total, f"{log.status}", final=True)
         if log.records:
-            write_run(run_data_from_log(log), target, overwrite=args.force)
+            finished[config.model] = run_data_from_log(log)
+            write_run(finished[config.model], target, overwrite=args.force)
             print(f"{config.model}: {log.status}; {len(log.records)} records, {len(log.spectra)} spectra "
                   f"→ {target}", file=sys.stderr)
         if log.status == "diverged":
@@ -111,6 +116,16 @@ def command_run(args: argparse.Namespace) -> int:
             print(f"error: {config.model} failed: {log.message}", file=sys.stderr)
             worst = max(worst, EXIT_FAILED)
     return worst
+
+
+def _single_prior(config: RunConfig, finished: dict[str, RunData], out: Path) -> RunData | None:
+    """The Single run a SHIFT run can reuse: from this invocation, else from OUT/single/."""
+    if "single" in finished:
+        return finished["single"]
+    try:
+        return read_run(out / "single")
+    except (RunFormatError, OSError):
+        return None
 
 
 def command_sweep_seeds(args: argparse.Namespace) -> int:
@@ -141,6 +156,46 @@ def command_sweep_seeds(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_sweep_shift(args: argparse.Namespace) -> int:
+    try:
+        shift_epochs = [int(x) for x in args.shift_epochs.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--shift-epochs must be comma-separated integers, got {args.shift_epochs!r}") from None
+    base = _config_from_args(args)
+    bad = [s for s in shift_epochs if not 0 <= s <= base.epochs]
+    if not shift_epochs or bad:
+        raise UsageError(f"shift epochs must lie in [0, epochs = {base.epochs}]; bad: {bad or 'none given'}")
+    if args.looped_repeats < 1:
+        raise UsageError("--looped-repeats must be >= 1")
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} already exists; use another --out or --force to overwrite")
+    configs = shift_configs(base, shift_epochs, args.looped_repeats)
+    raw_path = Path(str(out) + ".raw.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    bar = Progress("sweep-shift", len(configs))
+    try:
+        for row in run_parallel(_shift_point, configs, args.workers):
+            rows.append(row)
+            pd.DataFrame(rows).to_csv(raw_path, index=False)  # every finished point survives a cancel
+            bar.show(len(rows), f"{len(rows)}/{len(configs)} runs")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: keeping the {len(rows)} runs finished in {raw_path}", file=sys.stderr)
+    bar.show(len(rows), "done", final=True)
+    table = pd.DataFrame(rows)
+    if table.empty or not (table["model"] == "looped").any() or not (table["model"] == "shift").any():
+        print("error: too few runs finished to compare SHIFT with pure Looped-Attn", file=sys.stderr)
+        return EXIT_FAILED
+    summary = summarise_shift_sweep(table)
+    summary.to_csv(out, index=False)
+    best = summary.loc[summary["speedup"].idxmax()]
+    print(f"{len(summary)} shift epochs; pure Looped {summary['looped_seconds'].iloc[0]:.2f} s; best speed-up "
+          f"×{best['speedup']:.2f} at epoch {int(best['shift_epoch'])} (final accuracy gap "
+          f"{best['gap_acc_all']:+.3f})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loopviz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--force", action="store_true")
     sweep.add_argument("--workers", type=int, default=default_workers())
     sweep.set_defaults(handler=command_sweep_seeds)
+
+    shift = sub.add_parser("sweep-shift", help="SHIFT at many shift epochs against pure Looped-Attn: speed-up")
+    _add_config_options(shift, skip=("model", "shift_epoch"))
+    shift.add_argument("--shift-epochs", default=",".join(str(s) for s in range(0, 600, 50)),
+                       help="comma-separated shift epochs (default 0,50,...,550)")
+    shift.add_argument("--looped-repeats", type=int, default=3, help="pure Looped runs timed as the baseline")
+    shift.add_argument("--out", required=True, help="CSV to write (raw runs go to OUT.raw.csv as they finish)")
+    shift.add_argument("--force", action="store_true")
+    shift.add_argument("--workers", type=int, default=default_workers())
+    shift.set_defaults(handler=command_sweep_shift)
 
     add_length_gen(sub)
     return parser

@@ -41,10 +41,10 @@ class RunConfig:
     epochs: int = 600
     lr: float = 1e-3
     batch_size: int = 0            # 0 = full batch (one Adam step per epoch)
-    seed: int = 13                 # initial weights and minibatch order (13: see README, Reproduction)
+    seed: int = 50                 # initial weights and minibatch order (50: see README, Reproduction)
     device: str = "auto"           # auto = CUDA when present, else CPU
     # -- task (SPEC §1) --
-    data_seed: int = 13            # transitions, embeddings, training/validation draws
+    data_seed: int = 50            # transitions, embeddings, training/validation draws
     transitions: str = "dirichlet"  # rows ~ Dirichlet(concentration), or normalised uniform
     concentration: float = 1.0
     alpha: float = 2.0             # oversampling ∝ P(X)^alpha

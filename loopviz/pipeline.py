@@ -7,16 +7,16 @@ lands in a RunLog that readers may snapshot at any time.
 """
 from __future__ import annotations
 
-import multiprocessing
+import itertools
+import queue
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from .config import RunConfig
+from .spectra_worker import SpectrumWorker
 from .training import METRICS, EpochRecord, Problem, Trainer, TrainState, prepare
 
 STATUSES = ("running", "complete", "diverged", "cancelled", "failed")
@@ -69,95 +69,117 @@ def spectrum_epochs(config: RunConfig, last_epoch: int) -> list[int]:
     return epochs
 
 
-# ------------------------------------------------------------ spectrum workers
-_worker_problem: Problem | None = None
-
-
-def _worker_init(config_json: str) -> None:
-    global _worker_problem
-    torch.set_num_threads(1)  # one core per worker; more threads only contend (DESIGN.md)
-    _worker_problem = prepare(RunConfig.from_json(config_json).replace(device="cpu"))
-
-
-def _worker_spectra(jobs: list[tuple[int, np.ndarray, int]]) -> list[tuple[int, np.ndarray]]:
-    assert _worker_problem is not None
-    return [(epoch, _worker_problem.hessian_spectrum(theta, loops)) for epoch, theta, loops in jobs]
-
-
 class SpectrumPool:
-    """Computes spectra for (epoch, θ, loops) jobs: in worker processes, or inline."""
+    """Computes spectra for chunks of (epoch, θ, loops): in worker subprocesses, or inline.
+
+    Chunks go to the workers in turn; `harvest` yields results in submission order.
+    """
 
     def __init__(self, config: RunConfig, problem: Problem, workers: int):
         self.problem = problem
-        self.executor = None
+        self.workers: list[SpectrumWorker] = []
         if workers > 0 and problem.device.type == "cpu":
-            # spawn, not fork: forking a process that runs threads (Streamlit, torch) can deadlock.
-            self.executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_worker_init, initargs=(config.to_json(),))
-        self.pending: list[Future | list[tuple[int, np.ndarray]]] = []
+            self.workers = [SpectrumWorker(config.to_json()) for _ in range(workers)]
+        self.pending: list[SpectrumWorker | list[tuple[int, np.ndarray]]] = []
+        self.turn = 0
 
     def submit(self, jobs: list[tuple[int, np.ndarray, int]]) -> None:
         if not jobs:
             return
-        if self.executor is None:
+        if not self.workers:
             self.pending.append([(e, self.problem.hessian_spectrum(t, l)) for e, t, l in jobs])
-        else:
-            self.pending.append(self.executor.submit(_worker_spectra, jobs))
+            return
+        worker = self.workers[self.turn % len(self.workers)]
+        self.turn += 1
+        worker.submit(jobs)
+        self.pending.append(worker)
 
     def harvest(self, wait: bool, cancel: threading.Event | None = None):
         """Yield finished results in submission order; with wait, block for all of them."""
         while self.pending:
             head = self.pending[0]
-            if isinstance(head, Future):
-                while wait and not head.done():
-                    if cancel is not None and cancel.is_set():
-                        return
-                    time.sleep(0.02)
-                if not head.done():
-                    return
-                result = head.result()
+            if isinstance(head, SpectrumWorker):
+                result = None
+                while result is None:
+                    try:
+                        result = head.results.get(timeout=0.05 if wait else 0)
+                    except queue.Empty:
+                        if not wait or (cancel is not None and cancel.is_set()):
+                            return
+                if isinstance(result, Exception):
+                    raise result
             else:
                 result = head
             self.pending.pop(0)
             yield from result
 
     def close(self) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+        for worker in self.workers:
+            worker.close()
+
+
+def stage_one(config: RunConfig, problem: Problem, prior=None) -> tuple[list[EpochRecord], TrainState,
+                                                                        dict[int, np.ndarray]]:
+    """SHIFT's Stage I: Single-Attn for epochs 0..shift_epoch, and the state to continue from.
+
+    Training is replayed (a few milliseconds an epoch) because Adam's moments are not
+    stored; when `prior` (the Single run of the same config, a RunData) holds the same
+    weights at the switch, its records and spectra are reused as they are, so epochs
+    0..S of the SHIFT run equal the Single run's exactly and no spectrum is recomputed.
+    """
+    single = config.replace(model="single")
+    trainer = Trainer(single, problem)
+    records = list(trainer.run(until=config.shift_epoch))
+    state = trainer.state()
+    spectra: dict[int, np.ndarray] = {}
+    S = config.shift_epoch
+    if (prior is not None and prior.config.key() == single.key() and len(prior.thetas) > S
+            and not records[-1].diverged and np.array_equal(prior.thetas[S], state.theta)):
+        rows = prior.records.iloc[:S + 1]
+        records = [EpochRecord(int(row.epoch), 1, {m: float(getattr(row, m)) for m in METRICS}, prior.thetas[i],
+                               float(row.seconds)) for i, row in enumerate(rows.itertuples())]
+        state.seconds = records[-1].seconds
+        spectra = {int(e): eig for e, eig in zip(prior.spectrum_epochs, prior.eigenvalues) if e <= S}
+    return records, state, spectra
 
 
 def execute(config: RunConfig, log: RunLog | None = None, cancel: threading.Event | None = None,
-            workers: int = 1, chunk: int = 10, resume: TrainState | None = None,
-            prior: RunLog | None = None, problem: Problem | None = None) -> RunLog:
+            workers: int = 1, chunk: int = 10, prior=None, problem: Problem | None = None) -> RunLog:
     """Train `config` and compute its spectra into `log`; never raises for a bad run.
 
-    workers: spectrum worker processes (0 = compute inline). resume/prior: continue
-    from a stored state and copy the prior run's records and spectra up to it (SHIFT
-    reuses its Stage I this way). A non-finite loss ends the run as 'diverged' with
-    every record so far kept; a set `cancel` ends it as 'cancelled', likewise.
+    workers: spectrum worker processes (0 = compute inline). prior: for a SHIFT run,
+    the stored Single run of the same config (a RunData), whose Stage I is reused.
+    A non-finite loss ends the run as 'diverged' with every record so far kept; a set
+    `cancel` ends it as 'cancelled', likewise.
     """
     log = log or RunLog(config)
     cancel = cancel or threading.Event()
     pool = None
     try:
         problem = problem or prepare(config)
-        if prior is not None and resume is not None:
-            for record in prior.records[:resume.epoch + 1]:
-                log.add_record(record)
-            for epoch, eig in prior.spectra.items():
-                if epoch <= resume.epoch:
-                    log.add_spectrum(epoch, eig)
+        resume, records = None, None
+        if config.model == "shift":
+            first, resume, reused = stage_one(config, problem, prior)
+            for epoch, eig in reused.items():
+                log.add_spectrum(epoch, eig)
+            if first[-1].diverged:
+                resume = None
+            records = itertools.chain(first, Trainer(config, problem, resume).run(include_current=False)
+                                      if resume is not None else ())
         wanted = set(spectrum_epochs(config, config.epochs))
         pool = SpectrumPool(config, problem, workers)
         batch: list[tuple[int, np.ndarray, int]] = []
-        trainer = Trainer(config, problem, resume)
-        for record in trainer.run(include_current=resume is None):
+        requested: set[int] = set()   # epochs whose spectrum is computed or on its way
+        if records is None:
+            records = Trainer(config, problem).run()
+        for record in records:
             log.add_record(record)
             if record.diverged:
                 log.diverged_epoch = record.epoch
                 break
             if record.epoch in wanted and record.epoch not in log.spectra:
                 batch.append((record.epoch, record.theta, record.loops))
+                requested.add(record.epoch)
             if len(batch) >= chunk:
                 pool.submit(batch)
                 batch = []
@@ -166,7 +188,8 @@ def execute(config: RunConfig, log: RunLog | None = None, cancel: threading.Even
             if cancel.is_set():
                 break
         last = log.records[-1].epoch
-        if last not in log.spectra and not log.records[-1].diverged and config.hessian_every > 0:
+        if (last not in log.spectra and last not in requested and not log.records[-1].diverged
+                and config.hessian_every > 0):
             batch.append((last, log.records[-1].theta, log.records[-1].loops))
         pool.submit(batch)
         for epoch, eig in pool.harvest(wait=True, cancel=cancel):

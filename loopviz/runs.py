@@ -121,7 +121,9 @@ class JobRegistry:
                 job.log.finish("cancelled", "cancelled before it started")
                 return
             job.started_at = time.time()
-            execute(job.config, job.log, job.cancel, workers=self.spectrum_workers)
+            # SHIFT reuses the stored Single run's Stage I (records and spectra).
+            prior = self.store.load(job.config.replace(model="single")) if job.config.model == "shift" else None
+            execute(job.config, job.log, job.cancel, workers=self.spectrum_workers, prior=prior)
         if job.log.status in STORED_STATUSES:
             try:
                 self.store.save(run_data_from_log(job.log))

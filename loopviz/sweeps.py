@@ -95,3 +95,32 @@ def summary_line(summary: dict[str, float]) -> str:
             f"≤ −0.04 in {summary['share_gap_le_-0.04']:.0%}; validation accuracy gap mean "
             f"{summary['mean_gap_val_acc_all']:+.3f}; train up ≥ 0.04 with validation down in "
             f"{summary['share_train_up_val_down']:.0%}")
+
+
+def _shift_point(config_json: str) -> dict[str, float]:
+    """One point of the SHIFT efficiency sweep: train (no spectra), time it, final metrics."""
+    config = RunConfig.from_json(config_json)
+    final_metrics(config.replace(model="looped", epochs=2))  # warm-up: a fresh worker's first steps are slow
+    row = {"model": config.model, "shift_epoch": config.shift_epoch if config.model == "shift" else -1}
+    row.update(final_metrics(config))
+    return row
+
+
+def shift_configs(base: RunConfig, shift_epochs: list[int], looped_repeats: int) -> list[RunConfig]:
+    """SHIFT at each shift epoch, plus pure Looped-Attn runs as the timing baseline."""
+    base = base.replace(hessian_every=0)
+    looped = [base.replace(model="looped") for _ in range(looped_repeats)]
+    return looped + [base.replace(model="shift", shift_epoch=s) for s in shift_epochs]
+
+
+def summarise_shift_sweep(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per shift epoch: training seconds, speed-up over the median pure-Looped time, final
+    accuracy and its gap to pure Looped-Attn."""
+    looped = rows[rows["model"] == "looped"]
+    shift = rows[rows["model"] == "shift"].sort_values("shift_epoch").copy()
+    base_seconds = float(looped["seconds"].median())
+    shift["speedup"] = base_seconds / shift["seconds"]
+    for name in ("acc_all", "acc_high", "val_acc_all", "val_acc_high"):
+        shift[f"gap_{name}"] = shift[name] - float(looped[name].iloc[0])
+    shift["looped_seconds"] = base_seconds
+    return shift.reset_index(drop=True)

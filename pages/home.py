@@ -32,6 +32,10 @@ st.markdown(
   and how often the effect appears over seeds. Change the sidebar settings and press *Train* to run live.
 - **River valleys** — the quadratic river-valley model of Theorems 1–2: U- against V-valley, the
   cumulative force and its bound, valley hopping animated.
+- **SHIFT** — pick the switch epoch with a slider (SCP suggests one) and watch Stage II train; speed-up and
+  final accuracy against pure Looped-Attn over all shift epochs; Theorem 3's gradient alignment, measured.
+- **Length generalisation** — Table 1 and Figures 7 and 9: the trained models on sequences of length
+  8 to 17, drawn exactly ∝ P(X)² by forward–backward sampling.
 """
 )
 

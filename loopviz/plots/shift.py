@@ -1,0 +1,71 @@
+"""Figures of the SHIFT page: three models on one chart, the efficiency sweep, Theorem 3."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..rundir import RunData
+from .training import MODEL_COLOURS, _layout
+
+
+def compare_accuracy_figure(runs: dict[str, RunData], bucket: str, shift_epoch: int | None) -> go.Figure:
+    """One IC bucket's accuracy for Single, Looped and SHIFT: train solid, validation dashed."""
+    fig = go.Figure()
+    for label, run in runs.items():
+        colour = MODEL_COLOURS.get(run.config.model, "#333")
+        fig.add_scatter(x=run.records["epoch"], y=run.records[f"acc_{bucket}"], name=f"{label} train",
+                        line=dict(color=colour))
+        fig.add_scatter(x=run.records["epoch"], y=run.records[f"val_acc_{bucket}"], name=f"{label} val",
+                        line=dict(color=colour, dash="dash", width=1.5))
+    if shift_epoch is not None:
+        fig.add_vline(x=shift_epoch, line=dict(color=MODEL_COLOURS["shift"], dash="dot"),
+                      annotation_text=f"switch at {shift_epoch}")
+    return _layout(fig, f"Accuracy on {bucket}-information samples", "epoch", "accuracy")
+
+
+def sweep_shift_figure(table: pd.DataFrame, scp_epoch: int | None, chosen: int | None) -> go.Figure:
+    """Speed-up over pure Looped-Attn and final-accuracy gap against the shift epoch."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(x=table["shift_epoch"], y=table["speedup"], name="speed-up ×", mode="lines+markers",
+                    line=dict(color=MODEL_COLOURS["shift"]))
+    fig.add_scatter(x=table["shift_epoch"], y=table["gap_acc_all"], name="final accuracy − pure Looped",
+                    mode="lines+markers", line=dict(color="#2a9d8f", dash="dash"), secondary_y=True)
+    fig.add_scatter(x=table["shift_epoch"], y=table["gap_acc_high"], name="final high-IC accuracy − pure Looped",
+                    mode="lines+markers", line=dict(color="#e76f51", dash="dot"), secondary_y=True)
+    fig.add_hline(y=1.0, line=dict(color="#999", width=1))
+    fig.add_vrect(x0=100, x1=150, fillcolor="rgba(123,44,191,0.08)", line_width=0,
+                  annotation_text="paper's SCP range", annotation_position="top left")
+    if scp_epoch is not None:
+        fig.add_vline(x=scp_epoch, line=dict(dash="dot", color="#555"), annotation_text=f"SCP {scp_epoch}")
+    if chosen is not None:
+        fig.add_vline(x=chosen, line=dict(color=MODEL_COLOURS["shift"], width=1), annotation_text="slider",
+                      annotation_position="bottom right")
+    fig.update_yaxes(title_text="speed-up (× pure Looped)", secondary_y=False)
+    fig.update_yaxes(title_text="accuracy gap", secondary_y=True)
+    return _layout(fig, "SHIFT efficiency: speed-up and final accuracy against the shift epoch", "shift epoch", "")
+
+
+def alignment_figure(table: dict[str, np.ndarray]) -> go.Figure:
+    fig = go.Figure()
+    for name, colour in (("K", "#264653"), ("Q", "#e76f51")):
+        fig.add_scatter(x=table["epoch"], y=table[f"cos_{name}"], name=f"cos ∇W_{name}", line=dict(color=colour))
+    fig.add_hline(y=0, line=dict(color="#999", width=1))
+    fig.update_yaxes(range=[-1.05, 1.05])
+    return _layout(fig, "Theorem 3: cosine of the Single and Looped gradients, along the Single run", "epoch",
+                   "cosine")
+
+
+def assumption4_figure(table: dict[str, np.ndarray]) -> go.Figure:
+    """‖W − diag W‖₂ / max|diag W| (log, left) and the share of negative diagonal entries (right)."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for name, colour in (("K", "#264653"), ("Q", "#e76f51"), ("V", "#2a9d8f")):
+        fig.add_scatter(x=table["epoch"], y=table[f"offdiag_ratio_{name}"], name=f"W_{name} ‖ε‖/‖D‖",
+                        line=dict(color=colour))
+        fig.add_scatter(x=table["epoch"], y=table[f"negative_diag_{name}"], name=f"W_{name} negative diagonal share",
+                        line=dict(color=colour, dash="dot"), secondary_y=True)
+    fig.add_hline(y=1.0, line=dict(color="#999", dash="dash"), annotation_text="‖ε‖ = ‖D‖")
+    fig.update_yaxes(type="log", title_text="off-diagonal / diagonal", secondary_y=False)
+    fig.update_yaxes(range=[0, 1.05], title_text="share of negative diagonal entries", secondary_y=True)
+    return _layout(fig, "Assumption 4: distance from diagonal-dominant weights with a PSD diagonal", "epoch", "")

@@ -1,0 +1,98 @@
+"""SHIFT (paper Sec. 5, App. E.1.4, App. G): when to switch, what it saves, why it is safe.
+
+- `scp`: the SHIFT Criterion with Patience picks the switch epoch from the Single-Attn
+  validation loss and gradient norm.
+- `speedup`: wall-clock training time of pure Looped-Attn over that of SHIFT.
+- `gradient_alignment`: Theorem 3's inner products ⟨∇_W L1, ∇_W L2⟩, W ∈ {W_K, W_Q},
+  of the Single (L1) and Looped (L2) losses at the same weights.
+- `assumption4_distance`: how far W_K, W_Q, W_V are from Assumption 4 (a PSD diagonal
+  plus a dense part of much smaller spectral norm).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import models
+from .training import DTYPE, Problem
+
+SCP_DEFAULTS = {"delta1": 0.01, "plateau_epochs": 20, "patience": 20, "delta2": 0.1}
+
+
+def scp(val_loss: np.ndarray, grad_norm: np.ndarray, delta1: float = SCP_DEFAULTS["delta1"],
+        plateau_epochs: int = SCP_DEFAULTS["plateau_epochs"], patience: int = SCP_DEFAULTS["patience"],
+        delta2: float = SCP_DEFAULTS["delta2"]) -> tuple[int | None, int | None]:
+    """(E_plateau, E_shift), None where not found; arrays are indexed by epoch.
+
+    E_plateau: the first epoch e >= p at which the validation loss has fallen by less
+    than delta1 over the previous p epochs: val_loss[e - p] - val_loss[e] < delta1.
+    E_shift: the first epoch e >= E_plateau + patience at which the gradient norm has
+    settled: its relative spread (max - min) / mean over epochs e - p + 1 .. e is
+    below delta2. Defaults (SCP_DEFAULTS) suit the toy task's 600-epoch runs.
+    """
+    val_loss = np.asarray(val_loss, dtype=float)
+    grad_norm = np.asarray(grad_norm, dtype=float)
+    p = int(plateau_epochs)
+    if p < 1 or len(val_loss) <= p:
+        return None, None
+    drops = val_loss[:-p] - val_loss[p:]          # drops[i] = fall over epochs i .. i + p
+    flat = np.nonzero(drops < delta1)[0]
+    if flat.size == 0:
+        return None, None
+    plateau = int(flat[0]) + p
+    for e in range(max(plateau + patience, p - 1), len(grad_norm)):
+        window = grad_norm[e - p + 1:e + 1]
+        mean = window.mean()
+        if mean > 0 and (window.max() - window.min()) / mean < delta2:
+            return plateau, e
+    return plateau, None
+
+
+def speedup(looped_seconds: float, shift_seconds: float) -> float:
+    """How many times faster SHIFT trains than pure Looped-Attn (> 1: SHIFT is faster)."""
+    return looped_seconds / shift_seconds if shift_seconds > 0 else float("nan")
+
+
+def _grad(problem: Problem, theta: np.ndarray, loops: int) -> np.ndarray:
+    t = torch.tensor(theta, dtype=DTYPE, device=problem.device, requires_grad=True)
+    (g,) = torch.autograd.grad(problem.loss(t, loops), t)
+    return g.detach().cpu().numpy()
+
+
+def gradient_alignment(problem: Problem, theta: np.ndarray, loops: int) -> dict[str, float]:
+    """Theorem 3 at θ: inner products and cosines of the W_K and W_Q gradients of the
+    Single-Attn (T = 1) and Looped-Attn (T = loops) training losses."""
+    d = problem.config.d
+    g1, g2 = _grad(problem, theta, 1), _grad(problem, theta, loops)
+    dd = d * d
+    out = {}
+    for name, block in (("K", slice(0, dd)), ("Q", slice(dd, 2 * dd))):
+        a, b = g1[block], g2[block]
+        inner = float(a @ b)
+        norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+        out[f"inner_{name}"] = inner
+        out[f"cos_{name}"] = inner / norm if norm > 0 else float("nan")
+    return out
+
+
+def assumption4_distance(theta: np.ndarray, d: int) -> dict[str, float]:
+    """Per weight W ∈ {K, Q, V}: ‖W − diag(W)‖₂ / ‖diag(W)‖₂ (Assumption 4 wants ≪ 1) and
+    the share of negative diagonal entries (a PSD diagonal has none)."""
+    W_K, W_Q, W_V, _ = (w.numpy() for w in models.unflatten(torch.as_tensor(theta), d))
+    out = {}
+    for name, W in (("K", W_K), ("Q", W_Q), ("V", W_V)):
+        D = np.diag(np.diag(W))
+        diag_norm = np.abs(np.diag(W)).max()
+        out[f"offdiag_ratio_{name}"] = float(np.linalg.norm(W - D, 2) / diag_norm) if diag_norm > 0 else float("inf")
+        out[f"negative_diag_{name}"] = float(np.mean(np.diag(W) < 0))
+    return out
+
+
+def theorem3_table(problem: Problem, epochs: np.ndarray, thetas: np.ndarray, loops: int) -> dict[str, np.ndarray]:
+    """Theorem 3's alignment and Assumption 4's distances at each given (epoch, θ)."""
+    rows = [{**gradient_alignment(problem, theta, loops), **assumption4_distance(theta, problem.config.d)}
+            for theta in thetas]
+    table = {"epoch": np.asarray(epochs)}
+    for key in rows[0] if rows else ():
+        table[key] = np.array([row[key] for row in rows])
+    return table

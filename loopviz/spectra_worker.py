@@ -1,0 +1,112 @@
+"""Spectrum worker processes, fed over pipes with .npz frames (no pickle anywhere).
+
+Why not multiprocessing: its 'spawn' start re-runs the parent's __main__ module in
+the child, and under Streamlit that module is whichever page script happens to be
+running, so a worker would execute a page. A plain `python -m loopviz.spectra_worker`
+subprocess starts clean, whoever starts it.
+
+Protocol: every frame is an 8-byte little-endian length and a payload. The parent
+sends the RunConfig as JSON, then one .npz per chunk (epochs, thetas, loops); the
+worker answers each chunk with one .npz (epochs, eigenvalues), in order.
+"""
+from __future__ import annotations
+
+import io
+import os
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+HEADER = struct.Struct("<Q")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_frame(stream: BinaryIO, payload: bytes) -> None:
+    stream.write(HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def read_frame(stream: BinaryIO) -> bytes | None:
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
+        return None
+    (size,) = HEADER.unpack(header)
+    payload = stream.read(size)
+    if len(payload) < size:
+        return None
+    return payload
+
+
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def load_npz(payload: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(payload), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+class SpectrumWorker:
+    """One worker subprocess; results of its chunks arrive in order on `results`."""
+
+    def __init__(self, config_json: str):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        self.process = subprocess.Popen([sys.executable, "-m", "loopviz.spectra_worker"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.results: queue.Queue = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        write_frame(self.process.stdin, config_json.encode())
+
+    def submit(self, jobs: list[tuple[int, np.ndarray, int]]) -> None:
+        epochs, thetas, loops = zip(*jobs)
+        write_frame(self.process.stdin, npz_bytes(epochs=np.array(epochs), thetas=np.stack(thetas),
+                                                  loops=np.array(loops)))
+
+    def _read(self) -> None:
+        while True:
+            frame = read_frame(self.process.stdout)
+            if frame is None:
+                error = self.process.stderr.read().decode(errors="replace").strip().splitlines()
+                self.results.put(RuntimeError("spectrum worker stopped: " + (error[-1] if error else "no message")))
+                return
+            data = load_npz(frame)
+            self.results.put(list(zip(data["epochs"].tolist(), data["eigenvalues"])))
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        self.process.terminate()
+
+
+def main() -> None:
+    import torch
+
+    from .config import RunConfig
+    from .training import prepare
+
+    torch.set_num_threads(1)  # one core per worker; more threads only contend (DESIGN.md)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    first = read_frame(stdin)
+    if first is None:
+        return
+    problem = prepare(RunConfig.from_json(first.decode()).replace(device="cpu"))
+    while (frame := read_frame(stdin)) is not None:
+        job = load_npz(frame)
+        eigenvalues = np.stack([problem.hessian_spectrum(theta, int(loops))
+                                for theta, loops in zip(job["thetas"], job["loops"])])
+        write_frame(stdout, npz_bytes(epochs=job["epochs"], eigenvalues=eigenvalues))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""SHIFT (Sec. 5): train Single-Attn, switch the same weights to Looped-Attn at a chosen
+epoch; the SCP criterion, the speed-up, the U→V reshaping and Theorem 3, measured."""
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from loopviz import shift
+from loopviz.config import RunConfig
+from loopviz.plots import shift as shift_plots
+from loopviz.plots import training as plots
+from loopviz.rundir import RunData
+from loopviz.training import prepare
+from loopviz.ui import jobs
+from loopviz.ui.config_sidebar import sidebar_config
+
+SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_shift.csv"
+
+st.title("SHIFT: Single-Attn first, then Looped-Attn")
+st.caption("Stage I trains Single-Attn; at the shift epoch the same weights (and Adam state) continue as "
+           "Looped-Attn. Stage I is the stored Single run itself: only Stage II is trained when you move the slider.")
+
+config = sidebar_config(RunConfig())
+base = {"Single-Attn": config.replace(model="single"), "Looped-Attn": config.replace(model="looped")}
+jobs.train_controls(base)
+for problem in jobs.store_problems():
+    st.warning(problem)
+
+single = jobs.current_run(base["Single-Attn"])
+if single is None or single.status != "complete":
+    jobs.progress_panel(base)
+    st.info("SHIFT starts from a finished Single-Attn run of this configuration: press **Train** in the sidebar.")
+    st.stop()
+
+with st.expander("SCP: SHIFT Criterion with Patience (App. E.1.4)", expanded=False):
+    c1, c2, c3, c4 = st.columns(4)
+    delta1 = c1.number_input("δ1: least fall of validation loss", 1e-6, 1.0, shift.SCP_DEFAULTS["delta1"], format="%g")
+    window = c2.number_input("p: plateau window (epochs)", 1, 200, shift.SCP_DEFAULTS["plateau_epochs"])
+    patience = c3.number_input("W: patience (epochs)", 0, 500, shift.SCP_DEFAULTS["patience"])
+    delta2 = c4.number_input("δ2: gradient-norm spread", 1e-4, 10.0, shift.SCP_DEFAULTS["delta2"], format="%g")
+plateau, suggested = shift.scp(single.records["val_loss"].to_numpy(), single.records["grad_norm"].to_numpy(),
+                               delta1, int(window), int(patience), delta2)
+if plateau is None:
+    st.warning("SCP found no plateau in the Single-Attn validation loss with these thresholds; pick the shift "
+               "epoch by hand.")
+elif suggested is None:
+    st.warning(f"SCP found a plateau at epoch {plateau} but the gradient norm never settled within δ2 afterwards.")
+else:
+    st.success(f"SCP: validation-loss plateau at epoch {plateau}; gradient norm settled by epoch {suggested} "
+               f"(E_shift = E_plateau + {suggested - plateau}).")
+
+default_epoch = suggested if suggested is not None else min(100, config.epochs)
+shift_epoch = st.slider("shift epoch", 0, config.epochs, value=default_epoch, key="shift_epoch",
+                        help="Moving it trains Stage II of a new SHIFT run at once (spectra follow).")
+shift_config = config.replace(model="shift", shift_epoch=int(shift_epoch))
+if jobs.current_run(shift_config) is None and jobs.registry().get(shift_config) is None:
+    jobs.registry().start(shift_config)
+runs_config = {**base, "SHIFT": shift_config}
+
+
+def timing_panel(looped: RunData, shifted: RunData) -> None:
+    t_looped, t_shift = float(looped.records["seconds"].iloc[-1]), float(shifted.records["seconds"].iloc[-1])
+    last_l, last_s = looped.records.iloc[-1], shifted.records.iloc[-1]
+    a, b, c, d = st.columns(4)
+    a.metric("pure Looped-Attn training", f"{t_looped:.2f} s")
+    b.metric("SHIFT training (Stage I + II)", f"{t_shift:.2f} s")
+    c.metric("speed-up", f"×{shift.speedup(t_looped, t_shift):.2f}")
+    d.metric("final accuracy, SHIFT − Looped", f"{last_s['acc_all'] - last_l['acc_all']:+.1%}",
+             f"high-IC {last_s['acc_high'] - last_l['acc_high']:+.1%}", delta_color="off")
+    st.caption("Wall-clock training time (evaluation excluded) measured in separate runs, so it carries their "
+               "timing noise; the sweep below times every point the same way.")
+
+
+def body() -> None:
+    jobs.progress_panel({"SHIFT": shift_config})
+    runs = {label: jobs.current_run(c) for label, c in runs_config.items()}
+    shown = {label: run for label, run in runs.items() if run is not None and len(run.records)}
+    bucket = st.radio("IC bucket", ("high", "low", "all"), horizontal=True, key="shift_bucket")
+    st.plotly_chart(shift_plots.compare_accuracy_figure(shown, bucket, int(shift_epoch)), key="shift-acc")
+    if "SHIFT" in shown and "Looped-Attn" in shown and shown["SHIFT"].status != "running":
+        timing_panel(shown["Looped-Attn"], shown["SHIFT"])
+    with_spectra = {label: run for label, run in shown.items() if len(run.spectrum_epochs)}
+    if "SHIFT" in with_spectra:
+        st.subheader("The landscape across the switch")
+        left, right = st.columns(2)
+        fig = plots.entropy_figure(with_spectra["SHIFT"], "SHIFT: entropy and mutual information")
+        fig.add_vline(x=int(shift_epoch), line=dict(color="#7b2cbf", dash="dot"), annotation_text="switch")
+        left.plotly_chart(fig, key="shift-entropy")
+        right.plotly_chart(plots.kappa_figure(with_spectra, config.valley_delta), key="shift-kappa")
+
+
+live = jobs.any_running({"SHIFT": shift_config})
+
+
+def live_body() -> None:
+    body()
+    if not jobs.any_running({"SHIFT": shift_config}):
+        st.rerun()
+
+
+st.fragment(live_body if live else body, run_every=1.0 if live else None)()
+
+st.subheader("Efficiency over shift epochs")
+if SWEEP_FILE.exists():
+    sweep = pd.read_csv(SWEEP_FILE)
+    st.plotly_chart(shift_plots.sweep_shift_figure(sweep, suggested, int(shift_epoch)), key="shift-sweep")
+    best = sweep.loc[sweep["speedup"].idxmax()]
+    st.caption(f"Bundled `python -m loopviz sweep-shift` at the default configuration: pure Looped-Attn "
+               f"{sweep['looped_seconds'].iloc[0]:.2f} s (median of its repeats); best speed-up ×{best['speedup']:.2f} "
+               f"at epoch {int(best['shift_epoch'])}, final accuracy gap {best['gap_acc_all']:+.1%}. The paper "
+               "reports ×1.26 for a shift between epochs 100 and 150.")
+else:
+    st.warning("No bundled SHIFT sweep found (assets/sweep_shift.csv); README.md says how to make it.")
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring Theorem 3 along the Single run…")
+def theorem3(config_json: str, epochs: tuple[int, ...], _thetas) -> dict:
+    cfg = RunConfig.from_json(config_json)
+    return shift.theorem3_table(prepare(cfg), list(epochs), _thetas, cfg.loops)
+
+
+st.subheader("Theorem 3: a shared river upstream")
+step = max(1, len(single.weight_epochs) // 60)
+picked = single.weight_epochs[::step]
+table = theorem3(base["Single-Attn"].to_json(), tuple(int(e) for e in picked), single.thetas[::step])
+left, right = st.columns(2)
+left.plotly_chart(shift_plots.alignment_figure(table), key="thm3-cos")
+right.plotly_chart(shift_plots.assumption4_figure(table), key="thm3-assumption4")
+negative = int(((table["inner_K"] < 0) | (table["inner_Q"] < 0)).sum())
+st.caption(f"Along the Single run ({len(picked)} epochs), the W_K and W_Q gradient inner products are negative at "
+           f"{negative} of them; Theorem 3 promises ≥ 0 only under Assumptions 4–5, whose distance is on the right.")
