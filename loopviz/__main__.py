@@ -165,12 +165,12 @@ def command_sweep_shift(args: argparse.Namespace) -> int:
     bad = [s for s in shift_epochs if not 0 <= s <= base.epochs]
     if not shift_epochs or bad:
         raise UsageError(f"shift epochs must lie in [0, epochs = {base.epochs}]; bad: {bad or 'none given'}")
-    if args.looped_repeats < 1:
-        raise UsageError("--looped-repeats must be >= 1")
+    if args.repeats < 1:
+        raise UsageError("--repeats must be >= 1")
     out = Path(args.out)
     if out.exists() and not args.force:
         raise UsageError(f"{out} already exists; use another --out or --force to overwrite")
-    configs = shift_configs(base, shift_epochs, args.looped_repeats)
+    configs = shift_configs(base, shift_epochs, args.repeats)
     raw_path = Path(str(out) + ".raw.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(shift, skip=("model", "shift_epoch"))
     shift.add_argument("--shift-epochs", default=",".join(str(s) for s in range(0, 600, 50)),
                        help="comma-separated shift epochs (default 0,50,...,550)")
-    shift.add_argument("--looped-repeats", type=int, default=3, help="pure Looped runs timed as the baseline")
+    shift.add_argument("--repeats", type=int, default=3, help="timed runs per point (the median is kept)")
     shift.add_argument("--out", required=True, help="CSV to write (raw runs go to OUT.raw.csv as they finish)")
     shift.add_argument("--force", action="store_true")
     shift.add_argument("--workers", type=int, default=default_workers())

@@ -106,18 +106,23 @@ def _shift_point(config_json: str) -> dict[str, float]:
     return row
 
 
-def shift_configs(base: RunConfig, shift_epochs: list[int], looped_repeats: int) -> list[RunConfig]:
-    """SHIFT at each shift epoch, plus pure Looped-Attn runs as the timing baseline."""
+def shift_configs(base: RunConfig, shift_epochs: list[int], repeats: int) -> list[RunConfig]:
+    """SHIFT at each shift epoch and pure Looped-Attn (the baseline), each `repeats` times
+    so that timing noise can be taken out by the median."""
     base = base.replace(hessian_every=0)
-    looped = [base.replace(model="looped") for _ in range(looped_repeats)]
-    return looped + [base.replace(model="shift", shift_epoch=s) for s in shift_epochs]
+    points = [base.replace(model="looped")] + [base.replace(model="shift", shift_epoch=s) for s in shift_epochs]
+    return [config for _ in range(repeats) for config in points]
 
 
 def summarise_shift_sweep(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per shift epoch: training seconds, speed-up over the median pure-Looped time, final
-    accuracy and its gap to pure Looped-Attn."""
+    """Per shift epoch: median training seconds over repeats, speed-up over the median
+    pure-Looped time, final accuracy and its gap to pure Looped-Attn (repeats train the
+    same numbers; only the time varies)."""
     looped = rows[rows["model"] == "looped"]
-    shift = rows[rows["model"] == "shift"].sort_values("shift_epoch").copy()
+    shift_rows = rows[rows["model"] == "shift"]
+    shift = shift_rows.groupby("shift_epoch", as_index=False).first()
+    shift["seconds"] = shift_rows.groupby("shift_epoch")["seconds"].median().to_numpy()
+    shift["repeats"] = shift_rows.groupby("shift_epoch").size().to_numpy()
     base_seconds = float(looped["seconds"].median())
     shift["speedup"] = base_seconds / shift["seconds"]
     for name in ("acc_all", "acc_high", "val_acc_all", "val_acc_high"):

@@ -152,11 +152,14 @@ def test_cli_shift_reuses_the_single_run_of_the_same_invocation(tmp_path):
 
 def test_sweep_shift_on_a_tiny_grid(tmp_path, capsys):
     out = tmp_path / "sweep.csv"
-    assert main(["sweep-shift", "--d", "2", "--epochs", "10", "--shift-epochs", "0,5,10", "--looped-repeats", "1",
+    assert main(["sweep-shift", "--d", "2", "--epochs", "10", "--shift-epochs", "0,5,10", "--repeats", "2",
                  "--workers", "1", "--out", str(out)]) == 0
     table = pd.read_csv(out)
     assert list(table["shift_epoch"]) == [0, 5, 10]
     np.testing.assert_allclose(table["speedup"], table["looped_seconds"] / table["seconds"])
     raw = pd.read_csv(str(out) + ".raw.csv")
-    assert len(raw) == 4 and "best speed-up" in capsys.readouterr().out
+    assert len(raw) == 8 and "best speed-up" in capsys.readouterr().out
+    shift_rows = raw[raw["model"] == "shift"]
+    np.testing.assert_allclose(table["seconds"], shift_rows.groupby("shift_epoch")["seconds"].median().to_numpy())
+    assert list(table["repeats"]) == [2, 2, 2]
     assert main(["sweep-shift", "--epochs", "10", "--shift-epochs", "0,50", "--out", str(tmp_path / "b.csv")]) == 2
