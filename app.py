@@ -5,11 +5,11 @@ st.set_page_config(page_title="loopviz: looped vs single-pass transformers", pag
                    layout="wide")
 
 pages = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/spectrum.py", title="Spectrum evolution", icon=":material/ssid_chart:", url_path="spectrum"),
-    st.Page("pages/river_valley.py", title="River valleys", icon=":material/landscape:", url_path="river-valley"),
-    st.Page("pages/shift.py", title="SHIFT", icon=":material/swap_horiz:", url_path="shift"),
-    st.Page("pages/length_generalisation.py", title="Length generalisation", icon=":material/straighten:",
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/spectrum.py", title="Spectrum evolution", icon=":material/ssid_chart:", url_path="spectrum"),
+    st.Page("app_pages/river_valley.py", title="River valleys", icon=":material/landscape:", url_path="river-valley"),
+    st.Page("app_pages/shift.py", title="SHIFT", icon=":material/swap_horiz:", url_path="shift"),
+    st.Page("app_pages/length_generalisation.py", title="Length generalisation", icon=":material/straighten:",
             url_path="length"),
 ]
 st.navigation(pages).run()

@@ -23,18 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from loopviz import lengthgen, markov, models  # noqa: E402
 from loopviz.rundir import read_run  # noqa: E402
 
+from timing import best_of  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 RUNS = Path(__file__).resolve().parents[1] / "assets" / "default"
-N, LONG, REPEATS = 5000, 17, 5
-
-
-def best_of(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    """Fastest of `repeats` wall-clock timings, in seconds (the least disturbed run)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+N, LONG = 5000, 17
 
 
 def brute_force_sample(transitions: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:

@@ -21,18 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from loopviz import quadratic as q  # noqa: E402
 from loopviz.plots import valley as vp  # noqa: E402
 
+from timing import best_of  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 D_V, D_R, K = 180, 20, 2000          # d_V + d_R = 200, the page's speed budget size
-REPEATS = 5
-
-
-def best_of(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    """Fastest of `repeats` wall-clock timings, in seconds (the least disturbed run)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def naive_gd(p: q.Problem, eta: float, steps: int) -> None:

@@ -15,16 +15,19 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 
 
-def exact_hessian(loss: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor) -> torch.Tensor:
+def exact_hessian(loss: Callable[["torch.Tensor"], "torch.Tensor"], theta: "torch.Tensor") -> "torch.Tensor":
     """∇²loss(θ) [P, P] by forward-over-reverse autodiff (exact up to float rounding)."""
+    import torch  # here, not at the top: the spectrum-summary functions below must load without torch
+
     return torch.func.hessian(loss)(theta)
 
 
-def eigenspectrum(hessian: torch.Tensor) -> np.ndarray:
+def eigenspectrum(hessian: "torch.Tensor") -> np.ndarray:
     """All eigenvalues, ascending, float64 (the Hessian is symmetrised against rounding)."""
+    import torch
+
     sym = 0.5 * (hessian + hessian.T)
     return torch.linalg.eigvalsh(sym.to(torch.float64)).cpu().numpy()
 

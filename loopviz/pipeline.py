@@ -11,63 +11,13 @@ import itertools
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .config import RunConfig
 from .spectra_worker import SpectrumWorker
-from .training import METRICS, EpochRecord, Problem, Trainer, TrainState, prepare
-
-STATUSES = ("running", "complete", "diverged", "cancelled", "failed")
-
-
-@dataclass
-class RunLog:
-    """What a run has produced so far. One writer appends; readers call snapshot()."""
-
-    config: RunConfig
-    status: str = "running"
-    message: str = ""
-    diverged_epoch: int | None = None
-    records: list[EpochRecord] = field(default_factory=list)
-    spectra: dict[int, np.ndarray] = field(default_factory=dict)
-    started: float = field(default_factory=time.time)
-    finished: float | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add_record(self, record: EpochRecord) -> None:
-        with self.lock:
-            self.records.append(record)
-
-    def add_spectrum(self, epoch: int, eigenvalues: np.ndarray) -> None:
-        with self.lock:
-            self.spectra[epoch] = eigenvalues
-
-    def finish(self, status: str, message: str = "") -> None:
-        with self.lock:
-            self.status, self.message, self.finished = status, message, time.time()
-
-    def snapshot(self) -> "RunLog":
-        """A consistent copy for drawing (the arrays themselves are never mutated)."""
-        with self.lock:
-            return RunLog(self.config, self.status, self.message, self.diverged_epoch, list(self.records),
-                          dict(self.spectra), self.started, self.finished)
-
-    @property
-    def done(self) -> bool:
-        return self.status != "running"
-
-
-def spectrum_epochs(config: RunConfig, last_epoch: int) -> list[int]:
-    """Epochs that get a spectrum: every hessian_every-th, and always the last one."""
-    if config.hessian_every <= 0:
-        return []
-    epochs = list(range(0, last_epoch + 1, config.hessian_every))
-    if epochs[-1] != last_epoch:
-        epochs.append(last_epoch)
-    return epochs
-
+from .runlog import METRICS, EpochRecord, RunLog, metrics_table, spectrum_epochs  # noqa: F401 (re-exported)
+from .training import Problem, Trainer, TrainState, prepare
 
 class SpectrumPool:
     """Computes spectra for chunks of (epoch, θ, loops): in worker subprocesses, or inline.
@@ -207,14 +157,3 @@ def execute(config: RunConfig, log: RunLog | None = None, cancel: threading.Even
         if pool is not None:
             pool.close()
     return log
-
-
-def metrics_table(log: RunLog) -> dict[str, np.ndarray]:
-    """Per-record columns: epoch, loops, seconds and METRICS."""
-    records = log.records
-    table = {"epoch": np.array([r.epoch for r in records], dtype=np.int64),
-             "loops": np.array([r.loops for r in records], dtype=np.int64),
-             "seconds": np.array([r.seconds for r in records])}
-    for name in METRICS:
-        table[name] = np.array([r.metrics[name] for r in records])
-    return table

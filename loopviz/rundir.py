@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import markov, models
+from . import markov
+from .embedding import make_embedding, param_count
 from .config import ConfigError, RunConfig
 from .curvature import log_bin_edges, summarise_spectra
-from .pipeline import RunLog, metrics_table
-from .training import METRICS
+from .runlog import METRICS, RunLog, metrics_table
 
 FORMAT_VERSION = 1
 CSV_COLUMNS = ("epoch", *METRICS, "entropy", "mutual_info", "kappa_valley", "n_valley",
@@ -67,7 +67,7 @@ def task_arrays(config: RunConfig) -> dict[str, np.ndarray]:
     """task.npz's contents for a config, rebuilt from its seeds."""
     task = markov.build_task(config.transitions, config.concentration, config.alpha, config.n_train,
                              config.n_val, config.keep_all_sequences, config.data_seed)
-    token, position = models.make_embedding(config.embedding, config.d, markov.SEQ_LEN - 1, config.data_seed)
+    token, position = make_embedding(config.embedding, config.d, markov.SEQ_LEN - 1, config.data_seed)
     arrays = {"transitions": task.transitions, "token_embedding": token, "position_embedding": position,
               "bucket_thresholds": np.array(task.thresholds)}
     for split, seqs, ic, bucket in (("train", task.train, task.train_ic, task.train_bucket),
@@ -85,7 +85,7 @@ def run_data_from_log(log: RunLog, task: dict[str, np.ndarray] | None = None) ->
     table = metrics_table(log)
     records = pd.DataFrame({"epoch": table["epoch"], **{m: table[m] for m in METRICS}})
     epochs = np.array(sorted(log.spectra), dtype=np.int64)
-    P = models.param_count(config.d)
+    P = param_count(config.d)
     eigenvalues = np.stack([log.spectra[e] for e in epochs]) if len(epochs) else np.zeros((0, P))
     summary = summarise_spectra(eigenvalues, config.river_eps, config.valley_delta, config.low_curvature_tau,
                                 log_bin_edges(config.entropy_bins, config.entropy_min, config.entropy_max))
@@ -183,7 +183,7 @@ def read_run(directory: Path) -> RunData:
     task = _load_npz(directory / "task.npz", ("transitions", "token_embedding", "position_embedding",
                                               "train_inputs", "train_targets", "train_ic", "train_bucket",
                                               "val_inputs", "val_targets", "val_ic", "val_bucket"))
-    P, d = models.param_count(config.d), config.d
+    P, d = param_count(config.d), config.d
     eig = spectra["eigenvalues"]
     if eig.ndim != 2 or (eig.size and eig.shape[1] != P) or len(spectra["epochs"]) != len(eig):
         raise RunFormatError(f"spectra.npz: eigenvalues shape {eig.shape} does not fit d = {d} (P = {P})")

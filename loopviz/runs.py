@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import RunConfig
-from .pipeline import RunLog, execute
+from .runlog import RunLog
 from .rundir import RunData, RunFormatError, read_run, run_data_from_log, write_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,7 +114,9 @@ class JobRegistry:
             return sum(1 for j in self.jobs.values() if j.waiting and j.queued_at < job.queued_at)
 
     def _run(self, job: Job) -> None:
-        import torch
+        import torch  # loaded with the first job, not with the first page
+
+        from .pipeline import execute
         torch.set_num_threads(1)  # beside the server a single thread is 10× faster (DESIGN.md)
         with self.slots:
             if job.cancel.is_set():

@@ -12,11 +12,9 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import markov
 from .config import RunConfig
-from .training import prepare, train
 
 
 def default_workers() -> int:
@@ -25,6 +23,10 @@ def default_workers() -> int:
 
 def final_metrics(config: RunConfig) -> dict[str, float]:
     """Train `config` (no spectra) and return its last record's metrics and status."""
+    import torch
+
+    from .training import train  # in the worker: summaries of finished sweeps need no torch
+
     torch.set_num_threads(1)
     last = None
     for last in train(config):
@@ -40,7 +42,8 @@ def _seed_point(config_json: str) -> dict[str, float]:
     for model in ("single", "looped"):
         for name, value in final_metrics(base.replace(model=model)).items():
             row[f"{model}_{name}"] = value
-    task = prepare(base).task
+    task = markov.build_task(base.transitions, base.concentration, base.alpha, base.n_train, base.n_val,
+                             base.keep_all_sequences, base.data_seed)
     for name, value in markov.bayes_accuracy(task).items():
         row[f"bayes_{name}"] = value
     for name, value in markov.memorisation_ceiling(task).items():

@@ -18,6 +18,7 @@ import torch
 from . import markov, models
 from .config import RunConfig
 from .curvature import eigenspectrum, exact_hessian
+from .runlog import METRICS, EpochRecord
 
 CONTEXT_LEN = markov.SEQ_LEN - 1
 N_CONTEXTS = markov.VOCAB ** CONTEXT_LEN
@@ -87,25 +88,6 @@ def prepare(config: RunConfig) -> Problem:
                    as_tensor(count_table(task.val)), buckets)
 
 
-METRICS = ("loss", "val_loss", "grad_norm", "acc_low", "acc_high", "acc_all",
-           "val_acc_low", "val_acc_high", "val_acc_all")
-
-
-@dataclass
-class EpochRecord:
-    """The state after one epoch (epoch 0 is the initialisation)."""
-
-    epoch: int
-    loops: int            # loops of the model being trained at this epoch
-    metrics: dict[str, float]
-    theta: np.ndarray     # weights after the epoch, flat [P]
-    seconds: float        # training wall time so far, evaluation excluded
-
-    @property
-    def diverged(self) -> bool:
-        return not all(np.isfinite(self.metrics[k]) for k in ("loss", "grad_norm"))
-
-
 def evaluate(problem: Problem, theta: torch.Tensor, loops: int) -> tuple[dict[str, float], torch.Tensor]:
     """All record metrics at θ, and the full-batch training gradient (reused by the step)."""
     theta = theta.detach().requires_grad_(True)
@@ -137,6 +119,10 @@ class TrainState:
 class Trainer:
     """Adam on θ, one epoch at a time; `state()` can be taken between epochs.
 
+    Training time is the CPU time of the training thread (time.thread_time): on an idle
+    core it is the wall-clock time, and spectrum workers or other jobs running beside
+    it do not inflate it, so SHIFT's speed-up compares like with like.
+
     Minibatch order comes from a generator seeded by (seed, epoch), so a run resumed
     at any epoch is bit-for-bit the uninterrupted one.
     """
@@ -161,11 +147,11 @@ class Trainer:
     def record(self) -> EpochRecord:
         """Evaluate at the current θ; the gradient is kept for a full-batch step."""
         loops = self.config.loops_at(self.epoch)
-        tick = time.perf_counter()
+        tick = time.thread_time()
         metrics, self._grad = evaluate(self.problem, self.theta, loops)
         self._grad_loops = loops
         if self._full_batch:  # that gradient is the next step's: training time, too
-            self.seconds += time.perf_counter() - tick
+            self.seconds += time.thread_time() - tick
         return EpochRecord(self.epoch, loops, metrics, self.theta.detach().cpu().numpy().copy(), self.seconds)
 
     @property
@@ -179,7 +165,7 @@ class Trainer:
         loops = config.loops_at(epoch)
         if config.model == "shift" and config.reset_optimizer and epoch == config.shift_epoch + 1:
             self.optimizer = torch.optim.Adam([self.theta], lr=config.lr)
-        tick = time.perf_counter()
+        tick = time.thread_time()
         if self._full_batch:
             if self._grad is None or self._grad_loops != loops:
                 _, self._grad = evaluate(problem, self.theta, loops)
@@ -196,7 +182,7 @@ class Trainer:
                 problem.loss(self.theta, loops, counts).backward()
                 self.optimizer.step()
         self._grad = None
-        self.seconds += time.perf_counter() - tick
+        self.seconds += time.thread_time() - tick
         self.epoch = epoch
 
     def run(self, until: int | None = None, include_current: bool = True) -> Iterator[EpochRecord]:

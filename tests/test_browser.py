@@ -104,7 +104,7 @@ def assert_no_exception(driver) -> None:
     assert not errors, errors[0].text
 
 
-def test_bundled_charts_then_a_live_run(server, browser):
+def test_bundled_charts_then_a_live_run(server, browser, capsys):
     url, started = server
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
@@ -137,5 +137,6 @@ def test_bundled_charts_then_a_live_run(server, browser):
         assert wait_for(lambda: plot_count(browser) >= 1, 60), f"no chart on {path or 'home'}"
         assert_no_exception(browser)
     browser.save_screenshot(str(ARTIFACTS / "river-valley.png"))
-    print(f"\n[browser] server start → bundled charts on screen: {first_paint:.2f} s; "
-          f"Train click → finished run's curves on screen: {first_points:.2f} s; curve lengths seen {seen}")
+    with capsys.disabled():  # the measured times belong in the test log
+        print(f"\n[browser] server start → bundled charts on screen: {first_paint:.2f} s; "
+              f"Train click → finished run's curves on screen: {first_points:.2f} s; curve lengths seen {seen}")

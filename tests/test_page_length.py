@@ -3,7 +3,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.apptest_helpers import app_test, fresh_registry
 
-PAGE = "pages/length_generalisation.py"
+PAGE = "app_pages/length_generalisation.py"
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""AppTest for pages/river_valley.py: presets, sliders, settings, and bad custom spectra."""
+"""AppTest for app_pages/river_valley.py: presets, sliders, settings, and bad custom spectra."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "river_valley.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "river_valley.py")
 U_PRESET, V_PRESET, CUSTOM = "U-valley (Single-Attn)", "V-valley (Looped-Attn)", "Custom spectrum"
 N_CHARTS = 7   # two paths, progress/loss, two force plots, two spectra
 

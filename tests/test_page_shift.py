@@ -4,7 +4,7 @@ from loopviz.config import RunConfig
 from loopviz.ui import jobs
 from tests.apptest_helpers import app_test, fresh_registry, run_until
 
-PAGE = "pages/shift.py"
+PAGE = "app_pages/shift.py"
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from loopviz.config import RunConfig
 from loopviz.ui import jobs
 from tests.apptest_helpers import app_test, fresh_registry, run_until
 
-PAGE = "pages/spectrum.py"
+PAGE = "app_pages/spectrum.py"
 
 
 @pytest.fixture(autouse=True)

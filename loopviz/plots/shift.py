@@ -43,7 +43,7 @@ def sweep_shift_figure(table: pd.DataFrame, scp_epoch: int | None, chosen: int |
         fig.add_vline(x=chosen, line=dict(color=MODEL_COLOURS["shift"], width=1), annotation_text="slider",
                       annotation_position="bottom right")
     fig.update_yaxes(title_text="speed-up (× pure Looped)", secondary_y=False)
-    fig.update_yaxes(title_text="accuracy gap", secondary_y=True)
+    fig.update_yaxes(title_text="accuracy gap", tickformat="+.0%", secondary_y=True)
     return _layout(fig, "SHIFT efficiency: speed-up and final accuracy against the shift epoch", "shift epoch", "")
 
 
@@ -58,14 +58,17 @@ def alignment_figure(table: dict[str, np.ndarray]) -> go.Figure:
 
 
 def assumption4_figure(table: dict[str, np.ndarray]) -> go.Figure:
-    """‖W − diag W‖₂ / max|diag W| (log, left) and the share of negative diagonal entries (right)."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    """Top: ‖W − diag W‖₂ / max|diag W| (log; Assumption 4 wants ≪ 1). Bottom: the share of
+    negative diagonal entries (a PSD diagonal has none)."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4])
     for name, colour in (("K", "#264653"), ("Q", "#e76f51"), ("V", "#2a9d8f")):
-        fig.add_scatter(x=table["epoch"], y=table[f"offdiag_ratio_{name}"], name=f"W_{name} ‖ε‖/‖D‖",
-                        line=dict(color=colour))
-        fig.add_scatter(x=table["epoch"], y=table[f"negative_diag_{name}"], name=f"W_{name} negative diagonal share",
-                        line=dict(color=colour, dash="dot"), secondary_y=True)
-    fig.add_hline(y=1.0, line=dict(color="#999", dash="dash"), annotation_text="‖ε‖ = ‖D‖")
-    fig.update_yaxes(type="log", title_text="off-diagonal / diagonal", secondary_y=False)
-    fig.update_yaxes(range=[0, 1.05], title_text="share of negative diagonal entries", secondary_y=True)
-    return _layout(fig, "Assumption 4: distance from diagonal-dominant weights with a PSD diagonal", "epoch", "")
+        fig.add_scatter(x=table["epoch"], y=table[f"offdiag_ratio_{name}"], name=f"W_{name}",
+                        line=dict(color=colour), legendgroup=name, row=1, col=1)
+        fig.add_scatter(x=table["epoch"], y=table[f"negative_diag_{name}"], name=f"W_{name}", showlegend=False,
+                        line=dict(color=colour), legendgroup=name, row=2, col=1)
+    fig.add_hline(y=1.0, line=dict(color="#999", dash="dash"), row=1, col=1)
+    fig.update_yaxes(type="log", title_text="‖ε‖₂ / ‖D‖", row=1, col=1)
+    fig.update_yaxes(range=[-0.05, 1.05], tickformat=".0%", title_text="diag < 0", row=2, col=1)
+    _layout(fig, "Assumption 4: off-diagonal size and negative diagonal entries", "", "", height=380)
+    fig.update_xaxes(title_text="epoch", row=2, col=1)
+    return fig

@@ -67,9 +67,12 @@ def entropy_figure(run: RunData, title: str) -> go.Figure:
     fig.add_scatter(x=rec["epoch"], y=rec["mutual_info"], name="mutual info I(H_s; H_s+1)",
                     line=dict(color="#e9c46a"))
     if len(rec) > 2:
-        for phase, lo, hi in _phase_spans(rec["epoch"].to_numpy(), rec["phase"].to_numpy().astype(int)):
+        spans = _phase_spans(rec["epoch"].to_numpy(), rec["phase"].to_numpy().astype(int))
+        for i, (phase, lo, hi) in enumerate(spans):
+            # Alternate label corners so that the names of short neighbouring phases do not collide.
             fig.add_vrect(x0=lo, x1=hi, fillcolor=PHASE_COLOURS[phase], line_width=0,
-                          annotation_text=PHASE_NAMES[phase], annotation_position="top left")
+                          annotation_text=PHASE_NAMES[phase],
+                          annotation_position="top left" if i % 2 == 0 else "bottom left")
     return _layout(fig, title, "epoch", "nats")
 
 
@@ -119,19 +122,20 @@ def spectrum_figure(run: RunData, epoch: int, eps: float, tau: float, max_frames
                   annotation_position="bottom right")
     fig.update_layout(
         barmode="stack", xaxis_type="log",
-        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.32, xanchor="left",
+        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.45, xanchor="left", direction="right",
                           buttons=[dict(label="▶ play", method="animate",
                                         args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True)]),
                                    dict(label="❚❚", method="animate",
                                         args=[[None], dict(mode="immediate", frame=dict(duration=0))])])],
-        sliders=[dict(active=int(np.abs(pick - start).argmin()), x=0.12, y=-0.22, len=0.88,
+        sliders=[dict(active=int(np.abs(pick - start).argmin()), x=0.18, y=-0.3, len=0.82,
                       currentvalue=dict(prefix="epoch "),
                       steps=[dict(label=str(int(epochs[i])), method="animate",
                                   args=[[str(int(epochs[i]))], dict(mode="immediate", frame=dict(duration=0))])
                              for i in pick])])
-    fig.update_yaxes(title="eigenvalues in bin")
-    return _layout(fig, f"{run.config.model} eigenspectrum at epoch {int(epochs[start])} (P = {run.eigenvalues.shape[1]})",
-                   "|λ| (log)", "count", height=420)
+    _layout(fig, f"{run.config.model} eigenspectrum at epoch {int(epochs[start])} (P = {run.eigenvalues.shape[1]})",
+            "|λ| (log)", "eigenvalues in bin", height=480)
+    fig.update_layout(legend=dict(orientation="h", y=1.12, x=0), margin=dict(b=150))
+    return fig
 
 
 def sweep_figure(table: pd.DataFrame, paper_gap: float, marked_seed: int | None) -> go.Figure:

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Callable
 
 import streamlit as st
 
 from ..config import RunConfig
-from ..pipeline import spectrum_epochs
+from ..runlog import spectrum_epochs
 from ..rundir import RunData, RunFormatError, read_run, run_data_from_log, task_arrays
 from ..runs import STORED_STATUSES, JobRegistry, RunStore
 
@@ -113,3 +114,31 @@ def progress_panel(configs: dict[str, RunConfig]) -> None:
             st.error(f"{label}: failed: {log.message}")
         if job.error:
             st.error(job.error)
+
+
+def model_pair(config: RunConfig) -> dict[str, RunConfig]:
+    """The Single-Attn and Looped-Attn configs that a page compares, by display label."""
+    return {"Single-Attn": config.replace(model="single"), "Looped-Attn": config.replace(model="looped")}
+
+
+def show_store_problems() -> None:
+    for problem in store_problems():
+        st.warning(problem)
+
+
+def live_fragment(body: Callable[[], None], configs: dict[str, RunConfig]) -> None:
+    """Draw `body` as a fragment that redraws every second while any of `configs` trains.
+
+    AppTest does not fire run_every by itself; tests poll with at.run(). When the jobs
+    end, one full rerun redraws the sidebar and stops the polling.
+    """
+    if not any_running(configs):
+        st.fragment(body)()
+        return
+
+    def polling() -> None:
+        body()
+        if not any_running(configs):
+            st.rerun()
+
+    st.fragment(polling, run_every=1.0)()

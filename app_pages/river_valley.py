@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 # Streamlit puts only the script's folder on sys.path; the repo root makes `loopviz`
-# importable when this page runs on its own (`streamlit run pages/river_valley.py`).
+# importable when this page runs on its own (`streamlit run app_pages/river_valley.py`).
 _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)

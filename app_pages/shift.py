@@ -21,10 +21,9 @@ st.caption("Stage I trains Single-Attn; at the shift epoch the same weights (and
            "Looped-Attn. Stage I is the stored Single run itself: only Stage II is trained when you move the slider.")
 
 config = sidebar_config(RunConfig())
-base = {"Single-Attn": config.replace(model="single"), "Looped-Attn": config.replace(model="looped")}
+base = jobs.model_pair(config)
 jobs.train_controls(base)
-for problem in jobs.store_problems():
-    st.warning(problem)
+jobs.show_store_problems()
 
 single = jobs.current_run(base["Single-Attn"])
 if single is None or single.status != "complete":
@@ -89,16 +88,7 @@ def body() -> None:
         right.plotly_chart(plots.kappa_figure(with_spectra, config.valley_delta), key="shift-kappa")
 
 
-live = jobs.any_running({"SHIFT": shift_config})
-
-
-def live_body() -> None:
-    body()
-    if not jobs.any_running({"SHIFT": shift_config}):
-        st.rerun()
-
-
-st.fragment(live_body if live else body, run_every=1.0 if live else None)()
+jobs.live_fragment(body, {"SHIFT": shift_config})
 
 st.subheader("Efficiency over shift epochs")
 if SWEEP_FILE.exists():

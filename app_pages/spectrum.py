@@ -23,10 +23,9 @@ st.caption("Markov language task (paper App. E.1): predict x3 from (x0, x1, x2).
            "IC = −ln P(X) in nats; low = the 40 % of training samples with lowest IC, high = the 40 % with highest.")
 
 config = sidebar_config(RunConfig())
-pair = {"Single-Attn": config.replace(model="single"), "Looped-Attn": config.replace(model="looped")}
+pair = jobs.model_pair(config)
 jobs.train_controls(pair)
-for problem in jobs.store_problems():
-    st.warning(problem)
+jobs.show_store_problems()
 
 
 def bayes(run: RunData) -> dict[str, float]:
@@ -105,16 +104,7 @@ def body() -> None:
         run_downloads(label, run)
 
 
-live = jobs.any_running(pair)
-
-
-def live_body() -> None:
-    body()
-    if not jobs.any_running(pair):
-        st.rerun()  # the jobs ended: one full rerun redraws the sidebar and stops polling
-
-
-st.fragment(live_body if live else body, run_every=1.0 if live else None)()
+jobs.live_fragment(body, pair)
 
 st.divider()
 st.subheader("Reproduction: how often does the effect appear?")

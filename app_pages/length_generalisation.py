@@ -20,7 +20,7 @@ st.caption("Test sequences of length L use the training transitions T1, T2, T3 c
            "Models see the first L − 1 tokens and predict the last, with their final weights.")
 
 config = sidebar_config(RunConfig())
-pair = {"Single-Attn": config.replace(model="single"), "Looped-Attn": config.replace(model="looped")}
+pair = jobs.model_pair(config)
 jobs.train_controls(pair)
 
 left, middle, right = st.columns([3, 1, 1])
@@ -107,13 +107,4 @@ def body() -> None:
                f"{','.join(map(str, sorted(lengths)))} --n {int(n_test)} --seed {int(test_seed)} --out table.csv`.")
 
 
-live = jobs.any_running(pair)
-
-
-def live_body() -> None:
-    body()
-    if not jobs.any_running(pair):
-        st.rerun()  # the jobs ended: one full rerun redraws the sidebar and stops polling
-
-
-st.fragment(live_body if live else body, run_every=1.0 if live else None)()
+jobs.live_fragment(body, pair)
