@@ -115,8 +115,14 @@ def spectrum_figure(run: RunData, epoch: int, eps: float, tau: float, max_frames
         return [go.Bar(x=centres, y=pos, width=widths, name="λ > 0", marker_color="#264653"),
                 go.Bar(x=centres, y=neg, width=widths, name="λ ≤ 0 (|λ| shown)", marker_color="#e76f51")]
 
+    def heights(i: int) -> list[dict]:
+        # Frames carry only the bar heights, as plain dicts: building 60 validated
+        # go.Bar objects per chart cost most of the page's drawing time.
+        pos, neg = _spectrum_bars(run.eigenvalues[i], edges)
+        return [{"type": "bar", "y": pos}, {"type": "bar", "y": neg}]
+
     fig = go.Figure(data=bars(start))
-    fig.frames = [go.Frame(data=bars(int(i)), name=str(int(epochs[i]))) for i in pick]
+    fig.frames = [{"data": heights(int(i)), "name": str(int(epochs[i]))} for i in pick]
     fig.add_vline(x=eps, line=dict(dash="dash", color="#2a9d8f"), annotation_text=f"river ε = {eps:g}")
     fig.add_vline(x=tau, line=dict(dash="dot", color="#7b2cbf"), annotation_text=f"τ = {tau:g}",
                   annotation_position="bottom right")
