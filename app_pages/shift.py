@@ -75,7 +75,8 @@ def body() -> None:
     runs = {label: jobs.current_run(c) for label, c in runs_config.items()}
     shown = {label: run for label, run in runs.items() if run is not None and len(run.records)}
     bucket = st.radio("IC bucket", ("high", "low", "all"), horizontal=True, key="shift_bucket")
-    st.plotly_chart(shift_plots.compare_accuracy_figure(shown, bucket, int(shift_epoch)), key="shift-acc")
+    marks = {name: epoch for name, epoch in (("SCP plateau", plateau), ("SCP shift", suggested)) if epoch is not None}
+    st.plotly_chart(shift_plots.compare_accuracy_figure(shown, bucket, int(shift_epoch), marks), key="shift-acc")
     if "SHIFT" in shown and "Looped-Attn" in shown and shown["SHIFT"].status != "running":
         timing_panel(shown["Looped-Attn"], shown["SHIFT"])
     with_spectra = {label: run for label, run in shown.items() if len(run.spectrum_epochs)}

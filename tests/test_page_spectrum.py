@@ -94,3 +94,14 @@ def test_a_corrupt_stored_run_is_reported_and_recomputed(tmp_path):
     assert any("unreadable" in w.value for w in at.warning)
     assert not target.exists()
     assert not at.button(key="train").disabled
+
+
+def test_a_diverging_run_says_where_and_keeps_its_curves():
+    at = app_test(PAGE)
+    at.query_params.update({"d": "8", "loops": "8", "init_scale": "1.0", "epochs": "5", "hessian_every": "0"})
+    at.run()
+    at.button(key="train").click().run()
+    at = run_until(at, lambda a: any("diverged at epoch 0" in e.value for e in a.error))
+    assert not at.exception
+    assert any("diverged at epoch 0" in e.value and "kept" in e.value for e in at.error)
+    assert len(at.get("plotly_chart")) >= 2  # the records up to the divergence are drawn

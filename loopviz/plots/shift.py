@@ -10,8 +10,10 @@ from ..rundir import RunData
 from .training import MODEL_COLOURS, _layout
 
 
-def compare_accuracy_figure(runs: dict[str, RunData], bucket: str, shift_epoch: int | None) -> go.Figure:
-    """One IC bucket's accuracy for Single, Looped and SHIFT: train solid, validation dashed."""
+def compare_accuracy_figure(runs: dict[str, RunData], bucket: str, shift_epoch: int | None,
+                            marks: dict[str, int] | None = None) -> go.Figure:
+    """One IC bucket's accuracy for Single, Looped and SHIFT: train solid, validation dashed;
+    the switch and any other marked epochs (SCP's plateau and shift) as vertical lines."""
     fig = go.Figure()
     for label, run in runs.items():
         colour = MODEL_COLOURS.get(run.config.model, "#333")
@@ -22,6 +24,9 @@ def compare_accuracy_figure(runs: dict[str, RunData], bucket: str, shift_epoch: 
     if shift_epoch is not None:
         fig.add_vline(x=shift_epoch, line=dict(color=MODEL_COLOURS["shift"], dash="dot"),
                       annotation_text=f"switch at {shift_epoch}")
+    for label, epoch in (marks or {}).items():
+        fig.add_vline(x=epoch, line=dict(color="#888", dash="dash", width=1), annotation_text=label,
+                      annotation_position="bottom right")
     return _layout(fig, f"Accuracy on {bucket}-information samples", "epoch", "accuracy")
 
 
