@@ -105,3 +105,19 @@ def test_a_diverging_run_says_where_and_keeps_its_curves():
     assert not at.exception
     assert any("diverged at epoch 0" in e.value and "kept" in e.value for e in at.error)
     assert len(at.get("plotly_chart")) >= 2  # the records up to the divergence are drawn
+
+
+def test_cancel_keeps_what_was_computed():
+    at = app_test(PAGE)
+    at.query_params.update({"d": "16", "epochs": "3000", "hessian_every": "1"})
+    at.run()
+    at.button(key="train").click().run()
+    at = run_until(at, lambda a: jobs.registry().get(RunConfig(d=16, epochs=3000, hessian_every=1,
+                                                               model="single")).log.records, timeout=60)
+    at.button(key="cancel").click().run()
+    at = run_until(at, lambda a: sum("cancelled" in w.value for w in a.warning) == 2, timeout=60)
+    assert not at.exception
+    job = jobs.registry().get(RunConfig(d=16, epochs=3000, hessian_every=1, model="single"))
+    assert job.log.status == "cancelled" and len(job.log.records) >= 1
+    assert not job.saved  # a cancelled run is not stored as if it were complete
+    assert len(at.get("plotly_chart")) >= 2  # its curves stay on screen
