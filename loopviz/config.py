@@ -72,7 +72,7 @@ class RunConfig:
 
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type in ("float",):
+            if f.type == "float":
                 need(isinstance(value, (int, float)) and not isinstance(value, bool)
                      and math.isfinite(value), f"{f.name} must be a finite number, got {value!r}")
             elif f.type == "int":

@@ -65,7 +65,7 @@ def any_running(configs: dict[str, RunConfig]) -> bool:
 def train_controls(configs: dict[str, RunConfig]) -> None:
     """Sidebar: Train (starts or reattaches to jobs) and Cancel for the given configs."""
     reg = registry()
-    missing = {label: c for label, c in configs.items() if current_run(c) is None or _job_failed(c)}
+    missing = {label: c for label, c in configs.items() if _needs_training(c)}
     side = st.sidebar
     running = any_running(configs)
     if side.button("Train " + " + ".join(configs), key="train", type="primary", disabled=not missing or running):
@@ -80,9 +80,12 @@ def train_controls(configs: dict[str, RunConfig]) -> None:
         st.rerun()
 
 
-def _job_failed(config: RunConfig) -> bool:
+def _needs_training(config: RunConfig) -> bool:
+    """No job and nothing stored, or a job that was cancelled or failed (cheap: no tables built)."""
     job = registry().get(config)
-    return job is not None and job.log.status in ("cancelled", "failed")
+    if job is not None:
+        return job.log.done and job.log.status in ("cancelled", "failed")
+    return current_run(config) is None
 
 
 def progress_panel(configs: dict[str, RunConfig]) -> None:
