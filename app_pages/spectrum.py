@@ -2,7 +2,6 @@
 mutual information with phases, valley shape, and the eigenspectrum through epochs."""
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 

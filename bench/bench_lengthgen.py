@@ -12,9 +12,7 @@ Asserts nothing; the issue's targets (0.5 s, 2 s) are printed beside the times.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -10,9 +10,7 @@ Asserts nothing.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

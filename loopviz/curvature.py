@@ -12,9 +12,12 @@ I ≤ min(E(H_s), E(H_{s+1})) holds exactly, as App. E.1.2 states.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported where it is used, so that summaries load without it
+    import torch
 
 
 def exact_hessian(loss: Callable[["torch.Tensor"], "torch.Tensor"], theta: "torch.Tensor") -> "torch.Tensor":

@@ -11,7 +11,6 @@ only the last column. Weights travel as one flat vector θ = [W_K, W_Q, W_V, W_h
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .embedding import init_weights, make_embedding, param_count  # noqa: F401 (part of the model's API)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-import time
 
 import numpy as np
 

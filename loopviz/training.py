@@ -18,7 +18,7 @@ import torch
 from . import markov, models
 from .config import RunConfig
 from .curvature import eigenspectrum, exact_hessian
-from .runlog import METRICS, EpochRecord
+from .runlog import EpochRecord
 
 CONTEXT_LEN = markov.SEQ_LEN - 1
 N_CONTEXTS = markov.VOCAB ** CONTEXT_LEN

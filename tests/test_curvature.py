@@ -5,7 +5,6 @@ import torch
 from loopviz import curvature, models
 from loopviz.config import RunConfig
 from loopviz.training import prepare
-from tests import reference
 
 
 @pytest.fixture(scope="module")
