@@ -32,3 +32,8 @@ def run_until(at: AppTest, done, timeout: float = 120.0, pause: float = 0.5) -> 
 
 def texts(at: AppTest, kind: str) -> list[str]:
     return [element.value for element in at.get(kind)]
+
+
+def number_input(at: AppTest, label_start: str):
+    """The number input whose label starts with `label_start`."""
+    return next(w for w in at.number_input if w.label.startswith(label_start))

@@ -4,3 +4,16 @@ import tempfile
 
 # Must be set before loopviz.runs is imported anywhere (it reads it at import).
 os.environ.setdefault("LOOPVIZ_STORE", tempfile.mkdtemp(prefix="loopviz-test-store-"))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def fresh_jobs():
+    """A page test starts and ends with no background jobs (the registry is per process)."""
+    from tests.apptest_helpers import fresh_registry
+
+    fresh_registry()
+    yield
+    fresh_registry()

@@ -1,17 +1,13 @@
 """AppTest of the entry point: the navigation, the home page, and every page reachable from it."""
 import pytest
 
-from tests.apptest_helpers import app_test, fresh_registry
+from tests.apptest_helpers import app_test
 
 PAGES = ["app_pages/spectrum.py", "app_pages/river_valley.py", "app_pages/shift.py",
          "app_pages/length_generalisation.py"]
 
 
-@pytest.fixture(autouse=True)
-def _registry():
-    fresh_registry()
-    yield
-    fresh_registry()
+pytestmark = pytest.mark.usefixtures("fresh_jobs")
 
 
 def test_app_opens_on_the_home_page_with_the_bundled_run():

@@ -1,24 +1,16 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest_helpers import app_test, fresh_registry
+from tests.apptest_helpers import app_test, number_input
 
 PAGE = "app_pages/length_generalisation.py"
 
 
-@pytest.fixture(autouse=True)
-def _registry():
-    fresh_registry()
-    yield
-    fresh_registry()
+pytestmark = pytest.mark.usefixtures("fresh_jobs")
 
 
 def page() -> AppTest:
     return app_test(PAGE)
-
-
-def number_input(at, label_start):
-    return next(w for w in at.number_input if w.label.startswith(label_start))
 
 
 def test_default_view_shows_figures_and_table_1_beside_the_paper():

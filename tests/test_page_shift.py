@@ -2,16 +2,12 @@ import pytest
 
 from loopviz.config import RunConfig
 from loopviz.ui import jobs
-from tests.apptest_helpers import app_test, fresh_registry, run_until
+from tests.apptest_helpers import app_test, run_until
 
 PAGE = "app_pages/shift.py"
 
 
-@pytest.fixture(autouse=True)
-def _registry():
-    fresh_registry()
-    yield
-    fresh_registry()
+pytestmark = pytest.mark.usefixtures("fresh_jobs")
 
 
 def test_default_view_uses_scp_and_the_bundled_runs():

@@ -6,24 +6,16 @@ from streamlit.testing.v1 import AppTest
 
 from loopviz.config import RunConfig
 from loopviz.ui import jobs
-from tests.apptest_helpers import app_test, fresh_registry, run_until
+from tests.apptest_helpers import app_test, number_input, run_until
 
 PAGE = "app_pages/spectrum.py"
 
 
-@pytest.fixture(autouse=True)
-def _registry():
-    fresh_registry()
-    yield
-    fresh_registry()
+pytestmark = pytest.mark.usefixtures("fresh_jobs")
 
 
 def page() -> AppTest:
     return app_test(PAGE)
-
-
-def number_input(at, label_start):
-    return next(w for w in at.number_input if w.label.startswith(label_start))
 
 
 def test_default_view_shows_the_bundled_run_at_once():
