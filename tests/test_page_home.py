@@ -17,6 +17,7 @@ def test_app_opens_on_the_home_page_with_the_bundled_run():
     labels = [m.label for m in at.metric]
     assert "Looped-Attn high-IC train accuracy" in labels
     assert len(at.get("plotly_chart")) == 1
+    assert any("chosen because it shows the paper's shape" in w.value for w in at.warning)
 
 
 @pytest.mark.parametrize("page", PAGES)
