@@ -84,6 +84,14 @@ def body() -> None:
     for column, (label, run) in zip(columns, with_spectra.items()):
         column.plotly_chart(plots.entropy_figure(run, label), key=f"entropy-{label}")
     st.plotly_chart(plots.kappa_figure(with_spectra, config.valley_delta), key="kappa")
+    shapes = []
+    for label, run in with_spectra.items():
+        rec = run.records.dropna(subset=["kappa_valley"])
+        share_u = float((rec["valley_shape"] == "U").mean()) if len(rec) else float("nan")
+        shapes.append(f"{label} is U-shaped at {share_u:.0%} of its spectra (final κ = {rec['kappa_valley'].iloc[-1]:.3g})"
+                      if len(rec) else f"{label} has no valley yet")
+    st.caption("By Definition 1 (U when κ ≤ 1 + δ = " + f"{1 + config.valley_delta:g}): " + "; ".join(shapes) +
+               ". Conjecture 1 expects Single-Attn's valley to be U-shaped; compare the two curves' levels.")
 
     st.subheader("The eigenspectrum through training")
     last = int(min(run.spectrum_epochs[-1] for run in with_spectra.values()))

@@ -25,6 +25,7 @@ def test_default_view_shows_the_bundled_run_at_once():
     verdict = " ".join(i.value for i in at.info)
     assert "This run" in verdict and "high-IC" in verdict
     assert any("seeds: Looped − Single" in m.value for m in at.markdown)
+    assert any("By Definition 1" in c.value and "U-shaped at" in c.value for c in at.caption)
 
 
 def test_changing_a_widget_mirrors_the_url_and_asks_for_training():
