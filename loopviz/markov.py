@@ -15,7 +15,6 @@ import numpy as np
 VOCAB = 3
 SEQ_LEN = 4          # training sequences: predict x3 from (x0, x1, x2)
 N_TRANSITIONS = 3    # T1, T2, T3
-SYMBOLS = "abc"
 
 
 def make_transitions(kind: str, concentration: float, rng: np.random.Generator) -> np.ndarray:
