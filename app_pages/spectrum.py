@@ -11,7 +11,7 @@ from loopviz.plots import training as plots
 from loopviz.rundir import RunData
 from loopviz.sweeps import summarise_seed_sweep, summary_line
 from loopviz.ui import jobs
-from loopviz.ui.config_sidebar import sidebar_config
+from loopviz.ui.config_sidebar import load_seed, selected_seed, sidebar_config
 from loopviz.ui.downloads import run_downloads
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_seeds.csv"
@@ -25,6 +25,13 @@ config = sidebar_config(RunConfig())
 pair = jobs.model_pair(config)
 jobs.train_controls(pair)
 jobs.show_store_problems()
+
+
+def open_selected_seed() -> None:
+    """Callback of the sweep scatter: load the clicked seed into the sidebar."""
+    seed = selected_seed(st.session_state["sweep-scatter"]["selection"])
+    if seed is not None:
+        load_seed(seed)
 
 
 def bayes(run: RunData) -> dict[str, float]:
@@ -122,8 +129,9 @@ if SWEEP_FILE.exists():
     left, right = st.columns(2)
     left.plotly_chart(plots.gap_histogram(sweep, PAPER_HIGH_AFTER - PAPER_HIGH_BEFORE), key="sweep-hist")
     right.plotly_chart(plots.sweep_figure(sweep, PAPER_HIGH_AFTER - PAPER_HIGH_BEFORE, RunConfig().seed),
-                       key="sweep-scatter")
+                       key="sweep-scatter", on_select=open_selected_seed, selection_mode="points")
     st.caption("Paper line: Looped-Attn's own high-IC gain after epoch 150 (54.72 % − 44.65 %). The star is the "
-               "default run's seed. A training gain without a validation gain is memorisation of the draw.")
+               "default run's seed. A training gain without a validation gain is memorisation of the draw. "
+               "Click a point to load that seed in the sidebar (then Train it).")
 else:
     st.warning("No bundled seed sweep found (assets/sweep_seeds.csv); README says how to make it.")

@@ -114,3 +114,11 @@ def test_cancel_keeps_what_was_computed():
     assert job.log.status == "cancelled" and len(job.log.records) >= 1
     assert not job.saved  # a cancelled run is not stored as if it were complete
     assert len(at.get("plotly_chart")) >= 2  # its curves stay on screen
+
+
+def test_a_point_picked_on_the_seed_sweep_names_its_seed():
+    from loopviz.ui.config_sidebar import selected_seed
+    assert selected_seed({"points": [{"curve_number": 0, "point_index": 3, "customdata": 41}]}) == 41
+    assert selected_seed({"points": [{"curve_number": 0, "customdata": [88]}]}) == 88
+    assert selected_seed({"points": [{"curve_number": 1, "customdata": 50}]}) is None  # the star
+    assert selected_seed({"points": []}) is None

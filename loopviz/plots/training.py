@@ -149,6 +149,7 @@ def sweep_figure(table: pd.DataFrame, paper_gap: float, marked_seed: int | None)
     fig = go.Figure()
     fig.add_scatter(x=table["gap_acc_high"], y=table["gap_val_acc_high"], mode="markers", name="seeds",
                     marker=dict(size=9, color="#457b9d"), text=[f"seed {s}" for s in table["seed"]],
+                    customdata=table["seed"].to_numpy(),  # a click on a point can load that seed
                     hovertemplate="%{text}: train gap %{x:+.3f}, validation gap %{y:+.3f}")
     if marked_seed is not None and marked_seed in set(table["seed"]):
         row = table[table["seed"] == marked_seed].iloc[0]

@@ -137,3 +137,20 @@ def _mirror_to_query(config: RunConfig, default: RunConfig) -> None:
                 st.query_params[name] = text
         elif name in st.query_params:
             del st.query_params[name]
+
+
+def selected_seed(selection: dict) -> int | None:
+    """The seed of the first point picked on a chart whose first trace carries seeds as
+    customdata (the seed sweep's scatter), or None."""
+    for point in selection.get("points", []):
+        if point.get("curve_number") == 0 and point.get("customdata") is not None:
+            value = point["customdata"]
+            return int(value[0] if isinstance(value, (list, tuple)) else value)
+    return None
+
+
+def load_seed(seed: int) -> None:
+    """Set the sidebar to one seed of the sweep (data_seed = seed = s). Call from a callback,
+    which runs before the widgets are drawn."""
+    st.session_state[WIDGET_PREFIX + "seed"] = seed
+    st.session_state[WIDGET_PREFIX + "data_seed"] = seed
