@@ -27,6 +27,7 @@ if not (CHROMIUM and CHROMEDRIVER):
     pytest.skip("Debian's chromium and chromium-driver are not installed", allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -116,6 +117,16 @@ def test_bundled_charts_then_a_live_run(server, browser, capsys):
     assert first_curve_length(browser) == 601
     assert_no_exception(browser)
     browser.save_screenshot(str(ARTIFACTS / "spectrum-bundled.png"))
+
+    # A researcher clicks a seed on the sweep scatter: the sidebar loads it.
+    scatter = browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")[-1]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", scatter)
+    points = scatter.find_elements(By.CSS_SELECTOR, ".scatterlayer .trace:first-child .points path")
+    rightmost = max(points, key=lambda p: p.location["x"])
+    ActionChains(browser).move_to_element(rightmost).click().perform()
+    assert wait_for(lambda: "No run for this configuration yet" in browser.page_source, 30), \
+        "clicking a seed on the sweep did not load it"
+    assert_no_exception(browser)
 
     browser.get(url + "/spectrum?d=8&epochs=20&hessian_every=5")
     assert wait_for(lambda: browser.find_elements(By.XPATH, "//button[contains(., 'Train')]"), 30)
