@@ -16,7 +16,8 @@ from ..runs import STORED_STATUSES, JobRegistry, RunStore
 @st.cache_resource
 def registry() -> JobRegistry:
     """One registry per server process: every session sees the same jobs."""
-    max_running = int(os.environ.get("LOOPVIZ_MAX_JOBS", "1"))
+    # Two jobs (Single and Looped of one config) with one spectrum worker each keep both cores busy.
+    max_running = int(os.environ.get("LOOPVIZ_MAX_JOBS", "2"))
     workers = int(os.environ.get("LOOPVIZ_SPECTRUM_WORKERS", "1"))
     return JobRegistry(RunStore(), max_running=max_running, spectrum_workers=workers)
 
