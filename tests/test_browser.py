@@ -15,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,13 +92,15 @@ def plot_count(driver) -> int:
     return len(driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot"))
 
 
-def first_curve_length(driver) -> int:
-    """Points in the first trace of the first Plotly chart (0 when there is none yet)."""
+def first_curve_length(driver, title_part: str = "train (solid)") -> int:
+    """Points in the first trace of the first Plotly chart whose title holds `title_part`
+    (the accuracy chart), 0 when there is none yet."""
     # _fullData holds the decoded arrays (plotly sends data base64-encoded).
     return driver.execute_script(
-        "const p = document.querySelector('.js-plotly-plot');"
+        "const p = [...document.querySelectorAll('.js-plotly-plot')].find("
+        "  q => q.layout && q.layout.title && String(q.layout.title.text || '').includes(arguments[0]));"
         "const d = p && (p._fullData || p.data);"
-        "return (d && d.length && d[0].x) ? d[0].x.length : 0;")
+        "return (d && d.length && d[0].x) ? d[0].x.length : 0;", title_part)
 
 
 def assert_no_exception(driver) -> None:
@@ -145,6 +148,25 @@ def test_bundled_charts_then_a_live_run(server, browser, capsys):
     assert_no_exception(browser)
     browser.save_screenshot(str(ARTIFACTS / "spectrum-live.png"))
 
+    # A longer run (minibatches of 16: ~20 Adam steps an epoch) streams: the curve must be
+    # seen growing, and the gaps between redraws say how fresh the chart is.
+    browser.get(url + "/spectrum?d=8&epochs=200&hessian_every=0&batch_size=16")
+    train_button = "//button[contains(., 'Train') and not(@disabled)]"
+    assert wait_for(lambda: "No run for this configuration yet" in browser.page_source
+                    and browser.find_elements(By.XPATH, train_button), 30)
+    browser.find_element(By.XPATH, train_button).click()
+    growth = []
+    def streamed():
+        n = first_curve_length(browser)
+        if n and (not growth or growth[-1][1] != n):
+            growth.append((time.time(), n))
+        return n == 201
+    assert wait_for(streamed, 120, pause=0.05), f"the streaming run did not finish on screen: {growth}"
+    lengths = [n for _, n in growth]
+    assert len(lengths) >= 3 and lengths == sorted(lengths), f"the curve did not grow: {lengths}"
+    gaps = np.diff([t for t, _ in growth])
+    assert_no_exception(browser)
+
     for path in ("", "/river-valley"):
         browser.get(url + path)
         assert wait_for(lambda: plot_count(browser) >= 1, 60), f"no chart on {path or 'home'}"
@@ -153,4 +175,5 @@ def test_bundled_charts_then_a_live_run(server, browser, capsys):
     with capsys.disabled():  # the measured times belong in the test log
         print(f"\n[browser] server start → healthy {healthy_after:.2f} s; page request → bundled charts "
               f"{request_to_charts:.2f} s; server start → charts (browser launch included) {first_paint:.2f} s; "
-              f"Train click → finished run's curves on screen: {first_points:.2f} s; curve lengths seen {seen}")
+              f"Train click → finished run's curves on screen: {first_points:.2f} s; curve lengths seen {seen}; "
+              f"streaming run: {len(lengths)} redraws, median gap {np.median(gaps):.2f} s, max gap {gaps.max():.2f} s")
