@@ -22,7 +22,7 @@ from .rundir import RunData, RunFormatError, read_run, run_data_from_log, write_
 from .sweeps import (_seed_point, _shift_point, default_workers, run_parallel, seed_configs, shift_configs,
                      summarise_seed_sweep, summarise_shift_sweep, summary_line)
 
-EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED = 2, 3, 1
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_CANCELLED = 2, 3, 1, 130
 
 
 class UsageError(Exception):
@@ -98,13 +98,24 @@ def command_run(args: argparse.Namespace) -> int:
         total = config.epochs + len(spectrum_epochs(config, config.epochs))
         bar = Progress(config.model, total)
         prior = _single_prior(config, finished, out) if config.model == "shift" else None
-        worker = threading.Thread(target=execute, args=(config, log),
-                                  kwargs={"workers": args.workers, "prior": prior}, daemon=True)
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.1)
-            epoch = max(len(log.records) - 1, 0)
-            bar.show(epoch + len(log.spectra), f"epoch {epoch}/{config.epochs} spectra {len(log.spectra)}")
+        cancel, done = threading.Event(), threading.Event()
+
+        def work() -> None:
+            try:
+                execute(config, log, cancel, workers=args.workers, prior=prior)
+            finally:
+                done.set()
+
+        threading.Thread(target=work, daemon=True).start()
+        # Wait on an Event, not Thread.join: a join interrupted by Ctrl-C can return early
+        # afterwards (CPython < 3.13), and the run would be written half-way.
+        try:
+            while not done.wait(0.1):
+                epoch = max(len(log.records) - 1, 0)
+                bar.show(epoch + len(log.spectra), f"epoch {epoch}/{config.epochs} spectra {len(log.spectra)}")
+        except KeyboardInterrupt:  # Ctrl-C: stop at the next epoch and keep what was computed
+            cancel.set()
+            done.wait()
         bar.show(total, f"{log.status}", final=True)
         if log.records:
             finished[config.model] = run_data_from_log(log)
@@ -117,6 +128,9 @@ def command_run(args: argparse.Namespace) -> int:
         elif log.status == "failed":
             print(f"error: {config.model} failed: {log.message}", file=sys.stderr)
             worst = max(worst, EXIT_FAILED)
+        elif log.status == "cancelled":
+            print(f"{config.model}: {log.message} in {target}", file=sys.stderr)
+            return EXIT_CANCELLED
     return worst
 
 
