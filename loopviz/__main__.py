@@ -153,12 +153,14 @@ def command_sweep_seeds(args: argparse.Namespace) -> int:
         raise UsageError(f"{out} already exists; use another --out or --force to overwrite")
     configs = seed_configs(base, args.seeds, args.vary, args.first_seed)
     rows = []
+    interrupted = False
     bar = Progress("sweep-seeds", len(configs))
     try:
         for row in run_parallel(_seed_point, configs, args.workers):
             rows.append(row)
             bar.show(len(rows), f"{len(rows)}/{len(configs)} seeds")
     except KeyboardInterrupt:
+        interrupted = True
         print(f"\ninterrupted: keeping the {len(rows)} seeds finished", file=sys.stderr)
     bar.show(len(rows), "done", final=True)
     if not rows:
@@ -169,7 +171,7 @@ def command_sweep_seeds(args: argparse.Namespace) -> int:
     line = summary_line(summarise_seed_sweep(table))
     Path(str(out) + ".summary.txt").write_text(line + "\n" + base.to_json() + "\n")
     print(line)
-    return 0
+    return EXIT_CANCELLED if interrupted else 0
 
 
 def command_sweep_shift(args: argparse.Namespace) -> int:
@@ -190,6 +192,7 @@ def command_sweep_shift(args: argparse.Namespace) -> int:
     raw_path = Path(str(out) + ".raw.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
+    interrupted = False
     bar = Progress("sweep-shift", len(configs))
     try:
         for row in run_parallel(_shift_point, configs, args.workers):
@@ -197,6 +200,7 @@ def command_sweep_shift(args: argparse.Namespace) -> int:
             pd.DataFrame(rows).to_csv(raw_path, index=False)  # every finished point survives a cancel
             bar.show(len(rows), f"{len(rows)}/{len(configs)} runs")
     except KeyboardInterrupt:
+        interrupted = True
         print(f"\ninterrupted: keeping the {len(rows)} runs finished in {raw_path}", file=sys.stderr)
     bar.show(len(rows), "done", final=True)
     table = pd.DataFrame(rows)
@@ -209,7 +213,7 @@ def command_sweep_shift(args: argparse.Namespace) -> int:
     print(f"{len(summary)} shift epochs; pure Looped {summary['looped_seconds'].iloc[0]:.2f} s; best speed-up "
           f"×{best['speedup']:.2f} at epoch {int(best['shift_epoch'])} (final accuracy gap "
           f"{best['gap_acc_all']:+.3f})")
-    return 0
+    return EXIT_CANCELLED if interrupted else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

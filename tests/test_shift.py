@@ -163,3 +163,33 @@ def test_sweep_shift_on_a_tiny_grid(tmp_path, capsys):
     np.testing.assert_allclose(table["seconds"], shift_rows.groupby("shift_epoch")["seconds"].median().to_numpy())
     assert list(table["repeats"]) == [2, 2, 2]
     assert main(["sweep-shift", "--epochs", "10", "--shift-epochs", "0,50", "--out", str(tmp_path / "b.csv")]) == 2
+
+
+def test_an_interrupted_shift_sweep_keeps_the_points_finished(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "sweep.csv"
+    raw = tmp_path / "sweep.csv.raw.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "loopviz", "sweep-shift", "--d", "3", "--epochs", "400",
+                             "--shift-epochs", ",".join(str(s) for s in range(0, 400, 20)), "--repeats", "3",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setpgrp()))
+    def finished() -> int:
+        try:
+            return len(pd.read_csv(raw))
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):  # absent or being written
+            return 0
+
+    deadline = time.time() + 120
+    while time.time() < deadline and finished() < 3:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the workers too
+    _, err = proc.communicate(timeout=60)
+    kept = pd.read_csv(raw)
+    assert 3 <= len(kept) < 63, err
+    assert "interrupted: keeping the" in err
+    assert proc.returncode == 130, err
+    assert len(pd.read_csv(out)) >= 1
