@@ -7,6 +7,7 @@ nothing written. A diverged run keeps its records and exits 3.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -197,7 +198,9 @@ def command_sweep_shift(args: argparse.Namespace) -> int:
     try:
         for row in run_parallel(_shift_point, configs, args.workers):
             rows.append(row)
-            pd.DataFrame(rows).to_csv(raw_path, index=False)  # every finished point survives a cancel
+            # Every finished point survives a cancel: written aside, then renamed into place.
+            pd.DataFrame(rows).to_csv(raw_path.with_suffix(".tmp"), index=False)
+            os.replace(raw_path.with_suffix(".tmp"), raw_path)
             bar.show(len(rows), f"{len(rows)}/{len(configs)} runs")
     except KeyboardInterrupt:
         interrupted = True
