@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -145,6 +146,26 @@ def _single_prior(config: RunConfig, finished: dict[str, RunData], out: Path) ->
         return None
 
 
+def _collect(label: str, function: Callable[[str], dict], configs: list[RunConfig], workers: int,
+             on_row: Callable[[list[dict]], None] | None = None) -> tuple[list[dict], bool]:
+    """Run a sweep's points in worker processes with a progress bar; Ctrl-C keeps the
+    finished ones. Returns (rows, interrupted)."""
+    rows: list[dict] = []
+    interrupted = False
+    bar = Progress(label, len(configs))
+    try:
+        for row in run_parallel(function, configs, workers):
+            rows.append(row)
+            if on_row is not None:
+                on_row(rows)
+            bar.show(len(rows), f"{len(rows)}/{len(configs)} runs")
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"\ninterrupted: keeping the {len(rows)} runs finished", file=sys.stderr)
+    bar.show(len(rows), "done", final=True)
+    return rows, interrupted
+
+
 def command_sweep_seeds(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
@@ -153,17 +174,7 @@ def command_sweep_seeds(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise UsageError(f"{out} already exists; use another --out or --force to overwrite")
     configs = seed_configs(base, args.seeds, args.vary, args.first_seed)
-    rows = []
-    interrupted = False
-    bar = Progress("sweep-seeds", len(configs))
-    try:
-        for row in run_parallel(_seed_point, configs, args.workers):
-            rows.append(row)
-            bar.show(len(rows), f"{len(rows)}/{len(configs)} seeds")
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"\ninterrupted: keeping the {len(rows)} seeds finished", file=sys.stderr)
-    bar.show(len(rows), "done", final=True)
+    rows, interrupted = _collect("sweep-seeds", _seed_point, configs, args.workers)
     if not rows:
         return EXIT_FAILED
     table = pd.DataFrame(rows).sort_values("seed").reset_index(drop=True)
@@ -192,20 +203,12 @@ def command_sweep_shift(args: argparse.Namespace) -> int:
     configs = shift_configs(base, shift_epochs, args.repeats)
     raw_path = Path(str(out) + ".raw.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = []
-    interrupted = False
-    bar = Progress("sweep-shift", len(configs))
-    try:
-        for row in run_parallel(_shift_point, configs, args.workers):
-            rows.append(row)
-            # Every finished point survives a cancel: written aside, then renamed into place.
-            pd.DataFrame(rows).to_csv(raw_path.with_suffix(".tmp"), index=False)
-            os.replace(raw_path.with_suffix(".tmp"), raw_path)
-            bar.show(len(rows), f"{len(rows)}/{len(configs)} runs")
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"\ninterrupted: keeping the {len(rows)} runs finished in {raw_path}", file=sys.stderr)
-    bar.show(len(rows), "done", final=True)
+    def keep(rows: list[dict]) -> None:
+        # Every finished point survives a cancel: written aside, then renamed into place.
+        pd.DataFrame(rows).to_csv(raw_path.with_suffix(".tmp"), index=False)
+        os.replace(raw_path.with_suffix(".tmp"), raw_path)
+
+    rows, interrupted = _collect("sweep-shift", _shift_point, configs, args.workers, keep)
     table = pd.DataFrame(rows)
     if table.empty or not (table["model"] == "looped").any() or not (table["model"] == "shift").any():
         print("error: too few runs finished to compare SHIFT with pure Looped-Attn", file=sys.stderr)
