@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 VOCAB = 3
 SEQ_LEN = 4          # training sequences: predict x3 from (x0, x1, x2)
@@ -136,6 +140,12 @@ def build_task(transition_kind: str, concentration: float, alpha: float, n_train
     return Task(transitions, train, val, bucket_thresholds(information_content(train, transitions)))
 
 
+def task_for(config: "RunConfig") -> Task:
+    """The task of a run configuration (its transitions, draws and buckets)."""
+    return build_task(config.transitions, config.concentration, config.alpha, config.n_train, config.n_val,
+                      config.keep_all_sequences, config.data_seed)
+
+
 def bucket_accuracy(correct: np.ndarray, buckets: np.ndarray) -> dict[str, float]:
     """Accuracy on low / high / all samples from a boolean per-sample vector."""
     def mean(mask: np.ndarray) -> float:
@@ -162,11 +172,21 @@ def memorisation_ceiling(task: Task) -> dict[str, float]:
     Above the Bayes accuracy, training accuracy can only come from memorising the
     draw's own per-context majorities (SPEC §7); this is that ceiling.
     """
-    contexts = task.train[:, :-1] @ (VOCAB ** np.arange(SEQ_LEN - 2, -1, -1))
-    counts = np.zeros((VOCAB ** (SEQ_LEN - 1), VOCAB))
-    np.add.at(counts, (contexts, task.train[:, -1]), 1)
-    majority = np.argmax(counts, axis=1)
-    return bucket_accuracy(majority[contexts] == task.train[:, -1], task.train_bucket)
+    majority = np.argmax(count_table(task.train), axis=1)
+    return bucket_accuracy(majority[context_index(task.train)] == task.train[:, -1], task.train_bucket)
+
+
+def context_index(sequences: np.ndarray) -> np.ndarray:
+    """Row of each sequence's context (x0, x1, x2) in enumerate_sequences(3)."""
+    n = SEQ_LEN - 1
+    return sequences[:, :n] @ (VOCAB ** np.arange(n - 1, -1, -1))
+
+
+def count_table(sequences: np.ndarray) -> np.ndarray:
+    """counts[context, next token] [27, V] of a list of sequences: a dataset as the loss sees it."""
+    table = np.zeros((VOCAB ** (SEQ_LEN - 1), VOCAB))
+    np.add.at(table, (context_index(sequences), sequences[:, -1]), 1.0)
+    return table
 
 
 def _backward_messages(powered: np.ndarray) -> np.ndarray:

@@ -65,8 +65,7 @@ class RunData:
 
 def task_arrays(config: RunConfig) -> dict[str, np.ndarray]:
     """task.npz's contents for a config, rebuilt from its seeds."""
-    task = markov.build_task(config.transitions, config.concentration, config.alpha, config.n_train,
-                             config.n_val, config.keep_all_sequences, config.data_seed)
+    task = markov.task_for(config)
     token, position = make_embedding(config.embedding, config.d, markov.SEQ_LEN - 1, config.data_seed)
     arrays = {"transitions": task.transitions, "token_embedding": token, "position_embedding": position,
               "bucket_thresholds": np.array(task.thresholds)}

@@ -42,8 +42,7 @@ def _seed_point(config_json: str) -> dict[str, float]:
     for model in ("single", "looped"):
         for name, value in final_metrics(base.replace(model=model)).items():
             row[f"{model}_{name}"] = value
-    task = markov.build_task(base.transitions, base.concentration, base.alpha, base.n_train, base.n_val,
-                             base.keep_all_sequences, base.data_seed)
+    task = markov.task_for(base)
     for name, value in markov.bayes_accuracy(task).items():
         row[f"bayes_{name}"] = value
     for name, value in markov.memorisation_ceiling(task).items():

@@ -21,7 +21,6 @@ from .curvature import eigenspectrum, exact_hessian
 from .runlog import EpochRecord
 
 CONTEXT_LEN = markov.SEQ_LEN - 1
-N_CONTEXTS = markov.VOCAB ** CONTEXT_LEN
 DTYPE = torch.float64
 
 
@@ -31,18 +30,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but CUDA is not available here")
     return torch.device(name)
-
-
-def context_index(sequences: np.ndarray) -> np.ndarray:
-    """Row of each sequence's context (x0, x1, x2) in markov.enumerate_sequences(3)."""
-    return sequences[:, :CONTEXT_LEN] @ (markov.VOCAB ** np.arange(CONTEXT_LEN - 1, -1, -1))
-
-
-def count_table(sequences: np.ndarray) -> np.ndarray:
-    """counts[context, next token] [27, V] of a list of sequences."""
-    table = np.zeros((N_CONTEXTS, markov.VOCAB))
-    np.add.at(table, (context_index(sequences), sequences[:, -1]), 1.0)
-    return table
 
 
 @dataclass
@@ -70,8 +57,7 @@ class Problem:
 
 
 def prepare(config: RunConfig) -> Problem:
-    task = markov.build_task(config.transitions, config.concentration, config.alpha, config.n_train,
-                             config.n_val, config.keep_all_sequences, config.data_seed)
+    task = markov.task_for(config)
     token, position = models.make_embedding(config.embedding, config.d, CONTEXT_LEN, config.data_seed)
     device = resolve_device(config.device)
 
@@ -83,9 +69,9 @@ def prepare(config: RunConfig) -> Problem:
     buckets = {}
     for split, seqs, bucket in (("train", task.train, task.train_bucket), ("val", task.val, task.val_bucket)):
         for name, mask in (("low", bucket == 0), ("high", bucket == 2), ("all", np.ones(len(seqs), bool))):
-            buckets[f"{split}_{name}"] = as_tensor(count_table(seqs[mask]))
-    return Problem(config, task, token, position, device, E0, as_tensor(count_table(task.train)),
-                   as_tensor(count_table(task.val)), buckets)
+            buckets[f"{split}_{name}"] = as_tensor(markov.count_table(seqs[mask]))
+    return Problem(config, task, token, position, device, E0, as_tensor(markov.count_table(task.train)),
+                   as_tensor(markov.count_table(task.val)), buckets)
 
 
 def evaluate(problem: Problem, theta: torch.Tensor, loops: int) -> tuple[dict[str, float], torch.Tensor]:
@@ -177,7 +163,7 @@ class Trainer:
             order = np.random.default_rng([config.seed, epoch]).permutation(len(train_seqs))
             for begin in range(0, len(order), config.batch_size):
                 batch = train_seqs[order[begin:begin + config.batch_size]]
-                counts = torch.as_tensor(count_table(batch), dtype=DTYPE, device=problem.device)
+                counts = torch.as_tensor(markov.count_table(batch), dtype=DTYPE, device=problem.device)
                 self.optimizer.zero_grad(set_to_none=True)
                 problem.loss(self.theta, loops, counts).backward()
                 self.optimizer.step()
