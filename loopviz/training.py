@@ -42,9 +42,16 @@ class Problem:
     position: np.ndarray              # [n, d]
     device: torch.device
     E0: torch.Tensor                  # [27, d, 3] embeddings of every context
-    train_counts: torch.Tensor        # [27, V]
-    val_counts: torch.Tensor          # [27, V]
-    bucket_counts: dict[str, torch.Tensor] = field(default_factory=dict)  # name → [27, V]
+    # Count tables [27, V] keyed by the accuracy metric they score: acc_low ... val_acc_all.
+    bucket_counts: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def train_counts(self) -> torch.Tensor:
+        return self.bucket_counts["acc_all"]
+
+    @property
+    def val_counts(self) -> torch.Tensor:
+        return self.bucket_counts["val_acc_all"]
 
     def loss(self, theta: torch.Tensor, loops: int, counts: torch.Tensor | None = None) -> torch.Tensor:
         return models.weighted_cross_entropy(models.logits(theta, self.E0, loops),
@@ -67,11 +74,10 @@ def prepare(config: RunConfig) -> Problem:
     contexts = torch.as_tensor(markov.enumerate_sequences(CONTEXT_LEN), device=device)
     E0 = models.embed(contexts, as_tensor(token), as_tensor(position))
     buckets = {}
-    for split, seqs, bucket in (("train", task.train, task.train_bucket), ("val", task.val, task.val_bucket)):
+    for prefix, seqs, bucket in (("acc_", task.train, task.train_bucket), ("val_acc_", task.val, task.val_bucket)):
         for name, mask in (("low", bucket == 0), ("high", bucket == 2), ("all", np.ones(len(seqs), bool))):
-            buckets[f"{split}_{name}"] = as_tensor(markov.count_table(seqs[mask]))
-    return Problem(config, task, token, position, device, E0, as_tensor(markov.count_table(task.train)),
-                   as_tensor(markov.count_table(task.val)), buckets)
+            buckets[prefix + name] = as_tensor(markov.count_table(seqs[mask]))
+    return Problem(config, task, token, position, device, E0, buckets)
 
 
 def evaluate(problem: Problem, theta: torch.Tensor, loops: int) -> tuple[dict[str, float], torch.Tensor]:
@@ -87,8 +93,7 @@ def evaluate(problem: Problem, theta: torch.Tensor, loops: int) -> tuple[dict[st
         metrics = {"loss": loss.item(), "val_loss": val_loss.item(), "grad_norm": grad.norm().item()}
         for name, counts in problem.bucket_counts.items():
             total = counts.sum()
-            acc = ((correct * counts).sum() / total).item() if total > 0 else float("nan")
-            metrics["acc_" + name[6:] if name.startswith("train_") else "val_acc_" + name[4:]] = acc
+            metrics[name] = ((correct * counts).sum() / total).item() if total > 0 else float("nan")
     return metrics, grad
 
 
