@@ -106,21 +106,19 @@ def execute(config: RunConfig, log: RunLog | None = None, cancel: threading.Even
     pool = None
     try:
         problem = problem or prepare(config)
-        resume, records = None, None
         if config.model == "shift":
             first, resume, reused = stage_one(config, problem, prior)
             for epoch, eig in reused.items():
                 log.add_spectrum(epoch, eig)
-            if first[-1].diverged:
-                resume = None
-            records = itertools.chain(first, Trainer(config, problem, resume).run(include_current=False)
-                                      if resume is not None else ())
+            # Stage II is a lazy generator: the loop below stops at a diverged Stage I
+            # record before Stage II trains a single step.
+            records = itertools.chain(first, Trainer(config, problem, resume).run(include_current=False))
+        else:
+            records = Trainer(config, problem).run()
         wanted = set(spectrum_epochs(config, config.epochs))
         pool = SpectrumPool(config, problem, workers)
         batch: list[tuple[int, np.ndarray, int]] = []
         requested: set[int] = set()   # epochs whose spectrum is computed or on its way
-        if records is None:
-            records = Trainer(config, problem).run()
         for record in records:
             log.add_record(record)
             if record.diverged:

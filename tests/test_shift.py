@@ -193,3 +193,25 @@ def test_an_interrupted_shift_sweep_keeps_the_points_finished(tmp_path):
     assert "interrupted: keeping the" in err
     assert proc.returncode == 130, err
     assert len(pd.read_csv(out)) >= 1
+
+
+def test_a_stage_one_that_diverges_never_starts_stage_two(monkeypatch):
+    # Single-Attn does not diverge at any valid setting, so Stage I's end is forged as NaN.
+    import loopviz.pipeline as pipeline
+    config = BASE.replace(model="shift", shift_epoch=3, hessian_every=0)
+    real_stage_one = pipeline.stage_one
+
+    def no_stage_two(self, *args, **kwargs):
+        raise AssertionError("Stage II trained after a diverged Stage I")
+        yield
+
+    def diverging_stage_one(*args):
+        records, state, spectra = real_stage_one(*args)
+        records[-1].metrics["loss"] = float("nan")
+        monkeypatch.setattr(pipeline.Trainer, "run", no_stage_two)  # from here on, training is Stage II
+        return records, state, spectra
+
+    monkeypatch.setattr(pipeline, "stage_one", diverging_stage_one)
+    log = execute(config, workers=0)
+    assert log.status == "diverged" and log.diverged_epoch == 3
+    assert [r.loops for r in log.records] == [1, 1, 1, 1]
