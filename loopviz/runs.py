@@ -78,6 +78,11 @@ class Job:
     def waiting(self) -> bool:
         return self.started_at is None and not self.log.done
 
+    @property
+    def retryable(self) -> bool:
+        """Ended without a result (cancelled or failed): training it again starts a new job."""
+        return self.log.done and self.log.status in ("cancelled", "failed")
+
 
 class JobRegistry:
     """All jobs of one server process, keyed by config key."""
@@ -98,7 +103,7 @@ class JobRegistry:
         key = config.key()
         with self.lock:
             job = self.jobs.get(key)
-            if job is not None and not (job.log.done and job.log.status in ("cancelled", "failed")):
+            if job is not None and not job.retryable:
                 return job
             job = Job(config, RunLog(config))
             job.thread = threading.Thread(target=self._run, args=(job,), name=f"loopviz-{key}", daemon=True)

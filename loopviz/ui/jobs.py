@@ -85,7 +85,7 @@ def _needs_training(config: RunConfig) -> bool:
     """No job and nothing stored, or a job that was cancelled or failed (cheap: no tables built)."""
     job = registry().get(config)
     if job is not None:
-        return job.log.done and job.log.status in ("cancelled", "failed")
+        return job.retryable
     return current_run(config) is None
 
 
