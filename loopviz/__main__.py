@@ -19,7 +19,7 @@ import pandas as pd
 
 from .config import MODELS, ConfigError, RunConfig
 from .lengthgen import add_command as add_length_gen
-from .pipeline import RunLog, execute, spectrum_epochs
+from .pipeline import RunLog, execute
 from .rundir import RunData, RunFormatError, read_run, run_data_from_log, write_run
 from .sweeps import (_seed_point, _shift_point, default_workers, run_parallel, seed_configs, shift_configs,
                      summarise_seed_sweep, summarise_shift_sweep, summary_line)
@@ -97,8 +97,7 @@ def command_run(args: argparse.Namespace) -> int:
     finished: dict[str, RunData] = {}
     for config, target in zip(configs, targets):
         log = RunLog(config)
-        total = config.epochs + len(spectrum_epochs(config, config.epochs))
-        bar = Progress(config.model, total)
+        bar = Progress(config.model, log.work()[1])
         prior = _single_prior(config, finished, out) if config.model == "shift" else None
         cancel, done = threading.Event(), threading.Event()
 
@@ -113,12 +112,12 @@ def command_run(args: argparse.Namespace) -> int:
         # afterwards (CPython < 3.13), and the run would be written half-way.
         try:
             while not done.wait(0.1):
-                epoch = max(len(log.records) - 1, 0)
-                bar.show(epoch + len(log.spectra), f"epoch {epoch}/{config.epochs} spectra {len(log.spectra)}")
+                epoch = log.records[-1].epoch if log.records else 0
+                bar.show(log.work()[0], f"epoch {epoch}/{config.epochs} spectra {len(log.spectra)}")
         except KeyboardInterrupt:  # Ctrl-C: stop at the next epoch and keep what was computed
             cancel.set()
             done.wait()
-        bar.show(total, f"{log.status}", final=True)
+        bar.show(bar.total, f"{log.status}", final=True)
         if log.records:
             finished[config.model] = run_data_from_log(log)
             write_run(finished[config.model], target, overwrite=args.force)

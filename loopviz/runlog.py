@@ -69,6 +69,12 @@ class RunLog:
     def done(self) -> bool:
         return self.status != "running"
 
+    def work(self) -> tuple[int, int]:
+        """(units done, units in all) for progress bars: one per epoch, one per spectrum."""
+        epoch = self.records[-1].epoch if self.records else 0
+        total = self.config.epochs + len(spectrum_epochs(self.config, self.config.epochs))
+        return epoch + len(self.spectra), total
+
 
 def spectrum_epochs(config: RunConfig, last_epoch: int) -> list[int]:
     """Epochs that get a spectrum: every hessian_every-th, and always the last one."""

@@ -102,7 +102,8 @@ def progress_panel(configs: dict[str, RunConfig]) -> None:
             continue
         n_spectra = len(spectrum_epochs(config, config.epochs))
         epoch = log.records[-1].epoch if log.records else 0
-        done = (epoch + len(log.spectra)) / max(config.epochs + n_spectra, 1)
+        units, total = log.work()
+        done = units / max(total, 1)
         elapsed = (log.finished or time.time()) - (job.started_at or log.started)
         if log.status == "running":
             eta = elapsed / done - elapsed if done > 0 else float("nan")
