@@ -52,7 +52,7 @@ default_epoch = suggested if suggested is not None else min(100, config.epochs)
 shift_epoch = st.slider("shift epoch", 0, config.epochs, value=default_epoch, key="shift_epoch",
                         help="Moving it trains Stage II of a new SHIFT run at once (spectra follow).")
 shift_config = config.replace(model="shift", shift_epoch=int(shift_epoch))
-if jobs.current_run(shift_config) is None and jobs.registry().get(shift_config) is None:
+if jobs.registry().get(shift_config) is None and jobs.current_run(shift_config) is None:  # no job, nothing stored
     jobs.registry().start(shift_config)
 runs_config = {**base, "SHIFT": shift_config}
 
