@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from loopviz import lengthgen
+from loopviz.toy import lengthgen
 from loopviz.config import RunConfig
 from loopviz.plots import length as plots
-from loopviz.rundir import RunData
-from loopviz.runs import STORED_STATUSES
+from loopviz.runs.format import RunData
+from loopviz.runs.store import STORED_STATUSES
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import sidebar_config
 

@@ -9,8 +9,8 @@ from loopviz import shift
 from loopviz.config import RunConfig
 from loopviz.plots import shift as shift_plots
 from loopviz.plots import training as plots
-from loopviz.rundir import RunData
-from loopviz.training import prepare
+from loopviz.runs.format import RunData
+from loopviz.toy.training import prepare
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import sidebar_config
 

@@ -5,10 +5,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from loopviz import curvature, markov
+from loopviz import curvature
+from loopviz.toy import markov
 from loopviz.config import RunConfig
 from loopviz.plots import training as plots
-from loopviz.rundir import RunData
+from loopviz.runs.format import RunData
 from loopviz.sweeps import summarise_seed_sweep, summary_line
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import load_seed, selected_seed, sidebar_config

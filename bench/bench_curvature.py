@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from loopviz import models  # noqa: E402
+from loopviz.toy import models  # noqa: E402
 from loopviz.config import RunConfig  # noqa: E402
-from loopviz.pipeline import execute  # noqa: E402
-from loopviz.training import prepare  # noqa: E402
+from loopviz.runs.execute import execute  # noqa: E402
+from loopviz.toy.training import prepare  # noqa: E402
 
 
 def literal_hessian(problem, theta: torch.Tensor, loops: int) -> torch.Tensor:

@@ -18,8 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loopviz import lengthgen, markov, models  # noqa: E402
-from loopviz.rundir import read_run  # noqa: E402
+from loopviz.toy import lengthgen, markov, models  # noqa: E402
+from loopviz.runs.format import read_run  # noqa: E402
 
 from timing import best_of  # noqa: E402  (bench/ is on sys.path when run as a script)
 

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from loopviz.config import RunConfig  # noqa: E402
-from loopviz.pipeline import execute  # noqa: E402
-from loopviz.rundir import read_run  # noqa: E402
+from loopviz.runs.execute import execute  # noqa: E402
+from loopviz.runs.format import read_run  # noqa: E402
 from loopviz.sweeps import _shift_point, run_parallel, shift_configs  # noqa: E402
 from timing import best_of  # noqa: E402
 

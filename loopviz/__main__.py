@@ -18,9 +18,9 @@ from typing import Callable
 import pandas as pd
 
 from .config import MODELS, ConfigError, RunConfig
-from .lengthgen import add_command as add_length_gen
-from .pipeline import RunLog, execute
-from .rundir import RunData, RunFormatError, read_run, run_data_from_log, write_run
+from .toy.lengthgen import add_command as add_length_gen
+from .runs.execute import RunLog, execute
+from .runs.format import RunData, RunFormatError, read_run, run_data_from_log, write_run
 from .sweeps import (_seed_point, _shift_point, default_workers, run_parallel, seed_configs, shift_configs,
                      summarise_seed_sweep, summarise_shift_sweep, summary_line)
 

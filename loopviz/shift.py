@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import models
-from .training import DTYPE, Problem
+from .toy import models
+from .toy.training import DTYPE, Problem
 
 SCP_DEFAULTS = {"delta1": 0.01, "plateau_epochs": 20, "patience": 20, "delta2": 0.1}
 

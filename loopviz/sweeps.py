@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from . import markov
+from .toy import markov
 from .config import RunConfig
 
 
@@ -25,7 +25,7 @@ def final_metrics(config: RunConfig) -> dict[str, float]:
     """Train `config` (no spectra) and return its last record's metrics and status."""
     import torch
 
-    from .training import train  # in the worker: summaries of finished sweeps need no torch
+    from .toy.training import train  # in the worker: summaries of finished sweeps need no torch
 
     torch.set_num_threads(1)
     last = None

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from loopviz.__main__ import main
-from loopviz.rundir import CSV_COLUMNS, RunFormatError, read_run
+from loopviz.runs.format import CSV_COLUMNS, RunFormatError, read_run
 from tests import reference
 
 TINY = ["--d", "3", "--epochs", "6", "--hessian-every", "2", "--workers", "0"]

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from loopviz import curvature, models
+from loopviz import curvature
+from loopviz.toy import models
 from loopviz.config import RunConfig
-from loopviz.training import prepare
+from loopviz.toy.training import prepare
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from loopviz import __main__ as entry
-from loopviz import lengthgen, models
+from loopviz.toy import lengthgen, models
 from loopviz.config import RunConfig
-from loopviz.rundir import RunData, read_run, task_arrays
+from loopviz.runs.format import RunData, read_run, task_arrays
 from tests import reference
 
 DEFAULT_RUNS = "assets/default"

@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from loopviz import markov
+from loopviz.toy import markov
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from loopviz import markov, models
+from loopviz.toy import markov, models
 from loopviz.config import RunConfig
-from loopviz.training import prepare
+from loopviz.toy.training import prepare
 from tests import reference
 
 

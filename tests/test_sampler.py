@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from loopviz import markov
+from loopviz.toy import markov
 
 N_DRAWS = 50_000
 

@@ -6,9 +6,9 @@ import torch
 from loopviz import shift
 from loopviz.__main__ import main
 from loopviz.config import ConfigError, RunConfig
-from loopviz.pipeline import execute
-from loopviz.rundir import run_data_from_log
-from loopviz.training import Problem, Trainer, prepare, train
+from loopviz.runs.execute import execute
+from loopviz.runs.format import run_data_from_log
+from loopviz.toy.training import Problem, Trainer, prepare, train
 
 BASE = RunConfig(d=3, epochs=14, hessian_every=2)
 
@@ -197,7 +197,7 @@ def test_an_interrupted_shift_sweep_keeps_the_points_finished(tmp_path):
 
 def test_a_stage_one_that_diverges_never_starts_stage_two(monkeypatch):
     # Single-Attn does not diverge at any valid setting, so Stage I's end is forged as NaN.
-    import loopviz.pipeline as pipeline
+    import loopviz.runs.execute as pipeline
     config = BASE.replace(model="shift", shift_epoch=3, hessian_every=0)
     real_stage_one = pipeline.stage_one
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from loopviz import markov
+from loopviz.toy import markov
 from loopviz.config import RunConfig
-from loopviz.pipeline import RunLog, execute, spectrum_epochs
-from loopviz.training import Trainer, prepare, train
+from loopviz.runs.execute import RunLog, execute, spectrum_epochs
+from loopviz.toy.training import Trainer, prepare, train
 from tests import reference
 
 TINY = RunConfig(model="looped", d=3, epochs=12, hessian_every=4)

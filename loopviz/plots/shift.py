@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..rundir import RunData
+from ..runs.format import RunData
 from .training import MODEL_COLOURS, _layout
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..curvature import PHASE_NAMES, bin_index, log_bin_edges
-from ..rundir import RunData
+from ..runs.format import RunData
 
 BUCKET_COLOURS = {"low": "#2a9d8f", "high": "#e76f51", "all": "#264653"}
 MODEL_COLOURS = {"single": "#457b9d", "looped": "#d62828", "shift": "#7b2cbf"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..rundir import RunData, run_npz_bytes
+from ..runs.format import RunData, run_npz_bytes
 
 
 def run_downloads(label: str, run: RunData) -> None:

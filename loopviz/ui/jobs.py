@@ -8,9 +8,9 @@ from typing import Callable
 import streamlit as st
 
 from ..config import RunConfig
-from ..runlog import spectrum_epochs
-from ..rundir import RunData, RunFormatError, read_run, run_data_from_log, task_arrays
-from ..runs import STORED_STATUSES, JobRegistry, RunStore
+from ..runs.log import spectrum_epochs
+from ..runs.format import RunData, RunFormatError, read_run, run_data_from_log, task_arrays
+from ..runs.store import STORED_STATUSES, JobRegistry, RunStore
 
 
 @st.cache_resource

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import RunConfig
+from ..config import RunConfig
 
 METRICS = ("loss", "val_loss", "grad_norm", "acc_low", "acc_high", "acc_all",
            "val_acc_low", "val_acc_high", "val_acc_all")

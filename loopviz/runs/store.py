@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import RunConfig
-from .runlog import RunLog
-from .rundir import RunData, RunFormatError, read_run, run_data_from_log, write_run
+from ..config import RunConfig
+from .log import RunLog
+from .format import RunData, RunFormatError, read_run, run_data_from_log, write_run
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 BUNDLED_DIR = REPO / "assets"
 DEFAULT_STORE = Path(os.environ.get("LOOPVIZ_STORE", REPO / "runs"))
 STORED_STATUSES = ("complete", "diverged")
@@ -121,7 +121,7 @@ class JobRegistry:
     def _run(self, job: Job) -> None:
         import torch  # loaded with the first job, not with the first page
 
-        from .pipeline import execute
+        from .execute import execute
         torch.set_num_threads(1)  # beside the server a single thread is 10× faster (DESIGN.md)
         with self.slots:
             if job.cancel.is_set():

@@ -2,7 +2,7 @@
 
 Why not multiprocessing: its 'spawn' start re-runs the parent's __main__ module in
 the child, and under Streamlit that module is whichever page script happens to be
-running, so a worker would execute a page. A plain `python -m loopviz.spectra_worker`
+running, so a worker would execute a page. A plain `python -m loopviz.runs.spectrum_worker`
 subprocess starts clean, whoever starts it.
 
 Protocol: every frame is an 8-byte little-endian length and a payload. The parent
@@ -24,7 +24,7 @@ from typing import BinaryIO
 import numpy as np
 
 HEADER = struct.Struct("<Q")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def write_frame(stream: BinaryIO, payload: bytes) -> None:
@@ -59,7 +59,7 @@ class SpectrumWorker:
 
     def __init__(self, config_json: str):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-        self.process = subprocess.Popen([sys.executable, "-m", "loopviz.spectra_worker"], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([sys.executable, "-m", "loopviz.runs.spectrum_worker"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.results: queue.Queue = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -92,8 +92,8 @@ class SpectrumWorker:
 def main() -> None:
     import torch
 
-    from .config import RunConfig
-    from .training import prepare
+    from ..config import RunConfig
+    from ..toy.training import prepare
 
     torch.set_num_threads(1)  # one core per worker; more threads only contend (DESIGN.md)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer

@@ -13,10 +13,10 @@ import threading
 
 import numpy as np
 
-from .config import RunConfig
-from .spectra_worker import SpectrumWorker
-from .runlog import METRICS, EpochRecord, RunLog, metrics_table, spectrum_epochs  # noqa: F401 (re-exported)
-from .training import Problem, Trainer, TrainState, prepare
+from ..config import RunConfig
+from .spectrum_worker import SpectrumWorker
+from .log import METRICS, EpochRecord, RunLog, metrics_table, spectrum_epochs  # noqa: F401 (re-exported)
+from ..toy.training import Problem, Trainer, TrainState, prepare
 
 class SpectrumPool:
     """Computes spectra for chunks of (epoch, θ, loops): in worker subprocesses, or inline.

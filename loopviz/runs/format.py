@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import markov
-from .embedding import make_embedding, param_count
-from .config import ConfigError, RunConfig
-from .curvature import log_bin_edges, summarise_spectra
-from .runlog import METRICS, RunLog, metrics_table
+from ..toy import markov
+from ..toy.embedding import make_embedding, param_count
+from ..config import ConfigError, RunConfig
+from ..curvature import log_bin_edges, summarise_spectra
+from .log import METRICS, RunLog, metrics_table
 
 FORMAT_VERSION = 1
 CSV_COLUMNS = ("epoch", *METRICS, "entropy", "mutual_info", "kappa_valley", "n_valley",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .config import RunConfig
+    from ..config import RunConfig
 
 VOCAB = 3
 SEQ_LEN = 4          # training sequences: predict x3 from (x0, x1, x2)

@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 
 from . import markov, models
-from .config import MODELS
-from .rundir import RunData, RunFormatError, read_run
+from ..config import MODELS
+from ..runs.format import RunData, RunFormatError, read_run
 
 PAPER_LENGTHS = (8, 11, 14, 17)
 PAPER_N_TEST = 5000

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from . import markov, models
-from .config import RunConfig
-from .curvature import eigenspectrum, exact_hessian
-from .runlog import EpochRecord
+from ..config import RunConfig
+from ..curvature import eigenspectrum, exact_hessian
+from ..runs.log import EpochRecord
 
 CONTEXT_LEN = markov.SEQ_LEN - 1
 DTYPE = torch.float64
