@@ -146,7 +146,9 @@ class RunConfig:
 
     def key(self) -> str:
         """The run's identity: a hash of every field that changes what is computed."""
-        science = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        # A float field given as an int (init_scale=10) is the same run as 10.0, and JSON read back gives 10.0.
+        science = {f.name: float(getattr(self, f.name)) if f.type == "float" else getattr(self, f.name)
+                   for f in fields(self) if f.name not in EXECUTION_FIELDS}
         if self.model != "shift":  # SHIFT-only knobs do not change other models' runs
             science.pop("shift_epoch")
             science.pop("reset_optimizer")

@@ -231,6 +231,8 @@ def _read_checked(directory: Path) -> RunData:
     for name, shape in shapes.items():
         if weights[name].shape != shape:
             raise RunFormatError(f"weights.npz: {name} has shape {weights[name].shape}, expected {shape}")
+    if W == 0:
+        raise RunFormatError("weights.npz holds no epochs")
     thetas = np.concatenate([weights[n].reshape(W, -1) for n in ("W_K", "W_Q", "W_V", "W_h")], axis=1)
     run = RunData(config, meta, records, spectra["epochs"], eig, weights["epochs"], thetas, task)
     check_consistency(run)
