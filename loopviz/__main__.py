@@ -19,8 +19,16 @@ import threading
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import Self
 
-from .config import DEVICES, EMBEDDINGS, MODELS, TRANSITION_KINDS, ConfigError, RunConfig
+from .config import (
+    DEVICES,
+    EMBEDDINGS,
+    MODELS,
+    TRANSITION_KINDS,
+    ConfigError,
+    RunConfig,
+)
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_CANCELLED = 2, 3, 1, 130
 MAX_SEEDS = 10_000          # sweep-seeds points: 10 000 × two 600-epoch runs is already days of CPU
@@ -173,7 +181,7 @@ class Interrupts:
         self.cancel: threading.Event | None = None
         self.previous: dict[int, object] = {}
 
-    def __enter__(self) -> "Interrupts":
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self.previous[signum] = signal.signal(signum, self._handle)
@@ -294,13 +302,13 @@ def command_run(args: argparse.Namespace) -> int:
             if interrupts.signum is not None:
                 cancel.set()
 
-            def work() -> None:
+            def work(config, log, cancel, prior, done) -> None:
                 try:
                     execute(config, log, cancel, workers=workers, prior=prior)
                 finally:
                     done.set()
 
-            threading.Thread(target=work, daemon=True).start()
+            threading.Thread(target=work, args=(config, log, cancel, prior, done), daemon=True).start()
             while not done.wait(0.1):
                 epoch = log.records[-1].epoch if log.records else 0
                 bar.show(log.work()[0], f"epoch {epoch}/{config.epochs} spectra {len(log.spectra)}")

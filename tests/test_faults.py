@@ -382,7 +382,8 @@ def test_help_is_fast_and_teaches_every_option():
             "        except SystemExit: pass\n"
             "    print(buf.getvalue())\n"
             "print('LOADED', 'torch' in sys.modules, 'pandas' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60,
+                            check=False)
     assert result.returncode == 0, result.stderr
     assert "LOADED False False" in result.stdout
     text = re.sub(r"\s+", " ", result.stdout)
@@ -629,6 +630,7 @@ def _store_pair(config: RunConfig, root: Path, diverged_looped: bool = False) ->
         if diverged_looped and model == "looped":
             last = int(run.records["epoch"].iloc[-1])
             run.records.loc[run.records.index[-1], "loss"] = np.inf
+            run.thetas[-1] = np.nan
             run.meta.update(status="diverged", diverged_epoch=last,
                             message=f"diverged at epoch {last}: the loss or gradient is not finite")
         write_run(run, root / c.key())
@@ -656,6 +658,13 @@ def test_a_stored_diverged_run_says_so_in_a_fresh_process(fresh_jobs, store_root
     at.run()
     assert not at.exception, at.exception
     assert any("diverged at epoch" in e.value for e in at.error)
+    # The Length page refuses to evaluate NaN weights, with a message, instead of a table of argmax(NaN).
+    at = app_test("app_pages/length_generalisation.py")
+    at.query_params.update({"d": "2", "epochs": "5", "hessian_every": "0", "seed": "4"})
+    at.session_state["len_n"], at.session_state["len_lengths"] = 100, [5]
+    at.run()
+    assert not at.exception, at.exception
+    assert any("not finite" in e.value for e in at.error) and len(at.dataframe) == 0
 
 
 def test_a_corrupt_stored_run_is_one_warning_on_the_page_and_set_aside(fresh_jobs, store_root, runs):
