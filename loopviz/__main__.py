@@ -322,8 +322,9 @@ def command_run(args: argparse.Namespace) -> int:
                     print(f"error: {config.model}: could not write {target}: {exc}", file=sys.stderr)
                     return EXIT_FAILED
                 if log.status in ("complete", "diverged"):
-                    print(f"{config.model}: {log.status} in {run.meta['train_seconds']:.1f} s of training; "
-                          f"{len(log.records)} records, {len(log.spectra)} spectra → {target}", file=sys.stderr)
+                    print(f"{config.model}: {log.status} in {log.finished - log.started:.1f} s "
+                          f"({run.meta['train_seconds']:.1f} s of it training); {len(log.records)} records, "
+                          f"{len(log.spectra)} spectra → {target}", file=sys.stderr)
                     print(f"{config.model}\n{accuracy_summary(run)}")
             if log.status == "diverged":
                 print(f"error: {config.model} {log.message}; records up to it are kept in {target}",

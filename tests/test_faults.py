@@ -496,6 +496,24 @@ def test_sigterm_stops_the_run_and_its_workers_promptly(tmp_path):
                    for c in children)
 
 
+def test_a_cancel_keeps_spectra_finished_behind_an_unfinished_chunk():
+    """Two workers: the first one's chunk is still computing, the second's is done. A cancel
+    must keep the second's spectra (each worker answers its own chunks in order)."""
+    import queue
+
+    from loopviz.runs.execute import SpectrumPool
+    from loopviz.runs.spectrum_worker import SpectrumWorker
+    slow, fast = SpectrumWorker.__new__(SpectrumWorker), SpectrumWorker.__new__(SpectrumWorker)
+    slow.results, fast.results = queue.Queue(), queue.Queue()
+    fast.results.put([(20, np.ones(3)), (30, np.ones(3))])
+    pool = SpectrumPool.__new__(SpectrumPool)
+    pool.workers, pool.pending, pool.turn = [slow, fast], [slow, fast, fast], 0
+    cancel = __import__("threading").Event()
+    cancel.set()
+    assert [e for e, _ in pool.harvest(wait=True, cancel=cancel)] == [20, 30]
+    assert pool.pending == [slow, fast]  # the unfinished chunks are left, not waited for
+
+
 @pytest.mark.slow
 def test_a_spectrum_worker_stops_at_once_when_its_parent_dies():
     """kill -9 of the parent (or of a server): the worker sees its input close and exits mid-chunk."""
