@@ -8,7 +8,10 @@
     task.npz      transitions, token/position embeddings, train/val inputs, targets, IC, bucket
 
 Writes go to a temporary sibling that is renamed into place, so a reader never sees a
-half-written run; `read_run` checks every file and raises RunFormatError otherwise.
+half-written run. `read_run` trusts nothing it has not checked: every file decodes, the files
+agree with each other (one weight row per record, spectra at recorded epochs, a complete run
+has every epoch), the config rebuilds the stored task and initial weights, and only a diverged
+run ends in non-finite numbers; anything else is one RunFormatError line naming the file.
 """
 from __future__ import annotations
 
