@@ -53,7 +53,8 @@ def body() -> None:
         st.info(f"No finished run of {' and '.join(missing)} for this configuration yet: press **Train** in the "
                 "sidebar to start one; the evaluation uses the final weights.")
         return
-    shift = jobs.current_run(config.replace(model="shift"))
+    # SHIFT's switch must lie inside the run: a run shorter than the shift epoch has no SHIFT.
+    shift = jobs.current_run(config.replace(model="shift")) if config.shift_epoch <= config.epochs else None
     if finished(shift):
         runs["SHIFT"] = shift
     for label, run in runs.items():

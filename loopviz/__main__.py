@@ -1,58 +1,204 @@
-"""The command line: `python -m loopviz run|sweep-seeds ...` (headless runs and sweeps).
+"""The command line: `python -m loopviz run|sweep-seeds|sweep-shift|length-gen ...` (headless runs and sweeps).
 
 Every RunConfig field is an option (`--data-seed`, `--keep-all-sequences false`, ...);
-`--config FILE` starts from a JSON config. Bad input: one line on stderr, exit 2,
-nothing written. A diverged run keeps its records and exits 3.
+`--config FILE` starts from a JSON config. Bad input: one `error:` line on stderr, exit 2,
+nothing written, checked before any work (the output path included). A diverged run keeps
+its records and exits 3. Ctrl-C (or SIGTERM) stops at the next epoch, writes every record
+and spectrum computed so far with status `cancelled`, and exits 130 (143 for SIGTERM).
+
+Only argparse and the config are imported at parse time: `--help` never loads torch.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Callable
+from typing import Self
 
-import pandas as pd
-
-from .config import MODELS, ConfigError, RunConfig
-from .toy.lengthgen import add_command as add_length_gen
-from .runs.execute import RunLog, execute
-from .runs.format import RunData, RunFormatError, read_run, run_data_from_log, write_run
-from .sweeps import (_seed_point, _shift_point, default_workers, run_parallel, seed_configs, shift_configs,
-                     summarise_seed_sweep, summarise_shift_sweep, summary_line)
+from .config import (
+    DEVICES,
+    EMBEDDINGS,
+    MODELS,
+    TRANSITION_KINDS,
+    ConfigError,
+    RunConfig,
+)
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_CANCELLED = 2, 3, 1, 130
+MAX_SEEDS = 10_000          # sweep-seeds points: 10 000 × two 600-epoch runs is already days of CPU
+MAX_REPEATS = 100
+MAX_WORKERS = 256
+MAX_CONFIG_BYTES = 1_000_000  # a config is ~1 kB; anything larger is not one
+
+# One line of meaning per RunConfig field (the paper's section where it has one).
+OPTION_HELP = {
+    "model": "which model trains: Single-Attn (T = 1), Looped-Attn (T loops), or SHIFT (Single, then Looped)",
+    "loops": "T, the loops of Looped-Attn (the paper uses 3)",
+    "d": "embedding width; the model has P = 3 d² + 3 d parameters and the Hessian is P × P",
+    "embedding": "random: seeded Gaussian token and position vectors; onehot: token ⊕ position one-hots (d ≥ 6)",
+    "init_scale": "standard deviation of the Gaussian initial weights",
+    "epochs": "training epochs (the paper: 600)",
+    "lr": "Adam learning rate (the paper: 1e-3)",
+    "batch_size": "minibatch size; 0 = full batch, one Adam step per epoch",
+    "seed": "seed of the initial weights and the minibatch order",
+    "device": "where training runs: auto = CUDA when available, else CPU",
+    "data_seed": "seed of the transitions, embeddings and the training/validation draws",
+    "transitions": "rows of T1, T2, T3: Dirichlet(concentration) draws, or normalised uniform draws",
+    "concentration": "Dirichlet concentration of the transition rows (1 = uniform on the simplex)",
+    "alpha": "oversampling exponent: sequences are drawn ∝ P(X)^alpha (the paper: 2), so likely ones repeat",
+    "n_train": "training sequences (the paper: N = 500)",
+    "n_val": "held-out validation sequences, drawn the same way",
+    "keep_all_sequences": "true: each of the 81 sequences appears once, then oversample up to n_train",
+    "hessian_every": "a Hessian spectrum every k epochs and at the last; 0 = no spectra",
+    "river_eps": "Def. 1: eigenvalues ≤ eps are the river, the rest the valley",
+    "valley_delta": "Def. 1: the valley is U-shaped when its condition number κ ≤ 1 + delta",
+    "low_curvature_tau": "Assumption 1: valley eigenvalues ≤ tau count as low curvature",
+    "entropy_bins": "log-spaced bins of |λ| for the spectral entropy and mutual information",
+    "entropy_min": "|λ| below this falls in the first entropy bin",
+    "entropy_max": "|λ| above this falls in the last entropy bin",
+    "shift_epoch": "SHIFT only: train Single-Attn up to this epoch, then Looped-Attn",
+    "reset_optimizer": "SHIFT only: a fresh Adam state at the switch (default: keep its moments)",
+}
+CHOICES = {"model": MODELS, "embedding": EMBEDDINGS, "transitions": TRANSITION_KINDS, "device": DEVICES,
+           "keep_all_sequences": ("true", "false"), "reset_optimizer": ("true", "false")}
 
 
 class UsageError(Exception):
     pass
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `error: ...` and a pointer to --help, exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def default_workers() -> int:
+    """Spectrum/sweep worker processes by default: one per CPU core."""
+    return max(1, os.cpu_count() or 1)
+
+
+def _option_help(name: str, default) -> str:
+    meaning = OPTION_HELP.get(name, name.replace("_", " "))
+    choices = CHOICES.get(name)
+    shown = str(default).lower() if isinstance(default, bool) else default
+    return meaning + (f" (choices: {', '.join(choices)}; " if choices else " (") + f"default: {shown})"
+
+
 def _add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    parser.add_argument("--config", type=Path, help="start from this JSON config file")
+    group = parser.add_argument_group("run configuration (each overrides --config)")
+    group.add_argument("--config", type=Path, metavar="FILE",
+                       help="start from this JSON config, e.g. a run's config.json (default: none)")
     for f in fields(RunConfig):
         if f.name in skip:
             continue
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=f.type.upper(),
-                            help=f"default {f.default!r}")
+        metavar = "{" + ",".join(CHOICES[f.name]) + "}" if f.name in CHOICES else f.type.upper()
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=metavar,
+                           help=_option_help(f.name, f.default))
+
+
+def _read_config_file(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is over {MAX_CONFIG_BYTES} bytes; it is not a run config")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        return RunConfig.from_json(text).to_dict()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _config_from_args(args: argparse.Namespace, **overrides) -> RunConfig:
-    base = {}
-    if args.config is not None:
-        try:
-            base = RunConfig.from_json(args.config.read_text()).to_dict()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {args.config}: {exc.strerror}") from None
+    base = _read_config_file(args.config) if args.config is not None else {}
     for f in fields(RunConfig):
         value = getattr(args, f.name, None)
         if value is not None:
             base[f.name] = value
     base.update(overrides)
     return RunConfig.from_dict(base)
+
+
+# ------------------------------------------------------------------ output paths, checked up front
+def _out_path(text: str) -> Path:
+    if not text.strip():
+        raise UsageError("--out is empty; name a path to write to")
+    return Path(text)
+
+
+def _check_writable_dir(directory: Path) -> None:
+    """Create `directory` if needed and prove a file can be made in it, before any work."""
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory} is a file, not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".loopviz-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write into {directory}: {exc.strerror or exc}") from None
+
+
+def _check_out_file(out: Path, force: bool, side_suffixes: tuple[str, ...] = ()) -> None:
+    """OUT and the files written beside it (OUT + suffix) obey --force; OUT's folder must be writable."""
+    for path in (out, *(Path(str(out) + s) for s in side_suffixes)):
+        if path.is_dir():
+            raise UsageError(f"{path} is a directory; --out names a file")
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists; use another --out or --force to overwrite")
+    _check_writable_dir(out.parent)
+
+
+def _check_workers(workers: int) -> int:
+    if not 0 <= workers <= MAX_WORKERS:
+        raise UsageError(f"--workers must be between 0 and {MAX_WORKERS}, got {workers}")
+    return workers
+
+
+# ------------------------------------------------------------------ signals
+class Interrupts:
+    """SIGINT/SIGTERM stop the run at the next epoch instead of raising in the middle of it.
+
+    The handler only sets flags, so a second Ctrl-C, or one during the final write, cannot
+    tear a write in half: the write finishes, then the command stops. Spectrum workers live
+    in their own session (spectrum_worker.py), so a terminal's Ctrl-C reaches only us.
+    """
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.cancel: threading.Event | None = None
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = self.signum or signum
+        if self.cancel is not None:
+            self.cancel.set()
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)
 
 
 class Progress:
@@ -67,88 +213,153 @@ class Progress:
         interactive = sys.stderr.isatty()
         if not final and now - self.last < (0.1 if interactive else 5.0):
             return
+        if final and not interactive:
+            return  # a log gets the summary line instead
         self.last = now
         frac = min(1.0, max(0.0, done / max(self.total, 1)))
         elapsed = now - self.start
-        eta = elapsed / frac - elapsed if frac > 0 else float("nan")
+        eta = f"eta {elapsed / frac - elapsed:5.1f}s" if 0 < frac < 1 and not final else ""
         bar = "#" * int(30 * frac)
-        line = f"[{self.label}] [{bar:<30}] {frac:4.0%} {detail} {elapsed:5.1f}s eta {eta:5.1f}s"
+        line = f"[{self.label}] [{bar:<30}] {frac:4.0%} {detail} {elapsed:5.1f}s {eta}"
         sys.stderr.write(("\r" + line + " ") if interactive else line + "\n")
-        if final and interactive:
+        if final:
             sys.stderr.write("\n")
         sys.stderr.flush()
 
 
-def command_run(args: argparse.Namespace) -> int:
-    import torch
-    torch.set_num_threads(1)  # tiny tensors: one thread is faster, and all work stays in the timed thread
-    models = [m.strip() for m in args.model.split(",") if m.strip()]
+# ------------------------------------------------------------------ run
+def _models(text: str) -> list[str]:
+    models = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODELS]
     if not models or unknown:
         raise UsageError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODELS)}")
+    twice = sorted({m for m in models if models.count(m) > 1})
+    if twice:
+        raise UsageError(f"--model names {', '.join(twice)} twice; each model writes one OUT/<model>/")
+    return models
+
+
+def _check_device(configs: list) -> None:
+    if any(c.device == "cuda" for c in configs):
+        import torch
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available to this torch build; use --device cpu "
+                             "or auto")
+
+
+def accuracy_summary(run) -> str:
+    """Final training/validation accuracy by IC bucket, and the Bayes rule's on the same draws
+    (the ceiling in expectation), as a small table."""
+    import numpy as np
+
+    from .toy.markov import bayes_bucket_accuracy
+
+    last = run.records.iloc[-1]
+    t = run.task
+    rows = [("train", [last[f"acc_{b}"] for b in ("low", "high", "all")]),
+            ("validation", [last[f"val_acc_{b}"] for b in ("low", "high", "all")])]
+    for split in ("train", "val"):
+        bayes = bayes_bucket_accuracy(t["transitions"], t[f"{split}_inputs"], t[f"{split}_targets"],
+                                      t[f"{split}_bucket"])
+        rows.append((f"Bayes ({split})", [bayes[b] for b in ("low", "high", "all")]))
+    lines = [f"  {'accuracy at epoch ' + str(int(last['epoch'])):<24}{'low IC':>8}{'high IC':>9}{'all':>8}"]
+    for name, values in rows:
+        lines.append(f"  {name:<24}" + "".join(f"{v:>{w}.3f}" if np.isfinite(v) else f"{'–':>{w}}"
+                                             for v, w in zip(values, (8, 9, 8))))
+    return "\n".join(lines)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    models = _models(args.model)
     configs = [_config_from_args(args, model=m) for m in models]
-    out = Path(args.out)
+    workers = _check_workers(args.workers)
+    out = _out_path(args.out)
     targets = [out / c.model for c in configs]
-    if not args.force:
-        existing = [str(t) for t in targets if t.exists()]
-        if existing:
-            raise UsageError(f"{', '.join(existing)} already exists; use another --out or --force to overwrite")
+    for target in targets:
+        if target.exists() and not target.is_dir():
+            raise UsageError(f"{target} is a file; a run is written as a directory there")
+        if target.exists() and not args.force:
+            raise UsageError(f"{target} already exists; use another --out or --force to overwrite")
+    _check_device(configs)
+    _check_writable_dir(out)
+
+    import torch
+
+    from .runs.execute import RunLog, execute
+    from .runs.format import run_data_from_log, write_run
+    torch.set_num_threads(1)  # tiny tensors: one thread is faster, and all work stays in the timed thread
     worst = 0
-    finished: dict[str, RunData] = {}
-    for config, target in zip(configs, targets):
-        log = RunLog(config)
-        bar = Progress(config.model, log.work()[1])
-        prior = _single_prior(config, finished, out) if config.model == "shift" else None
-        cancel, done = threading.Event(), threading.Event()
+    finished: dict = {}
+    with Interrupts() as interrupts:
+        for config, target in zip(configs, targets):
+            if interrupts.signum is not None:
+                break  # stopped during the previous model's write: no further models
+            log = RunLog(config)
+            bar = Progress(config.model, log.work()[1])
+            prior = _single_prior(config, finished, out) if config.model == "shift" else None
+            cancel, done = threading.Event(), threading.Event()
+            interrupts.cancel = cancel
+            if interrupts.signum is not None:
+                cancel.set()
 
-        def work() -> None:
-            try:
-                execute(config, log, cancel, workers=args.workers, prior=prior)
-            finally:
-                done.set()
+            def work(config, log, cancel, prior, done) -> None:
+                try:
+                    execute(config, log, cancel, workers=workers, prior=prior)
+                finally:
+                    done.set()
 
-        threading.Thread(target=work, daemon=True).start()
-        # Wait on an Event, not Thread.join: a join interrupted by Ctrl-C can return early
-        # afterwards (CPython < 3.13), and the run would be written half-way.
-        try:
+            threading.Thread(target=work, args=(config, log, cancel, prior, done), daemon=True).start()
             while not done.wait(0.1):
                 epoch = log.records[-1].epoch if log.records else 0
                 bar.show(log.work()[0], f"epoch {epoch}/{config.epochs} spectra {len(log.spectra)}")
-        except KeyboardInterrupt:  # Ctrl-C: stop at the next epoch and keep what was computed
-            cancel.set()
-            done.wait()
-        bar.show(bar.total, f"{log.status}", final=True)
-        if log.records:
-            finished[config.model] = run_data_from_log(log)
-            write_run(finished[config.model], target, overwrite=args.force)
-            print(f"{config.model}: {log.status}; {len(log.records)} records, {len(log.spectra)} spectra "
-                  f"→ {target}", file=sys.stderr)
-        if log.status == "diverged":
-            print(f"error: {config.model} {log.message}; records up to it are kept in {target}", file=sys.stderr)
-            worst = max(worst, EXIT_DIVERGED)
-        elif log.status == "failed":
-            print(f"error: {config.model} failed: {log.message}", file=sys.stderr)
-            worst = max(worst, EXIT_FAILED)
-        elif log.status == "cancelled":
-            print(f"{config.model}: {log.message} in {target}", file=sys.stderr)
-            return EXIT_CANCELLED
+            units = log.work()[0]
+            bar.show(units, "stopped" if log.status == "cancelled" else log.status, final=True)
+            if log.records:
+                finished[config.model] = run = run_data_from_log(log)
+                try:
+                    write_run(run, target, overwrite=args.force)
+                except OSError as exc:
+                    print(f"error: {config.model}: could not write {target}: {exc}", file=sys.stderr)
+                    return EXIT_FAILED
+                if log.status in ("complete", "diverged"):
+                    print(f"{config.model}: {log.status} in {log.finished - log.started:.1f} s "
+                          f"({run.meta['train_seconds']:.1f} s of it training); {len(log.records)} records, "
+                          f"{len(log.spectra)} spectra → {target}", file=sys.stderr)
+                    print(f"{config.model}\n{accuracy_summary(run)}")
+            if log.status == "diverged":
+                print(f"error: {config.model} {log.message}; records up to it are kept in {target}",
+                      file=sys.stderr)
+                worst = max(worst, EXIT_DIVERGED)
+            elif log.status == "failed":
+                print(f"error: {config.model} failed: {log.message}", file=sys.stderr)
+                worst = max(worst, EXIT_FAILED)
+            elif log.status == "cancelled":
+                where = f" in {target}" if log.records else ""
+                print(f"{config.model}: {log.message}{where}", file=sys.stderr)
+    if interrupts.signum is not None:
+        return interrupts.exit_code
     return worst
 
 
-def _single_prior(config: RunConfig, finished: dict[str, RunData], out: Path) -> RunData | None:
+def _single_prior(config: RunConfig, finished: dict, out: Path):
     """The Single run a SHIFT run can reuse: from this invocation, else from OUT/single/."""
+    from .runs.format import RunFormatError, read_run
     if "single" in finished:
         return finished["single"]
+    if not (out / "single").exists():
+        return None
     try:
         return read_run(out / "single")
-    except (RunFormatError, OSError):
+    except (RunFormatError, OSError) as exc:
+        print(f"note: {out / 'single'} is not reused for SHIFT's Stage I: {exc}", file=sys.stderr)
         return None
 
 
-def _collect(label: str, function: Callable[[str], dict], configs: list[RunConfig], workers: int,
-             on_row: Callable[[list[dict]], None] | None = None) -> tuple[list[dict], bool]:
+# ------------------------------------------------------------------ sweeps
+def _collect(label: str, function, configs: list[RunConfig], workers: int, on_row=None) -> tuple[list[dict], bool]:
     """Run a sweep's points in worker processes with a progress bar; Ctrl-C keeps the
     finished ones. Returns (rows, interrupted)."""
+    from .sweeps import run_parallel
     rows: list[dict] = []
     interrupted = False
     bar = Progress(label, len(configs))
@@ -166,18 +377,24 @@ def _collect(label: str, function: Callable[[str], dict], configs: list[RunConfi
 
 
 def command_sweep_seeds(args: argparse.Namespace) -> int:
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise UsageError(f"--seeds must be between 1 and {MAX_SEEDS} (each seed trains two models), "
+                         f"got {args.seeds}")
+    if args.first_seed < 0:
+        raise UsageError(f"--first-seed must be >= 0, got {args.first_seed}")
     base = _config_from_args(args)
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UsageError(f"{out} already exists; use another --out or --force to overwrite")
+    _check_workers(args.workers)
+    out = _out_path(args.out)
+    _check_out_file(out, args.force, (".summary.txt",))
+
+    import pandas as pd
+
+    from .sweeps import _seed_point, seed_configs, summarise_seed_sweep, summary_line
     configs = seed_configs(base, args.seeds, args.vary, args.first_seed)
     rows, interrupted = _collect("sweep-seeds", _seed_point, configs, args.workers)
     if not rows:
         return EXIT_FAILED
     table = pd.DataFrame(rows).sort_values("seed").reset_index(drop=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     line = summary_line(summarise_seed_sweep(table))
     Path(str(out) + ".summary.txt").write_text(line + "\n" + base.to_json() + "\n")
@@ -194,14 +411,18 @@ def command_sweep_shift(args: argparse.Namespace) -> int:
     bad = [s for s in shift_epochs if not 0 <= s <= base.epochs]
     if not shift_epochs or bad:
         raise UsageError(f"shift epochs must lie in [0, epochs = {base.epochs}]; bad: {bad or 'none given'}")
-    if args.repeats < 1:
-        raise UsageError("--repeats must be >= 1")
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UsageError(f"{out} already exists; use another --out or --force to overwrite")
+    if not 1 <= args.repeats <= MAX_REPEATS:
+        raise UsageError(f"--repeats must be between 1 and {MAX_REPEATS}, got {args.repeats}")
+    _check_workers(args.workers)
+    out = _out_path(args.out)
+    _check_out_file(out, args.force, (".raw.csv",))
+
+    import pandas as pd
+
+    from .sweeps import _shift_point, shift_configs, summarise_shift_sweep
     configs = shift_configs(base, shift_epochs, args.repeats)
     raw_path = Path(str(out) + ".raw.csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
+
     def keep(rows: list[dict]) -> None:
         # Every finished point survives a cancel: written aside, then renamed into place.
         pd.DataFrame(rows).to_csv(raw_path.with_suffix(".tmp"), index=False)
@@ -221,51 +442,98 @@ def command_sweep_shift(args: argparse.Namespace) -> int:
     return EXIT_CANCELLED if interrupted else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m loopviz", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+# ------------------------------------------------------------------ length-gen
+def command_length_gen(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        _check_out_file(_out_path(args.out), args.force)
+    from .toy.lengthgen import command_length_gen as evaluate_lengths
+    return evaluate_lengths(args)
 
-    run = sub.add_parser("run", help="train models and write their run directories")
+
+# Paper constants of length-gen, repeated here so that parsing needs no torch (test_cli checks they agree).
+LENGTHGEN_DEFAULTS = {"lengths": "8,11,14,17", "n": "5000", "max_length": 200, "max_n": 50_000}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m loopviz", description=__doc__.splitlines()[0],
+                    epilog="Each command has its own --help. Exit codes: 0 done, 1 failed, 2 bad input, "
+                           "3 diverged, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    workers_help = f"worker processes (default: one per CPU core, {default_workers()} here)"
+
+    run = sub.add_parser("run", help="train models and write their run directories",
+                         description="Train each model of --model and write OUT/<model>/ (config, records, "
+                                     "spectra, weights, task). Prints the final accuracies by IC bucket beside "
+                                     "the Bayes ceiling.")
+    run.add_argument("--model", default="single,looped",
+                     help="comma-separated models to train, in order (choices: single, looped, shift; "
+                          "default: %(default)s)")
+    run.add_argument("--out", required=True, help="output directory; each model writes OUT/<model>/ (required)")
+    run.add_argument("--force", action="store_true", help="overwrite existing OUT/<model>/ (default: refuse)")
+    run.add_argument("--workers", type=int, default=default_workers(),
+                     help="spectrum worker processes beside training; 0 = compute spectra in the training "
+                          f"thread (default: one per CPU core, {default_workers()} here)")
     _add_config_options(run, skip=("model",))
-    run.add_argument("--model", default="single,looped", help="comma-separated: single, looped, shift")
-    run.add_argument("--out", required=True, help="output directory; each model writes OUT/<model>/")
-    run.add_argument("--force", action="store_true", help="overwrite existing model directories")
-    run.add_argument("--workers", type=int, default=default_workers(), help="spectrum worker processes")
     run.set_defaults(handler=command_run)
 
-    sweep = sub.add_parser("sweep-seeds", help="both models over many seeds, no spectra: the effect's distribution")
-    _add_config_options(sweep, skip=("model",))
-    sweep.add_argument("--seeds", type=int, default=20, help="number of seeds")
-    sweep.add_argument("--first-seed", type=int, default=0)
+    sweep = sub.add_parser("sweep-seeds", help="both models over many seeds, no spectra: the effect's distribution",
+                           description="Single and Looped at each seed (no spectra); writes the final metrics per "
+                                       "seed to OUT and a one-line summary to OUT.summary.txt.")
+    sweep.add_argument("--seeds", type=int, default=20,
+                       help=f"number of seeds, 1 to {MAX_SEEDS} (default: %(default)s)")
+    sweep.add_argument("--first-seed", type=int, default=0, help="first seed; seeds are consecutive "
+                                                                 "(default: %(default)s)")
     sweep.add_argument("--vary", choices=("both", "data_seed", "seed"), default="both",
-                       help="which seed each point changes (both: data_seed = seed = s)")
-    sweep.add_argument("--out", required=True, help="CSV file to write (a .summary.txt is written beside it)")
-    sweep.add_argument("--force", action="store_true")
-    sweep.add_argument("--workers", type=int, default=default_workers())
+                       help="which seed each point changes; both: data_seed = seed = s (default: %(default)s)")
+    sweep.add_argument("--out", required=True, help="CSV file to write; OUT.summary.txt is written beside it "
+                                                    "(required)")
+    sweep.add_argument("--force", action="store_true", help="overwrite OUT and OUT.summary.txt (default: refuse)")
+    sweep.add_argument("--workers", type=int, default=default_workers(), help=workers_help)
+    _add_config_options(sweep, skip=("model",))
     sweep.set_defaults(handler=command_sweep_seeds)
 
-    shift = sub.add_parser("sweep-shift", help="SHIFT at many shift epochs against pure Looped-Attn: speed-up")
-    _add_config_options(shift, skip=("model", "shift_epoch"))
+    shift = sub.add_parser("sweep-shift", help="SHIFT at many shift epochs against pure Looped-Attn: speed-up",
+                           description="Times SHIFT at each shift epoch against pure Looped-Attn (no spectra); "
+                                       "writes the median per point to OUT, every run to OUT.raw.csv as it ends.")
     shift.add_argument("--shift-epochs", default=",".join(str(s) for s in range(0, 600, 50)),
-                       help="comma-separated shift epochs (default 0,50,...,550)")
-    shift.add_argument("--repeats", type=int, default=3, help="timed runs per point (the median is kept)")
-    shift.add_argument("--out", required=True, help="CSV to write (raw runs go to OUT.raw.csv as they finish)")
-    shift.add_argument("--force", action="store_true")
-    shift.add_argument("--workers", type=int, default=default_workers())
+                       help="comma-separated epochs at which SHIFT switches to Looped (default: 0,50,...,550)")
+    shift.add_argument("--repeats", type=int, default=3,
+                       help=f"timed runs per point, the median is kept; 1 to {MAX_REPEATS} (default: %(default)s)")
+    shift.add_argument("--out", required=True, help="CSV file to write; raw runs go to OUT.raw.csv (required)")
+    shift.add_argument("--force", action="store_true", help="overwrite OUT and OUT.raw.csv (default: refuse)")
+    shift.add_argument("--workers", type=int, default=default_workers(), help=workers_help)
+    _add_config_options(shift, skip=("model", "shift_epoch"))
     shift.set_defaults(handler=command_sweep_shift)
 
-    add_length_gen(sub)
+    d = LENGTHGEN_DEFAULTS
+    lg = sub.add_parser("length-gen", help="accuracy of trained runs on longer sequences (Table 1)",
+                        description="Evaluates DIR/<model>/ runs' final weights on longer sequences of the same "
+                                    "chain; writes the table (CSV) and prints Table 1 beside the paper's.")
+    lg.add_argument("--runs", default="assets/default", metavar="DIR",
+                    help="directory holding <model>/ run directories (default: %(default)s, the bundled runs)")
+    lg.add_argument("--lengths", default=d["lengths"],
+                    help=f"comma-separated sequence lengths, each 2 to {d['max_length']} (default: the paper's "
+                         "%(default)s)")
+    lg.add_argument("--n", default=d["n"], help=f"test sequences per length, 1 to {d['max_n']} "
+                                                "(default: %(default)s, the paper's N_test)")
+    lg.add_argument("--seed", default="0", help="test-set seed; the draw also depends on data_seed and length "
+                                                "(default: %(default)s)")
+    lg.add_argument("--out", default=None, help="CSV file to write (default: the CSV goes to stdout)")
+    lg.add_argument("--force", action="store_true", help="overwrite --out (default: refuse)")
+    lg.set_defaults(handler=command_length_gen)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.handler(args)
     except (ConfigError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # before the run's own handler is in place (e.g. while torch loads)
+        print("interrupted before any work started; nothing written", file=sys.stderr)
+        return EXIT_CANCELLED
 
 
 if __name__ == "__main__":

@@ -94,11 +94,12 @@ class RunConfig:
         need(0 < self.lr <= 10, f"lr must be in (0, 10], got {self.lr}")
         need(0 <= self.batch_size <= self.n_train,
              f"batch_size must be 0 (full batch) or at most n_train = {self.n_train}, got {self.batch_size}")
-        need(self.seed >= 0 and self.data_seed >= 0, "seed and data_seed must be >= 0")
+        need(0 <= self.seed < 2**32 and 0 <= self.data_seed < 2**32,
+             f"seed and data_seed must be in [0, 2^32), got {self.seed}, {self.data_seed}")
         need(self.concentration > 0, f"concentration must be > 0, got {self.concentration}")
         need(0 <= self.alpha <= 10, f"alpha must be in [0, 10], got {self.alpha}")
-        need(self.n_train >= (81 if self.keep_all_sequences else 1),
-             f"n_train must be >= {81 if self.keep_all_sequences else 1}, got {self.n_train}")
+        need((81 if self.keep_all_sequences else 1) <= self.n_train <= 1_000_000,
+             f"n_train must be between {81 if self.keep_all_sequences else 1} and 1000000, got {self.n_train}")
         need(1 <= self.n_val <= 1_000_000, f"n_val must be between 1 and 1000000, got {self.n_val}")
         need(self.hessian_every >= 0, f"hessian_every must be >= 0, got {self.hessian_every}")
         need(self.river_eps > 0, f"river_eps must be > 0, got {self.river_eps}")
@@ -136,8 +137,8 @@ class RunConfig:
     def from_json(cls, text: str) -> "RunConfig":
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"config is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # also: too deeply nested, integers of 4300+ digits
+            raise ConfigError(f"config is not valid JSON: {str(exc)[:200]}") from None
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> "RunConfig":
@@ -145,7 +146,9 @@ class RunConfig:
 
     def key(self) -> str:
         """The run's identity: a hash of every field that changes what is computed."""
-        science = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        # A float field given as an int (init_scale=10) is the same run as 10.0, and JSON read back gives 10.0.
+        science = {f.name: float(getattr(self, f.name)) if f.type == "float" else getattr(self, f.name)
+                   for f in fields(self) if f.name not in EXECUTION_FIELDS}
         if self.model != "shift":  # SHIFT-only knobs do not change other models' runs
             science.pop("shift_epoch")
             science.pop("reset_optimizer")

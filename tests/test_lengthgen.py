@@ -1,6 +1,5 @@
 from pathlib import Path
 """Length generalisation (App. E.1.3, Table 1): evaluation, threshold rule, CLI."""
-import argparse
 import dataclasses
 
 import numpy as np
@@ -106,20 +105,8 @@ def test_comparison_table_puts_the_paper_beside_ours(default_runs):
 
 
 # ------------------------------------------------------------------------------------------------ CLI
-def registered() -> bool:
-    """Whether the lead has wired `length-gen` into `python -m loopviz`."""
-    sub = next(a for a in entry.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return "length-gen" in sub.choices
-
-
 def cli(argv):
-    """Through `python -m loopviz` when the command is registered there, else a bare parser."""
-    if registered():
-        return entry.main(argv)
-    parser = argparse.ArgumentParser()
-    lengthgen.add_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    return entry.main(argv)
 
 
 @pytest.mark.parametrize("argv, message", [

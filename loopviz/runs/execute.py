@@ -44,23 +44,45 @@ class SpectrumPool:
         self.pending.append(worker)
 
     def harvest(self, wait: bool, cancel: threading.Event | None = None):
-        """Yield finished results in submission order; with wait, block for all of them."""
+        """Yield finished results in submission order; with wait, block for all of them.
+
+        Without wait, or once `cancel` is set, take every chunk that has finished, also
+        those behind an unfinished one, and leave the rest: a cancel keeps what was computed.
+        """
         while self.pending:
             head = self.pending[0]
             if isinstance(head, SpectrumWorker):
-                result = None
-                while result is None:
-                    try:
-                        result = head.results.get(timeout=0.05 if wait else 0)
-                    except queue.Empty:
-                        if not wait or (cancel is not None and cancel.is_set()):
-                            return
+                try:
+                    result = head.results.get(timeout=0.05 if wait else 0)
+                except queue.Empty:
+                    if wait and not (cancel is not None and cancel.is_set()):
+                        continue
+                    yield from self._finished_behind()
+                    return
                 if isinstance(result, Exception):
                     raise result
             else:
                 result = head
             self.pending.pop(0)
             yield from result
+
+    def _finished_behind(self):
+        """Results already back from workers whose earlier chunks are done (each worker answers in order)."""
+        blocked: set[int] = set()
+        still: list = []
+        for entry in self.pending:
+            if isinstance(entry, SpectrumWorker) and id(entry) not in blocked:
+                try:
+                    result = entry.results.get_nowait()
+                except queue.Empty:
+                    blocked.add(id(entry))
+                else:
+                    if not isinstance(result, Exception):
+                        yield from result
+                        continue
+                    blocked.add(id(entry))
+            still.append(entry)
+        self.pending = still
 
     def close(self) -> None:
         for worker in self.workers:
@@ -138,7 +160,8 @@ def execute(config: RunConfig, log: RunLog | None = None, cancel: threading.Even
         if (last not in log.spectra and last not in requested and not log.records[-1].diverged
                 and config.hessian_every > 0):
             batch.append((last, log.records[-1].theta, log.records[-1].loops))
-        pool.submit(batch)
+        if not cancel.is_set():  # a cancelled run waits for no new spectrum
+            pool.submit(batch)
         for epoch, eig in pool.harvest(wait=True, cancel=cancel):
             log.add_spectrum(epoch, eig)
         if cancel.is_set():

@@ -8,7 +8,10 @@
     task.npz      transitions, token/position embeddings, train/val inputs, targets, IC, bucket
 
 Writes go to a temporary sibling that is renamed into place, so a reader never sees a
-half-written run; `read_run` checks every file and raises RunFormatError otherwise.
+half-written run. `read_run` trusts nothing it has not checked: every file decodes, the files
+agree with each other (one weight row per record, spectra at recorded epochs, a complete run
+has every epoch), the config rebuilds the stored task and initial weights, and only a diverged
+run ends in non-finite numbers; anything else is one RunFormatError line naming the file.
 """
 from __future__ import annotations
 
@@ -23,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from ..toy import markov
-from ..toy.embedding import make_embedding, param_count
+from ..toy.embedding import init_weights, make_embedding, param_count
 from ..config import ConfigError, RunConfig
 from ..curvature import log_bin_edges, summarise_spectra
-from .log import METRICS, RunLog, metrics_table
+from .log import METRICS, RunLog, metrics_table, spectrum_epochs
 
 FORMAT_VERSION = 1
 CSV_COLUMNS = ("epoch", *METRICS, "entropy", "mutual_info", "kappa_valley", "n_valley",
@@ -141,6 +145,11 @@ def run_npz_bytes(run: RunData) -> bytes:
     return buffer.getvalue()
 
 
+KNOWN_STATUSES = ("complete", "diverged", "cancelled", "failed")
+TASK_KEYS = ("transitions", "token_embedding", "position_embedding", "train_inputs", "train_targets", "train_ic",
+             "train_bucket", "val_inputs", "val_targets", "val_ic", "val_bucket")
+
+
 def _load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -154,44 +163,130 @@ def _load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         raise RunFormatError(f"{path.name} is unreadable: {type(exc).__name__}: {exc}") from None
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunFormatError(f"{path.name} is not UTF-8 text (byte {exc.start})") from None
+
+
 def read_run(directory: Path) -> RunData:
-    """Load and check a run directory; RunFormatError names the first problem found."""
+    """Load a run directory and check that it is complete and self-consistent.
+
+    Raises RunFormatError, one line naming the file and the problem, for anything else:
+    a missing or undecodable file, but also files that disagree with each other (fewer
+    weights than records, a config whose seeds do not rebuild the stored task, an edited
+    config, non-finite numbers in a run not marked diverged). Nothing else escapes.
+    """
     directory = Path(directory)
+    try:
+        return _read_checked(directory)
+    except RunFormatError:
+        raise
+    except Exception as exc:  # an unforeseen malformation is still a format error, never a crash
+        raise RunFormatError(f"{directory.name}: unreadable run ({type(exc).__name__}: {exc})") from None
+
+
+def _read_checked(directory: Path) -> RunData:
     missing = [f for f in FILES if not (directory / f).is_file()]
     if missing:
         raise RunFormatError(f"{directory} is not a complete run: missing {', '.join(missing)}")
     try:
-        config = RunConfig.from_json((directory / "config.json").read_text())
+        config = RunConfig.from_json(_read_text(directory / "config.json"))
     except ConfigError as exc:
         raise RunFormatError(f"config.json: {exc}") from None
     try:
-        meta = json.loads((directory / "meta.json").read_text())
-        assert isinstance(meta, dict)
-    except Exception:
-        raise RunFormatError("meta.json is not a JSON object") from None
+        meta = json.loads(_read_text(directory / "meta.json"))
+    except ValueError:
+        raise RunFormatError("meta.json is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise RunFormatError("meta.json is not a JSON object")
+    if meta.get("status") not in KNOWN_STATUSES:
+        raise RunFormatError(f"meta.json: unknown status {meta.get('status')!r} "
+                             f"(expected one of {', '.join(KNOWN_STATUSES)})")
+    if "key" in meta and meta["key"] != config.key():
+        raise RunFormatError(f"config.json does not match meta.json: the config was edited after the run "
+                             f"(key {config.key()}, recorded {meta['key']})")
     try:
-        records = pd.read_csv(directory / "records.csv", dtype={"valley_shape": "string"})
+        records = pd.read_csv(io.StringIO(_read_text(directory / "records.csv")), dtype={"valley_shape": "string"})
+    except RunFormatError:
+        raise
     except Exception as exc:
         raise RunFormatError(f"records.csv is unreadable: {exc}") from None
     absent = [c for c in CSV_COLUMNS if c not in records.columns]
     if absent:
         raise RunFormatError(f"records.csv lacks column(s) {', '.join(absent)}")
+    if len(records) == 0:
+        raise RunFormatError("records.csv has no rows")
+    text = [c for c in CSV_COLUMNS if c not in ("phase", "valley_shape") and not is_numeric_dtype(records[c])]
+    if text:
+        raise RunFormatError(f"records.csv: column(s) {', '.join(text)} hold non-numbers")
     records["valley_shape"] = records["valley_shape"].fillna("").astype(object)
     spectra = _load_npz(directory / "spectra.npz", ("epochs", "eigenvalues"))
     weights = _load_npz(directory / "weights.npz", ("epochs", "W_K", "W_Q", "W_V", "W_h"))
-    task = _load_npz(directory / "task.npz", ("transitions", "token_embedding", "position_embedding",
-                                              "train_inputs", "train_targets", "train_ic", "train_bucket",
-                                              "val_inputs", "val_targets", "val_ic", "val_bucket"))
+    task = _load_npz(directory / "task.npz", TASK_KEYS)
     P, d = param_count(config.d), config.d
     eig = spectra["eigenvalues"]
-    if eig.ndim != 2 or (eig.size and eig.shape[1] != P) or len(spectra["epochs"]) != len(eig):
+    if eig.ndim != 2 or (eig.size and eig.shape[1] != P) or spectra["epochs"].shape != (len(eig),):
         raise RunFormatError(f"spectra.npz: eigenvalues shape {eig.shape} does not fit d = {d} (P = {P})")
     W = len(weights["epochs"])
     shapes = {"W_K": (W, d, d), "W_Q": (W, d, d), "W_V": (W, d, d), "W_h": (W, markov.VOCAB, d)}
     for name, shape in shapes.items():
         if weights[name].shape != shape:
             raise RunFormatError(f"weights.npz: {name} has shape {weights[name].shape}, expected {shape}")
-    if len(records) == 0:
-        raise RunFormatError("records.csv has no rows")
+    if W == 0:
+        raise RunFormatError("weights.npz holds no epochs")
     thetas = np.concatenate([weights[n].reshape(W, -1) for n in ("W_K", "W_Q", "W_V", "W_h")], axis=1)
-    return RunData(config, meta, records, spectra["epochs"], eig, weights["epochs"], thetas, task)
+    run = RunData(config, meta, records, spectra["epochs"], eig, weights["epochs"], thetas, task)
+    check_consistency(run)
+    return run
+
+
+def check_consistency(run: RunData) -> None:
+    """The files of one run agree with each other and with the config (RunFormatError if not)."""
+    config, meta, records = run.config, run.meta, run.records
+    epochs = records["epoch"].to_numpy()
+    n = len(epochs)
+    if not np.array_equal(epochs, np.arange(n)):
+        raise RunFormatError("records.csv: epochs are not 0, 1, 2, ... in order")
+    if n - 1 > config.epochs:
+        raise RunFormatError(f"records.csv has {n} rows, more than epochs + 1 = {config.epochs + 1}")
+    status = meta["status"]
+    if status == "complete" and n != config.epochs + 1:
+        raise RunFormatError(f"records.csv has {n} rows but a complete run of {config.epochs} epochs has "
+                             f"{config.epochs + 1} (truncated?)")
+    if run.thetas.shape[0] != n or not np.array_equal(run.weight_epochs, epochs):
+        raise RunFormatError(f"weights.npz holds {run.thetas.shape[0]} epochs but records.csv {n}")
+    if not np.array_equal(run.thetas[0], init_weights(config.d, config.init_scale, config.seed)):
+        raise RunFormatError("weights.npz: the epoch-0 weights are not the config's initialisation "
+                             "(seed, init_scale or d edited?)")
+    expected_loops = [config.loops_at(int(e)) for e in epochs[1:]]
+    if not np.array_equal(records["loops"].to_numpy()[1:], expected_loops):
+        raise RunFormatError(f"records.csv: the loops column does not match model = {config.model}")
+    s_epochs = run.spectrum_epochs
+    if len(s_epochs) and (np.any(np.diff(s_epochs) <= 0) or not np.isin(s_epochs, epochs).all()):
+        raise RunFormatError("spectra.npz: epochs are not increasing epochs of records.csv")
+    if status == "complete" and list(s_epochs) != spectrum_epochs(config, config.epochs):
+        raise RunFormatError(f"spectra.npz holds {len(s_epochs)} spectra; a complete run with hessian_every = "
+                             f"{config.hessian_every} has {len(spectrum_epochs(config, config.epochs))}")
+    if not np.isfinite(run.eigenvalues).all():
+        raise RunFormatError("spectra.npz: eigenvalues are not all finite")
+    # Only a diverged run may end in non-finite numbers, and only at its last (diverged) epoch.
+    finite_rows = n - 1 if status == "diverged" else n
+    metrics = records[list(METRICS)].to_numpy(dtype=float)
+    if not np.isfinite(metrics[:finite_rows]).all():
+        raise RunFormatError("records.csv: loss or accuracy values are NaN or infinite in a run not marked "
+                             "diverged")
+    if not np.isfinite(run.thetas[:finite_rows]).all():
+        raise RunFormatError("weights.npz: weights are NaN or infinite in a run not marked diverged")
+    if status == "diverged" and meta.get("diverged_epoch") != int(epochs[-1]):
+        raise RunFormatError(f"meta.json: diverged_epoch {meta.get('diverged_epoch')!r} is not the last "
+                             f"record's epoch {int(epochs[-1])}")
+    expected = task_arrays(config)
+    for key in TASK_KEYS:
+        stored, rebuilt = run.task[key], expected[key]
+        same = stored.shape == rebuilt.shape and (
+            np.allclose(stored, rebuilt, rtol=1e-12, atol=0) if rebuilt.dtype.kind == "f"
+            else np.array_equal(stored, rebuilt))
+        if not same:
+            raise RunFormatError(f"task.npz: {key} is not what config.json's seeds produce")

@@ -59,8 +59,11 @@ class SpectrumWorker:
 
     def __init__(self, config_json: str):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        # Its own session: a terminal's Ctrl-C goes to the whole foreground process group, and
+        # must reach only the parent, which then stops cleanly and keeps the spectra computed.
         self.process = subprocess.Popen([sys.executable, "-m", "loopviz.runs.spectrum_worker"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                        start_new_session=True)
         self.results: queue.Queue = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -87,6 +90,10 @@ class SpectrumWorker:
         except OSError:
             pass
         self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 def main() -> None:
@@ -101,8 +108,18 @@ def main() -> None:
     if first is None:
         return
     problem = prepare(RunConfig.from_json(first.decode()).replace(device="cpu"))
-    while (frame := read_frame(stdin)) is not None:
-        job = load_npz(frame)
+    frames: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        # End of input means the parent closed the pipe or died (SIGTERM, kill -9): stop at
+        # once, even mid-chunk, instead of computing spectra nobody will read.
+        while (frame := read_frame(stdin)) is not None:
+            frames.put(frame)
+        os._exit(0)
+
+    threading.Thread(target=read, daemon=True).start()
+    while True:
+        job = load_npz(frames.get())
         eigenvalues = np.stack([problem.hessian_spectrum(theta, int(loops))
                                 for theta, loops in zip(job["thetas"], job["loops"])])
         write_frame(stdout, npz_bytes(epochs=job["epochs"], eigenvalues=eigenvalues))

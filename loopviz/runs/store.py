@@ -8,7 +8,6 @@ once and the rest wait in order. A job's thread never touches Streamlit.
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,29 @@ REPO = Path(__file__).resolve().parent.parent.parent
 BUNDLED_DIR = REPO / "assets"
 DEFAULT_STORE = Path(os.environ.get("LOOPVIZ_STORE", REPO / "runs"))
 STORED_STATUSES = ("complete", "diverged")
+FINISHED_KEPT = 8        # ended jobs a registry remembers (for their messages); older ones are dropped
+MAX_PER_OWNER = 6        # unfinished jobs one session may have: the server is shared
+MAX_WAITING = 16         # jobs waiting in all: beyond this, Train is refused until the queue drains
+
+
+class QueueFull(RuntimeError):
+    """A job was refused because its session, or the server, has too many waiting."""
+
+
+def operator_setting(name: str, default: int, low: int, high: int,
+                     environ: dict[str, str] | None = None) -> tuple[int, str]:
+    """An integer setting from the environment: (value, warning). A bad value never raises:
+    it falls back to the default, and the warning says so (pages show it)."""
+    raw = (os.environ if environ is None else environ).get(name)
+    if raw is None or raw.strip() == "":
+        return default, ""
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        return default, f"{name}={raw!r} is not an integer; using the default {default}"
+    if not low <= value <= high:
+        return default, f"{name}={value} is outside [{low}, {high}]; using the default {default}"
+    return value, ""
 
 
 class RunStore:
@@ -42,20 +64,35 @@ class RunStore:
         return self.bundled.get(config.key()) or self.root / config.key()
 
     def load(self, config: RunConfig) -> RunData | None:
-        """The stored run for `config`, or None. A corrupt run is moved aside and reported."""
+        """The stored run for `config`, or None. A corrupt run is set aside and reported."""
         path = self.path(config)
         if not path.exists():
             return None
         try:
             run = read_run(path)
         except RunFormatError as exc:
-            self.problems.append(f"stored run {path.name} was unreadable ({exc}); it will be recomputed")
-            if path.parent == self.root:
-                shutil.move(str(path), str(path.with_name(f".corrupt-{path.name}-{int(time.time())}")))
+            self.set_aside(path, str(exc))
             return None
         if run.status not in STORED_STATUSES:
             return None
         return run
+
+    def set_aside(self, path: Path, problem: str) -> None:
+        """Report a corrupt run and, when it lives in the store (never assets/), rename it to
+        .corrupt-NAME-TIME beside the others so that it is recomputed, not re-read on every visit."""
+        path = Path(path)
+        if path.parent != self.root:
+            self.problems.append(f"bundled run {path.name} is unreadable ({problem}); it is not offered")
+            return
+        aside = path.with_name(f".corrupt-{path.name}-{time.time_ns()}")
+        try:
+            os.rename(path, aside)
+        except OSError as exc:
+            self.problems.append(f"stored run {path.name} is unreadable ({problem}) and could not be set aside "
+                                 f"({exc.strerror})")
+            return
+        self.problems.append(f"stored run {path.name} was unreadable ({problem}); it was moved to {aside.name} "
+                             "and will be recomputed")
 
     def save(self, run: RunData) -> Path:
         return write_run(run, self.root / run.config.key(), overwrite=True)
@@ -73,6 +110,7 @@ class Job:
     started_at: float | None = None
     saved: bool = False
     error: str = ""
+    owner: str | None = None   # the session that started it (for the per-session cap)
 
     @property
     def waiting(self) -> bool:
@@ -87,36 +125,61 @@ class Job:
 class JobRegistry:
     """All jobs of one server process, keyed by config key."""
 
-    def __init__(self, store: RunStore, max_running: int = 1, spectrum_workers: int = 1):
+    def __init__(self, store: RunStore, max_running: int = 1, spectrum_workers: int = 1,
+                 warnings: tuple[str, ...] = ()):
+        if max_running < 1:
+            raise ValueError(f"max_running must be >= 1, got {max_running}")  # 0 would queue forever
         self.store = store
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.slots = threading.Semaphore(max_running)
         self.spectrum_workers = spectrum_workers
+        self.warnings = list(warnings)   # operator-setting problems, shown on every page
 
     def get(self, config: RunConfig) -> Job | None:
         with self.lock:
             return self.jobs.get(config.key())
 
-    def start(self, config: RunConfig) -> Job:
-        """The job for `config`: the running one if any, else a new one (queued if busy)."""
+    def start(self, config: RunConfig, owner: str | None = None) -> Job:
+        """The job for `config`: the running one if any, else a new one (queued if busy).
+
+        Raises QueueFull when `owner` (a session) already has MAX_PER_OWNER unfinished jobs
+        or MAX_WAITING jobs wait: one visitor must not fill a shared server's queue.
+        """
         key = config.key()
         with self.lock:
             job = self.jobs.get(key)
             if job is not None and not job.retryable:
                 return job
-            job = Job(config, RunLog(config))
+            unfinished = [j for j in self.jobs.values() if not j.log.done]
+            if owner is not None and sum(j.owner == owner for j in unfinished) >= MAX_PER_OWNER:
+                raise QueueFull(f"this session already has {MAX_PER_OWNER} jobs training or queued; "
+                                "wait for one to finish or cancel it")
+            if sum(j.waiting for j in unfinished) >= MAX_WAITING:
+                raise QueueFull(f"{MAX_WAITING} jobs are already queued on this server; try again later")
+            job = Job(config, RunLog(config), owner=owner)
             job.thread = threading.Thread(target=self._run, args=(job,), name=f"loopviz-{key}", daemon=True)
             self.jobs[key] = job
+            self._forget_finished()
         job.thread.start()
         return job
 
-    def queue_position(self, job: Job) -> int:
-        """How many jobs were queued before this waiting one (0 when running or done)."""
+    def _forget_finished(self) -> None:
+        """Keep the FINISHED_KEPT most recently ended jobs (their runs are on disk or were
+        retryable anyway): a long-lived server's memory stays bounded. Call under the lock."""
+        ended = sorted((j for j in self.jobs.values() if j.log.done), key=lambda j: j.log.finished or 0.0)
+        for job in ended[:max(0, len(ended) - FINISHED_KEPT)]:
+            del self.jobs[job.config.key()]
+
+    def queue_position(self, job: Job) -> tuple[int, int]:
+        """(jobs training now, waiting jobs queued before this one); (0, 0) unless it waits."""
         if not job.waiting:
-            return 0
+            return 0, 0
         with self.lock:
-            return sum(1 for j in self.jobs.values() if j.waiting and j.queued_at < job.queued_at)
+            others = [j for j in self.jobs.values() if j is not job]
+            running = sum(1 for j in others if j.started_at is not None and not j.log.done)
+            ahead = sum(1 for j in others if j.waiting and j.queued_at < job.queued_at)
+            return running, ahead
 
     def _run(self, job: Job) -> None:
         import torch  # loaded with the first job, not with the first page
@@ -137,6 +200,8 @@ class JobRegistry:
                 job.saved = True
             except OSError as exc:
                 job.error = f"the run finished but could not be saved: {exc}"
+        with self.lock:
+            self._forget_finished()
 
     def cancel(self, config: RunConfig) -> None:
         job = self.get(config)

@@ -6,7 +6,8 @@ T1, T2, T3 applied cyclically, ∝ P(X)^α, N_test per length. A test sequence i
 threshold was 14.57 nats). Per model and length we report the share of simple
 sequences, total accuracy, accuracy on simple sequences, and the Bayes rule's
 accuracy (argmax of the last transition's row given the second-to-last token) as
-the honest ceiling. Also the `length-gen` CLI command, which writes the same table.
+the honest ceiling. Also the handler of the `length-gen` CLI command (registered in
+loopviz/__main__.py), which writes the same table.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ PAPER_LENGTHS = (8, 11, 14, 17)
 PAPER_N_TEST = 5000
 PAPER_THRESHOLD = 14.57
 MAX_LENGTH = 200
+MAX_N = 50_000      # test sequences per length (the page's limit too)
 # The test sets' own seed stream: markov uses [data_seed, 0..2], models [.., 10..20].
 _TEST_STREAM = 30
 COLUMNS = ("data", "length", "model", "n", "share_simple", "acc_total", "acc_simple",
@@ -96,8 +98,9 @@ def embedding_for(run: RunData, n_positions: int) -> tuple[np.ndarray, np.ndarra
     except ValueError as exc:
         raise LengthGenError(f"length {n_positions + 1}: {exc}") from None
     stored = run.task["position_embedding"]
+    k = min(len(stored), n_positions)  # a short context (L = 2) uses only the first positions
     if not (np.allclose(token, run.task["token_embedding"])
-            and np.allclose(position[:len(stored)], stored)):
+            and np.allclose(position[:k], stored[:k])):
         raise LengthGenError("the rebuilt embedding does not match the run's stored one")
     return token, position
 
@@ -138,6 +141,9 @@ def evaluate(runs: Sequence[RunData], lengths: Iterable[int] = PAPER_LENGTHS, n:
     lengths = tuple(lengths)
     rows = []
     for run in runs:
+        if not np.isfinite(run.thetas[-1]).all():
+            raise LengthGenError(f"{run.config.model} diverged (epoch {run.meta.get('diverged_epoch')}): its final "
+                                 "weights are not finite, so there is no model to evaluate")
         threshold = simple_threshold(run.task)
         if include_training:
             t = run.task
@@ -180,13 +186,15 @@ def parse_lengths(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(lengths)))
 
 
-def _int_option(name: str, text: str, low: int) -> int:
+def _int_option(name: str, text: str, low: int, high: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         raise LengthGenError(f"--{name} must be an integer, got {text!r}") from None
     if value < low:
         raise LengthGenError(f"--{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise LengthGenError(f"--{name} must be at most {high}, got {value}")
     return value
 
 
@@ -194,7 +202,8 @@ def command_length_gen(args: argparse.Namespace) -> int:
     """Evaluate DIR/<model>/ runs on longer sequences; write the table (CSV), print Table 1 beside the paper's."""
     try:
         lengths = parse_lengths(args.lengths)
-        n = _int_option("n", args.n, 1)
+        # Memory grows as n × length × 8 bytes per array: MAX_N keeps the largest case near 100 MB.
+        n = _int_option("n", args.n, 1, MAX_N)
         seed = _int_option("seed", args.seed, 0)
         root = Path(args.runs)
         found = [root / m for m in MODELS if (root / m).is_dir()]
@@ -204,6 +213,10 @@ def command_length_gen(args: argparse.Namespace) -> int:
         if out is not None and out.exists() and not args.force:
             raise LengthGenError(f"{out} already exists; use another --out or --force to overwrite")
         runs = [read_run(path) for path in found]
+        for run in runs:
+            if run.status == "diverged" and np.isfinite(run.thetas[-1]).all():
+                print(f"note: {run.config.model} diverged at epoch {run.meta.get('diverged_epoch')}; its final "
+                      "weights are not a trained model", file=sys.stderr)
         table = evaluate(runs, lengths, n, seed)
     except (LengthGenError, RunFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -216,17 +229,3 @@ def command_length_gen(args: argparse.Namespace) -> int:
         print(comparison_table(table).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         print(f"wrote {out}", file=sys.stderr)
     return 0
-
-
-def add_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register `length-gen`. Options are taken as text and checked by the handler, so bad
-    input gives one 'error: ...' line and exit code 2 rather than argparse's usage block."""
-    cmd = subparsers.add_parser("length-gen", help="accuracy of trained runs on longer sequences (Table 1)")
-    cmd.add_argument("--runs", default="assets/default", help="directory holding <model>/ run directories")
-    cmd.add_argument("--lengths", default=",".join(map(str, PAPER_LENGTHS)), help="comma-separated lengths")
-    cmd.add_argument("--n", default=str(PAPER_N_TEST), help="test sequences per length")
-    cmd.add_argument("--seed", default="0", help="test-set seed (the draw also depends on data_seed and length)")
-    cmd.add_argument("--out", default=None, help="CSV file to write; without it the CSV goes to stdout")
-    cmd.add_argument("--force", action="store_true", help="overwrite --out")
-    cmd.set_defaults(handler=command_length_gen)
-    return cmd

@@ -1,7 +1,6 @@
 """Pages' view of runs: stored or live, the Train / Cancel controls, progress and ETA."""
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable
 
@@ -10,16 +9,18 @@ import streamlit as st
 from ..config import RunConfig
 from ..runs.log import spectrum_epochs
 from ..runs.format import RunData, RunFormatError, read_run, run_data_from_log, task_arrays
-from ..runs.store import STORED_STATUSES, JobRegistry, RunStore
+from ..runs.store import STORED_STATUSES, JobRegistry, QueueFull, RunStore, operator_setting
 
 
 @st.cache_resource
 def registry() -> JobRegistry:
     """One registry per server process: every session sees the same jobs."""
     # Two jobs (Single and Looped of one config) with one spectrum worker each keep both cores busy.
-    max_running = int(os.environ.get("LOOPVIZ_MAX_JOBS", "2"))
-    workers = int(os.environ.get("LOOPVIZ_SPECTRUM_WORKERS", "1"))
-    return JobRegistry(RunStore(), max_running=max_running, spectrum_workers=workers)
+    # Read once per process; a bad value falls back to the default with a warning on every page.
+    max_running, bad_jobs = operator_setting("LOOPVIZ_MAX_JOBS", 2, 1, 64)
+    workers, bad_workers = operator_setting("LOOPVIZ_SPECTRUM_WORKERS", 1, 0, 64)
+    return JobRegistry(RunStore(), max_running=max_running, spectrum_workers=workers,
+                       warnings=tuple(w for w in (bad_jobs, bad_workers) if w))
 
 
 @st.cache_resource(max_entries=32)
@@ -53,9 +54,16 @@ def current_run(config: RunConfig) -> RunData | None:
 
 
 def store_problems() -> list[str]:
+    """Operator-setting warnings (every time) and store problems found since the last call."""
     reg = registry()
     problems, reg.store.problems[:] = list(reg.store.problems), []
-    return problems
+    return reg.warnings + problems
+
+
+def _session_id() -> str | None:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else None
 
 
 def any_running(configs: dict[str, RunConfig]) -> bool:
@@ -70,9 +78,13 @@ def train_controls(configs: dict[str, RunConfig]) -> None:
     side = st.sidebar
     running = any_running(configs)
     if side.button("Train " + " + ".join(configs), key="train", type="primary", disabled=not missing or running):
-        for config in missing.values():
-            reg.start(config)
-        st.rerun()
+        try:
+            for config in missing.values():
+                reg.start(config, owner=_session_id())
+        except QueueFull as exc:
+            side.error(f"Not queued: {exc}.")
+        else:
+            st.rerun()
     if not missing and not running:
         side.caption("These runs are stored: change a setting to train a new one.")
     if running and side.button("Cancel", key="cancel"):
@@ -95,10 +107,15 @@ def progress_panel(configs: dict[str, RunConfig]) -> None:
     for label, config in configs.items():
         job = reg.get(config)
         if job is None:
+            # A stored diverged run says so in every process, not only in the one that trained it.
+            stored = current_run(config)
+            if stored is not None and stored.status == "diverged":
+                st.error(f"{label}: {stored.meta.get('message') or 'diverged'}; the curves up to it are kept")
             continue
         log = job.log.snapshot()
         if job.waiting:
-            st.info(f"{label}: queued ({reg.queue_position(job)} job(s) ahead)")
+            running, ahead = reg.queue_position(job)
+            st.info(f"{label}: queued behind {running} training and {ahead} waiting job(s)")
             continue
         n_spectra = len(spectrum_epochs(config, config.epochs))
         epoch = log.records[-1].epoch if log.records else 0
