@@ -340,3 +340,49 @@ def run_hessians(problem, config, thetas: np.ndarray, epochs: np.ndarray) -> lis
         t = torch.as_tensor(theta, dtype=torch.float64, device=problem.device)
         out.append(exact_hessian(lambda p, T=int(T): problem.loss(p, T), t).detach().cpu().numpy())
     return out
+
+
+@dataclass(frozen=True)
+class SurfaceView:
+    """Everything the loss-surface chart needs: the plane, its grid, the exact loss of each
+    model on it, the projected paths, and what the projection loses."""
+
+    plane: Plane
+    alpha: np.ndarray                     # [n]
+    beta: np.ndarray                      # [n]
+    loss: dict[int, np.ndarray]           # loops → [n, n] exact training loss on the grid
+    coords: dict[str, np.ndarray]         # label → [N, 2]
+    captured: float                       # share of the pooled variance along the plane
+    captured_each: dict[str, float]       # label → share of its own trajectory's variance
+    residual_max: dict[str, float]        # label → largest distance of a point from the plane
+
+
+def surface_view(problem, trajectories: dict[str, np.ndarray], kind: str, n: int, loops: tuple[int, ...],
+                 ends: tuple[str, str]) -> SurfaceView:
+    """The plane ("endpoints": through the first θ of ends[0] and the last θ of both ends;
+    "pca": top-2 principal directions of all trajectories) and each model's loss on it."""
+    if kind == "endpoints":
+        a, b = trajectories[ends[0]], trajectories[ends[1]]
+        plane = endpoint_plane(a[0], a[-1], b[-1])
+    elif kind == "pca":
+        plane = pca_plane(list(trajectories.values()))
+    else:
+        raise ValueError(f"plane kind must be 'endpoints' or 'pca', got {kind!r}")
+    coords = {label: plane.coords(t) for label, t in trajectories.items()}
+    alpha, beta = grid_axes(list(coords.values()), n)
+    P = plane.origin.size
+    loss = {T: plane_loss(batched_loss(lambda p, T=T: problem.loss(p, T), P), plane, alpha, beta) for T in loops}
+    return SurfaceView(plane, alpha, beta, loss, coords, variance_captured(plane, list(trajectories.values())),
+                       {label: variance_captured(plane, [t]) for label, t in trajectories.items()},
+                       {label: float(plane.residual(t).max()) for label, t in trajectories.items()})
+
+
+def run_curvature_series(problem, config, thetas: np.ndarray, epochs: np.ndarray, stride: int) -> tuple[CurvatureSeries, float]:
+    """The curvature instruments at every `stride`-th stored epoch (and the last), and the
+    largest |Δθ| between Adam's rebuilt steps and the stored weights (a check: ~1e-17)."""
+    states = run_adam_states(problem, config, thetas, epochs)
+    check = float(np.abs(adam_steps(states, config.lr)[:-1] - np.diff(thetas, axis=0)).max()) if len(thetas) > 1 else 0.0
+    pick = np.unique(np.append(np.arange(0, len(epochs), max(1, stride)), len(epochs) - 1))
+    hessians = run_hessians(problem, config, thetas[pick], epochs[pick])
+    preconds = adam_preconditioner(states.v[pick], states.step[pick])
+    return curvature_series(epochs[pick], hessians, preconds, config.d), check
