@@ -17,7 +17,7 @@ each row-major. Pure functions over arrays; torch only where a loss is evaluated
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import scipy.linalg
