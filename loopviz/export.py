@@ -13,8 +13,8 @@ import argparse
 import sys
 import tempfile
 import warnings
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 

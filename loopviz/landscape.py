@@ -16,8 +16,8 @@ each row-major. Pure functions over arrays; torch only where a loss is evaluated
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
