@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+import torch
 
 from loopviz import landscape as L
 from loopviz import shift
@@ -22,6 +23,9 @@ PLANES = {"θ₀ and the final Single and Looped weights": "endpoints", "top-2 P
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def problem_for(config_json: str):
+    # One intra-op thread, as the training jobs use (DESIGN.md): 31 Hessians of the looped run
+    # took 2.5 s with one thread and 47 s with two on the busy 2-core machine (same process).
+    torch.set_num_threads(1)
     return prepare(RunConfig.from_json(config_json))
 
 
@@ -96,10 +100,11 @@ try:
 except ValueError as exc:
     st.error(f"No plane: {exc}")
     st.stop()
+start_loss = float(looped.records["loss"].iloc[0])   # both models start from the same θ₀ (≈ ln 3)
 paths = {label: (models[label], view.coords[label], runs[label].weight_epochs) for label in runs}
 columns = st.columns(2)
 for column, (loops, name) in zip(columns, ((1, "Single-Attn's loss (T = 1)"), (config.loops, f"Looped-Attn's loss (T = {config.loops})"))):
-    column.plotly_chart(lp.surface_figure(view.alpha, view.beta, view.loss[loops], paths, epoch, name),
+    column.plotly_chart(lp.surface_figure(view.alpha, view.beta, view.loss[loops], paths, epoch, name, 2 * start_loss),
                         key=f"surface-{loops}")
 each = ", ".join(f"{label} {share:.1%}" for label, share in view.captured_each.items())
 st.markdown(f"**The plane captures {view.captured:.1%} of the pooled trajectories' variance** ({each}); "
@@ -110,7 +115,7 @@ st.caption("The two models' losses are different functions of the same 60 weight
            "every path is drawn on both. A path's point off the plane has its own loss, not the surface's: only "
            + ("θ₀ and the two final weights lie exactly on this plane. " if kind == "endpoints" else
               "the projection is shown (the PCA plane passes through the mean of all points). ")
-           + "Colours: log10 of the loss, the scale capped at the grid's 90th percentile. SHIFT runs on Single's "
+           + f"Colours: log10 of the loss, the scale capped at twice the initial loss ({2 * start_loss:.3g}). SHIFT runs on Single's "
              "loss up to its shift epoch and on Looped's after it.")
 
 # --- 2. the edge of stability -----------------------------------------------------------
@@ -177,7 +182,9 @@ for column, (label, run) in zip(columns, runs.items()):
 st.markdown(f"**At epoch {epoch} the largest own-block eigenvalue sits in** " + "; ".join(summary) + ".")
 st.caption("A block's eigenvalues are the curvature when only that matrix moves (the diagonal block of H); by "
            "Cauchy interlacing none exceeds λ_max(H). The coupling share ‖off-block part‖²_F / ‖H‖²_F says how much "
-           "of the curvature mixes two matrices: moving W_V changes the gradient of W_K, and so on.")
+           "of the curvature mixes two matrices: moving W_V changes the gradient of W_K, and so on. W_h's block always "
+           "has d zero eigenvalues (adding one vector to every row of W_h leaves the softmax unchanged); |λ| below "
+           "1e-12 is drawn at 1e-12.")
 
 # --- 4. export -----------------------------------------------------------------------------
 st.subheader("Export and reproduce")

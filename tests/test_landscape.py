@@ -152,6 +152,9 @@ def test_block_spectra_against_hessians_of_the_loss_restricted_to_one_block(runs
     cross = torch.autograd.functional.jacobian(grad_k, theta[v].clone()).numpy()
     assert spectra.coupling[0, 2] == pytest.approx(np.linalg.norm(cross), rel=1e-9)
     assert L.block_spectra(np.diag(np.arange(60.0)), d).coupling_share == 0.0
+    # softmax ignores a vector added to every row of W_h: its block has d zero eigenvalues
+    w_h = spectra.eigenvalues["W_h"]
+    assert np.sum(np.abs(w_h) < 1e-10 * np.abs(w_h).max()) == d
 
 
 def test_curvature_series_lambda_max_matches_the_stored_spectra(runs):

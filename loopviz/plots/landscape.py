@@ -15,16 +15,19 @@ VALLEY_COLOURS = {"U": "#457b9d", "V": "#d62828"}
 
 
 def surface_figure(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray,
-                   paths: dict[str, tuple[str, np.ndarray, np.ndarray]], epoch: int, title: str) -> go.Figure:
+                   paths: dict[str, tuple[str, np.ndarray, np.ndarray]], epoch: int, title: str,
+                   cap: float) -> go.Figure:
     """Contours of log10(loss) on the plane; each path (label → (model, [N, 2] coords, epochs))
     drawn as a line from its start (circle) with a marker at `epoch`.
 
-    The colour scale stops at the 90th percentile of the grid: the Looped loss grows like
-    the cube of the weights far from the run, and would otherwise wash out the basin.
+    The colour scale stops at `cap` (the page passes twice the initial loss): the Looped loss
+    grows like a high power of the weights away from the run and would wash out the basin.
     """
     z = np.log10(loss)
-    fig = go.Figure(go.Contour(x=alpha, y=beta, z=z, colorscale="Viridis", ncontours=30, zmax=float(np.quantile(z, 0.9)),
-                               zmin=float(z.min()), colorbar=dict(title="log10 loss", len=0.8),
+    top = float(min(z.max(), np.log10(cap)))
+    fig = go.Figure(go.Contour(x=alpha, y=beta, z=z, colorscale="Viridis", zmin=float(z.min()), zmax=top,
+                               contours=dict(start=float(z.min()), end=top, size=(top - float(z.min())) / 25),
+                               colorbar=dict(title="log10 loss", len=0.8),
                                hovertemplate="α %{x:.3g}<br>β %{y:.3g}<br>log10 loss %{z:.4f}<extra></extra>"))
     for label, (model, coords, epochs) in paths.items():
         colour = MODEL_COLOURS.get(model, "#333")
@@ -50,8 +53,9 @@ def sharpness_figure(curves: dict[str, tuple[str, np.ndarray, np.ndarray]], thre
     fig = go.Figure()
     for label, (model, epochs, values) in curves.items():
         fig.add_scatter(x=epochs, y=values, name=label, line=dict(color=MODEL_COLOURS.get(model, "#333")))
-    fig.add_hline(y=threshold, line=dict(color="#111", dash="dash"), annotation_text=threshold_label,
-                  annotation_position="top left")
+    every = np.concatenate([np.asarray(c[1], float) for c in curves.values()]) if curves else np.array([0.0, 1.0])
+    fig.add_scatter(x=[every.min(), every.max()], y=[threshold, threshold], mode="lines", name=threshold_label,
+                    line=dict(color="#111", dash="dash"))
     if epoch is not None:
         fig.add_vline(x=epoch, line=dict(color="#777", dash="dot"))
     fig.update_yaxes(type="log")
@@ -70,12 +74,14 @@ def block_series_figure(series: CurvatureSeries, label: str, epoch: int | None =
     if epoch is not None:
         fig.add_vline(x=epoch, line=dict(color="#777", dash="dot"))
     fig.update_yaxes(type="log", secondary_y=False, title_text="largest eigenvalue")
-    fig.update_yaxes(range=[0, 1], secondary_y=True, title_text="‖off-block‖²/‖H‖²")
+    fig.update_yaxes(range=[0, 1], tickmode="linear", dtick=0.2, showgrid=False, secondary_y=True,
+                     title_text="‖off-block‖²/‖H‖²")
     return _layout(fig, f"{label}: per-block curvature", "epoch", "largest eigenvalue", height=400)
 
 
 def block_spectrum_figure(blocks: BlockSpectra, title: str) -> go.Figure:
-    """Every eigenvalue of each diagonal block at one epoch, |λ| on a log axis (λ ≤ 0 hollow)."""
+    """Every eigenvalue of each diagonal block at one epoch, |λ| on a log axis (λ ≤ 0 hollow;
+    |λ| below 1e-12, such as W_h's d exact zeros, drawn at 1e-12)."""
     fig = go.Figure()
     for block in BLOCKS:
         lam = blocks.eigenvalues[block]
