@@ -4,6 +4,7 @@ sharpness against 38/η), and the Hessian cut into its W_K, W_Q, W_V, W_h blocks
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 import torch
 
@@ -203,5 +204,14 @@ for column, suffix, mime in ((left, ".gif", "image/gif"), (right, ".mp4", "video
                            lambda suffix=suffix: render_bytes(spectrum_figures(runs, int(frames)), suffix),
                            f"loopviz-spectrum{suffix}", mime, key=f"export{suffix}", on_click="ignore",
                            help="Rendered when clicked: allow a few seconds per frame on a busy machine.")
+table = pd.concat([pd.DataFrame({"model": label, "epoch": s.epochs, "lambda_max": s.lambda_max,
+                                "precond_lambda_max": s.precond_lambda_max, "coupling_share": s.coupling_share,
+                                **{f"lambda_max_{b}": s.block_max[b] for b in L.BLOCKS},
+                                **{f"lambda_min_{b}": s.block_min[b] for b in L.BLOCKS}})
+                   for label, (s, _) in series.items()])
+st.download_button("Curvature instruments (CSV)", table.to_csv(index=False), "loopviz-landscape.csv", "text/csv",
+                   key="landscape-csv", on_click="ignore",
+                   help=f"Per model, every {stride}-th epoch: λ_max, λ_max(P⁻¹H), each block's extreme eigenvalues "
+                        "and the coupling share.")
 st.markdown("The commands that reproduce this view: train the runs, then export the animation.")
 st.code(run_command(config) + "\n" + export_command("spectrum", dirs, "spectrum.gif", int(frames)), language="bash")
