@@ -377,12 +377,15 @@ def surface_view(problem, trajectories: dict[str, np.ndarray], kind: str, n: int
                        {label: float(plane.residual(t).max()) for label, t in trajectories.items()})
 
 
-def run_curvature_series(problem, config, thetas: np.ndarray, epochs: np.ndarray, stride: int) -> tuple[CurvatureSeries, float]:
-    """The curvature instruments at every `stride`-th stored epoch (and the last), and the
-    largest |Δθ| between Adam's rebuilt steps and the stored weights (a check: ~1e-17)."""
+def run_curvature_series(problem, config, thetas: np.ndarray, epochs: np.ndarray, stride: int,
+                         extra: tuple[int, ...] = ()) -> tuple[CurvatureSeries, float]:
+    """The curvature instruments at every `stride`-th stored epoch, the last, and the `extra`
+    epochs (events a stride would step over), and the largest |Δθ| between Adam's rebuilt
+    steps and the stored weights (a check: ~1e-17)."""
     states = run_adam_states(problem, config, thetas, epochs)
     check = float(np.abs(adam_steps(states, config.lr)[:-1] - np.diff(thetas, axis=0)).max()) if len(thetas) > 1 else 0.0
-    pick = np.unique(np.append(np.arange(0, len(epochs), max(1, stride)), len(epochs) - 1))
+    wanted = np.searchsorted(epochs, [e for e in extra if epochs[0] <= e <= epochs[-1]])
+    pick = np.unique(np.concatenate([np.arange(0, len(epochs), max(1, stride)), [len(epochs) - 1], wanted]))
     hessians = run_hessians(problem, config, thetas[pick], epochs[pick])
     preconds = adam_preconditioner(states.v[pick], states.step[pick])
     return curvature_series(epochs[pick], hessians, preconds, config.d), check

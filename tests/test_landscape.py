@@ -165,3 +165,14 @@ def test_curvature_series_lambda_max_matches_the_stored_spectra(runs):
     series = L.curvature_series(pick, hessians, L.adam_preconditioner(states.v[pick], states.step[pick]), 4)
     assert np.allclose(series.lambda_max, looped.eigenvalues[pick, -1], rtol=1e-10)
     assert np.all(series.precond_lambda_max > series.lambda_max)   # P < 1 elementwise here: Adam sharpens
+
+
+def test_run_curvature_series_keeps_the_strided_last_and_extra_epochs(runs):
+    shifted = runs["shift"]
+    series, check = L.run_curvature_series(prepare(shifted.config), shifted.config, shifted.thetas,
+                                           shifted.weight_epochs, 300, (261, 262, 9999))
+    assert list(series.epochs) == [0, 261, 262, 300, 600]
+    assert check < 1e-14
+    # the step leaving epoch 261 descends Looped's loss from Single's weights: far sharper than the
+    # stored spectrum of epoch 261, which is Single's loss there
+    assert series.lambda_max[1] > 10 * shifted.eigenvalues[261, -1]

@@ -40,8 +40,8 @@ def surface_figure(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray,
         fig.add_scatter(x=[coords[0, 0]], y=[coords[0, 1]], mode="markers", showlegend=False,
                         marker=dict(color="white", size=8, line=dict(color=colour, width=2)),
                         hovertemplate=f"{label} start<extra></extra>")
-    fig.update_xaxes(range=[alpha[0], alpha[-1]], constrain="domain")
-    fig.update_yaxes(range=[beta[0], beta[-1]], scaleanchor="x")
+    fig.update_xaxes(range=[alpha[0], alpha[-1]])
+    fig.update_yaxes(range=[beta[0], beta[-1]])
     fig = _layout(fig, title, "α (along the plane's first direction)", "β", height=470)
     fig.update_layout(hovermode="closest")
     return fig
