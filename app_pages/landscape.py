@@ -117,13 +117,16 @@ for column, (loops, name) in zip(columns, ((1, "Single-Attn's loss (T = 1)"), (c
                         key=f"surface-{loops}")
 each = ", ".join(f"{label} {share:.1%}" for label, share in view.captured_each.items())
 st.markdown(f"**The plane captures {view.captured:.1%} of the pooled trajectories' variance** ({each}); "
-            f"the rest is off the plane, up to a distance of "
-            + ", ".join(f"{view.residual_max[label]:.3g} ({label})" for label in runs)
-            + " from it.")
+            f"the rest is off the plane: the farthest point of each path lies "
+            + ", ".join(f"{view.residual_max[label]:.3g} from it ({label}, whose weights end "
+                        f"{np.linalg.norm(runs[label].thetas[-1] - runs[label].thetas[0]):.3g} from θ₀)" for label in runs)
+            + ".")
 st.caption("The two models' losses are different functions of the same 60 weights, so each gets its own surface; "
            "every path is drawn on both. A path's point off the plane has its own loss, not the surface's: only "
            + ("θ₀ and the two final weights lie exactly on this plane. " if kind == "endpoints" else
               "the projection is shown (the PCA plane passes through the mean of all points). ")
+           + "α and β are distances in weight space along orthonormal directions; the two axes are not drawn to "
+             "one scale. "
            + f"Colours: log10 of the loss, the scale capped at twice the initial loss ({2 * start_loss:.3g}). SHIFT runs on Single's "
              "loss up to its shift epoch and on Looped's after it.")
 
