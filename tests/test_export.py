@@ -9,7 +9,7 @@ import pytest
 
 from loopviz.__main__ import main
 from loopviz.curvature import bin_index, log_bin_edges
-from loopviz.export import read_runs, spectrum_figures, valley_figures
+from loopviz.export import read_runs, render_bytes, spectrum_figures, valley_figures
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "default"
 HAS_BROWSER = bool(os.environ.get("BROWSER_PATH") or shutil.which("chromium") or shutil.which("google-chrome"))
@@ -82,3 +82,10 @@ def test_gif_and_mp4_are_written_and_read_back(tmp_path):
     assert meta["size"] == (800, 448) and len(list(reader)) == len(valley_figures(
         3, d_v=20, kappa_u=1.2, kappa_v=100.0, d_r=5, coupling=0.002, offset=1.0, drive=1e-5, eta=1.8, steps=50,
         tau=0.5))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_BROWSER, reason="kaleido needs Chrome or Chromium")
+def test_the_pages_download_renders_gif_bytes():
+    data = render_bytes(spectrum_figures(read_runs(ASSETS), 2), ".gif")
+    assert data[:6] == b"GIF89a"
