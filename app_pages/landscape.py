@@ -84,7 +84,7 @@ if len(single.weight_epochs) != len(single.records) or len(looped.weight_epochs)
 
 plateau, suggested = shift.scp(single.records["val_loss"].to_numpy(), single.records["grad_norm"].to_numpy())
 shift_epoch = st.sidebar.number_input("SHIFT run to draw: shift epoch", 0, config.epochs,
-                                      int(suggested if suggested is not None else config.shift_epoch),
+                                      min(int(suggested if suggested is not None else config.shift_epoch), config.epochs),
                                       help="Default: SCP's epoch for this Single run. The SHIFT page trains it.")
 shift_config = config.replace(model="shift", shift_epoch=int(shift_epoch))
 shifted = jobs.current_run(shift_config)
@@ -136,12 +136,8 @@ stride = st.select_slider("Hessian every … epochs (preconditioned sharpness, b
                           value=20, key="landscape_stride",
                           help="λ_max(H) itself is read from the stored spectra at every epoch. 1 = exact Hessians at "
                                "all epochs (slower on first view; cached after).")
-try:
-    series = {label: curvature(run.config.to_json(), run.thetas, run.weight_epochs, int(stride), events(run))
-              for label, run in runs.items()}
-except ValueError as exc:
-    st.error(f"Adam's state cannot be rebuilt for this run: {exc}")
-    st.stop()
+series = {label: curvature(run.config.to_json(), run.thetas, run.weight_epochs, int(stride), events(run))
+          for label, run in runs.items()}
 gd, adam = L.gd_threshold(config.lr), L.adam_threshold(config.lr)
 left, right = st.columns(2)
 left.plotly_chart(lp.sharpness_figure({label: (models[label], r.spectrum_epochs, r.eigenvalues[:, -1])
@@ -149,7 +145,7 @@ left.plotly_chart(lp.sharpness_figure({label: (models[label], r.spectrum_epochs,
                                       gd, f"2/η = {gd:g}", "λ_max(H): the GD picture", "λ_max", epoch),
                   key="sharpness-gd")
 right.plotly_chart(lp.sharpness_figure({label: (models[label], s.epochs, s.precond_lambda_max)
-                                        for label, (s, _) in series.items()},
+                                        for label, (s, _) in series.items() if np.all(np.isfinite(s.precond_lambda_max))},
                                        adam, f"38/η = {adam:g}", "λ_max(P⁻¹H): Adam's preconditioned sharpness",
                                        "λ_max(P⁻¹H)", epoch), key="sharpness-adam")
 lines = []
@@ -161,12 +157,16 @@ for label, run in runs.items():
         gd_text = f"λ_max peaks at {gd_edge['peak_ratio']:.3g} × 2/η (epoch {peak})"
     else:
         gd_text = "no stored spectra"
+    reason = L.why_no_adam_state(run.config, run.weight_epochs)
+    if reason:
+        lines.append(f"- **{label}**: {gd_text}; no preconditioned sharpness: {reason}.")
+        continue
     ad = L.edge_summary(s.precond_lambda_max, adam)
     ad_peak = int(s.epochs[np.argmax(s.precond_lambda_max)])
     lines.append(f"- **{label}**: {gd_text}; λ_max(P⁻¹H) peaks at **{ad['peak_ratio']:.3g} × 38/η** (epoch {ad_peak}), "
                  f"ends at {ad['final_ratio']:.3g} ×, and is within 10 % of it or above at {ad['share_near']:.0%} of "
-                 f"the {len(s.epochs)} epochs computed (every {stride}, plus the λ_max peak and any SHIFT switch). Adam's rebuilt steps reproduce the stored weights to "
-                 f"{check:.1e}.")
+                 f"the {len(s.epochs)} epochs computed (every {stride}, plus the λ_max peak and any SHIFT switch). "
+                 f"Adam's rebuilt steps reproduce the stored weights to {check:.1e}.")
 st.markdown("\n".join(lines))
 st.caption("Full-batch GD is stable on a quadratic while λ_max < 2/η; these runs use Adam, whose step is "
            "θ ← θ − η P⁻¹m with P = (1 − β₁ᵗ)(√(v/(1 − β₂ᵗ)) + ε) (torch's Adam); Cohen et al. (2022) show that "
@@ -214,6 +214,7 @@ for column, suffix, mime in ((left, ".gif", "image/gif"), (right, ".mp4", "video
     column.download_button(f"Spectrum animation ({suffix[1:].upper()})",
                            lambda suffix=suffix: render_bytes(spectrum_figures(runs, int(frames)), suffix),
                            f"loopviz-spectrum{suffix}", mime, key=f"export{suffix}", on_click="ignore",
+                           disabled=any(len(r.spectrum_epochs) == 0 for r in runs.values()),
                            help="Rendered when clicked: allow a few seconds per frame on a busy machine.")
 table = pd.concat([pd.DataFrame({"model": label, "epoch": s.epochs, "lambda_max": s.lambda_max,
                                 "precond_lambda_max": s.precond_lambda_max, "coupling_share": s.coupling_share,

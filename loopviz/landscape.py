@@ -272,7 +272,7 @@ def curvature_series(epochs: np.ndarray, hessians: list[np.ndarray], preconds: n
         np.asarray(epochs),
         np.array([scipy.linalg.eigvalsh(0.5 * (H + H.T), subset_by_index=[len(H) - 1, len(H) - 1])[0]
                   for H in hessians]),
-        np.array([precond_lambda_max(H, p) for H, p in zip(hessians, preconds)]),
+        np.array([precond_lambda_max(H, p) if np.all(np.isfinite(p)) else np.nan for H, p in zip(hessians, preconds)]),
         {b: np.array([s.eigenvalues[b][-1] for s in blocks]) for b in BLOCKS},
         {b: np.array([s.eigenvalues[b][0] for s in blocks]) for b in BLOCKS},
         np.array([s.coupling_share for s in blocks]),
@@ -310,6 +310,16 @@ def run_gradients(problem, config, thetas: np.ndarray, epochs: np.ndarray) -> np
     return out
 
 
+def why_no_adam_state(config, epochs: np.ndarray) -> str:
+    """Why Adam's state cannot be rebuilt from this run's weights ("" when it can)."""
+    if config.batch_size not in (0, config.n_train):
+        return (f"Adam's state is rebuilt for full-batch runs (one step per epoch); this run has "
+                f"batch_size = {config.batch_size}")
+    if len(epochs) == 0 or epochs[0] != 0 or np.any(np.diff(epochs) != 1):
+        return "Adam's state is rebuilt from the weights of every epoch from 0; this run lacks some"
+    return ""
+
+
 def run_adam_states(problem, config, thetas: np.ndarray, epochs: np.ndarray) -> AdamStates:
     """Adam's moments at every stored epoch of a full-batch run, from its stored weights.
 
@@ -317,11 +327,9 @@ def run_adam_states(problem, config, thetas: np.ndarray, epochs: np.ndarray) -> 
     from 0; raises ValueError otherwise. ``adam_steps`` of the result reproduces the
     stored θ_{e+1} − θ_e (the tests check it against a replay of the Trainer, too).
     """
-    if config.batch_size not in (0, config.n_train):
-        raise ValueError(f"Adam's state is rebuilt for full-batch runs (one step per epoch); this run has "
-                         f"batch_size = {config.batch_size}")
-    if len(epochs) == 0 or epochs[0] != 0 or np.any(np.diff(epochs) != 1):
-        raise ValueError("Adam's state is rebuilt from the weights of every epoch from 0; this run lacks some")
+    reason = why_no_adam_state(config, epochs)
+    if reason:
+        raise ValueError(reason)
     resets = np.zeros(len(epochs), dtype=bool)
     if config.model == "shift" and config.reset_optimizer:
         resets[np.asarray(epochs) == config.shift_epoch] = True   # the step into shift_epoch + 1 starts afresh
@@ -381,11 +389,15 @@ def run_curvature_series(problem, config, thetas: np.ndarray, epochs: np.ndarray
                          extra: tuple[int, ...] = ()) -> tuple[CurvatureSeries, float]:
     """The curvature instruments at every `stride`-th stored epoch, the last, and the `extra`
     epochs (events a stride would step over), and the largest |Δθ| between Adam's rebuilt
-    steps and the stored weights (a check: ~1e-17)."""
-    states = run_adam_states(problem, config, thetas, epochs)
-    check = float(np.abs(adam_steps(states, config.lr)[:-1] - np.diff(thetas, axis=0)).max()) if len(thetas) > 1 else 0.0
+    steps and the stored weights (a check: ~1e-17). Where Adam's state cannot be rebuilt
+    (``why_no_adam_state``) the preconditioned sharpness and the check are NaN."""
     wanted = np.searchsorted(epochs, [e for e in extra if epochs[0] <= e <= epochs[-1]])
     pick = np.unique(np.concatenate([np.arange(0, len(epochs), max(1, stride)), [len(epochs) - 1], wanted]))
     hessians = run_hessians(problem, config, thetas[pick], epochs[pick])
+    if why_no_adam_state(config, epochs):
+        return curvature_series(epochs[pick], hessians, np.full((len(pick), thetas.shape[1]), np.nan), config.d), \
+            float("nan")
+    states = run_adam_states(problem, config, thetas, epochs)
+    check = float(np.abs(adam_steps(states, config.lr)[:-1] - np.diff(thetas, axis=0)).max()) if len(thetas) > 1 else 0.0
     preconds = adam_preconditioner(states.v[pick], states.step[pick])
     return curvature_series(epochs[pick], hessians, preconds, config.d), check

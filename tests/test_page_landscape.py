@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from tests.apptest_helpers import app_test, number_input
+from tests.apptest_helpers import app_test, number_input, run_until
 
 PAGE = "app_pages/landscape.py"
 
@@ -47,3 +47,15 @@ def test_without_runs_the_page_asks_for_training():
     number_input(at, "embedding width").set_value(3).run()
     assert not at.exception
     assert any("needs both Single-Attn and Looped-Attn" in i.value for i in at.info)
+
+
+def test_a_minibatch_run_shows_curvature_and_says_why_adam_is_missing():
+    at = app_test(PAGE, timeout=180)
+    at.query_params.update({"d": "2", "epochs": "6", "hessian_every": "2", "batch_size": "128"})
+    at.run()
+    at.button(key="train").click().run()
+    at = run_until(at, lambda a: not any("needs both" in i.value for i in a.info) and len(a.get("plotly_chart")) > 0)
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "no preconditioned sharpness" in text and "batch_size = 128" in text
+    assert "The plane captures" in text and "largest own-block eigenvalue" in text
