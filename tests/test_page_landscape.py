@@ -9,6 +9,7 @@ PAGE = "app_pages/landscape.py"
 pytestmark = pytest.mark.usefixtures("fresh_jobs")
 
 
+@pytest.mark.slow
 def test_default_view_draws_the_three_instruments_on_the_bundled_runs():
     at = app_test(PAGE, timeout=180)
     start = time.perf_counter()
@@ -49,6 +50,7 @@ def test_without_runs_the_page_asks_for_training():
     assert any("needs both Single-Attn and Looped-Attn" in i.value for i in at.info)
 
 
+@pytest.mark.slow
 def test_a_minibatch_run_shows_curvature_and_says_why_adam_is_missing():
     at = app_test(PAGE, timeout=180)
     at.query_params.update({"d": "2", "epochs": "6", "hessian_every": "2", "batch_size": "128"})
