@@ -8,6 +8,7 @@ pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/spectrum.py", title="Spectrum evolution", icon=":material/ssid_chart:", url_path="spectrum"),
     st.Page("app_pages/river_valley.py", title="River valleys", icon=":material/landscape:", url_path="river-valley"),
+    st.Page("app_pages/landscape.py", title="Landscape", icon=":material/terrain:", url_path="landscape"),
     st.Page("app_pages/shift.py", title="SHIFT", icon=":material/swap_horiz:", url_path="shift"),
     st.Page("app_pages/length_generalisation.py", title="Length generalisation", icon=":material/straighten:",
             url_path="length"),

@@ -521,6 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--out", default=None, help="CSV file to write (default: the CSV goes to stdout)")
     lg.add_argument("--force", action="store_true", help="overwrite --out (default: refuse)")
     lg.set_defaults(handler=command_length_gen)
+
+    from .export import add_commands as add_export  # light: its heavy imports wait for the command
+    add_export(sub)
     return parser
 
 

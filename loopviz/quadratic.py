@@ -665,3 +665,57 @@ def parse_spectrum(text: str, max_size: int) -> tuple[np.ndarray | None, str]:
         return None, (f"Too many eigenvalues: {lam.size} given, at most {max_size} here "
                       "(d_V + d_R ≤ 200).")
     return lam, ""
+
+
+# ---------------------------------------------------------------------------------
+# Momentum and gradient noise (SGD's picture of valley hopping)
+# ---------------------------------------------------------------------------------
+
+def simulate_momentum(H_valley: np.ndarray, H_rv: np.ndarray, h_r: np.ndarray,
+                      theta_v0: np.ndarray, theta_r0: np.ndarray, eta: float, steps: int,
+                      *, momentum: float = 0.0, noise: float = 0.0, seed: int = 0,
+                      feedback: bool = True) -> Trajectory:
+    """Heavy-ball momentum with Gaussian gradient noise on Setting 1 (torch's SGD convention):
+
+        g_k = ∇L(θ_k) + σ ξ_k,   ξ_k ~ N(0, I) seeded,
+        u_{k+1} = μ u_k + g_k,   θ_{k+1} = θ_k − η u_{k+1},   u_0 = 0.
+
+    μ = σ = 0 is eq. 1–2 exactly (`simulate`). `force` keeps eq. 3's definition
+    C_k = η Σ_{j<k} H_RV θ_V,j; with μ > 0 the river's displacement is no longer K η h_R − C_K.
+    `feedback=False` drops H_VR θ_R from the valley's gradient, as in `simulate`.
+    """
+    d_v, d_r = theta_v0.size, theta_r0.size
+    rng = np.random.default_rng(seed)
+    H_vr = H_rv.T if feedback else np.zeros((d_v, d_r))
+    theta = np.empty((steps + 1, d_v + d_r))
+    theta[0] = np.concatenate([theta_v0, theta_r0])
+    u = np.zeros(d_v + d_r)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(steps):
+            tv, tr = theta[k, :d_v], theta[k, d_v:]
+            grad = np.concatenate([H_valley @ tv + H_vr @ tr, H_rv @ tv - h_r])
+            if noise:
+                grad = grad + noise * rng.standard_normal(d_v + d_r)
+            u = momentum * u + grad
+            theta[k + 1] = theta[k] - eta * u
+            if k % _FINITE_CHECK_EVERY == 0 and not np.isfinite(theta[k + 1]).all():
+                theta[k + 2:] = np.nan
+                break
+        theta_v, theta_r = theta[:, :d_v], theta[:, d_v:]
+        loss = quadratic_loss(H_valley, H_rv, h_r, theta_v, theta_r)
+    return Trajectory(theta_v, theta_r, loss, cumulative_force(theta_v, H_rv, eta))
+
+
+def momentum_stable(eigenvalues: np.ndarray, eta: float, momentum: float) -> np.ndarray:
+    """Heavy ball on a curvature λ converges iff 0 < ηλ < 2(1 + μ) (for 0 ≤ μ < 1): the roots
+    of z² − (1 + μ − ηλ) z + μ = 0 lie inside the unit circle exactly there. μ = 0 gives GD's ηλ < 2."""
+    x = eta * np.asarray(eigenvalues, dtype=float)
+    return (x > 0) & (x < 2 * (1 + momentum))
+
+
+def noise_floor_variance(eigenvalue: float, eta: float, noise: float) -> float:
+    """Stationary variance of plain GD (μ = 0) with gradient noise σ along one valley direction:
+    θ_{k+1} = ρ θ_k − ησξ_k, ρ = 1 − ηλ, gives Var = η²σ² / (1 − ρ²) (|ρ| < 1). Hopping
+    directions (ρ < 0) keep the noise they are given as much as slow ones with the same |ρ|."""
+    rho = 1 - eta * eigenvalue
+    return eta ** 2 * noise ** 2 / (1 - rho ** 2)
