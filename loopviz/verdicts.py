@@ -1,0 +1,126 @@
+"""Observation 1's verdict from measured curves: is Looped-Attn *faster*, *higher*, or *neither*?
+
+The paper (Sec. 4.1) reads its 600-epoch curves as "Single-Attn stagnates, Looped-Attn
+goes on to learn complex patterns". Two different effects give that picture at a fixed
+horizon: Looped reaching the same accuracy levels earlier (faster), or ending at a level
+Single never reaches (higher). `time_to_reach` tells them apart; `compare` names the
+verdict. Pure functions: accuracy curves in, numbers and one sentence out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PAPER_EPOCHS = 600          # the paper's horizon (App. E.1.1)
+SMOOTH_FRACTION = 0.02      # running-median window, as a share of the curve
+TAIL_FRACTION = 0.1         # "where a curve ends": the median of its last 10 %
+MIN_GAP = 0.02              # a final-level difference below 2 accuracy points is not "higher"
+MIN_LEAD = 0.05             # a reach-time lead below 5 % of the curve length is not "faster"
+N_LEVELS = 8
+
+
+def smooth(values: np.ndarray, fraction: float = SMOOTH_FRACTION) -> np.ndarray:
+    """Centred running median over max(3, fraction × n) points (odd), edges shrunk to fit:
+    one noisy epoch cannot make a curve 'reach' a level."""
+    y = np.asarray(values, dtype=float)
+    w = max(3, int(round(fraction * y.size)) | 1)
+    h = w // 2
+    padded = np.pad(y, h, constant_values=np.nan)  # NaN pads: the median of what fits
+    return np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, w), axis=1)
+
+
+def time_to_reach(epochs: np.ndarray, accuracy: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """For each level, the first epoch at which `accuracy` is ≥ it (NaN if never)."""
+    epochs = np.asarray(epochs, dtype=float)
+    above = np.asarray(accuracy, dtype=float)[None, :] >= np.asarray(levels, dtype=float)[:, None]
+    first = np.argmax(above, axis=1)
+    return np.where(above.any(axis=1), epochs[first], np.nan)
+
+
+def final_level(accuracy: np.ndarray, fraction: float = TAIL_FRACTION) -> float:
+    """Median of the last `fraction` of a curve."""
+    y = np.asarray(accuracy, dtype=float)
+    return float(np.median(y[-max(1, int(round(fraction * y.size))):]))
+
+
+def noise_sd(accuracy: np.ndarray) -> float:
+    """Epoch-to-epoch noise of a curve: 1.4826 × MAD of its deviations from the running median."""
+    y = np.asarray(accuracy, dtype=float)
+    r = y - smooth(y)
+    return float(1.4826 * np.median(np.abs(r - np.median(r))))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Looped-Attn against Single-Attn on one accuracy curve pair."""
+
+    word: str                  # "faster", "higher" or "neither" (said of Looped-Attn)
+    levels: np.ndarray         # accuracy levels compared
+    reach_single: np.ndarray   # first epoch each level is reached (smoothed), NaN = never
+    reach_looped: np.ndarray
+    final_single: float
+    final_looped: float
+    margin: float              # the final-level difference needed for "higher"
+    lead: float                # median over shared levels of reach_single − reach_looped (epochs)
+    needed_lead: float
+    horizon: int               # last epoch compared
+
+    def sentence(self, what: str = "high-IC training accuracy") -> str:
+        both = np.isfinite(self.reach_single) & np.isfinite(self.reach_looped)
+        pairs = ", ".join(f"{lv:.3f} at {int(s)} vs {int(lo)}"
+                          for lv, s, lo in zip(self.levels[both], self.reach_single[both], self.reach_looped[both]))
+        reach = f" First epoch each level is reached (Single vs Looped): {pairs}." if pairs else ""
+        ends = (f"by epoch {self.horizon} Single-Attn ends at {self.final_single:.3f} and Looped-Attn at "
+                f"{self.final_looped:.3f} ({self.final_looped - self.final_single:+.3f}; 'higher' needs "
+                f"±{self.margin:.3f})")
+        if self.word == "higher":
+            head = f"Looped-Attn ends higher on {what}: {ends}."
+        elif self.word == "faster":
+            head = (f"Looped-Attn is faster, not higher, on {what}: it reaches the same levels a median "
+                    f"{self.lead:.0f} epochs earlier, and {ends}.")
+        elif self.word == "lower":
+            head = f"Looped-Attn ends lower on {what}: {ends}."
+        else:
+            first = (f"Single-Attn reaches the levels a median {-self.lead:.0f} epochs earlier; "
+                     if self.lead < -self.needed_lead else "")
+            head = f"Neither faster nor higher on {what}: {first}{ends}."
+        return head + reach
+
+
+def compare(epochs: np.ndarray, single: np.ndarray, looped: np.ndarray, horizon: int | None = None,
+            min_gap: float = MIN_GAP, min_lead: float = MIN_LEAD, n_levels: int = N_LEVELS) -> Verdict:
+    """Looped-Attn "higher", "faster", or "neither" (or "lower") than Single-Attn, up to `horizon`.
+
+    - higher: Looped's final level (median of the last 10 %) exceeds Single's by more
+      than margin = max(min_gap, 3 √2 × the curves' noise sd / √(tail length));
+      "lower" the other way round.
+    - faster: otherwise, on the levels both smoothed curves reach — n_levels evenly from
+      their common start to the lower final level — Looped arrives first at a majority and
+      by a median lead of at least min_lead × the curve length.
+    - neither: the rest. Two noisy copies of one curve land here (tests/test_verdicts.py).
+    """
+    epochs = np.asarray(epochs)
+    keep = epochs <= (horizon if horizon is not None else epochs.max())
+    e, s, lo = epochs[keep], np.asarray(single, float)[keep], np.asarray(looped, float)[keep]
+    ss, sl = smooth(s), smooth(lo)
+    fs, fl = final_level(s), final_level(lo)
+    tail = max(1, int(round(TAIL_FRACTION * len(s))))
+    noise = max(noise_sd(s), noise_sd(lo))
+    margin = max(min_gap, 3 * np.sqrt(2) * noise / np.sqrt(tail))
+    start = max(np.median(ss[:tail]), np.median(sl[:tail]))
+    top = min(fs, fl)
+    levels = np.linspace(start, top, n_levels + 2)[1:-1] if top > start else np.zeros(0)
+    reach_s, reach_l = time_to_reach(e, ss, levels), time_to_reach(e, sl, levels)
+    both = np.isfinite(reach_s) & np.isfinite(reach_l)
+    lead = float(np.median(reach_s[both] - reach_l[both])) if both.any() else 0.0
+    needed = min_lead * float(e.max() - e.min())
+    if fl - fs > margin:
+        word = "higher"
+    elif fs - fl > margin:
+        word = "lower"
+    elif both.any() and lead >= needed and np.mean(reach_l[both] < reach_s[both]) > 0.5:
+        word = "faster"
+    else:
+        word = "neither"
+    return Verdict(word, levels, reach_s, reach_l, fs, fl, margin, lead, needed, int(e.max()))
