@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .toy import models
+from .toy import markov, models
 from .toy.training import DTYPE, Problem
 
 SCP_DEFAULTS = {"delta1": 0.01, "plateau_epochs": 20, "patience": 20, "delta2": 0.1}
@@ -69,6 +69,21 @@ def _grad(problem: Problem, theta: np.ndarray, loops: int) -> np.ndarray:
     t = torch.tensor(theta, dtype=DTYPE, device=problem.device, requires_grad=True)
     (g,) = torch.autograd.grad(problem.loss(t, loops), t)
     return g.detach().cpu().numpy()
+
+
+def switch_jump(problem: Problem, theta: np.ndarray, loops: int) -> dict[str, float]:
+    """What the switch does to the training loss at the Single weights θ_S (Sec. 5):
+    the Single (T = 1) and Looped (T = loops) loss and gradient norm at the same θ, and
+    ln V, the loss of a uniform guess: a Looped loss above it means Stage II restarts
+    from worse than chance."""
+    out = {"chance_loss": float(np.log(markov.VOCAB))}
+    for name, T in (("single", 1), ("looped", loops)):
+        t = torch.tensor(theta, dtype=DTYPE, device=problem.device, requires_grad=True)
+        loss = problem.loss(t, T)
+        (g,) = torch.autograd.grad(loss, t)
+        out[f"{name}_loss"] = float(loss.detach())
+        out[f"{name}_grad_norm"] = float(torch.linalg.norm(g))
+    return out
 
 
 def gradient_alignment(problem: Problem, theta: np.ndarray, loops: int) -> dict[str, float]:

@@ -124,3 +124,47 @@ def compare(epochs: np.ndarray, single: np.ndarray, looped: np.ndarray, horizon:
     else:
         word = "neither"
     return Verdict(word, levels, reach_s, reach_l, fs, fl, margin, lead, needed, int(e.max()))
+
+
+def shift_sentence(shift_epoch: int, speedup: float, gap_all: float, gap_high: float, jump: dict[str, float] | None,
+                   min_gap: float = MIN_GAP) -> str:
+    """SHIFT at one shift epoch against pure Looped-Attn, in one sentence from measured numbers.
+
+    The paper (Sec. 5): "faster, without compromising final performance". 'Same accuracy'
+    here means both final gaps (all-IC and high-IC training accuracy) within ±min_gap.
+    """
+    faster = speedup > 1.0
+    same = abs(gap_all) <= min_gap and abs(gap_high) <= min_gap
+    parts = [f"SHIFT switched at epoch {shift_epoch} trains ×{speedup:.2f} "
+             f"{'faster' if faster else 'slower'} than pure Looped-Attn and ends {100 * gap_all:+.1f} points on "
+             f"all-IC and {100 * gap_high:+.1f} points on high-IC training accuracy"]
+    if faster and same:
+        parts.append("so here it is faster at the same accuracy, as the paper claims")
+    elif same:
+        parts.append("so here it keeps the accuracy but is not faster")
+    else:
+        parts.append(f"so here it is not 'the same accuracy' (more than ±{100 * min_gap:.0f} points off)")
+    text = "; ".join(parts) + "."
+    if jump is not None:
+        worse = jump["looped_loss"] > jump["chance_loss"]
+        text += (f" At the switch the same weights cost {jump['single_loss']:.3f} nats as Single-Attn and "
+                 f"{jump['looped_loss']:.3f} as Looped-Attn ({'above' if worse else 'below'} ln 3 = "
+                 f"{jump['chance_loss']:.3f}, a uniform guess); the gradient norm jumps "
+                 f"{jump['single_grad_norm']:.3g} → {jump['looped_grad_norm']:.3g}"
+                 + (": Stage II restarts from worse than chance rather than continuing." if worse else "."))
+    return text
+
+
+def shift_sweep_sentence(sweep, min_gap: float = MIN_GAP) -> str:
+    """Over a `sweep-shift` table: which shift epochs give a speed-up and the same final
+    accuracy (both gaps within ±min_gap) as pure Looped-Attn."""
+    good = sweep[(sweep["speedup"] > 1.0) & (sweep["gap_acc_all"].abs() <= min_gap)
+                 & (sweep["gap_acc_high"].abs() <= min_gap)]
+    faster = int((sweep["speedup"] > 1.0).sum())
+    head = (f"Of {len(sweep)} shift epochs, {faster} train faster than pure Looped-Attn; ")
+    if good.empty:
+        return head + (f"none of them also ends within ±{100 * min_gap:.0f} points of its all-IC and high-IC "
+                       "accuracy, so on this task SHIFT trades accuracy for speed.")
+    epochs = ", ".join(str(int(e)) for e in good["shift_epoch"])
+    return head + (f"{len(good)} of them (epochs {epochs}) also end within ±{100 * min_gap:.0f} points of its "
+                   f"all-IC and high-IC accuracy (best ×{good['speedup'].max():.2f}).")

@@ -235,3 +235,19 @@ def test_a_stage_one_that_diverges_never_starts_stage_two(monkeypatch):
     log = execute(config, workers=0)
     assert log.status == "diverged" and log.diverged_epoch == 3
     assert [r.loops for r in log.records] == [1, 1, 1, 1]
+
+
+def test_switch_jump_is_both_losses_at_the_same_weights(single_run):
+    from tests import reference
+
+    problem = prepare(BASE)
+    theta = single_run.thetas[6]
+    jump = shift.switch_jump(problem, theta, BASE.loops)
+    t = single_run.task
+    for name, loops in (("single", 1), ("looped", BASE.loops)):
+        expected = reference.mean_cross_entropy(theta, BASE.d, t["token_embedding"], t["position_embedding"],
+                                                t["train_inputs"], t["train_targets"], loops)
+        assert jump[f"{name}_loss"] == pytest.approx(expected, rel=1e-10)
+    assert jump["single_loss"] == pytest.approx(single_run.records["loss"].iloc[6], rel=1e-10)
+    assert jump["single_grad_norm"] == pytest.approx(single_run.records["grad_norm"].iloc[6], rel=1e-8)
+    assert jump["chance_loss"] == pytest.approx(np.log(3))

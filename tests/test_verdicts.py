@@ -85,3 +85,19 @@ def test_bundled_default_pair_verdicts_are_computed(column):
     assert v.word in ("faster", "higher", "neither", "lower")
     assert v.horizon == int(single["epoch"].iloc[-1])
     assert f"{v.final_looped:.3f}" in v.sentence()
+
+
+def test_shift_sentence_follows_the_numbers():
+    jump = {"single_loss": 0.84, "looped_loss": 2.19, "chance_loss": np.log(3), "single_grad_norm": 0.06,
+            "looped_grad_norm": 25.0}
+    text = verdicts.shift_sentence(232, 1.2, -0.014, -0.034, jump)
+    assert "faster" in text and "not 'the same accuracy'" in text and "worse than chance" in text
+    assert "as the paper claims" in verdicts.shift_sentence(120, 1.26, 0.0, 0.01, None)
+    assert "not faster" in verdicts.shift_sentence(0, 0.97, 0.0, 0.0, dict(jump, looped_loss=0.9))
+
+
+def test_shift_sweep_sentence_names_the_epochs_that_are_faster_and_as_accurate():
+    sweep = pd.DataFrame({"shift_epoch": [0, 100, 200], "speedup": [0.9, 1.1, 1.3],
+                          "gap_acc_all": [0.0, 0.01, -0.05], "gap_acc_high": [0.0, -0.01, -0.1]})
+    assert "(epochs 100)" in verdicts.shift_sweep_sentence(sweep)
+    assert "none of them" in verdicts.shift_sweep_sentence(sweep.iloc[[0, 2]])
