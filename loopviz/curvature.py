@@ -114,6 +114,16 @@ def spectral_mutual_information(eig_s: np.ndarray, eig_next: np.ndarray) -> floa
     return float(min(max(0.0, h_p + h_q - _entropy(widths[widths > 0])), h_p, h_q))
 
 
+def mi_copy_share(entropy: np.ndarray, mi: np.ndarray):
+    """Share of epochs (with an MI) where I(H_s; H_{s+1}) equals min(E_s, E_{s+1}) to 1e-9: where
+    the MI curve is only a copy of the entropy curve (stats.Share, with its interval)."""
+    from .stats import share
+
+    e, i = np.asarray(entropy, dtype=float), np.asarray(mi, dtype=float)
+    ok = np.isfinite(i[1:]) & np.isfinite(e[1:]) & np.isfinite(e[:-1])
+    return share(np.isclose(i[1:][ok], np.minimum(e[1:], e[:-1])[ok], rtol=0, atol=1e-9))
+
+
 def entropy_and_mi(eigenvalues: np.ndarray, definition: str, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Entropy of each spectrum [S] and MI of each with the previous one [S] (NaN at 0)."""
     if definition not in ENTROPY_DEFINITIONS:
