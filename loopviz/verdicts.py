@@ -126,19 +126,33 @@ def compare(epochs: np.ndarray, single: np.ndarray, looped: np.ndarray, horizon:
     return Verdict(word, levels, reach_s, reach_l, fs, fl, margin, lead, needed, int(e.max()))
 
 
+def timing_noise(raw) -> float:
+    """Relative spread (max − min) / median of pure Looped-Attn's repeated timings in a `sweep-shift`
+    raw table: a speed-up inside 1 ± this is indistinguishable from timing noise (0 without repeats)."""
+    seconds = raw.loc[raw["model"] == "looped", "seconds"].to_numpy(dtype=float)
+    return float(np.ptp(seconds) / np.median(seconds)) if seconds.size > 1 else 0.0
+
+
 def shift_sentence(shift_epoch: int, speedup: float, gap_all: float, gap_high: float, jump: dict[str, float] | None,
-                   min_gap: float = MIN_GAP) -> str:
+                   min_gap: float = MIN_GAP, noise: float = 0.0) -> str:
     """SHIFT at one shift epoch against pure Looped-Attn, in one sentence from measured numbers.
 
     The paper (Sec. 5): "faster, without compromising final performance". 'Same accuracy'
-    here means both final gaps (all-IC and high-IC training accuracy) within ±min_gap.
+    here means both final gaps (all-IC and high-IC training accuracy) within ±min_gap;
+    'faster' a speed-up above 1 + noise (the timing noise, see `timing_noise`).
     """
-    faster = speedup > 1.0
+    faster = speedup > 1.0 + noise
     same = abs(gap_all) <= min_gap and abs(gap_high) <= min_gap
-    parts = [f"SHIFT switched at epoch {shift_epoch} trains ×{speedup:.2f} "
-             f"{'faster' if faster else 'slower'} than pure Looped-Attn and ends {100 * gap_all:+.1f} points on "
+    verb = "faster" if faster else ("slower" if speedup < 1.0 - noise else "as fast, within timing noise")
+    speed = (f"trains ×{speedup:.2f} against pure Looped-Attn ({verb}"
+             + (f"; timing noise ±{100 * noise:.0f} %)" if noise else ")")
+             if np.isfinite(speedup) else "has no measured speed-up against pure Looped-Attn")
+    parts = [f"SHIFT switched at epoch {shift_epoch} {speed} and ends {100 * gap_all:+.1f} points on "
              f"all-IC and {100 * gap_high:+.1f} points on high-IC training accuracy"]
-    if faster and same:
+    if not np.isfinite(speedup):
+        parts.append("so its speed is open" + ("" if same else f" and its accuracy is more than ±{100 * min_gap:.0f} "
+                                                               "points off"))
+    elif faster and same:
         parts.append("so here it is faster at the same accuracy, as the paper claims")
     elif same:
         parts.append("so here it keeps the accuracy but is not faster")
@@ -155,16 +169,86 @@ def shift_sentence(shift_epoch: int, speedup: float, gap_all: float, gap_high: f
     return text
 
 
-def shift_sweep_sentence(sweep, min_gap: float = MIN_GAP) -> str:
-    """Over a `sweep-shift` table: which shift epochs give a speed-up and the same final
-    accuracy (both gaps within ±min_gap) as pure Looped-Attn."""
-    good = sweep[(sweep["speedup"] > 1.0) & (sweep["gap_acc_all"].abs() <= min_gap)
-                 & (sweep["gap_acc_high"].abs() <= min_gap)]
-    faster = int((sweep["speedup"] > 1.0).sum())
-    head = (f"Of {len(sweep)} shift epochs, {faster} train faster than pure Looped-Attn; ")
+def shift_sweep_sentence(sweep, min_gap: float = MIN_GAP, noise: float = 0.0) -> str:
+    """Over a `sweep-shift` table: which shift epochs give a speed-up beyond the timing noise
+    (> 1 + noise) and the same final accuracy (both gaps within ±min_gap) as pure Looped-Attn."""
+    quick = sweep["speedup"] > 1.0 + noise
+    good = sweep[quick & (sweep["gap_acc_all"].abs() <= min_gap) & (sweep["gap_acc_high"].abs() <= min_gap)]
+    head = (f"Of {len(sweep)} shift epochs, {int(quick.sum())} train faster than pure Looped-Attn by more than the "
+            f"timing noise (×{1 + noise:.2f}); ")
     if good.empty:
         return head + (f"none of them also ends within ±{100 * min_gap:.0f} points of its all-IC and high-IC "
                        "accuracy, so on this task SHIFT trades accuracy for speed.")
     epochs = ", ".join(str(int(e)) for e in good["shift_epoch"])
     return head + (f"{len(good)} of them (epochs {epochs}) also end within ±{100 * min_gap:.0f} points of its "
                    f"all-IC and high-IC accuracy (best ×{good['speedup'].max():.2f}).")
+
+
+PAPER_CLAIMS = {
+    "obs1": "Observation 1 (Sec. 4.1): Single-Attn masters simple (low-IC) sequences and stalls; Looped-Attn goes on "
+            "to learn complex ones (high-IC training accuracy 44.65 % → 54.72 % after epoch 150, 600 epochs).",
+    "obs2": "Observation 2: Looped-Attn's Hessian spectrum goes through collapse, diversification and "
+            "stabilisation; Single-Attn's stays static.",
+    "valleys": "Conjectures 1–2, Theorems 1–2: Single-Attn sits in a U-shaped valley, Looped-Attn in a V-shaped "
+               "one, and the V valley's hopping pushes gradient descent further along the river.",
+    "shift": "SHIFT (Sec. 5): train Single-Attn first, switch to Looped-Attn at SCP's epoch: ×1.26 faster "
+             "\"without compromising final performance\".",
+}
+
+
+def home_claims(single, looped, shifted=None, seed_sweep=None, shift_sweep=None,
+                speedup: float | None = None, noise: float = 0.0) -> list[tuple[str, str]]:
+    """Each of the paper's headline claims beside our measured counterpart, from the bundled runs' records
+    (DataFrames with the records.csv columns) and sweep tables. Returns (paper's claim, ours) pairs.
+    SHIFT's speed-up is the sweep's (median of repeats) at the run's shift epoch, else `speedup`."""
+    from . import curvature, stats
+
+    out = []
+    horizon = int(single["epoch"].iloc[-1])
+    words = []
+    for h in sorted({min(PAPER_EPOCHS, horizon), horizon}):
+        v = compare(single["epoch"], single["acc_high"], looped["acc_high"], horizon=h)
+        words.append(f"to epoch {h}: **{v.word}** (Single {v.final_single:.3f}, Looped {v.final_looped:.3f}"
+                     + (f"; Looped reaches the same levels a median {v.lead:.0f} epochs earlier" if v.word == "faster"
+                        else "") + ")")
+    ours = "Bundled default run, high-IC training accuracy — " + "; ".join(words) + "."
+    if seed_sweep is not None and len(seed_sweep):
+        s = stats.seed_sweep_summary(seed_sweep)
+        ours += (f" Over {s['runs']} seeds ({int(seed_sweep['looped_epoch'].max())} epochs) the gap is ≥ +0.04 in "
+                 f"{s['up'].text()}, mean {s['gap_acc_high'].text()}.")
+    out.append((PAPER_CLAIMS["obs1"], ours))
+
+    phases, single_moves = [], False
+    for label, rec in (("Single-Attn", single), ("Looped-Attn", looped)):
+        fit = curvature.phase_test(rec["entropy"].dropna().to_numpy())
+        names = [curvature.PHASE_NAMES[k] for k in (1, 2, 3) if np.any(fit.labels == k)]
+        phases.append(f"{label}: " + (", ".join(names) if fit.significant and names else "no significant phase")
+                      + (f" (p = {fit.p_value:.3f})" if np.isfinite(fit.p_value) else ""))
+        single_moves = single_moves or (label == "Single-Attn" and fit.significant)
+    out.append((PAPER_CLAIMS["obs2"], "Entropy of the bundled runs, permutation-tested phases — " + "; ".join(phases)
+                + (". Single-Attn's entropy curve is not static in time either." if single_moves else
+                   ". Single-Attn's entropy curve shows no significant structure, as the paper says.")))
+
+    shapes = []
+    for label, rec in (("Single-Attn", single), ("Looped-Attn", looped)):
+        r = rec.dropna(subset=["kappa_valley"])
+        shapes.append(f"{label} V-shaped at {stats.share(r['valley_shape'] == 'V').text()} of its spectra "
+                      f"(median κ {float(np.median(r['kappa_valley'])):.3g})")
+    out.append((PAPER_CLAIMS["valleys"], "By Definition 1 on the bundled spectra: " + "; ".join(shapes)
+                + ". Valley hopping itself is the paper's mechanism, checked on the quadratic model on the River "
+                  "valleys page, not measured in these runs."))
+
+    if shifted is not None:
+        S = int(shifted["loops"].eq(1).sum()) - 1
+        last_s, last_l = shifted.iloc[-1], looped.iloc[-1]
+        speed = float("nan")
+        if shift_sweep is not None and (shift_sweep["shift_epoch"] == S).any():
+            speed = float(shift_sweep.loc[shift_sweep["shift_epoch"] == S, "speedup"].iloc[0])
+        elif speedup is not None:
+            speed = speedup
+        ours = shift_sentence(S, speed, last_s["acc_all"] - last_l["acc_all"], last_s["acc_high"] - last_l["acc_high"],
+                              None, noise=noise)
+        if shift_sweep is not None and len(shift_sweep):
+            ours += " " + shift_sweep_sentence(shift_sweep, noise=noise)
+        out.append((PAPER_CLAIMS["shift"], ours))
+    return out

@@ -94,6 +94,7 @@ def test_shift_sentence_follows_the_numbers():
     assert "faster" in text and "not 'the same accuracy'" in text and "worse than chance" in text
     assert "as the paper claims" in verdicts.shift_sentence(120, 1.26, 0.0, 0.01, None)
     assert "not faster" in verdicts.shift_sentence(0, 0.97, 0.0, 0.0, dict(jump, looped_loss=0.9))
+    assert "no measured speed-up" in verdicts.shift_sentence(5, float("nan"), 0.0, 0.0, None)
 
 
 def test_shift_sweep_sentence_names_the_epochs_that_are_faster_and_as_accurate():
@@ -101,3 +102,29 @@ def test_shift_sweep_sentence_names_the_epochs_that_are_faster_and_as_accurate()
                           "gap_acc_all": [0.0, 0.01, -0.05], "gap_acc_high": [0.0, -0.01, -0.1]})
     assert "(epochs 100)" in verdicts.shift_sweep_sentence(sweep)
     assert "none of them" in verdicts.shift_sweep_sentence(sweep.iloc[[0, 2]])
+    # ×1.1 inside ±20 % timing noise is not "faster".
+    assert "none of them" in verdicts.shift_sweep_sentence(sweep, noise=0.2)
+    raw = pd.DataFrame({"model": ["looped"] * 3 + ["shift"], "seconds": [3.0, 3.6, 3.3, 1.0]})
+    assert verdicts.timing_noise(raw) == pytest.approx(0.6 / 3.3)
+    assert "as fast, within timing noise" in verdicts.shift_sentence(0, 1.05, 0.0, 0.0, None, noise=0.2)
+
+
+def test_home_claims_put_our_number_beside_each_paper_claim():
+    rng = np.random.default_rng(0)
+    n = EPOCHS.size
+    base = {"epoch": EPOCHS, "val_acc_high": 0.5, "acc_all": 0.6, "kappa_valley": 10.0, "valley_shape": "V",
+            "loops": 1}
+    single = pd.DataFrame({**base, "acc_high": noisy(staircase(EPOCHS, [150, 512, 800], [0.42, 0.45, 0.53]), 1),
+                           "entropy": rng.normal(2.0, 0.05, n)})           # structureless entropy
+    y = np.concatenate([np.linspace(3, 1, 400), np.linspace(1, 2.5, 500), np.full(n - 900, 2.5)])
+    looped = pd.DataFrame({**base, "acc_high": noisy(staircase(EPOCHS, [150, 395, 495], [0.42, 0.45, 0.53]), 2),
+                           "entropy": y + rng.normal(0, 0.05, n), "loops": 3})
+    shifted = looped.assign(loops=np.where(EPOCHS <= 232, 1, 3), acc_all=0.58, acc_high=0.49)
+    claims = verdicts.home_claims(single, looped, shifted, speedup=1.2)
+    assert [paper for paper, _ in claims] == list(verdicts.PAPER_CLAIMS.values())
+    obs1, obs2, valleys, shift = (ours for _, ours in claims)
+    assert "to epoch 600: **higher**" in obs1 and "to epoch 1500: **faster**" in obs1
+    assert "Single-Attn: no significant phase" in obs2 and "shows no significant structure" in obs2
+    assert "Looped-Attn: collapse, diversification, stabilisation" in obs2
+    assert "1501 of 1501" in valleys
+    assert "epoch 232" in shift and "×1.20 against pure Looped-Attn (faster)" in shift and "not 'the same accuracy'" in shift
