@@ -65,15 +65,16 @@ class Verdict:
     lead: float                # median over shared levels of reach_single − reach_looped (epochs)
     needed_lead: float
     horizon: int               # last epoch compared
+    tail: int                  # epochs whose median is the final level
 
     def sentence(self, what: str = "high-IC training accuracy") -> str:
         both = np.isfinite(self.reach_single) & np.isfinite(self.reach_looped)
         pairs = ", ".join(f"{lv:.3f} at {int(s)} vs {int(lo)}"
                           for lv, s, lo in zip(self.levels[both], self.reach_single[both], self.reach_looped[both]))
         reach = f" First epoch each level is reached (Single vs Looped): {pairs}." if pairs else ""
-        ends = (f"by epoch {self.horizon} Single-Attn ends at {self.final_single:.3f} and Looped-Attn at "
-                f"{self.final_looped:.3f} ({self.final_looped - self.final_single:+.3f}; 'higher' needs "
-                f"±{self.margin:.3f})")
+        ends = (f"over the last {self.tail} epochs to {self.horizon} (median) Single-Attn is at "
+                f"{self.final_single:.3f} and Looped-Attn at {self.final_looped:.3f} "
+                f"({self.final_looped - self.final_single:+.3f}; 'higher' needs ±{self.margin:.3f})")
         if self.word == "higher":
             head = f"Looped-Attn ends higher on {what}: {ends}."
         elif self.word == "faster":
@@ -123,7 +124,7 @@ def compare(epochs: np.ndarray, single: np.ndarray, looped: np.ndarray, horizon:
         word = "faster"
     else:
         word = "neither"
-    return Verdict(word, levels, reach_s, reach_l, fs, fl, margin, lead, needed, int(e.max()))
+    return Verdict(word, levels, reach_s, reach_l, fs, fl, margin, lead, needed, int(e.max()), tail)
 
 
 def timing_noise(raw) -> float:
