@@ -61,6 +61,13 @@ if single is not None and looped is not None:
     a.metric("Single-Attn high-IC train accuracy", f"{s['acc_high']:.1%}")
     b.metric("Looped-Attn high-IC train accuracy", f"{l['acc_high']:.1%}", f"{l['acc_high'] - s['acc_high']:+.1%}")
     c.metric("Looped − Single high-IC validation", f"{l['val_acc_high'] - s['val_acc_high']:+.1%}")
+    task = single.task
+    n_high, n_val_high = int((task["train_bucket"] == 2).sum()), int((task["val_bucket"] == 2).sum())
+    st.caption("Final epoch; accuracies as shares with 95 % intervals — Single-Attn "
+               f"{stats.share_of(round(s['acc_high'] * n_high), n_high).text()}, Looped-Attn "
+               f"{stats.share_of(round(l['acc_high'] * n_high), n_high).text()} (training, high-IC); validation "
+               f"{stats.share_of(round(s['val_acc_high'] * n_val_high), n_val_high).text()} and "
+               f"{stats.share_of(round(l['val_acc_high'] * n_val_high), n_val_high).text()}.")
     st.plotly_chart(plots.loss_figure({"Single-Attn": single, "Looped-Attn": looped}), key="home-loss")
     st.caption(f"d = {config.d}, T = {config.loops}, {config.epochs} epochs, Adam lr {config.lr:g}, "
                f"seed {config.seed}, data seed {config.data_seed}.")

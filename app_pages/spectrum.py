@@ -51,14 +51,17 @@ def verdict_panel(single: RunData, looped: RunData) -> None:
     horizons = [int(s["epoch"].iloc[n - 1])]
     if horizons[0] > verdicts.PAPER_EPOCHS:
         horizons.append(verdicts.PAPER_EPOCHS)
-    lines = []
+    lines, reach = [], []
     for column, what in (("acc_high", "high-IC training accuracy"), ("val_acc_high", "high-IC held-out accuracy")):
         for horizon in horizons:
             v = verdicts.compare(s["epoch"].iloc[:n], s[column].iloc[:n], l[column].iloc[:n], horizon=horizon)
             lines.append(f"- **{v.word}** (to epoch {horizon}): {v.sentence(what)}")
+            if horizon == horizons[0]:
+                reach.append((what, v))
     st.info("**Is Looped-Attn faster, higher, or neither?** The paper reports Looped-Attn rising from "
             f"{PAPER_HIGH_BEFORE:.2%} to {PAPER_HIGH_AFTER:.2%} on high-IC sequences after epoch 150 while "
             "Single-Attn stays flat (Observation 1, 600 epochs). This run:\n" + "\n".join(lines))
+    st.plotly_chart(plots.reach_figure(reach, verdicts.PAPER_EPOCHS), key="time-to-reach")
 
 
 def bucket_caption(run: RunData) -> str:
@@ -145,8 +148,8 @@ def body() -> None:
     shapes = []
     for label, run in with_spectra.items():
         rec = run.records.dropna(subset=["kappa_valley"])
-        share_u = float((rec["valley_shape"] == "U").mean()) if len(rec) else float("nan")
-        shapes.append(f"{label} is U-shaped at {share_u:.0%} of its spectra (final κ = {rec['kappa_valley'].iloc[-1]:.3g})"
+        share_u = stats.share(rec["valley_shape"] == "U")
+        shapes.append(f"{label} is U-shaped at {share_u.text()} of its spectra (final κ = {rec['kappa_valley'].iloc[-1]:.3g})"
                       if len(rec) else f"{label} has no valley yet")
     st.caption("By Definition 1 (U when κ ≤ 1 + δ = " + f"{1 + config.valley_delta:g}): " + "; ".join(shapes) +
                ". Conjecture 1 expects Single-Attn's valley to be U-shaped; compare the two curves' levels.")

@@ -165,3 +165,17 @@ def gap_histogram(table: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Histogram(x=table["gap_acc_high"], nbinsx=30, marker_color="#457b9d", name="seeds"))
     fig.add_vline(x=0, line=dict(color="#999", width=1))
     return _layout(fig, "Distribution of the high-IC training gap over seeds", "Looped − Single", "seeds")
+
+
+def reach_figure(verdicts: list, paper_epochs: int | None = None) -> go.Figure:
+    """Time to reach: for each accuracy level, the first epoch each model's smoothed curve reaches it
+    (verdicts.compare's levels and epochs); a level a model never reaches has no point."""
+    fig = go.Figure()
+    for (what, v), dash in zip(verdicts, ("solid", "dash")):
+        for name, epochs, colour in (("Single-Attn", v.reach_single, MODEL_COLOURS["single"]),
+                                     ("Looped-Attn", v.reach_looped, MODEL_COLOURS["looped"])):
+            fig.add_scatter(x=v.levels, y=epochs, name=f"{name}, {what}", mode="lines+markers",
+                            line=dict(color=colour, dash=dash))
+    if paper_epochs is not None:
+        fig.add_hline(y=paper_epochs, line=dict(color="#888", dash="dot"), annotation_text=f"paper's {paper_epochs}")
+    return _layout(fig, "Time to reach each accuracy level (lower = earlier)", "accuracy level", "first epoch")
