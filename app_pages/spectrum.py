@@ -139,7 +139,7 @@ def body() -> None:
         column.plotly_chart(plots.entropy_figure(shown_run, label), key=f"entropy-{label}")
         spectra_rows = shown_run.records.dropna(subset=["entropy"])
         copies = curvature.mi_copy_share(spectra_rows["entropy"].to_numpy(), spectra_rows["mutual_info"].to_numpy())
-        sentences.append(f"{fit.sentence(label)} MI equals min(E_s, E_s+1) at {copies.text()} of its epochs.")
+        sentences.append(f"{fit.sentence(label, run.spectrum_epochs)} MI equals min(E_s, E_s+1) at {copies.text()} of its epochs.")
     st.caption("Observation 2's shape depends on this choice: the paper writes p(|λ_i|) without saying what it "
                "is, and the two readings give different curves and different phases. Phases are shaded only "
                "where a permutation test against time-shuffled curves finds structure (α = "

@@ -198,7 +198,8 @@ class PhaseFit:
 
     labels: per point, 0 no significant phase, 1 collapse, 2 diversification,
     3 stabilisation. p_value: of the permutation test of 'no structure in time'.
-    breaks: the fitted change points (point indices). segments: the fitted block curve.
+    breaks: the fitted change points (point indices). fitted: the piecewise-linear fit
+    per point (flat segments at their mean), NaN when not significant.
     """
 
     labels: np.ndarray
@@ -208,20 +209,22 @@ class PhaseFit:
     alpha: float
     fitted: np.ndarray      # the piecewise-linear fit, per point (NaN when not significant)
 
-    def sentence(self, label: str = "this curve") -> str:
+    def sentence(self, label: str = "this curve", epochs: np.ndarray | None = None) -> str:
+        """One sentence for the page; phases as epoch ranges when `epochs` (one per point) is given."""
         if not np.isfinite(self.p_value):
             return f"{label}: too short to test for phases."
         if not self.significant:
             return (f"{label}: no significant phase (permutation test against {PHASE_PERMUTATIONS} time shuffles, "
                     f"p = {self.p_value:.2f} > α = {self.alpha:g}).")
-        found = [f"{PHASE_NAMES[k]} {_span(self.labels, k)}" for k in (1, 2, 3) if np.any(self.labels == k)]
+        where = np.arange(self.labels.size) if epochs is None else np.asarray(epochs)
+        found = [f"{PHASE_NAMES[k]} {_span(self.labels, k, where)}" for k in (1, 2, 3) if np.any(self.labels == k)]
         return (f"{label}: structure in time (p = {self.p_value:.3f} ≤ α = {self.alpha:g}); "
                 + ("; ".join(found) if found else "but none of the three phases' shapes") + ".")
 
 
-def _span(labels: np.ndarray, k: int) -> str:
+def _span(labels: np.ndarray, k: int, epochs: np.ndarray) -> str:
     idx = np.nonzero(labels == k)[0]
-    return f"{idx[0]}–{idx[-1]}"
+    return f"{int(epochs[idx[0]])}–{int(epochs[idx[-1]])}"
 
 
 def _block_means(y: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:

@@ -235,3 +235,40 @@ def test_a_monotone_drop_is_collapse_only_and_a_step_then_plateau_has_no_diversi
     labels = curvature.detect_phases(step)
     assert abs(np.nonzero(labels == 1)[0][-1] - 100) <= 40 and not np.any(labels == 2)
     assert labels[-1] == 3
+
+
+def test_segment_costs_are_least_squares_line_residuals_by_polyfit():
+    rng = np.random.default_rng(9)
+    Y = rng.normal(size=(2, 15))
+    C = curvature._segment_costs(Y, 3)
+    t = np.linspace(0, 1, 15)
+    for b in range(2):
+        for i in range(15):
+            for j in range(i + 1, 16):
+                if j - i < 3:
+                    assert C[b, i, j] == np.inf
+                    continue
+                coef = np.polyfit(t[i:j], Y[b, i:j], 1)
+                sse = float(((np.polyval(coef, t[i:j]) - Y[b, i:j]) ** 2).sum())
+                assert C[b, i, j] == pytest.approx(sse, abs=1e-9)
+
+
+def test_best_partitions_match_brute_force_enumeration():
+    import itertools
+
+    rng = np.random.default_rng(11)
+    Y = rng.normal(size=(1, 13)).cumsum(axis=1)
+    C = curvature._segment_costs(Y, 3)
+    best, _ = curvature._best_partitions(C, 3)
+    for k in (1, 2, 3):
+        brute = min(sum(C[0, a, b] for a, b in zip((0, *cuts), (*cuts, 13)))
+                    for cuts in itertools.combinations(range(1, 13), k - 1))
+        assert best[0, k - 1] == pytest.approx(brute)
+
+
+def test_phase_sentence_speaks_in_epochs():
+    y, _ = _planted(np.random.default_rng(1), 300)
+    fit = curvature.phase_test(y)
+    text = fit.sentence("run", epochs=np.arange(300) * 5)
+    first = np.nonzero(fit.labels == 1)[0][0]
+    assert f"collapse {5 * first}–" in text
