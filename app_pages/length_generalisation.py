@@ -15,7 +15,10 @@ from loopviz.ui.config_sidebar import sidebar_config
 
 st.title("Length generalisation: longer sequences, same transitions")
 st.caption("Test sequences of length L use the training transitions T1, T2, T3 cyclically and are drawn exactly "
-           "∝ P(X)² (forward–backward sampling on the chain, no enumeration of 3^L sequences). A sequence is "
+           "∝ P(X)² (forward–backward sampling on the chain, no enumeration of 3^L sequences). Every training "
+           "sequence ends with T3; *last step T3* phases the cycle so that test sequences do too (like with like), "
+           "*cyclic* starts it at x0, so L = 8, 11, 14, 17 end with T1, a rule the models were never trained to "
+           "predict. A sequence is "
            "*simple* when its information content IC = −ln P(X) (nats) is at most the largest training IC. "
            "Models see the first L − 1 tokens and predict the last, with their final weights.")
 
@@ -23,20 +26,22 @@ config = sidebar_config(RunConfig())
 pair = jobs.model_pair(config)
 jobs.train_controls(pair)
 
-left, middle, right = st.columns([3, 1, 1])
+left, middle, right, last = st.columns([3, 1, 1, 1])
 lengths = left.multiselect("test lengths L", list(range(5, 21)), default=list(lengthgen.PAPER_LENGTHS),
                            key="len_lengths")
 n_test = middle.number_input("N_test per length", 100, 50_000, lengthgen.PAPER_N_TEST, step=500, key="len_n")
 test_seed = right.number_input("test-set seed", 0, 1_000_000, 0, key="len_seed",
                                help="The draw also depends on the data seed and on L.")
+last_step = last.radio("last step", lengthgen.LAST_STEPS, key="len_last_step",
+                       help="T3: like with like (the default); cyclic: the paper's words read literally.")
 
 
 @st.cache_data(max_entries=16, show_spinner="Sampling test sets and evaluating…")
 def evaluate(keys: tuple[str, ...], _runs: tuple[RunData, ...], lengths: tuple[int, ...], n: int,
-             seed: int) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
+             seed: int, last_step: str = "T3") -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
     """Cached by the runs' config keys: only finished runs are evaluated, and those never change."""
-    table = lengthgen.evaluate(_runs, lengths, n, seed)
-    sets = lengthgen.test_sets(_runs[0], lengths, n, seed)
+    table = lengthgen.evaluate(_runs, lengths, n, seed, last_step=last_step)
+    sets = lengthgen.test_sets(_runs[0], lengths, n, seed, last_step)
     return table, {L: s.ic for L, s in sets.items()}
 
 
@@ -64,8 +69,10 @@ def body() -> None:
         st.info("Choose at least one test length.")
         return
     try:
-        table, test_ic = evaluate(tuple(r.config.key() for r in runs.values()), tuple(runs.values()),
-                                  tuple(sorted(lengths)), int(n_test), int(test_seed))
+        args = (tuple(r.config.key() for r in runs.values()), tuple(runs.values()), tuple(sorted(lengths)),
+                int(n_test), int(test_seed))
+        table, test_ic = evaluate(*args, last_step)
+        other = evaluate(*args, "cyclic" if last_step == "T3" else "T3")[0]
     except lengthgen.LengthGenError as exc:
         st.error(f"Cannot evaluate these lengths: {exc}")
         return
@@ -75,14 +82,12 @@ def body() -> None:
     st.subheader("Figure 7: longer sequences carry more information")
     st.plotly_chart(plots.ic_distribution_figure(test_ic, single.task["train_ic"], threshold,
                                                  lengthgen.PAPER_THRESHOLD), key="len-ic")
-    st.caption(f"Our threshold is this run's largest training IC, {threshold:.2f} nats; the paper's was "
-               f"{lengthgen.PAPER_THRESHOLD} (its transitions differ from ours).")
+    st.caption(lengthgen.threshold_sentence(threshold, table))
 
     st.subheader("Figure 9: accuracy against length")
     st.plotly_chart(plots.accuracy_vs_length_figure(table), key="len-acc")
     st.caption("The Bayes rule predicts argmax of the last transition's row given the second-to-last token: "
-               "the best any model can do in expectation. With T1, T2, T3 cyclic, the last step of "
-               "L = 8, 11, 14, 17 uses T1, while training (L = 4) always ended with T3.")
+               f"the best any model can do in expectation; chance is 1/3. Last step here: {last_step}.")
 
     st.subheader("Table 1: accuracy on relatively simple sequences, ours beside the paper's")
     comparison = lengthgen.comparison_table(table)
@@ -90,12 +95,15 @@ def body() -> None:
                  column_config={c: st.column_config.NumberColumn(format="percent")
                                 for c in comparison.columns if c not in ("data", "length", "threshold")})
     st.caption("Empty cells: no simple sequence at that length (the paper's N/A) or no paper value. The paper's "
-               "last row says L = 18, its text says 17. Per-model totals are in the full table below.")
+               "last row says L = 18, its text says 17. Per-model totals and 95 % Clopper–Pearson intervals of every "
+               "accuracy are in the full table below.")
+    t3, cyclic = (table, other) if last_step == "T3" else (other, table)
+    st.info(lengthgen.reading_sentence(t3, cyclic))
     with st.expander("full table (every model, length and column)"):
         st.dataframe(table, hide_index=True, key="len-full")
 
     st.subheader("Downloads")
-    slug = f"loopviz-length-{config.key()}-seed{int(test_seed)}"
+    slug = f"loopviz-length-{config.key()}-seed{int(test_seed)}-{last_step}"
     a, b, c = st.columns(3)
     a.download_button("table (CSV, as `length-gen` writes it)", table.to_csv(index=False), f"{slug}.csv",
                       "text/csv", key="len-dl-table", on_click="ignore")
@@ -105,7 +113,8 @@ def body() -> None:
     c.download_button("test-set IC values (CSV)", ics.to_csv(index=False), f"{slug}-ic.csv", "text/csv",
                       key="len-dl-ic", on_click="ignore")
     st.caption(f"The same table from the command line: `python -m loopviz length-gen --runs DIR --lengths "
-               f"{','.join(map(str, sorted(lengths)))} --n {int(n_test)} --seed {int(test_seed)} --out table.csv`.")
+               f"{','.join(map(str, sorted(lengths)))} --n {int(n_test)} --seed {int(test_seed)} "
+               f"--last-step {last_step} --out table.csv`.")
 
 
 jobs.live_fragment(body, pair)

@@ -2,10 +2,12 @@
 mutual information with phases, valley shape, and the eigenspectrum through epochs."""
 from pathlib import Path
 
+import dataclasses
+
 import pandas as pd
 import streamlit as st
 
-from loopviz import curvature
+from loopviz import curvature, stats, verdicts
 from loopviz.toy import markov
 from loopviz.config import RunConfig
 from loopviz.plots import training as plots
@@ -20,7 +22,8 @@ PAPER_HIGH_BEFORE, PAPER_HIGH_AFTER = 0.4465, 0.5472   # Looped-Attn, high-IC, e
 
 st.title("Spectrum evolution: Single-Attn against Looped-Attn")
 st.caption("Markov language task (paper App. E.1): predict x3 from (x0, x1, x2). Information content "
-           "IC = −ln P(X) in nats; low = the 40 % of training samples with lowest IC, high = the 40 % with highest.")
+           "IC = −ln P(X) in nats; low = IC ≤ the training set's 40 % quantile, high = IC ≥ its 60 % quantile "
+           "(copies of one sequence never straddle a threshold, so the shares are not exactly 40 %).")
 
 config = sidebar_config(RunConfig())
 pair = jobs.model_pair(config)
@@ -40,16 +43,51 @@ def bayes(run: RunData) -> dict[str, float]:
     return markov.bayes_bucket_accuracy(t["transitions"], t["train_inputs"], t["train_targets"], t["train_bucket"])
 
 
-def verdict(single: RunData, looped: RunData) -> str:
-    """One sentence, with this run's numbers, on whether it shows the paper's effect."""
-    s, l = single.records.iloc[-1], looped.records.iloc[-1]
-    gap, val_gap = l["acc_high"] - s["acc_high"], l["val_acc_high"] - s["val_acc_high"]
-    paper = (f"the paper reports Looped-Attn rising from {PAPER_HIGH_BEFORE:.2%} to {PAPER_HIGH_AFTER:.2%} on "
-             f"high-IC sequences while Single-Attn stays flat")
-    shown = "shows the paper's effect" if gap >= 0.04 else "does not show the paper's effect"
-    return (f"This run {shown}: at epoch {int(l['epoch'])} Looped-Attn reaches {l['acc_high']:.1%} high-IC "
-            f"training accuracy against Single-Attn's {s['acc_high']:.1%} ({gap:+.1%}; validation {val_gap:+.1%}); "
-            f"{paper}.")
+def verdict_panel(single: RunData, looped: RunData) -> None:
+    """Observation 1 from this run's numbers: faster, higher or neither (verdicts.py), on training and
+    held-out high-IC accuracy, at the run's end and, when it runs longer, at the paper's 600 epochs."""
+    s, l = single.records, looped.records
+    n = min(len(s), len(l))
+    horizons = [int(s["epoch"].iloc[n - 1])]
+    if horizons[0] > verdicts.PAPER_EPOCHS:
+        horizons.append(verdicts.PAPER_EPOCHS)
+    lines, reach = [], []
+    for column, what in (("acc_high", "high-IC training accuracy"), ("val_acc_high", "high-IC held-out accuracy")):
+        for horizon in horizons:
+            v = verdicts.compare(s["epoch"].iloc[:n], s[column].iloc[:n], l[column].iloc[:n], horizon=horizon)
+            lines.append(f"- **{v.word}** (to epoch {horizon}): {v.sentence(what)}")
+            if horizon == horizons[0]:
+                reach.append((what, v))
+    st.info("**Is Looped-Attn faster, higher, or neither?** The paper reports Looped-Attn rising from "
+            f"{PAPER_HIGH_BEFORE:.2%} to {PAPER_HIGH_AFTER:.2%} on high-IC sequences after epoch 150 while "
+            "Single-Attn stays flat (Observation 1, 600 epochs). This run:\n" + "\n".join(lines))
+    st.plotly_chart(plots.reach_figure(reach, verdicts.PAPER_EPOCHS), key="time-to-reach")
+
+
+def bucket_caption(run: RunData) -> str:
+    """The actual bucket shares of this run's training and validation draws, with intervals."""
+    t = run.task
+    parts = [f"{split}: low {stats.share(t[f'{split}_bucket'] == 0).text()}, high "
+             f"{stats.share(t[f'{split}_bucket'] == 2).text()}" for split in ("train", "val")]
+    return "Bucket shares — " + "; ".join(parts) + "."
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def observation2(key: str, n_spectra: int, definition: str, _run: RunData) -> tuple[RunData, curvature.PhaseFit]:
+    """The run with entropy, MI and phases recomputed from its spectra under `definition`;
+    cached by (config key, spectra so far, definition)."""
+    c = _run.config
+    edges = curvature.log_bin_edges(c.entropy_bins, c.entropy_min, c.entropy_max)
+    entropy, mi = curvature.entropy_and_mi(_run.eigenvalues, definition, edges)
+    fit = curvature.phase_test(entropy)
+    rec = _run.records.copy()
+    rows = rec["epoch"].isin(_run.spectrum_epochs).to_numpy()
+    order = pd.Series(range(len(_run.spectrum_epochs)), index=_run.spectrum_epochs)
+    where = order[rec.loc[rows, "epoch"]].to_numpy()
+    for name, values in (("entropy", entropy), ("mutual_info", mi), ("phase", fit.labels)):
+        rec[name] = float("nan")
+        rec.loc[rows, name] = values[where]
+    return dataclasses.replace(_run, records=rec), fit
 
 
 def assumption_panel(single: RunData, looped: RunData, epoch: int) -> None:
@@ -74,13 +112,15 @@ def body() -> None:
         return
     single, looped = runs["Single-Attn"], runs["Looped-Attn"]
     if single is not None and looped is not None and len(single.records) and len(looped.records):
-        st.info(verdict(single, looped))
+        verdict_panel(single, looped)
 
     st.subheader("Observation 1: accuracy by information content")
     columns = st.columns(len(shown))
     for column, (label, run) in zip(columns, shown.items()):
-        column.plotly_chart(plots.accuracy_figure(run, f"{label}: train (solid), validation (dashed)", bayes(run)),
-                            key=f"acc-{label}")
+        marks = {"paper's 600": verdicts.PAPER_EPOCHS} if run.config.epochs > verdicts.PAPER_EPOCHS else None
+        column.plotly_chart(plots.accuracy_figure(run, f"{label}: train (solid), validation (dashed)", bayes(run),
+                                                  marks), key=f"acc-{label}")
+    st.caption(bucket_caption(next(iter(shown.values()))))
     st.plotly_chart(plots.loss_figure(shown), key="loss")
 
     st.subheader("Observation 2: Hessian matrix entropy, mutual information and phases")
@@ -88,15 +128,28 @@ def body() -> None:
     if not with_spectra:
         st.info("No spectra yet (they follow the training curves, or hessian_every is 0).")
         return
+    definition = st.radio("p(|λ|) for entropy and MI", curvature.ENTROPY_DEFINITIONS, horizontal=True,
+                          index=curvature.ENTROPY_DEFINITIONS.index(config.entropy_definition), key="entropy_def",
+                          help="histogram: shares of |λ| in 40 log bins; spectral: p_i = |λ_i| / Σ|λ| (the "
+                               "paper's formula read literally).")
     columns = st.columns(len(with_spectra))
+    sentences = []
     for column, (label, run) in zip(columns, with_spectra.items()):
-        column.plotly_chart(plots.entropy_figure(run, label), key=f"entropy-{label}")
+        shown_run, fit = observation2(run.config.key(), len(run.spectrum_epochs), definition, run)
+        column.plotly_chart(plots.entropy_figure(shown_run, label), key=f"entropy-{label}")
+        spectra_rows = shown_run.records.dropna(subset=["entropy"])
+        copies = curvature.mi_copy_share(spectra_rows["entropy"].to_numpy(), spectra_rows["mutual_info"].to_numpy())
+        sentences.append(f"{fit.sentence(label, run.spectrum_epochs)} MI equals min(E_s, E_s+1) at {copies.text()} of its epochs.")
+    st.caption("Observation 2's shape depends on this choice: the paper writes p(|λ_i|) without saying what it "
+               "is, and the two readings give different curves and different phases. Phases are shaded only "
+               "where a permutation test against time-shuffled curves finds structure (α = "
+               f"{curvature.PHASE_ALPHA:g}); " + " ".join(sentences))
     st.plotly_chart(plots.kappa_figure(with_spectra, config.valley_delta), key="kappa")
     shapes = []
     for label, run in with_spectra.items():
         rec = run.records.dropna(subset=["kappa_valley"])
-        share_u = float((rec["valley_shape"] == "U").mean()) if len(rec) else float("nan")
-        shapes.append(f"{label} is U-shaped at {share_u:.0%} of its spectra (final κ = {rec['kappa_valley'].iloc[-1]:.3g})"
+        share_u = stats.share(rec["valley_shape"] == "U")
+        shapes.append(f"{label} is U-shaped at {share_u.text()} of its spectra (final κ = {rec['kappa_valley'].iloc[-1]:.3g})"
                       if len(rec) else f"{label} has no valley yet")
     st.caption("By Definition 1 (U when κ ≤ 1 + δ = " + f"{1 + config.valley_delta:g}): " + "; ".join(shapes) +
                ". Conjecture 1 expects Single-Attn's valley to be U-shaped; compare the two curves' levels.")
@@ -125,14 +178,16 @@ st.divider()
 st.subheader("Reproduction: how often does the effect appear?")
 if SWEEP_FILE.exists():
     sweep = pd.read_csv(SWEEP_FILE)
+    sweep_epochs = int(sweep["looped_epoch"].max())
     st.markdown(f"**{summary_line(summarise_seed_sweep(sweep))}** (bundled `python -m loopviz sweep-seeds` "
-                f"at the default configuration, one point per seed, spectra off).")
+                f"at the default configuration but {sweep_epochs} epochs, one point per seed, spectra off).")
     left, right = st.columns(2)
-    left.plotly_chart(plots.gap_histogram(sweep, PAPER_HIGH_AFTER - PAPER_HIGH_BEFORE), key="sweep-hist")
-    right.plotly_chart(plots.sweep_figure(sweep, PAPER_HIGH_AFTER - PAPER_HIGH_BEFORE, RunConfig().seed),
+    left.plotly_chart(plots.gap_histogram(sweep), key="sweep-hist")
+    right.plotly_chart(plots.sweep_figure(sweep, RunConfig().seed),
                        key="sweep-scatter", on_select=open_selected_seed, selection_mode="points")
-    st.caption("Paper line: Looped-Attn's own high-IC gain after epoch 150 (54.72 % − 44.65 %). The star is the "
-               "default run's seed. A training gain without a validation gain is memorisation of the draw. "
-               "Click a point to load that seed in the sidebar (then Train it).")
+    st.caption("The paper reports no Looped − Single gap to draw here (its 54.72 % − 44.65 % is Looped-Attn's own "
+               "gain after epoch 150), so none is drawn. The star is the default run's seed. A training gain "
+               "without a validation gain is memorisation of the draw. Click a point to load that seed in the "
+               "sidebar (then Train it).")
 else:
     st.warning("No bundled seed sweep found (assets/sweep_seeds.csv); README says how to make it.")

@@ -518,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "(default: %(default)s, the paper's N_test)")
     lg.add_argument("--seed", default="0", help="test-set seed; the draw also depends on data_seed and length "
                                                 "(default: %(default)s)")
+    lg.add_argument("--last-step", default="T3", metavar="{T3,cyclic}",
+                    help="T3: phase the cycle so the last transition is T3, as in every training target (like with "
+                         "like); cyclic: T1, T2, T3, ... from x0, the paper's literal words (default: %(default)s)")
     lg.add_argument("--out", default=None, help="CSV file to write (default: the CSV goes to stdout)")
     lg.add_argument("--force", action="store_true", help="overwrite --out (default: refuse)")
     lg.set_defaults(handler=command_length_gen)

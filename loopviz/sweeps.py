@@ -10,9 +10,9 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Callable, Iterable, Iterator
 
-import numpy as np
 import pandas as pd
 
+from . import stats
 from .toy import markov
 from .config import RunConfig
 
@@ -77,26 +77,13 @@ def seed_configs(base: RunConfig, seeds: int, vary: str, first: int = 0) -> list
     return [base.replace(hessian_every=0, **{f: s for f in fields}) for s in range(first, first + seeds)]
 
 
-def summarise_seed_sweep(table: pd.DataFrame) -> dict[str, float]:
-    """How often, and how, Looped beats Single on high-IC training accuracy."""
-    gap = table["gap_acc_high"].to_numpy()
-    val_gap = table["gap_val_acc_all"].to_numpy()
-    return {
-        "runs": int(len(table)),
-        "mean_gap_acc_high": float(np.mean(gap)),
-        "share_gap_ge_0.04": float(np.mean(gap >= 0.04)),
-        "share_gap_le_-0.04": float(np.mean(gap <= -0.04)),
-        "mean_gap_val_acc_all": float(np.mean(val_gap)),
-        "share_train_up_val_down": float(np.mean((gap >= 0.04) & (val_gap < 0))),
-    }
+def summarise_seed_sweep(table: pd.DataFrame) -> dict:
+    """How often, and how, Looped beats Single on high-IC accuracy, with intervals (stats.py)."""
+    return stats.seed_sweep_summary(table)
 
 
-def summary_line(summary: dict[str, float]) -> str:
-    return (f"{summary['runs']} seeds: Looped − Single high-IC train accuracy gap mean "
-            f"{summary['mean_gap_acc_high']:+.3f}; ≥ +0.04 in {summary['share_gap_ge_0.04']:.0%}, "
-            f"≤ −0.04 in {summary['share_gap_le_-0.04']:.0%}; validation accuracy gap mean "
-            f"{summary['mean_gap_val_acc_all']:+.3f}; train up ≥ 0.04 with validation down in "
-            f"{summary['share_train_up_val_down']:.0%}")
+def summary_line(summary: dict) -> str:
+    return stats.seed_sweep_sentence(summary)
 
 
 def _shift_point(config_json: str) -> dict[str, float]:

@@ -117,7 +117,7 @@ def test_bundled_charts_then_a_live_run(server, browser, capsys):
     assert wait_for(lambda: plot_count(browser) >= 8, 60), "the bundled charts did not appear"
     first_paint = time.time() - started
     request_to_charts = time.time() - requested
-    assert first_curve_length(browser) == 601
+    assert first_curve_length(browser) == 1501   # the bundled pair runs to 1500 epochs
     assert_no_exception(browser)
     browser.save_screenshot(str(ARTIFACTS / "spectrum-bundled.png"))
 

@@ -48,3 +48,21 @@ def test_loops_schedule():
     assert [shift.loops_at(e) for e in (0, 10, 11, 600)] == [1, 1, 3, 3]
     assert RunConfig(model="single", loops=3).loops_at(50) == 1
     assert RunConfig(model="looped", loops=4).loops_at(0) == 4
+
+
+def test_fields_added_later_load_from_old_files_and_keep_old_keys():
+    old = RunConfig(epochs=600).to_dict()
+    for name in ("entropy_definition", "scp_wait"):
+        old.pop(name)
+    loaded = RunConfig.from_dict(old)      # a config.json written before the fields existed
+    assert loaded.entropy_definition == "histogram" and loaded.scp_wait == "patience"
+    # The identity hashes exactly the fields such a file had, so its stored run is still found.
+    import hashlib
+    import json
+    science = {k: v for k, v in old.items() if k != "device"}
+    science.pop("shift_epoch"), science.pop("reset_optimizer")
+    assert loaded.key() == hashlib.sha256(json.dumps(science, sort_keys=True).encode()).hexdigest()[:16]
+    assert loaded.replace(scp_wait="gradient").key() == loaded.key()          # analysis only
+    assert loaded.replace(entropy_definition="spectral").key() != loaded.key()  # changes the records
+    with pytest.raises(ConfigError, match="entropy_definition"):
+        loaded.replace(entropy_definition="kde")

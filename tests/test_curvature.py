@@ -116,18 +116,159 @@ def test_assumption_1_dimension_and_dominance():
     assert not worse.dimension and not worse.dominance and not worse.holds
 
 
-def test_phases_are_found_on_a_synthetic_entropy_curve():
-    epochs = np.arange(300)
-    collapse = np.linspace(3.0, 1.0, 50)
-    rise = 1.0 + np.linspace(0, 1.5, 100) + 0.5 * np.linspace(0, 1, 100) * np.sin(np.arange(100) / 3)
-    flat = np.full(150, 2.5)
-    labels = curvature.detect_phases(np.concatenate([collapse, rise, flat]))
-    assert len(labels) == len(epochs)
-    assert set(labels[:45]) == {1}
-    assert set(labels[55:140]) == {2}
-    assert set(labels[160:]) == {3}
-    assert np.all(np.diff(labels) >= 0)
+def test_spectral_entropy_is_the_papers_formula_read_literally():
+    lam = np.array([-2.0, 1.0, 0.5, 0.5, 0.0])
+    p = np.abs(lam) / np.abs(lam).sum()
+    expected = -sum(x * np.log(x) for x in p if x > 0)
+    assert curvature.spectral_entropy(lam) == pytest.approx(expected)
+    assert curvature.spectral_entropy(np.ones(7)) == pytest.approx(np.log(7))
+    assert curvature.spectral_entropy(np.array([0.0, 0.0, 3.0])) == pytest.approx(0.0)
 
 
-def test_a_flat_entropy_curve_is_all_stabilisation():
-    assert set(curvature.detect_phases(np.full(40, 2.0))) == {3}
+def test_spectral_mutual_information_is_bounded_and_equals_entropy_on_itself():
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        n = int(rng.integers(2, 80))
+        a = rng.standard_normal(n) * 10.0 ** rng.uniform(-8, 2, n)
+        b = a * np.exp(rng.normal(0, rng.uniform(0, 3), n)) if rng.random() < 0.7 else rng.standard_normal(n)
+        mi = curvature.spectral_mutual_information(a, b)
+        assert -1e-12 <= mi <= min(curvature.spectral_entropy(a), curvature.spectral_entropy(b)) + 1e-12
+        assert curvature.spectral_mutual_information(a, a) == pytest.approx(curvature.spectral_entropy(a))
+        # the same spectrum rescaled has the same p: I = E
+        assert curvature.spectral_mutual_information(a, 3 * a) == pytest.approx(curvature.spectral_entropy(a))
+
+
+def test_spectral_mutual_information_against_a_brute_force_coupling():
+    """The comonotone coupling built cell by cell: p_ij = |[P_i-1, P_i] ∩ [Q_j-1, Q_j]|."""
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        a, b = rng.exponential(size=6), rng.exponential(size=6)
+        p, q = np.sort(a)[::-1] / a.sum(), np.sort(b)[::-1] / b.sum()
+        P, Q = np.concatenate([[0], np.cumsum(p)]), np.concatenate([[0], np.cumsum(q)])
+        joint = np.array([[max(0.0, min(P[i + 1], Q[j + 1]) - max(P[i], Q[j])) for j in range(6)] for i in range(6)])
+        np.testing.assert_allclose(joint.sum(1), p, atol=1e-12)
+        nz = joint > 0
+        brute = float((joint[nz] * np.log(joint[nz] / np.outer(p, q)[nz])).sum())
+        assert curvature.spectral_mutual_information(a, b) == pytest.approx(brute, abs=1e-12)
+
+
+def test_both_definitions_keep_mi_below_both_entropies_on_random_spectra():
+    rng = np.random.default_rng(3)
+    edges = curvature.log_bin_edges(40, 1e-8, 1e2)
+    spectra = rng.standard_normal((30, 60)) * 10.0 ** rng.uniform(-8, 2, (30, 60))
+    for definition in curvature.ENTROPY_DEFINITIONS:
+        e, mi = curvature.entropy_and_mi(spectra, definition, edges)
+        assert np.isnan(mi[0])
+        assert np.all(mi[1:] <= np.minimum(e[1:], e[:-1]) + 1e-12) and np.all(mi[1:] >= -1e-12)
+    with pytest.raises(ValueError, match="entropy definition"):
+        curvature.entropy_and_mi(spectra, "kde", edges)
+
+
+def _planted(rng, n=600, noise=0.05):
+    """Drop over the first 25 %, rise-and-fluctuate to 60 %, plateau after: boundaries 150, 360."""
+    a, b = n // 4, int(0.6 * n)
+    drop = np.linspace(3.0, 1.0, a)
+    k = np.arange(b - a)
+    rise = 1.0 + np.linspace(0, 1.5, b - a) + 0.3 * np.sin(k / 5)
+    flat = np.full(n - b, 2.5)
+    return np.concatenate([drop, rise, flat]) + rng.normal(0, noise, n), (a, b)
+
+
+def test_phases_are_found_near_the_planted_boundaries():
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        for n in (300, 1500):
+            y, (a, b) = _planted(rng, n)
+            fit = curvature.phase_test(y)
+            assert fit.significant and fit.p_value <= 0.05
+            labels = fit.labels
+            tol = 0.1 * n
+            collapse, div, stable = (np.nonzero(labels == k)[0] for k in (1, 2, 3))
+            assert collapse[0] <= tol and abs(collapse[-1] + 1 - a) <= tol
+            assert abs(div[0] - a) <= tol and abs(div[-1] + 1 - b) <= tol
+            assert abs(stable[0] - b) <= tol and stable[-1] == n - 1
+            assert np.all(np.diff(labels) >= 0)
+
+
+def test_iid_noise_has_no_significant_phase_at_the_nominal_rate():
+    """The permutation test is exact for exchangeable curves: ≤ α false positives (binomial slack)."""
+    flagged = 0
+    for seed in range(40):
+        rng = np.random.default_rng(100 + seed)
+        y = rng.standard_normal(300) if seed % 2 else rng.exponential(size=300)
+        fit = curvature.phase_test(y, permutations=99)
+        flagged += fit.significant
+        if not fit.significant:
+            assert set(fit.labels) == {0} and "no significant phase" in fit.sentence()
+    assert flagged <= 6   # P(Binomial(40, 0.05) > 6) ≈ 0.014
+
+
+def test_time_shuffled_real_entropy_curves_have_no_significant_phase():
+    import pandas as pd
+    curves = [pd.read_csv(f"assets/default/{m}/records.csv")["entropy"].dropna().to_numpy()
+              for m in ("single", "looped")]
+    flagged, trials = 0, 0
+    for curve in curves:
+        for seed in range(20):
+            shuffled = np.random.default_rng(seed).permutation(curve)
+            flagged += curvature.phase_test(shuffled, permutations=99, seed=seed + 1).significant
+            trials += 1
+    assert flagged <= 6   # 40 trials at α = 0.05: P(Binomial(40, 0.05) > 6) ≈ 0.014
+
+
+def test_the_phase_test_is_reproducible_and_flat_curves_are_no_phase():
+    y, _ = _planted(np.random.default_rng(0))
+    np.testing.assert_array_equal(curvature.phase_test(y).labels, curvature.phase_test(y).labels)
+    flat = curvature.phase_test(np.full(40, 2.0))
+    assert set(flat.labels) == {0} and not flat.significant
+    short = curvature.phase_test(np.array([1.0, 2.0, 0.5]))
+    assert set(short.labels) == {0} and "too short" in short.sentence()
+    assert set(curvature.detect_phases(np.array([1.0, np.nan] * 20))) == {0}
+
+
+def test_a_monotone_drop_is_collapse_only_and_a_step_then_plateau_has_no_diversification():
+    rng = np.random.default_rng(7)
+    drop = np.linspace(3, 1, 400) + rng.normal(0, 0.05, 400)
+    labels = curvature.detect_phases(drop)
+    assert np.mean(labels == 1) > 0.8 and not np.any(labels == 2)
+    step = np.concatenate([np.linspace(3, 1, 100), np.full(300, 1.0)]) + rng.normal(0, 0.05, 400)
+    labels = curvature.detect_phases(step)
+    assert abs(np.nonzero(labels == 1)[0][-1] - 100) <= 40 and not np.any(labels == 2)
+    assert labels[-1] == 3
+
+
+def test_segment_costs_are_least_squares_line_residuals_by_polyfit():
+    rng = np.random.default_rng(9)
+    Y = rng.normal(size=(2, 15))
+    C = curvature._segment_costs(Y, 3)
+    t = np.linspace(0, 1, 15)
+    for b in range(2):
+        for i in range(15):
+            for j in range(i + 1, 16):
+                if j - i < 3:
+                    assert C[b, i, j] == np.inf
+                    continue
+                coef = np.polyfit(t[i:j], Y[b, i:j], 1)
+                sse = float(((np.polyval(coef, t[i:j]) - Y[b, i:j]) ** 2).sum())
+                assert C[b, i, j] == pytest.approx(sse, abs=1e-9)
+
+
+def test_best_partitions_match_brute_force_enumeration():
+    import itertools
+
+    rng = np.random.default_rng(11)
+    Y = rng.normal(size=(1, 13)).cumsum(axis=1)
+    C = curvature._segment_costs(Y, 3)
+    best, _ = curvature._best_partitions(C, 3)
+    for k in (1, 2, 3):
+        brute = min(sum(C[0, a, b] for a, b in zip((0, *cuts), (*cuts, 13)))
+                    for cuts in itertools.combinations(range(1, 13), k - 1))
+        assert best[0, k - 1] == pytest.approx(brute)
+
+
+def test_phase_sentence_speaks_in_epochs():
+    y, _ = _planted(np.random.default_rng(1), 300)
+    fit = curvature.phase_test(y)
+    text = fit.sentence("run", epochs=np.arange(300) * 5)
+    first = np.nonzero(fit.labels == 1)[0][0]
+    assert f"collapse {5 * first}–" in text

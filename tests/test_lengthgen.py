@@ -28,15 +28,18 @@ def default_runs():
     return [read_run(f"{DEFAULT_RUNS}/single"), read_run(f"{DEFAULT_RUNS}/looped")]
 
 
-def test_evaluation_matches_an_independent_per_sample_computation():
+@pytest.mark.parametrize("last_step", ["cyclic", "T3"])
+def test_evaluation_matches_an_independent_per_sample_computation(last_step):
     run = tiny_run()
     lengths, n = (5, 9), 400
-    table = lengthgen.evaluate([run], lengths, n, seed=3, include_training=False)
+    table = lengthgen.evaluate([run], lengths, n, seed=3, include_training=False, last_step=last_step)
     W = reference.unflatten(run.thetas[-1], run.config.d)
     T = run.task["transitions"]
     threshold = run.task["train_ic"].max()
     for L in lengths:
-        test = lengthgen.draw_test_set(T, run.config.alpha, run.config.data_seed, L, n, 3)
+        test = lengthgen.draw_test_set(T, run.config.alpha, run.config.data_seed, L, n, 3, last_step)
+        o = (4 - L) % 3 if last_step == "T3" else 0   # step j uses T[(j - 1 + o) % 3]; T3: the last is T[2]
+        assert (L - 2 + o) % 3 == (2 if last_step == "T3" else (L - 2) % 3)
         token, position = models.make_embedding("random", run.config.d, L - 1, run.config.data_seed)
         np.testing.assert_array_equal(position[:3], run.task["position_embedding"])
         hits, simple, bayes = [], [], []
@@ -44,9 +47,10 @@ def test_evaluation_matches_an_independent_per_sample_computation():
             x, y = seq[:-1], seq[-1]
             out = reference.looped_logits(*W, (token[x] + position[:len(x)]).T, run.config.loops)
             hits.append(np.argmax(out) == y)
-            p = 1 / 3 * np.prod([T[(j - 1) % 3][seq[j - 1], seq[j]] for j in range(1, L)])
+            p = 1 / 3 * np.prod([T[(j - 1 + o) % 3][seq[j - 1], seq[j]] for j in range(1, L)])
+            assert -np.log(p) == pytest.approx(test.ic[len(hits) - 1])
             simple.append(-np.log(p) <= threshold)
-            bayes.append(np.argmax(T[(L - 2) % 3][seq[-2]]) == y)
+            bayes.append(np.argmax(T[(L - 2 + o) % 3][seq[-2]]) == y)
         hits, simple, bayes = map(np.array, (hits, simple, bayes))
         row = table[table["length"] == L].iloc[0]
         assert row["n"] == n and row["data"] == "test" and row["model"] == "looped"
@@ -140,3 +144,48 @@ def test_cli_writes_the_table_and_refuses_to_overwrite(capsys, tmp_path):
     assert cli(["length-gen", "--runs", DEFAULT_RUNS, "--n", "50", "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
 
+
+
+def test_last_step_t3_ends_every_length_with_t3_and_cyclic_follows_the_cycle():
+    T = np.arange(3)[:, None, None] * np.ones((3, 3, 3))   # T[k] filled with k: which matrix is used
+    for L in range(2, 20):
+        t3 = lengthgen.phased_transitions(T, L, "T3")
+        assert t3[(L - 2) % 3][0, 0] == 2                      # the last step (j = L - 1) uses T3
+        assert lengthgen.phased_transitions(T, L, "cyclic")[(L - 2) % 3][0, 0] == (L - 2) % 3
+    np.testing.assert_array_equal(lengthgen.phased_transitions(T, 4, "T3"), T)  # training: unchanged
+    with pytest.raises(lengthgen.LengthGenError, match="last step"):
+        lengthgen.phased_transitions(T, 8, "T1")
+
+
+def test_chance_bayes_and_intervals_stand_beside_every_accuracy():
+    run = tiny_run()
+    table = lengthgen.evaluate([run], (8,), 300, include_training=True)
+    for row in table.itertuples():
+        assert row.chance == pytest.approx(1 / 3)
+        assert row.acc_total_low <= row.acc_total <= row.acc_total_high
+        assert row.acc_simple_low <= row.acc_simple <= row.acc_simple_high
+        assert 0 <= row.bayes_total <= 1 and row.n_simple == round(row.share_simple * row.n)
+    assert list(table.columns) == list(lengthgen.COLUMNS)
+    compared = lengthgen.comparison_table(table)
+    assert {"chance", "bayes_simple", "last_step"} <= set(compared.columns)
+
+
+def test_reading_and_threshold_sentences_follow_the_numbers():
+    def table(values):
+        return pd.DataFrame({"data": "test", "model": ["single", "looped"] * 2, "length": [8, 8, 11, 11],
+                             "acc_simple": values, "share_simple": 0.9, "n_simple": 9, "n": 10})
+    below, above = table([0.1, 0.2, 0.05, 0.3]), table([0.6, 0.7, 0.5, 0.65])
+    assert "most plausibly tested like with like" in lengthgen.reading_sentence(above, below)
+    assert "do not decide" in lengthgen.reading_sentence(above, above)
+    text = lengthgen.threshold_sentence(9.84, above)
+    assert "9.84" in text and "14.57" in text and "L = 8: 90.0 % (9 of 10)" in text
+
+
+def test_cli_last_step_option(tmp_path, capsys):
+    assert entry.main(["length-gen", "--runs", DEFAULT_RUNS, "--lengths", "8", "--n", "200", "--last-step", "T1"]) == 2
+    assert "--last-step must be one of" in capsys.readouterr().err
+    out = tmp_path / "t.csv"
+    assert entry.main(["length-gen", "--runs", DEFAULT_RUNS, "--lengths", "8", "--n", "200", "--last-step", "cyclic",
+                       "--out", str(out)]) == 0
+    written = pd.read_csv(out)
+    assert set(written.loc[written["data"] == "test", "last_step"]) == {"cyclic"} and "chance" in written.columns

@@ -14,7 +14,9 @@ def test_default_view_uses_scp_and_the_bundled_runs():
     at = app_test(PAGE).run()
     assert not at.exception
     assert any("SCP: validation-loss plateau at epoch" in s.value for s in at.success)
-    assert at.slider(key="shift_epoch").value == 261
+    assert at.slider(key="shift_epoch").value == 232   # E_plateau 212 + W 20, the paper's rule
+    assert any("E_shift = E_plateau + W = 212 + 20 = 232" in s.value for s in at.success)
+    assert any("restarts from worse than chance" in i.value for i in at.info)
     assert len(at.get("plotly_chart")) >= 5
     assert any(m.label == "speed-up" for m in at.metric)
     assert jobs.registry().jobs == {}  # the SCP epoch's SHIFT run is bundled: nothing to train
@@ -22,14 +24,14 @@ def test_default_view_uses_scp_and_the_bundled_runs():
 
 def test_moving_the_slider_trains_stage_two_only():
     at = app_test(PAGE).run()
-    at.slider(key="shift_epoch").set_value(500).run()
-    config = RunConfig(model="shift", shift_epoch=500)
+    at.slider(key="shift_epoch").set_value(1400).run()
+    config = RunConfig(model="shift", shift_epoch=1400)
     job = jobs.registry().get(config)
     assert job is not None
     at = run_until(at, lambda a: job.log.done, timeout=240)
     assert not at.exception and job.log.status == "complete"
-    # Stage I came from the bundled Single run: its 501 spectra were reused, not recomputed.
-    assert len(job.log.spectra) == 601
+    # Stage I came from the bundled Single run: its 1401 spectra were reused, not recomputed.
+    assert len(job.log.spectra) == 1501
     at.run()
     assert any(m.label == "SHIFT training (Stage I + II)" for m in at.metric)
 

@@ -155,6 +155,10 @@ def test_theorem1_bound_fails_for_a_hopping_one_dimensional_valley():
     H, H_rv, tv0 = np.array([[1.0]]), np.array([[1.0]]), np.array([1.0])
     C_hat = q.unforced_force(H, H_rv, tv0, 1.9, 1)[-1]
     assert np.linalg.norm(C_hat) == pytest.approx(1.9 * q.force_bound(np.array([1.0]), 1.0, 1.0))
+    # Only odd K: an even K keeps |1 − ρ^K| ≤ 1, so the same valley stays within 𝒞.
+    for K in (2, 4, 10):
+        assert np.linalg.norm(q.unforced_force(H, H_rv, tv0, 1.9, K)[-1]) <= q.force_bound(np.array([1.0]), 1.0, 1.0)
+    assert np.linalg.norm(q.unforced_force(H, H_rv, tv0, 1.9, 3)[-1]) > q.force_bound(np.array([1.0]), 1.0, 1.0)
 
 
 # --- Valley spectra, Assumption 1, Corollaries 1–2 --------------------------------

@@ -75,24 +75,44 @@ def test_shift_at_the_last_epoch_is_the_single_run_and_at_zero_is_looped():
     np.testing.assert_array_equal(at_zero[-1].theta, looped[-1])
 
 
-def test_scp_finds_a_known_plateau_and_waits_for_the_gradient():
+def _scp_curves():
     rng = np.random.default_rng(0)
     epochs = np.arange(400)
     val = 0.6 + 0.5 * np.exp(-epochs / 30) + rng.normal(0, 1e-4, 400)   # flat after ~100
     grad = np.where(epochs < 180, 1.0 + rng.uniform(-0.5, 0.5, 400), 0.2 + rng.uniform(-0.005, 0.005, 400))
+    return val, grad
+
+
+def test_scp_default_is_the_papers_rule_plateau_plus_patience():
+    val, grad = _scp_curves()
     plateau, shift_epoch = shift.scp(val, grad, delta1=0.01, plateau_epochs=20, patience=20, delta2=0.1)
     # brute force: the first e with val[e-20] - val[e] < 0.01
     expected = next(e for e in range(20, 400) if val[e - 20] - val[e] < 0.01)
     assert plateau == expected and 80 < plateau < 130
+    assert shift_epoch == plateau + 20            # E_shift = E_plateau + W (Sec. 5), whatever the gradient does
+    assert shift.scp(val, grad, patience=7) == (plateau, plateau + 7)
+    # δ2 is then only a check: here the gradient has not settled yet at E_shift.
+    assert shift.gradient_spread(grad, shift_epoch, 20) > 0.1
+
+
+def test_scp_gradient_option_waits_for_the_gradient_to_settle():
+    val, grad = _scp_curves()
+    plateau, shift_epoch = shift.scp(val, grad, delta1=0.01, plateau_epochs=20, patience=20, delta2=0.1,
+                                     wait="gradient")
     assert shift_epoch == 180 + 19  # the first full window of settled gradients
     assert shift_epoch >= plateau + 20
+    assert shift.gradient_spread(grad, shift_epoch, 20) < 0.1 <= shift.gradient_spread(grad, shift_epoch - 1, 20)
+    with pytest.raises(ValueError, match="wait"):
+        shift.scp(val, grad, wait="later")
 
 
 def test_scp_without_a_plateau_says_so():
     val = np.linspace(2.0, 0.0, 300)   # falls 0.133 every 20 epochs
     assert shift.scp(val, np.ones(300)) == (None, None)
-    plateau, shift_epoch = shift.scp(np.ones(100), np.linspace(1, 5, 100))
+    assert shift.scp(np.ones(100), np.linspace(1, 5, 100)) == (20, 40)
+    plateau, shift_epoch = shift.scp(np.ones(100), np.linspace(1, 5, 100), wait="gradient")
     assert plateau == 20 and shift_epoch is None
+    assert shift.scp(np.ones(30), np.ones(30)) == (20, None)   # E_plateau + W lies past the run's end
 
 
 def test_theorem3_quantities_match_finite_difference_gradients():
@@ -215,3 +235,19 @@ def test_a_stage_one_that_diverges_never_starts_stage_two(monkeypatch):
     log = execute(config, workers=0)
     assert log.status == "diverged" and log.diverged_epoch == 3
     assert [r.loops for r in log.records] == [1, 1, 1, 1]
+
+
+def test_switch_jump_is_both_losses_at_the_same_weights(single_run):
+    from tests import reference
+
+    problem = prepare(BASE)
+    theta = single_run.thetas[6]
+    jump = shift.switch_jump(problem, theta, BASE.loops)
+    t = single_run.task
+    for name, loops in (("single", 1), ("looped", BASE.loops)):
+        expected = reference.mean_cross_entropy(theta, BASE.d, t["token_embedding"], t["position_embedding"],
+                                                t["train_inputs"], t["train_targets"], loops)
+        assert jump[f"{name}_loss"] == pytest.approx(expected, rel=1e-10)
+    assert jump["single_loss"] == pytest.approx(single_run.records["loss"].iloc[6], rel=1e-10)
+    assert jump["single_grad_norm"] == pytest.approx(single_run.records["grad_norm"].iloc[6], rel=1e-8)
+    assert jump["chance_loss"] == pytest.approx(np.log(3))

@@ -60,7 +60,7 @@ def _phase_spans(epochs: np.ndarray, phases: np.ndarray) -> list[tuple[int, floa
 
 
 def entropy_figure(run: RunData, title: str) -> go.Figure:
-    """Matrix entropy and mutual information (nats) with the detected phases shaded."""
+    """Matrix entropy and mutual information (nats); only significant phases (label > 0) shaded."""
     rec = run.records.dropna(subset=["entropy"])
     fig = go.Figure()
     fig.add_scatter(x=rec["epoch"], y=rec["entropy"], name="entropy E(H)", line=dict(color="#264653"))
@@ -68,7 +68,7 @@ def entropy_figure(run: RunData, title: str) -> go.Figure:
                     line=dict(color="#e9c46a"))
     if len(rec) > 2:
         spans = _phase_spans(rec["epoch"].to_numpy(), rec["phase"].to_numpy().astype(int))
-        for i, (phase, lo, hi) in enumerate(spans):
+        for i, (phase, lo, hi) in enumerate(s for s in spans if s[0] > 0):
             # Alternate label corners so that the names of short neighbouring phases do not collide.
             fig.add_vrect(x0=lo, x1=hi, fillcolor=PHASE_COLOURS[phase], line_width=0,
                           annotation_text=PHASE_NAMES[phase],
@@ -144,7 +144,7 @@ def spectrum_figure(run: RunData, epoch: int, eps: float, tau: float, max_frames
     return fig
 
 
-def sweep_figure(table: pd.DataFrame, paper_gap: float, marked_seed: int | None) -> go.Figure:
+def sweep_figure(table: pd.DataFrame, marked_seed: int | None) -> go.Figure:
     """Looped − Single gap in high-IC accuracy per seed: training against validation."""
     fig = go.Figure()
     fig.add_scatter(x=table["gap_acc_high"], y=table["gap_val_acc_high"], mode="markers", name="seeds",
@@ -155,14 +155,27 @@ def sweep_figure(table: pd.DataFrame, paper_gap: float, marked_seed: int | None)
         row = table[table["seed"] == marked_seed].iloc[0]
         fig.add_scatter(x=[row["gap_acc_high"]], y=[row["gap_val_acc_high"]], mode="markers", name="default run",
                         marker=dict(size=16, symbol="star", color="#d62828"))
-    fig.add_vline(x=paper_gap, line=dict(dash="dash", color="#d62828"), annotation_text=f"paper {paper_gap:+.3f}")
     fig.add_vline(x=0, line=dict(color="#999", width=1))
     fig.add_hline(y=0, line=dict(color="#999", width=1))
     return _layout(fig, "Looped − Single high-IC accuracy, one point per seed", "training gap", "validation gap")
 
 
-def gap_histogram(table: pd.DataFrame, paper_gap: float) -> go.Figure:
+def gap_histogram(table: pd.DataFrame) -> go.Figure:
+    """The gap over seeds. No 'paper' line: the paper reports no Looped − Single gap of this kind."""
     fig = go.Figure(go.Histogram(x=table["gap_acc_high"], nbinsx=30, marker_color="#457b9d", name="seeds"))
-    fig.add_vline(x=paper_gap, line=dict(dash="dash", color="#d62828"), annotation_text="paper")
     fig.add_vline(x=0, line=dict(color="#999", width=1))
     return _layout(fig, "Distribution of the high-IC training gap over seeds", "Looped − Single", "seeds")
+
+
+def reach_figure(verdicts: list, paper_epochs: int | None = None) -> go.Figure:
+    """Time to reach: for each accuracy level, the first epoch each model's smoothed curve reaches it
+    (verdicts.compare's levels and epochs); a level a model never reaches has no point."""
+    fig = go.Figure()
+    for (what, v), dash in zip(verdicts, ("solid", "dash")):
+        for name, epochs, colour in (("Single-Attn", v.reach_single, MODEL_COLOURS["single"]),
+                                     ("Looped-Attn", v.reach_looped, MODEL_COLOURS["looped"])):
+            fig.add_scatter(x=v.levels, y=epochs, name=f"{name}, {what}", mode="lines+markers",
+                            line=dict(color=colour, dash=dash))
+    if paper_epochs is not None:
+        fig.add_hline(y=paper_epochs, line=dict(color="#888", dash="dot"), annotation_text=f"paper's {paper_epochs}")
+    return _layout(fig, "Time to reach each accuracy level (lower = earlier)", "accuracy level", "first epoch")

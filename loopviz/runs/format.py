@@ -91,7 +91,8 @@ def run_data_from_log(log: RunLog, task: dict[str, np.ndarray] | None = None) ->
     P = param_count(config.d)
     eigenvalues = np.stack([log.spectra[e] for e in epochs]) if len(epochs) else np.zeros((0, P))
     summary = summarise_spectra(eigenvalues, config.river_eps, config.valley_delta, config.low_curvature_tau,
-                                log_bin_edges(config.entropy_bins, config.entropy_min, config.entropy_max))
+                                log_bin_edges(config.entropy_bins, config.entropy_min, config.entropy_max),
+                                config.entropy_definition)
     curv = pd.DataFrame({"epoch": epochs, **summary})
     records = records.merge(curv, on="epoch", how="left")
     records["loops"] = table["loops"]
