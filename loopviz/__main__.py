@@ -19,6 +19,7 @@ import pandas as pd
 
 from .config import MODELS, ConfigError, RunConfig
 from .toy.lengthgen import add_command as add_length_gen
+from .algo.cli import add_commands as add_algo_commands
 from .runs.execute import RunLog, execute
 from .runs.format import RunData, RunFormatError, read_run, run_data_from_log, write_run
 from .sweeps import (_seed_point, _shift_point, default_workers, run_parallel, seed_configs, shift_configs,
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     shift.set_defaults(handler=command_sweep_shift)
 
     add_length_gen(sub)
+    add_algo_commands(sub)
     return parser
 
 
