@@ -61,10 +61,11 @@ def test_confidence_rule_picks_the_most_confident_loop():
     net = models.build(tiny(), tasks.VOCAB, 20).eval()
     x = torch.randint(0, 8, (4, 6))
     with torch.no_grad():
-        loops, logits = models.choose_loops(net, x, 2, 5)
+        loops, logits, every = models.choose_loops(net, x, 2, 5)
         scores = [float(torch.log_softmax(net(x, t, 2), -1).max(-1).values.mean()) for t in range(1, 6)]
     assert loops == 1 + max(range(5), key=lambda i: scores[i])
-    assert torch.allclose(logits, net(x, loops, 2))
+    assert torch.allclose(logits, net(x, loops, 2), atol=1e-6)
+    assert len(every) == 5 and all(torch.allclose(every[t - 1], net(x, t, 2), atol=1e-6) for t in range(1, 6))
 
 
 @pytest.mark.parametrize("heads", [1, 4])

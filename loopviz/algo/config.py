@@ -32,8 +32,8 @@ class AlgoConfig:
     # -- task --
     task: str = "parity"
     train_min_len: int = 1         # training lengths n are drawn uniformly from [min, max]
-    train_max_len: int = 8
-    test_lengths: tuple[int, ...] = (4, 8, 10, 12, 14, 16)
+    train_max_len: int = 6
+    test_lengths: tuple[int, ...] = (4, 6, 8, 10, 12)
     alphabet: int = 0              # symbols of copy / unique set; 0 = the task's default
     # -- model (GPT-2 layers: pre-LN, causal MHA, GELU MLP x4, learned positions) --
     model: str = "looped"          # single | looped | shift
@@ -45,17 +45,17 @@ class AlgoConfig:
     stopping: str = "confidence"   # inference loops: confidence = most confident of 1..max; oracle = n
     max_loops_factor: float = 2.0  # confidence searches loops 1 .. ceil(factor * n)
     # -- training --
-    steps: int = 3000
+    steps: int = 4000
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.01
     grad_clip: float = 1.0         # 0 = no clipping
     seed: int = 0                  # initial weights
     data_seed: int = 0             # training batches and evaluation sets
     device: str = "auto"
     # -- evaluation --
-    eval_every: int = 100
-    eval_samples: int = 256        # per evaluation set (train, validation) and per test length
+    eval_every: int = 200
+    eval_samples: int = 128        # per evaluation set (train, validation) and per test length
     checkpoints: int = 4           # evenly spaced weight snapshots (plus the last and the switch)
     hessian_top: int = 0           # top Hessian eigenvalues (Lanczos) at each checkpoint; 0 = none
     hessian_samples: int = 32      # per training length, for the curvature batch
@@ -193,8 +193,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(width=256, heads=8, depth=1, lr=1e-4, steps=50_001, batch_size=64, train_min_len=1,
                   train_max_len=20, test_lengths=(10, 20, 25, 30, 35, 40), eval_every=1000, eval_samples=512,
                   checkpoints=10, hessian_top=0, scp_window=5, scp_patience=3, device="auto"),
-    "cpu": dict(width=64, heads=4, depth=1, lr=1e-3, steps=3000, batch_size=64, train_min_len=1, train_max_len=8,
-                test_lengths=(4, 8, 10, 12, 14, 16), eval_every=100, eval_samples=256, checkpoints=4, hessian_top=4,
+    "cpu": dict(width=64, heads=4, depth=1, lr=2e-3, steps=4000, batch_size=64, train_min_len=1, train_max_len=6,
+                test_lengths=(4, 6, 8, 10, 12), eval_every=200, eval_samples=128, checkpoints=4, hessian_top=4,
                 scp_window=5, scp_patience=3, device="cpu"),
 }
 
@@ -202,4 +202,4 @@ PRESETS: dict[str, dict[str, Any]] = {
 def preset(name: str, **changes: Any) -> AlgoConfig:
     if name not in PRESETS:
         raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {name!r}")
-    return AlgoConfig(**{**PRESETS[name], **changes}).validate()
+    return AlgoConfig.from_dict({**PRESETS[name], **changes})

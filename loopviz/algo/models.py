@@ -116,15 +116,18 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def choose_loops(model: LoopNet, x: torch.Tensor, output_len: int, max_loops: int) -> tuple[int, torch.Tensor]:
+def confidence(logits: torch.Tensor) -> float:
+    """Mean over the batch and the output positions of the predicted token's log-probability."""
+    return float(torch.log_softmax(logits, -1).max(-1).values.mean())
+
+
+def choose_loops(model: LoopNet, x: torch.Tensor, output_len: int, max_loops: int
+                 ) -> tuple[int, torch.Tensor, list[torch.Tensor]]:
     """The adaptive stopping rule at inference (our reading of Fan et al.'s maximum
-    confidence): run loops 1..max_loops, score each by the mean over the batch and the
-    output positions of the log-probability of the predicted token, and stop at the
-    most confident loop (the first one on ties). Returns (loops chosen, its logits)."""
-    best, best_score, best_logits = 1, -math.inf, None
-    for t, h in enumerate(model.loop_states(x, max_loops), start=1):
-        logits = model.logits(h, output_len)
-        score = float(torch.log_softmax(logits, -1).max(-1).values.mean())
-        if score > best_score:
-            best, best_score, best_logits = t, score, logits
-    return best, best_logits
+    confidence): run loops 1..max_loops, score each by `confidence`, stop at the most
+    confident loop (the first one on ties). Returns (loops chosen, its logits, the logits
+    of every loop, so that other rules can be scored from the same pass)."""
+    every = [model.logits(h, output_len) for h in model.loop_states(x, max_loops)]
+    scores = [confidence(logits) for logits in every]
+    best = max(range(len(every)), key=lambda i: (scores[i], -i))
+    return best + 1, every[best], every

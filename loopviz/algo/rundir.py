@@ -3,7 +3,8 @@
     config.json     the AlgoConfig (enough to rerun it)
     meta.json       status, message, diverged step, SHIFT's switch, timings, parameter count
     records.csv     one row per evaluation: step, phase, SCALARS, acc_<n> and loops_<n> per
-                    test length n, seconds (training time so far)
+                    test length n (the
+                    inference rule), oracle_acc_<n> (T = n), seconds (training time so far)
     weights.npz     steps [C] and one array [C, ...] per parameter, key "w/<name>", float32
     curvature.npz   steps [H], top [H, k]: the largest Hessian eigenvalues (may be empty)
 
@@ -59,7 +60,7 @@ class AlgoRun:
 
 def columns(config: AlgoConfig) -> list[str]:
     return (["step", "phase", *SCALARS] + [f"acc_{n}" for n in config.test_lengths]
-            + [f"loops_{n}" for n in config.test_lengths] + ["seconds"])
+            + [f"loops_{n}" for n in config.test_lengths] + [f"oracle_acc_{n}" for n in config.test_lengths] + ["seconds"])
 
 
 def records_table(config: AlgoConfig, records: list) -> pd.DataFrame:
@@ -70,6 +71,7 @@ def records_table(config: AlgoConfig, records: list) -> pd.DataFrame:
         for n in config.test_lengths:
             row[f"acc_{n}"] = r.acc_by_len.get(n, np.nan)
             row[f"loops_{n}"] = r.loops_by_len.get(n, np.nan)
+            row[f"oracle_acc_{n}"] = r.oracle_by_len.get(n, np.nan)
         rows.append(row)
     return pd.DataFrame(rows, columns=columns(config))
 

@@ -8,7 +8,8 @@ exactly T = n loops (loss at the last loop only). AdamW throughout.
 Every `eval_every` steps a record holds: the training loss and its gradient norm on a
 fixed training-distribution sample (T = 1 or n, as trained), training and validation
 exact-match accuracy (T as trained), and per test length the accuracy with the
-inference rule and the loops it chose. `seconds` is training time only: CPU time of
+inference rule and the loops it chose, and the accuracy at T = n (the
+training rule), scored from the same pass. `seconds` is training time only: CPU time of
 the training thread on a CPU, synchronised wall-clock on a GPU; evaluation excluded.
 
 SHIFT: the Single trainer applies SCP (loopviz.shift.scp, over evaluation records) as
@@ -114,6 +115,7 @@ class EvalRecord:
     acc_by_len: dict[int, float]
     loops_by_len: dict[int, int]
     seconds: float
+    oracle_by_len: dict[int, float] = field(default_factory=dict)  # accuracy at T = n (Single: T = 1)
     weights: dict[str, np.ndarray] | None = None   # at checkpoints
     hessian_top: np.ndarray | None = None           # at checkpoints, when asked
 
@@ -200,20 +202,22 @@ class Trainer:
             train_acc = np.mean([exact_match(self.model(b.x, self.loops(b.n), b.output_len), b.y) for b in p.train_eval])
             val_loss = float(self.train_loss(self.model, p.val))
             val_acc = np.mean([exact_match(self.model(b.x, self.loops(b.n), b.output_len), b.y) for b in p.val])
-            acc, chosen = {}, {}
+            acc, chosen, oracle = {}, {}, {}
             for b in p.test:
                 if not self.looped:
                     loops, logits = 1, self.model(b.x, 1, b.output_len)
-                elif config.stopping == "oracle":
-                    loops = p.task.loops(b.n)
-                    logits = self.model(b.x, loops, b.output_len)
+                    oracle[b.n] = exact_match(logits, b.y)
                 else:
-                    loops, logits = models.choose_loops(self.model, b.x, b.output_len,
-                                                        math.ceil(config.max_loops_factor * p.task.loops(b.n)))
+                    n_loops = p.task.loops(b.n)
+                    loops, logits, every = models.choose_loops(
+                        self.model, b.x, b.output_len, max(n_loops, math.ceil(config.max_loops_factor * n_loops)))
+                    oracle[b.n] = exact_match(every[n_loops - 1], b.y)
+                    if config.stopping == "oracle":
+                        loops, logits = n_loops, every[n_loops - 1]
                 acc[b.n], chosen[b.n] = exact_match(logits, b.y), loops
         metrics = {"loss": float(loss.detach()), "val_loss": val_loss, "grad_norm": grad_norm, "train_acc": float(train_acc),
                    "val_acc": float(val_acc)}
-        return EvalRecord(self.step, "looped" if self.looped else "single", metrics, acc, chosen, self.seconds)
+        return EvalRecord(self.step, "looped" if self.looped else "single", metrics, acc, chosen, self.seconds, oracle)
 
     def weights(self) -> dict[str, np.ndarray]:
         return {n: q.detach().cpu().numpy().astype(np.float32) for n, q in self.model.state_dict().items()}
