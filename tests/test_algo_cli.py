@@ -11,6 +11,17 @@ import pytest
 from loopviz.__main__ import main
 from loopviz.algo import rundir
 
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster (DESIGN.md)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 TINY = ["--width", "8", "--heads", "2", "--steps", "30", "--eval-every", "10", "--eval-samples", "8",
         "--train-max-len", "3", "--test-lengths", "2,4", "--checkpoints", "2", "--hessian-top", "2",
         "--hessian-samples", "4", "--batch-size", "8", "--shift-step", "10"]

@@ -6,6 +6,17 @@ from loopviz.algo import models, tasks
 from loopviz.algo.config import AlgoConfig
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster (DESIGN.md)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny(**changes):
     return AlgoConfig(width=16, heads=2, depth=2, **changes).validate()
 

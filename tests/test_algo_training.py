@@ -6,6 +6,17 @@ from loopviz.algo import training
 from loopviz.algo.config import AlgoConfig
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster (DESIGN.md)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny(**changes) -> AlgoConfig:
     base = dict(width=16, heads=2, steps=60, eval_every=20, eval_samples=16, train_max_len=3, test_lengths=(2, 5),
                 checkpoints=1, batch_size=16, lr=3e-3, device="cpu")

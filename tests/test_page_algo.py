@@ -9,6 +9,17 @@ import pytest
 from loopviz.__main__ import main
 from tests.apptest_helpers import REPO, app_test, texts
 
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster (DESIGN.md)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 PAGE = "app_pages/algo.py"
 TINY = ["--width", "8", "--heads", "2", "--steps", "20", "--eval-every", "10", "--eval-samples", "8",
         "--train-max-len", "3", "--test-lengths", "2,5", "--checkpoints", "1", "--hessian-top", "2",

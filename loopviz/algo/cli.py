@@ -32,7 +32,7 @@ def add_commands(subparsers) -> None:
     for f in fields(AlgoConfig):
         if f.name not in SKIP:
             run.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
-                             metavar=f.type.split("[")[0].upper(), help=f"default: the preset's")
+                             metavar=f.type.split("[")[0].upper(), help="default: the preset's")
     run.set_defaults(handler=command_run)
 
 

@@ -65,7 +65,7 @@ class AlgoConfig:
     scp_window: int = 5            # p: evaluations over which the validation loss must fall by delta1
     scp_patience: int = 3          # W: evaluations waited after the plateau
 
-    def validate(self) -> "AlgoConfig":
+    def validate(self) -> AlgoConfig:
         def need(ok: bool, message: str) -> None:
             if not ok:
                 raise ConfigError(message)
@@ -119,7 +119,7 @@ class AlgoConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AlgoConfig":
+    def from_dict(cls, data: dict[str, Any]) -> AlgoConfig:
         """Build and validate; unknown keys and wrong types are errors, not ignored."""
         if not isinstance(data, dict):
             raise ConfigError(f"a config must be a JSON object, got {type(data).__name__}")
@@ -130,14 +130,14 @@ class AlgoConfig:
         return cls(**{k: _coerce(k, known[k].type, v) for k, v in data.items()}).validate()
 
     @classmethod
-    def from_json(cls, text: str) -> "AlgoConfig":
+    def from_json(cls, text: str) -> AlgoConfig:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"config is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 
-    def replace(self, **changes: Any) -> "AlgoConfig":
+    def replace(self, **changes: Any) -> AlgoConfig:
         return dataclasses.replace(self, **changes).validate()
 
     def key(self) -> str:

@@ -7,7 +7,7 @@ the valley side of Def. 1 that tells a steep (V) valley from a flat (U) one.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -58,8 +58,3 @@ def top_eigenvalues(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tens
     v0 = np.random.default_rng(seed).standard_normal(op.shape[0])
     values = eigsh(op, k=k, which="LA", tol=tol, v0=v0, return_eigenvectors=False)
     return np.sort(values)[::-1]
-
-
-def dense_hessian(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor) -> torch.Tensor:
-    """The full Hessian by autograd (for checking Lanczos on tiny models only)."""
-    return torch.autograd.functional.hessian(f, theta.detach())

@@ -10,8 +10,8 @@ here: unique set's padding). Binary numbers are little-endian (least significant
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def binary_sum_target(inputs: np.ndarray) -> np.ndarray:
 
 def unique_set_target(inputs: np.ndarray) -> np.ndarray:
     """The distinct symbols in order of first appearance, then EMPTY up to length n."""
-    count, n = inputs.shape
+    n = inputs.shape[1]
     seen_before = (inputs[:, :, None] == inputs[:, None, :]) & np.tri(n, k=-1, dtype=bool).T[None]
     first = ~seen_before.any(1)                      # first[i, j]: inputs[i, j] appears for the first time at j
     order = np.argsort(~first, axis=1, kind="stable")  # first appearances, in order, to the front
@@ -106,7 +106,7 @@ def make_task(name: str, alphabet: int = 0) -> Task:
     a = alphabet or DEFAULT_ALPHABET[name]
     if name in ("parity", "addition", "binary_sum") and a != 2:
         raise ValueError(f"{name} is over bits: alphabet must be 2, got {a}")
-    same = lambda n: n  # noqa: E731
+    same = lambda n: n
     if name == "parity":
         return Task(name, 2, same, lambda n: 1, parity_target)
     if name == "copy":

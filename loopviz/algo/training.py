@@ -21,17 +21,17 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import curvature, models, tasks
-from .config import AlgoConfig
 from ..shift import scp
 from ..toy.training import resolve_device
+from . import curvature, models, tasks
+from .config import AlgoConfig
 
 TRAIN_STREAM, EVAL_TRAIN_STREAM, VAL_STREAM, TEST_STREAM, CURV_STREAM = range(5)
 SCALARS = ("loss", "val_loss", "grad_norm", "train_acc", "val_acc")
