@@ -63,7 +63,9 @@ if "shift" in runs and shift_step is not None:
     plateau = runs["shift"].meta.get("plateau_step")
     text = {"scp": f"SCP: validation-loss plateau at step {plateau}, switch after the patience at step {shift_step}",
             "fixed": f"switch fixed at step {shift_step} by the config",
-            "fallback": f"SCP found no plateau in the Single run; switched half-way, at step {shift_step}"}
+            "fallback": ("SCP did not fire on the Single run (" + (f"plateau at step {plateau}, but the gradient norm "
+                         "never settled" if plateau is not None else "no validation-loss plateau") +
+                         f"); switched half-way, at step {shift_step}")}
     st.caption("SHIFT — " + text.get(rule, f"switch at step {shift_step}") + ".")
 
 # ---------------------------------------------------------------- verdict

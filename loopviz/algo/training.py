@@ -249,6 +249,8 @@ class Trainer:
             self.handoff = self._snapshot("scp", steps[plateau])
         elif self.fallback is None and record.step >= config.steps // 2:
             self.fallback = self._snapshot("fallback")
+        if self.fallback is not None and plateau is not None:  # say what SCP saw, even when it never fired
+            self.fallback.plateau_step = steps[plateau]
 
     def run(self, until: int | None = None, stop_at_handoff: bool = False) -> Iterator[EvalRecord]:
         """Evaluate, then train to the next evaluation step, ...; the first record is at
