@@ -12,5 +12,6 @@ pages = [
     st.Page("app_pages/shift.py", title="SHIFT", icon=":material/swap_horiz:", url_path="shift"),
     st.Page("app_pages/length_generalisation.py", title="Length generalisation", icon=":material/straighten:",
             url_path="length"),
+    st.Page("app_pages/algo.py", title="Algorithmic tasks", icon=":material/functions:", url_path="algo"),
 ]
 st.navigation(pages).run()

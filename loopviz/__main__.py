@@ -527,6 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .export import add_commands as add_export  # light: its heavy imports wait for the command
     add_export(sub)
+    from .algo.cli import add_commands as add_algo_commands  # App. E.2's tasks; no torch at parse time
+    add_algo_commands(sub)
     return parser
 
 

@@ -1,0 +1,143 @@
+"""Algorithmic tasks (paper App. E.2, Fig. 14 a-e, Fig. 11): GPT-2-block Single-Attn,
+Looped-Attn and SHIFT, trained on short inputs and tested on longer ones."""
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from loopviz.algo import rundir, summary
+from loopviz.algo.config import PRESETS
+from loopviz.plots import algo as plots
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED = REPO / "assets" / "algo"
+USER_RUNS = Path(os.environ.get("LOOPVIZ_ALGO_RUNS", REPO / "runs" / "algo"))
+
+st.title("Algorithmic tasks: Single vs Looped vs SHIFT")
+st.caption("Paper App. E.2: decoder-only GPT-2 layers (pre-LayerNorm, causal multi-head attention, GELU MLP ×4, "
+           "learned positions). **Single-Attn** predicts the whole output in one pass; **Looped-Attn** "
+           "(FOP-Loop-Adaptive, after Fan et al. 2024) applies the same layers T = n times for an input of length n, "
+           "loss at the last loop only, and picks its loop count at inference by the most confident output; "
+           "**SHIFT** trains Single-Attn until the SHIFT Criterion with Patience fires, then continues the same "
+           "weights as Looped-Attn. All three have the same parameters. Accuracy is exact match of the whole output.")
+
+
+@st.cache_data(max_entries=32)
+def load(path: str, stamp: float) -> rundir.AlgoRun:
+    return rundir.read_run(Path(path))
+
+
+groups = {**{f"bundled: {Path(g).name}": m for g, m in rundir.find_runs(BUNDLED).items()},
+          **{f"yours: {Path(g).relative_to(USER_RUNS)}": m for g, m in rundir.find_runs(USER_RUNS).items()}}
+if not groups:
+    st.error(f"No algorithmic-task runs found in {BUNDLED} or {USER_RUNS}; the command below makes one.")
+    st.stop()
+choice = st.selectbox("runs", list(groups), key="algo_group",
+                      help="Bundled CPU-preset runs, and any `python -m loopviz algo run --out runs/algo/NAME` of yours.")
+runs: dict[str, rundir.AlgoRun] = {}
+for model in ("single", "looped", "shift"):
+    if model in groups[choice]:
+        path = groups[choice][model]
+        try:
+            runs[model] = load(str(path), (path / "records.csv").stat().st_mtime)
+        except rundir.RunFormatError as exc:
+            st.warning(f"{model}: {exc}")
+if not runs:
+    st.stop()
+
+first = next(iter(runs.values()))
+config = first.config
+params = {m: r.meta.get("params") for m, r in runs.items()}
+st.markdown(f"**Task {config.task}**: trained on lengths {config.train_min_len}–{config.train_max_len}, tested on "
+            f"{', '.join(map(str, config.test_lengths))}; width {config.width}, {config.heads} heads, depth "
+            f"{config.depth}, AdamW lr {config.lr:g}, batch {config.batch_size}, {config.steps} steps; parameters "
+            + ", ".join(f"{plots.LABELS[m]} {p:,}" for m, p in params.items() if p is not None) + ".")
+for model, run in runs.items():
+    if run.status != "complete":
+        st.warning(f"{plots.LABELS[model]}: {run.status}. {run.meta.get('message', '')}")
+
+shift_step = runs["shift"].meta.get("shift_step") if "shift" in runs else None
+if "shift" in runs and shift_step is not None:
+    rule = runs["shift"].meta.get("shift_rule")
+    plateau = runs["shift"].meta.get("plateau_step")
+    text = {"scp": f"SCP: validation-loss plateau at step {plateau}, switch after the patience at step {shift_step}",
+            "fixed": f"switch fixed at step {shift_step} by the config",
+            "fallback": ("SCP did not fire on the Single run (" + (f"plateau at step {plateau}, but the gradient norm "
+                         "never settled" if plateau is not None else "no validation-loss plateau") +
+                         f"); switched half-way, at step {shift_step}")}
+    st.caption("SHIFT — " + text.get(rule, f"switch at step {shift_step}") + ".")
+
+# ---------------------------------------------------------------- verdict
+pooled = {m: summary.beyond_training(r) for m, r in runs.items()}
+if "looped" in pooled and "single" in pooled:
+    (lo_s, lo_lo, lo_hi, n_s), (si_s, si_lo, si_hi, _) = pooled["looped"], pooled["single"]
+    numbers = (f"beyond the training lengths, Looped-Attn {lo_s:.1%} (95 % CI {lo_lo:.1%}–{lo_hi:.1%}) against "
+               f"Single-Attn {si_s:.1%} ({si_lo:.1%}–{si_hi:.1%}), {n_s} test samples each")
+    if summary.verdict(pooled["looped"], pooled["single"]):
+        st.success(f"The paper's Fig. 14(c) shape appears: {numbers}.")
+    else:
+        why = ""
+        if config.positions == "learned":
+            why = (" With learned positions, the position vectors past the longest training sequence never receive a "
+                   "gradient, so no model has been taught what those positions mean (`--positions none` drops them).")
+        st.warning(f"The paper's effect (Looped generalises to longer inputs, Single does not) does **not** appear in "
+                   f"these runs: {numbers}.{why} The paper's claim is for width 256 and 50,001 steps on a GPU "
+                   "(`--preset paper`).")
+    in_dist = {m: float(r.records["train_acc"].iloc[-1]) for m, r in runs.items()}
+    st.caption("Final training accuracy (trained lengths): " + ", ".join(
+        f"{plots.LABELS[m]} {a:.1%}" for m, a in in_dist.items()) + ". The paper reports ~100 % for all three.")
+
+# ---------------------------------------------------------------- curves
+records = {m: r.records for m, r in runs.items()}
+left, right = st.columns(2)
+left.plotly_chart(plots.accuracy_figure(records, "train_acc", "Training accuracy (T as trained)", shift_step),
+                  key="algo-train")
+right.plotly_chart(plots.accuracy_figure(records, "val_acc", "Validation accuracy (fresh samples, trained lengths)",
+                                         shift_step), key="algo-val")
+
+rule = st.radio("Looped inference", ("adaptive (most confident loop)", "T = n (the training rule)"), horizontal=True,
+                key="algo_rule")
+column = "acc" if rule.startswith("adaptive") else "oracle_acc"
+tables = {m: summary.length_table(r) for m, r in runs.items()}
+left, right = st.columns(2)
+left.plotly_chart(plots.length_figure(tables, column, (config.train_min_len, config.train_max_len),
+                                      f"Accuracy against test length, final weights ({rule.split(' (')[0]})"),
+                  key="algo-length")
+right.plotly_chart(plots.loops_figure({m: t for m, t in tables.items() if m != "single"}), key="algo-loops")
+with st.expander("Numbers per length"):
+    st.dataframe(pd.concat({plots.LABELS[m]: t.set_index("length") for m, t in tables.items()}, axis=1),
+                 width="stretch")
+
+if "shift" in runs and "looped" in runs:
+    st.subheader("SHIFT's saving (Fig. 11)")
+    saving = summary.shift_saving(runs["looped"], runs["shift"])
+    a, b, c, d = st.columns(4)
+    a.metric("pure Looped-Attn training", f"{saving['looped_seconds']:.1f} s")
+    b.metric("SHIFT (Stage I + II)", f"{saving['shift_seconds']:.1f} s")
+    c.metric("speed-up", f"×{saving['speedup']:.2f}")
+    shift_pool, looped_pool = pooled["shift"], pooled["looped"]
+    d.metric("final training accuracy, SHIFT − Looped", f"{saving['shift_train_acc'] - saving['looped_train_acc']:+.1%}",
+             help=f"Beyond the training lengths: SHIFT − Looped {shift_pool[0] - looped_pool[0]:+.1%}.")
+    st.plotly_chart(plots.timing_figure(saving), key="algo-time")
+    st.caption("Training time is the CPU time of the training thread (synchronised wall-clock on a GPU), evaluation "
+               "excluded; the two runs were timed in separate processes, so the ratio carries their timing noise. "
+               "SHIFT's Stage I is the Single run's own steps, not retrained.")
+
+curves = {m: (r.curvature_steps, r.curvature_top) for m, r in runs.items() if len(r.curvature_steps)}
+if curves:
+    st.subheader("Curvature at the checkpoints")
+    st.plotly_chart(plots.curvature_figure(curves, shift_step), key="algo-curv")
+    st.caption("The largest Hessian eigenvalues of each model's own training loss (T = 1 or T = n) on a fixed batch, "
+               "by Lanczos on Hessian-vector products (float64). A steeper valley for Looped-Attn (larger top "
+               "eigenvalues) is what the River-V-Valley conjecture predicts; the top few eigenvalues alone cannot "
+               "show the whole valley's shape.")
+
+st.subheader("Train your own")
+preset_name = st.selectbox("preset", list(PRESETS), key="algo_preset")
+task = st.selectbox("task", ("parity", "copy", "addition", "binary_sum", "unique_set"), key="algo_task")
+st.code(f"python -m loopviz algo run --task {task} --model single,looped,shift --preset {preset_name} "
+        f"--out runs/algo/{task}-{preset_name}", language="bash")
+st.caption("Runs train from the command line (the app's job registry is built around the toy's RunConfig); a run "
+           "written under runs/algo/ is listed above when it is complete. The `cpu` preset takes a few CPU minutes per "
+           "model; `paper` (width 256, AdamW lr 1e-4, 50,001 steps) wants a GPU and uses CUDA when present.")

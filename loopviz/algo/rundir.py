@@ -1,0 +1,172 @@
+"""An algorithmic-task run on disk, readable without torch and without pickle.
+
+    config.json     the AlgoConfig (enough to rerun it)
+    meta.json       status, message, diverged step, SHIFT's switch, timings, parameter count
+    records.csv     one row per evaluation: step, phase, SCALARS, acc_<n> and loops_<n> per
+                    test length n (the
+                    inference rule), oracle_acc_<n> (T = n), seconds (training time so far)
+    weights.npz     steps [C] and one array [C, ...] per parameter, key "w/<name>", float32
+    curvature.npz   steps [H], top [H, k]: the largest Hessian eigenvalues (may be empty)
+
+Written into a temporary sibling and renamed into place: a reader never sees half a run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import AlgoConfig, ConfigError
+
+FORMAT = "loopviz-algo/1"
+FILES = ("config.json", "meta.json", "records.csv", "weights.npz", "curvature.npz")
+SCALARS = ("loss", "val_loss", "grad_norm", "train_acc", "val_acc")
+
+
+class RunFormatError(ValueError):
+    """A run directory is missing a file, or a file is malformed; the message says which."""
+
+
+@dataclass
+class AlgoRun:
+    config: AlgoConfig
+    meta: dict
+    records: pd.DataFrame
+    weight_steps: np.ndarray
+    weights: dict[str, np.ndarray]
+    curvature_steps: np.ndarray
+    curvature_top: np.ndarray
+
+    @property
+    def status(self) -> str:
+        return self.meta.get("status", "unknown")
+
+    def acc_by_length(self, row: int = -1) -> pd.Series:
+        """Accuracy per test length at one record (default: the last)."""
+        rec = self.records.iloc[row]
+        return pd.Series({n: rec[f"acc_{n}"] for n in self.config.test_lengths})
+
+    def loops_by_length(self, row: int = -1) -> pd.Series:
+        rec = self.records.iloc[row]
+        return pd.Series({n: rec[f"loops_{n}"] for n in self.config.test_lengths})
+
+
+def columns(config: AlgoConfig) -> list[str]:
+    return (["step", "phase", *SCALARS] + [f"acc_{n}" for n in config.test_lengths]
+            + [f"loops_{n}" for n in config.test_lengths] + [f"oracle_acc_{n}" for n in config.test_lengths] + ["seconds"])
+
+
+def records_table(config: AlgoConfig, records: list) -> pd.DataFrame:
+    """EvalRecords (training.py) as records.csv's table."""
+    rows = []
+    for r in records:
+        row = {"step": r.step, "phase": r.phase, **r.metrics, "seconds": r.seconds}
+        for n in config.test_lengths:
+            row[f"acc_{n}"] = r.acc_by_len.get(n, np.nan)
+            row[f"loops_{n}"] = r.loops_by_len.get(n, np.nan)
+            row[f"oracle_acc_{n}"] = r.oracle_by_len.get(n, np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns(config))
+
+
+def run_from_records(config: AlgoConfig, records: list, meta: dict) -> AlgoRun:
+    marked = [r for r in records if r.weights is not None]
+    names = list(marked[0].weights) if marked else []
+    weights = {n: np.stack([r.weights[n] for r in marked]) for n in names}
+    curved = [r for r in records if r.hessian_top is not None]
+    top = np.stack([r.hessian_top for r in curved]) if curved else np.zeros((0, config.hessian_top))
+    return AlgoRun(config, meta, records_table(config, records), np.array([r.step for r in marked], dtype=np.int64),
+                   weights, np.array([r.step for r in curved], dtype=np.int64), top)
+
+
+def write_run(run: AlgoRun, directory: Path, overwrite: bool = False) -> Path:
+    directory = Path(directory)
+    if directory.exists() and not overwrite:
+        raise FileExistsError(f"{directory} exists; choose another directory or allow overwriting")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        (tmp / "config.json").write_text(run.config.to_json())
+        meta = dict(run.meta, format=FORMAT, versions={"python": platform.python_version(), "numpy": np.__version__})
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        run.records.to_csv(tmp / "records.csv", index=False)
+        np.savez_compressed(tmp / "weights.npz", steps=run.weight_steps,
+                            **{f"w/{n}": a.astype(np.float32) for n, a in run.weights.items()})
+        np.savez(tmp / "curvature.npz", steps=run.curvature_steps, top=run.curvature_top)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def _npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in keys if k not in data.files]
+            if missing:
+                raise RunFormatError(f"{path.name} lacks {', '.join(missing)}")
+            return {k: data[k] for k in data.files}
+    except RunFormatError:
+        raise
+    except Exception as exc:  # zip errors, truncated files, object arrays refused
+        raise RunFormatError(f"{path.name} is unreadable: {type(exc).__name__}: {exc}") from None
+
+
+def read_run(directory: Path) -> AlgoRun:
+    """Load and check a run directory; RunFormatError names the first problem."""
+    directory = Path(directory)
+    missing = [f for f in FILES if not (directory / f).is_file()]
+    if missing:
+        raise RunFormatError(f"{directory} is not a complete algorithmic-task run: missing {', '.join(missing)}")
+    try:
+        config = AlgoConfig.from_json((directory / "config.json").read_text())
+    except ConfigError as exc:
+        raise RunFormatError(f"config.json: {exc}") from None
+    try:
+        meta = json.loads((directory / "meta.json").read_text())
+        assert isinstance(meta, dict)
+    except Exception:
+        raise RunFormatError("meta.json is not a JSON object") from None
+    try:
+        records = pd.read_csv(directory / "records.csv")
+    except Exception as exc:
+        raise RunFormatError(f"records.csv is unreadable: {exc}") from None
+    absent = [c for c in columns(config) if c not in records.columns]
+    if absent:
+        raise RunFormatError(f"records.csv lacks column(s) {', '.join(absent)}")
+    if records.empty:
+        raise RunFormatError("records.csv has no rows")
+    w = _npz(directory / "weights.npz", ("steps",))
+    steps = w.pop("steps")
+    weights = {k[2:]: v for k, v in w.items() if k.startswith("w/")}
+    if any(len(v) != len(steps) for v in weights.values()):
+        raise RunFormatError("weights.npz: a parameter's snapshot count differs from len(steps)")
+    c = _npz(directory / "curvature.npz", ("steps", "top"))
+    if c["top"].ndim != 2 or len(c["top"]) != len(c["steps"]):
+        raise RunFormatError(f"curvature.npz: top has shape {c['top'].shape} for {len(c['steps'])} steps")
+    return AlgoRun(config, meta, records, steps, weights, c["steps"], c["top"])
+
+
+def find_runs(root: Path) -> dict[str, dict[str, Path]]:
+    """{group: {model: run directory}} for every run under `root`; a group is the --out
+    directory of one `algo run` (its models are OUT/<model>/)."""
+    found: dict[str, dict[str, Path]] = {}
+    if not Path(root).is_dir():
+        return found
+    for config_file in sorted(Path(root).glob("**/config.json")):
+        try:
+            config = AlgoConfig.from_json(config_file.read_text())
+        except Exception:  # not an algorithmic-task run (or a broken one): not offered
+            continue
+        found.setdefault(str(config_file.parent.parent), {})[config.model] = config_file.parent
+    return found

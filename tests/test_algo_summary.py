@@ -1,0 +1,70 @@
+"""The page's numbers: chance levels, intervals, the verdict on planted, equal and noisy runs."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from loopviz.algo import summary
+from loopviz.algo.config import AlgoConfig
+from loopviz.algo.rundir import AlgoRun, columns
+
+
+def fake_run(model: str, acc: dict[int, float], seconds=10.0, samples=128, phases=None) -> AlgoRun:
+    config = AlgoConfig(model=model, train_max_len=6, test_lengths=tuple(acc), eval_samples=samples).validate()
+    row = {c: 0.0 for c in columns(config)}
+    row.update(step=100, phase="looped", seconds=seconds, train_acc=1.0)
+    for n, a in acc.items():
+        row[f"acc_{n}"], row[f"oracle_acc_{n}"], row[f"loops_{n}"] = a, a, n
+    records = pd.DataFrame([row], columns=columns(config))
+    if phases:
+        records = pd.DataFrame([{**row, "phase": p, "seconds": s} for p, s in phases], columns=columns(config))
+    return AlgoRun(config, {}, records, np.zeros(0), {}, np.zeros(0), np.zeros((0, 0)))
+
+
+def test_chance_levels_by_brute_force():
+    import itertools
+    for n in (1, 3, 5):
+        sums = [sum(bits) for bits in itertools.product((0, 1), repeat=n)]
+        assert summary.chance("binary_sum", n) == max(sums.count(s) for s in set(sums)) / 2 ** n
+        pair_sums = [a + b for a in range(2 ** n) for b in range(2 ** n)]
+        assert summary.chance("addition", n) == max(pair_sums.count(s) for s in set(pair_sums)) / 4 ** n
+    assert summary.chance("parity", 9) == 0.5 and summary.chance("copy", 3) == 2 ** -3
+
+
+def test_interval_is_clopper_pearson():
+    lo, hi = summary.interval(0.5, 100)
+    assert lo < 0.5 < hi and hi - lo == pytest.approx(0.2, abs=0.02)
+    assert summary.interval(1.0, 128)[1] == 1.0
+
+
+def test_verdict_on_planted_equal_and_noisy_runs():
+    beyond = {8: 0.0, 10: 0.0, 12: 0.0}
+    single = fake_run("single", {4: 1.0, **{n: 0.5 for n in beyond}})
+    looped = fake_run("looped", {4: 1.0, **{n: 0.95 for n in beyond}})
+    assert summary.verdict(summary.beyond_training(looped), summary.beyond_training(single))
+    assert not summary.verdict(summary.beyond_training(single), summary.beyond_training(looped))
+    assert not summary.verdict(summary.beyond_training(single), summary.beyond_training(single))
+    # Pure noise: two runs whose accuracies are coin flips at every length never show the effect.
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(200):
+        a = fake_run("looped", {4: 1.0, **{n: rng.binomial(128, 0.5) / 128 for n in beyond}})
+        b = fake_run("single", {4: 1.0, **{n: rng.binomial(128, 0.5) / 128 for n in beyond}})
+        hits += summary.verdict(summary.beyond_training(a), summary.beyond_training(b))
+    assert hits == 0
+    # A gap above MIN_GAP on few samples is not enough when the intervals overlap.
+    small_l = fake_run("looped", {8: 0.7}, samples=10)
+    small_s = fake_run("single", {8: 0.5}, samples=10)
+    assert not summary.verdict(summary.beyond_training(small_l), summary.beyond_training(small_s))
+
+
+def test_beyond_training_pools_only_the_longer_lengths():
+    run = fake_run("looped", {4: 1.0, 6: 1.0, 8: 0.25, 10: 0.75})
+    share, lo, hi, count = summary.beyond_training(run)
+    assert share == 0.5 and count == 256 and lo < 0.5 < hi
+
+
+def test_shift_saving():
+    looped = fake_run("looped", {4: 1.0}, seconds=100.0)
+    shift = fake_run("shift", {4: 1.0}, phases=[("single", 0.0), ("single", 30.0), ("looped", 60.0)])
+    saving = summary.shift_saving(looped, shift)
+    assert saving["speedup"] == pytest.approx(100 / 60) and saving["stage1_seconds"] == 30.0

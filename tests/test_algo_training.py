@@ -1,0 +1,117 @@
+"""Training: the loss falls, runs reproduce, SHIFT's Stage I is Single's, SCP picks the switch."""
+import numpy as np
+import pytest
+
+from loopviz.algo import training
+from loopviz.algo.config import AlgoConfig
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster (DESIGN.md)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(**changes) -> AlgoConfig:
+    base = dict(width=16, heads=2, steps=60, eval_every=20, eval_samples=16, train_max_len=3, test_lengths=(2, 5),
+                checkpoints=1, batch_size=16, lr=3e-3, device="cpu")
+    return AlgoConfig(**{**base, **changes}).validate()
+
+
+def metric(records, name):
+    return np.array([r.metrics[name] for r in records])
+
+
+@pytest.mark.parametrize("model", ["single", "looped"])
+def test_the_training_loss_falls(model):
+    records = list(training.train(tiny(model=model)))
+    loss = metric(records, "loss")
+    assert [r.step for r in records] == [0, 20, 40, 60]
+    assert loss[-1] < 0.5 * loss[0]
+    assert all(r.phase == model for r in records)
+    assert records[-1].weights is not None and records[0].weights is not None
+
+
+def test_same_config_same_numbers_and_another_seed_differs():
+    a = list(training.train(tiny(model="looped", steps=20)))
+    b = list(training.train(tiny(model="looped", steps=20)))
+    c = list(training.train(tiny(model="looped", steps=20, seed=1)))
+    assert np.array_equal(metric(a, "loss"), metric(b, "loss"))
+    assert a[-1].acc_by_len == b[-1].acc_by_len and a[-1].loops_by_len == b[-1].loops_by_len
+    assert not np.array_equal(metric(a, "loss"), metric(c, "loss"))
+
+
+def test_single_trains_with_one_pass_and_looped_with_n_loops():
+    config = tiny(model="looped")
+    single = training.Trainer(config, looped=False)
+    looped = training.Trainer(config, looped=True)
+    assert [single.loops(n) for n in (1, 3, 7)] == [1, 1, 1]
+    assert [looped.loops(n) for n in (1, 3, 7)] == [1, 3, 7]
+
+
+def test_shift_stage_one_is_the_single_run_recomputed_or_reused():
+    config = tiny(model="shift", shift_step=20)
+    single_trainer = training.Trainer(config.replace(model="single"), looped=False)
+    single = list(single_trainer.run())
+    assert single_trainer.handoff is not None and single_trainer.handoff.step == 20
+    info_a, info_b = {}, {}
+    recomputed = list(training.train_shift(config, info=info_a))
+    reused = list(training.train_shift(config, single, single_trainer.handoff, info=info_b))
+    assert info_a == info_b == {"shift_step": 20, "shift_rule": "fixed", "plateau_step": None}
+    for run in (recomputed, reused):
+        assert [r.step for r in run] == [0, 20, 40, 60]
+        assert [r.phase for r in run] == ["single", "single", "looped", "looped"]
+        for s, r in zip(single[:2], run[:2]):
+            assert s.metrics == r.metrics and s.acc_by_len == r.acc_by_len
+    assert reused[1] is single[1]  # reused, not recomputed
+    assert np.array_equal(metric(recomputed, "loss")[2:], metric(reused, "loss")[2:])
+    assert not np.array_equal(metric(reused, "loss")[2:], metric(single, "loss")[2:])
+    # Stage II's clock continues from Stage I's.
+    assert reused[2].seconds > single[1].seconds
+
+
+def test_scp_switches_after_a_planted_plateau(monkeypatch):
+    """Feed the trainer's SCP a validation loss that stops falling after evaluation 3."""
+    config = tiny(model="shift", steps=200, eval_every=10, scp_window=2, scp_patience=2, scp_delta1=0.05)
+    trainer = training.Trainer(config.replace(model="single"), looped=False)
+    planted = iter([2.0, 1.5, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5] + [0.5] * 20)
+    real = training.Trainer.evaluate
+
+    def evaluate(self):
+        record = real(self)
+        record.metrics["val_loss"], record.metrics["grad_norm"] = next(planted), 1.0
+        return record
+
+    monkeypatch.setattr(training.Trainer, "evaluate", evaluate)
+    records = list(trainer.run(stop_at_handoff=True))
+    # val[3] = 0.5, and val[5] - val[3] = 0 < δ1: plateau at evaluation 5 (step 50); + W = 2 → step 70.
+    assert trainer.handoff.rule == "scp" and trainer.handoff.plateau_step == 50 and trainer.handoff.step == 70
+    assert records[-1].step == 70 and records[-1].weights is not None
+
+
+def test_without_a_plateau_shift_falls_back_to_half_way(monkeypatch):
+    config = tiny(model="shift", steps=80, eval_every=10, scp_window=2, scp_patience=1)
+    falling = iter(np.linspace(10, 0, 20))
+    real = training.Trainer.evaluate
+
+    def evaluate(self):
+        record = real(self)
+        record.metrics["val_loss"] = float(next(falling))
+        return record
+
+    monkeypatch.setattr(training.Trainer, "evaluate", evaluate)
+    info = {}
+    records = list(training.train_shift(config, info=info))
+    assert info["shift_rule"] == "fallback" and info["shift_step"] == 40
+    assert [r.phase for r in records] == ["single"] * 5 + ["looped"] * 4
+
+
+def test_checkpoints_are_evenly_spaced_evaluations():
+    config = tiny(steps=100, eval_every=10, checkpoints=4)
+    assert training.checkpoint_steps(config) == {0, 20, 50, 80, 100}
+    assert training.eval_steps(tiny(steps=25, eval_every=10)) == [0, 10, 20, 25]
