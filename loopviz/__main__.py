@@ -7,22 +7,17 @@ nothing written. A diverged run keeps its records and exits 3.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Callable
-
-import pandas as pd
 
 from .config import MODELS, ConfigError, RunConfig
 from .toy.lengthgen import add_command as add_length_gen
 from .runs.execute import RunLog, execute
 from .runs.format import RunData, RunFormatError, read_run, run_data_from_log, write_run
-from .sweeps import (_seed_point, _shift_point, default_workers, run_parallel, seed_configs, shift_configs,
-                     summarise_seed_sweep, summarise_shift_sweep, summary_line)
+from .sweeps import add_commands as add_sweeps, default_workers
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_CANCELLED = 2, 3, 1, 130
 
@@ -145,82 +140,6 @@ def _single_prior(config: RunConfig, finished: dict[str, RunData], out: Path) ->
         return None
 
 
-def _collect(label: str, function: Callable[[str], dict], configs: list[RunConfig], workers: int,
-             on_row: Callable[[list[dict]], None] | None = None) -> tuple[list[dict], bool]:
-    """Run a sweep's points in worker processes with a progress bar; Ctrl-C keeps the
-    finished ones. Returns (rows, interrupted)."""
-    rows: list[dict] = []
-    interrupted = False
-    bar = Progress(label, len(configs))
-    try:
-        for row in run_parallel(function, configs, workers):
-            rows.append(row)
-            if on_row is not None:
-                on_row(rows)
-            bar.show(len(rows), f"{len(rows)}/{len(configs)} runs")
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"\ninterrupted: keeping the {len(rows)} runs finished", file=sys.stderr)
-    bar.show(len(rows), "done", final=True)
-    return rows, interrupted
-
-
-def command_sweep_seeds(args: argparse.Namespace) -> int:
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-    base = _config_from_args(args)
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UsageError(f"{out} already exists; use another --out or --force to overwrite")
-    configs = seed_configs(base, args.seeds, args.vary, args.first_seed)
-    rows, interrupted = _collect("sweep-seeds", _seed_point, configs, args.workers)
-    if not rows:
-        return EXIT_FAILED
-    table = pd.DataFrame(rows).sort_values("seed").reset_index(drop=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
-    line = summary_line(summarise_seed_sweep(table))
-    Path(str(out) + ".summary.txt").write_text(line + "\n" + base.to_json() + "\n")
-    print(line)
-    return EXIT_CANCELLED if interrupted else 0
-
-
-def command_sweep_shift(args: argparse.Namespace) -> int:
-    try:
-        shift_epochs = [int(x) for x in args.shift_epochs.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"--shift-epochs must be comma-separated integers, got {args.shift_epochs!r}") from None
-    base = _config_from_args(args)
-    bad = [s for s in shift_epochs if not 0 <= s <= base.epochs]
-    if not shift_epochs or bad:
-        raise UsageError(f"shift epochs must lie in [0, epochs = {base.epochs}]; bad: {bad or 'none given'}")
-    if args.repeats < 1:
-        raise UsageError("--repeats must be >= 1")
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UsageError(f"{out} already exists; use another --out or --force to overwrite")
-    configs = shift_configs(base, shift_epochs, args.repeats)
-    raw_path = Path(str(out) + ".raw.csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    def keep(rows: list[dict]) -> None:
-        # Every finished point survives a cancel: written aside, then renamed into place.
-        pd.DataFrame(rows).to_csv(raw_path.with_suffix(".tmp"), index=False)
-        os.replace(raw_path.with_suffix(".tmp"), raw_path)
-
-    rows, interrupted = _collect("sweep-shift", _shift_point, configs, args.workers, keep)
-    table = pd.DataFrame(rows)
-    if table.empty or not (table["model"] == "looped").any() or not (table["model"] == "shift").any():
-        print("error: too few runs finished to compare SHIFT with pure Looped-Attn", file=sys.stderr)
-        return EXIT_FAILED
-    summary = summarise_shift_sweep(table)
-    summary.to_csv(out, index=False)
-    best = summary.loc[summary["speedup"].idxmax()]
-    print(f"{len(summary)} shift epochs; pure Looped {summary['looped_seconds'].iloc[0]:.2f} s; best speed-up "
-          f"×{best['speedup']:.2f} at epoch {int(best['shift_epoch'])} (final accuracy gap "
-          f"{best['gap_acc_all']:+.3f})")
-    return EXIT_CANCELLED if interrupted else 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loopviz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,27 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=default_workers(), help="spectrum worker processes")
     run.set_defaults(handler=command_run)
 
-    sweep = sub.add_parser("sweep-seeds", help="both models over many seeds, no spectra: the effect's distribution")
-    _add_config_options(sweep, skip=("model",))
-    sweep.add_argument("--seeds", type=int, default=20, help="number of seeds")
-    sweep.add_argument("--first-seed", type=int, default=0)
-    sweep.add_argument("--vary", choices=("both", "data_seed", "seed"), default="both",
-                       help="which seed each point changes (both: data_seed = seed = s)")
-    sweep.add_argument("--out", required=True, help="CSV file to write (a .summary.txt is written beside it)")
-    sweep.add_argument("--force", action="store_true")
-    sweep.add_argument("--workers", type=int, default=default_workers())
-    sweep.set_defaults(handler=command_sweep_seeds)
-
-    shift = sub.add_parser("sweep-shift", help="SHIFT at many shift epochs against pure Looped-Attn: speed-up")
-    _add_config_options(shift, skip=("model", "shift_epoch"))
-    shift.add_argument("--shift-epochs", default=",".join(str(s) for s in range(0, 600, 50)),
-                       help="comma-separated shift epochs (default 0,50,...,550)")
-    shift.add_argument("--repeats", type=int, default=3, help="timed runs per point (the median is kept)")
-    shift.add_argument("--out", required=True, help="CSV to write (raw runs go to OUT.raw.csv as they finish)")
-    shift.add_argument("--force", action="store_true")
-    shift.add_argument("--workers", type=int, default=default_workers())
-    shift.set_defaults(handler=command_sweep_shift)
-
+    add_sweeps(sub)
     add_length_gen(sub)
     return parser
 
