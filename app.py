@@ -11,5 +11,6 @@ pages = [
     st.Page("app_pages/shift.py", title="SHIFT", icon=":material/swap_horiz:", url_path="shift"),
     st.Page("app_pages/length_generalisation.py", title="Length generalisation", icon=":material/straighten:",
             url_path="length"),
+    st.Page("app_pages/atlas.py", title="Where does it hold?", icon=":material/grid_on:", url_path="atlas"),
 ]
 st.navigation(pages).run()

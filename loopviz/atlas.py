@@ -109,8 +109,8 @@ def outcomes(table: pd.DataFrame, measure: str) -> pd.Series:
         single = table[reach_column("single", split, gain)].to_numpy(float)
         # Never reaching is later than any epoch.
         looped, single = np.where(np.isnan(looped), np.inf, looped), np.where(np.isnan(single), np.inf, single)
-        result = np.sign(single - looped)
-        result = np.where(np.isinf(looped) & np.isinf(single), 0, result)
+        with np.errstate(invalid="ignore"):  # never − never is NaN: a tie
+            result = np.nan_to_num(np.sign(single - looped), nan=0.0)
     else:
         raise ValueError(f"unknown measure {measure!r}; choose from {', '.join(measures())}")
     return pd.Series(result.astype(int), index=table.index, name=measure)
@@ -215,3 +215,27 @@ def where_it_holds(cells: pd.DataFrame, x: str, y: str, measure: str, overall: d
         lines.append(f"In the other {int((cells['verdict'] == 'neither').sum())} cells neither model is "
                      "significantly more often ahead.")
     return lines
+
+
+# ------------------------------------------------------------------ from a row back to a run
+EXPLORER_FIELDS = ("d", "loops", "epochs", "lr", "batch_size", "init_scale", "seed", "data_seed", "transitions",
+                   "concentration", "embedding", "keep_all_sequences")
+EXPLORER_SPECTRA = 300   # spectra per model the explorer computes for a linked run (hessian_every = epochs // this)
+
+
+def explorer_params(row: pd.Series) -> dict[str, str]:
+    """Query parameters that open one atlas run in the explorer pages (?d=8&seed=3...).
+    The atlas trains without spectra; the explorer computes about EXPLORER_SPECTRA per model."""
+    params = {}
+    for name in EXPLORER_FIELDS:
+        value = row[name]
+        params[name] = str(bool(value)).lower() if isinstance(value, (bool, np.bool_)) else f"{value:g}" \
+            if isinstance(value, (float, np.floating)) else str(value)
+    params["hessian_every"] = str(max(1, int(row["epochs"]) // EXPLORER_SPECTRA))
+    return params
+
+
+def config_label(row: pd.Series, axes: list[str]) -> str:
+    """'d=8, lr=0.003' for the given axes of one row."""
+    return ", ".join(f"{a}={row[a]:g}" if isinstance(row[a], (int, float, np.number)) and not isinstance(row[a], bool)
+                     else f"{a}={row[a]}" for a in axes)

@@ -16,6 +16,7 @@ import argparse
 import csv
 import io
 import itertools
+import logging
 import os
 import sys
 from dataclasses import dataclass, fields
@@ -197,7 +198,8 @@ def _client(workers: int, scheduler: str | None):
             raise SweepError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
     with dask.config.set({"distributed.nanny.pre-spawn-environ": PINNED_THREADS}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, scheduler_port=0, env=PINNED_THREADS)
+                               dashboard_address=None, scheduler_port=0, env=PINNED_THREADS,
+                               silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
 
@@ -221,8 +223,7 @@ def run_points(points: list[Point], workers: int, scheduler: str | None = None) 
         for future in as_completed(futures):
             yield future.result()
     finally:
-        for future in futures:
-            future.cancel()
+        client.cancel(futures)
         client.close()
         if cluster is not None:
             cluster.close()
@@ -291,7 +292,7 @@ class RowFile:
 
 def read_rows(path: Path) -> pd.DataFrame:
     """A sweep file as written (floats exactly as computed)."""
-    return pd.read_csv(path, float_precision="round_trip")
+    return pd.read_csv(path)  # pandas 3 parses repr floats exactly (tests/test_sweeps.py checks it)
 
 
 def in_plan_order(table: pd.DataFrame, points: list[Point]) -> pd.DataFrame:
