@@ -199,6 +199,8 @@ def _client(workers: int, scheduler: str | None):
     with dask.config.set({"distributed.nanny.pre-spawn-environ": PINNED_THREADS}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, scheduler_port=0, env=PINNED_THREADS,
+                               # no dashboard; its health endpoint on loopback, a free port
+                               scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                                silence_logs=logging.ERROR)
     return Client(cluster), cluster
 

@@ -94,7 +94,8 @@ def test_bad_sweep_options_are_one_line(capsys):
 # ------------------------------------------------------------------ a real cluster on loopback
 def _start_worker(scheduler_file: Path, name: str) -> subprocess.Popen:
     return subprocess.Popen([DASK, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1",
-                             "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--name", name],
+                             "--no-nanny", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                             "--host", "127.0.0.1", "--name", name],
                             cwd=REPO, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
@@ -106,7 +107,8 @@ def cluster(tmp_path_factory):
 
     scheduler_file = tmp_path_factory.mktemp("dask") / "scheduler.json"
     procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                               "--scheduler-file", str(scheduler_file)], cwd=REPO, env=ENV, start_new_session=True,
+                               "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
+                              cwd=REPO, env=ENV, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
         deadline = time.time() + 60
@@ -174,7 +176,7 @@ def test_a_worker_killed_mid_task_is_retried_not_lost(cluster, tmp_path):
 
     address, scheduler_file = cluster
     victim = _start_worker(scheduler_file, "victim")
-    points = atlas_points(epochs=400, seeds=3)
+    points = atlas_points(epochs=200, seeds=2)
     with Client(address) as client:
         client.wait_for_workers(3, timeout=60)
         victim_address = next(a for a, w in client.scheduler_info(n_workers=-1)["workers"].items()

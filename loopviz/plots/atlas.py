@@ -47,8 +47,8 @@ def cell_seeds(rows: pd.DataFrame, difference: pd.Series, label: str) -> go.Figu
     customdata carries the row index so a click can open that run."""
     fig = go.Figure(go.Scatter(
         x=difference, y=[f"{c}" for c in rows["config"]], mode="markers",
-        marker={"size": 11, "color": np.sign(difference), "colorscale": [[0, "crimson"], [0.5, "grey"], [1, "royalblue"]],
-                "cmin": -1, "cmax": 1},
+        marker={"size": 11, "color": np.sign(difference), "cmin": -1, "cmax": 1,
+                "colorscale": [[0, "crimson"], [0.5, "grey"], [1, "royalblue"]]},
         customdata=rows.index.to_numpy(), name="seeds",
         hovertext=[f"seed {s}: {v:+.4g}" for s, v in zip(rows["seed"], difference)], hoverinfo="text"))
     fig.add_vline(x=0, line_dash="dot", line_color="grey")
