@@ -89,7 +89,7 @@ def measures() -> dict[str, str]:
     """Every outcome the map can show: name → what it means."""
     out = {}
     for split, where in (("acc", "training"), ("val_acc", "held-out")):
-        out[f"higher_{split}"] = f"higher final high-IC {where} accuracy (by > {HIGHER_MARGIN * 100:.0f} point)"
+        out[f"higher_{split}"] = f"higher in final high-IC {where} accuracy (by > {HIGHER_MARGIN * 100:.0f} point)"
         for gain in REACH_GAINS:
             out[f"faster{gain_label(gain)}_{split}"] = (f"faster to +{gain * 100:.0f} points of high-IC {where} "
                                                          "accuracy above the common start")
@@ -208,9 +208,15 @@ def where_it_holds(cells: pd.DataFrame, x: str, y: str, measure: str, overall: d
         lines.append(f"{who} is significantly more often ahead (sign test, Benjamini–Hochberg q < {FDR:g} over "
                      f"the {len(cells)} cells) at: " + "; ".join(parts) + ".")
     if (cells["verdict"] == "neither").all():
-        lines.append(f"In no cell of this map is either model significantly more often ahead (Benjamini–Hochberg "
-                     f"q < {FDR:g} over {len(cells)} cells): the paper's effect, read as '{what}', does not appear "
-                     "reliably anywhere in this grid.")
+        line = (f"In no cell of this map is either model significantly more often ahead (Benjamini–Hochberg "
+                f"q < {FDR:g} over {len(cells)} cells)")
+        if overall["p_value"] < FDR:
+            who = "Looped-Attn" if overall["wins"] > overall["losses"] else "Single-Attn"
+            line += (f": pooled over the whole atlas {who} is ahead more often, but too rarely or too weakly to "
+                     "be located in any one cell with these seeds.")
+        else:
+            line += f": the paper's effect, read as '{what}', does not appear reliably anywhere in this grid."
+        lines.append(line)
     else:
         lines.append(f"In the other {int((cells['verdict'] == 'neither').sum())} cells neither model is "
                      "significantly more often ahead.")

@@ -112,6 +112,7 @@ def test_identical_models_tie_everywhere_and_no_cell_is_called():
         assert "does not appear reliably anywhere" in lines[-1]
 
 
+@pytest.mark.slow
 def test_under_the_null_cells_are_rarely_called_and_intervals_cover():
     """40 noise maps of 12 cells: Benjamini–Hochberg at 5 % under the global null calls
     some cell in about 5 % of maps (at most 6 of 40 here); the 95 % intervals of the win share among decided
@@ -160,3 +161,15 @@ def test_outcomes_and_differences_agree_in_sign():
 def test_grid_axes_are_the_columns_that_vary():
     table = synthetic(np.random.default_rng(6))
     assert atlas.grid_axes(table, ("d", "lr", "epochs", "alpha")) == ["d", "lr"]
+
+
+def test_a_weak_effect_everywhere_is_reported_pooled_not_located():
+    table = synthetic(np.random.default_rng(7))
+    pattern = np.array([0.05] * 6 + [-0.05] * 3 + [0.0])              # per cell: 6 wins, 3 losses, 1 tie
+    table["looped_acc_high"] = table["single_acc_high"] + np.tile(pattern, len(table) // len(pattern))
+    cells = atlas.cell_shares(table, "d", "lr", "higher_acc")
+    overall = atlas.share_summary(atlas.outcomes(table, "higher_acc"))
+    assert (cells["wins"] == 6).all() and (cells["verdict"] == "neither").all()
+    assert overall["p_value"] < 0.01 and overall["wins"] == 72
+    lines = atlas.where_it_holds(cells, "d", "lr", "higher_acc", overall)
+    assert "pooled over the whole atlas Looped-Attn is ahead more often" in lines[-1]
