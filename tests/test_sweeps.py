@@ -196,3 +196,31 @@ def test_a_worker_killed_mid_task_is_retried_not_lost(cluster, tmp_path):
     serial = as_table(list(run_points(points, workers=0)), points, tmp_path / "serial.csv")
     assert rows_equal(as_table(rows, points, tmp_path / "remote.csv"), serial)
     assert np.isfinite(serial["looped_acc_high"]).all()
+
+
+def test_atlas_spectra_match_a_finite_difference_hessian():
+    import torch
+
+    from loopviz.sweeps import atlas_point, train_curves
+    from loopviz.toy.training import prepare
+
+    config = RunConfig(d=2, epochs=5)
+    row = atlas_point(config, spectra=True)
+    problem = prepare(config)
+    for model in ("single", "looped"):
+        theta = torch.tensor(train_curves([config.replace(model=model)])[0]["theta"], dtype=torch.float64)
+        loops = config.replace(model=model).loops_at(config.epochs)
+
+        def grad(t: torch.Tensor) -> torch.Tensor:
+            t = t.clone().requires_grad_(True)
+            return torch.autograd.grad(problem.loss(t, loops), t)[0]
+
+        h, eps = [], 1e-5
+        for i in range(theta.numel()):
+            step = torch.zeros_like(theta).view(-1)
+            step[i] = eps
+            h.append(((grad(theta + step.view_as(theta)) - grad(theta - step.view_as(theta))) / (2 * eps)).view(-1))
+        fd = torch.stack(h)
+        assert row[f"{model}_lambda_max"] == pytest.approx(torch.linalg.eigvalsh((fd + fd.T) / 2)[-1].item(),
+                                                           rel=1e-6, abs=1e-8)
+    assert isinstance(row["assumption1_holds"], bool)
