@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from loopviz.config import RunConfig  # noqa: E402
 from loopviz.runs.execute import execute  # noqa: E402
 from loopviz.runs.format import read_run  # noqa: E402
-from loopviz.sweeps import _shift_point, run_parallel, shift_configs  # noqa: E402
+from loopviz.sweeps import plan, run_points, shift_configs  # noqa: E402
 from timing import best_of  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "default"
@@ -40,7 +40,7 @@ def main() -> None:
     walls = {}
     for workers in sorted({1, os.cpu_count() or 1}):
         start = time.perf_counter()
-        rows = list(run_parallel(_shift_point, configs, workers))
+        rows = list(run_points(plan("shift", configs), workers))  # a LocalCluster of `workers` processes
         walls[workers] = time.perf_counter() - start
         print(f"sweep-shift, {len(rows)} runs on {workers} worker(s): {walls[workers]:.1f} s wall")
     if len(walls) == 2:

@@ -63,6 +63,10 @@ OPTION_HELP = {
     "entropy_min": "|λ| below this falls in the first entropy bin",
     "entropy_max": "|λ| above this falls in the last entropy bin",
     "shift_epoch": "SHIFT only: train Single-Attn up to this epoch, then Looped-Attn",
+    "scp_wait": "SCP's rule: patience = E_plateau + W (the paper, Sec. 5); gradient = also wait for a settled "
+                "gradient norm (ours)",
+    "entropy_definition": "Hessian entropy / MI: histogram of |λ| on fixed log bins, or spectral p_i = |λ_i| / Σ|λ| "
+                          "(the paper's formula, App. E.1.2)",
     "reset_optimizer": "SHIFT only: a fresh Adam state at the switch (default: keep its moments)",
 }
 CHOICES = {"model": MODELS, "embedding": EMBEDDINGS, "transitions": TRANSITION_KINDS, "device": DEVICES,
@@ -159,6 +163,15 @@ def _check_out_file(out: Path, force: bool, side_suffixes: tuple[str, ...] = ())
         if path.exists() and not force:
             raise UsageError(f"{path} already exists; use another --out or --force to overwrite")
     _check_writable_dir(out.parent)
+
+
+def _check_sweep_out(out: Path) -> Path:
+    """A sweep's OUT is appended to and resumed, so an existing file is no error; a folder, or an
+    unwritable place, is - and is found before any point runs."""
+    if out.is_dir():
+        raise UsageError(f"{out} is a directory; --out names a file")
+    _check_writable_dir(out.parent)
+    return out
 
 
 def _check_workers(workers: int) -> int:
@@ -355,94 +368,12 @@ def _single_prior(config: RunConfig, finished: dict, out: Path):
         return None
 
 
-# ------------------------------------------------------------------ sweeps
-def _collect(label: str, function, configs: list[RunConfig], workers: int, on_row=None) -> tuple[list[dict], bool]:
-    """Run a sweep's points in worker processes with a progress bar; Ctrl-C keeps the
-    finished ones. Returns (rows, interrupted)."""
-    from .sweeps import run_parallel
-    rows: list[dict] = []
-    interrupted = False
-    bar = Progress(label, len(configs))
-    try:
-        for row in run_parallel(function, configs, workers):
-            rows.append(row)
-            if on_row is not None:
-                on_row(rows)
-            bar.show(len(rows), f"{len(rows)}/{len(configs)} runs")
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"\ninterrupted: keeping the {len(rows)} runs finished", file=sys.stderr)
-    bar.show(len(rows), "done", final=True)
-    return rows, interrupted
 
 
-def command_sweep_seeds(args: argparse.Namespace) -> int:
-    if not 1 <= args.seeds <= MAX_SEEDS:
-        raise UsageError(f"--seeds must be between 1 and {MAX_SEEDS} (each seed trains two models), "
-                         f"got {args.seeds}")
-    if args.first_seed < 0:
-        raise UsageError(f"--first-seed must be >= 0, got {args.first_seed}")
-    base = _config_from_args(args)
-    _check_workers(args.workers)
-    out = _out_path(args.out)
-    _check_out_file(out, args.force, (".summary.txt",))
-
-    import pandas as pd
-
-    from .sweeps import _seed_point, seed_configs, summarise_seed_sweep, summary_line
-    configs = seed_configs(base, args.seeds, args.vary, args.first_seed)
-    rows, interrupted = _collect("sweep-seeds", _seed_point, configs, args.workers)
-    if not rows:
-        return EXIT_FAILED
-    table = pd.DataFrame(rows).sort_values("seed").reset_index(drop=True)
-    table.to_csv(out, index=False)
-    line = summary_line(summarise_seed_sweep(table))
-    Path(str(out) + ".summary.txt").write_text(line + "\n" + base.to_json() + "\n")
-    print(line)
-    return EXIT_CANCELLED if interrupted else 0
+# Paper constants of length-gen, repeated here so that parsing needs no torch (test_cli checks they agree).
+LENGTHGEN_DEFAULTS = {"lengths": "8,11,14,17", "n": "5000", "max_length": 200, "max_n": 50_000}
 
 
-def command_sweep_shift(args: argparse.Namespace) -> int:
-    try:
-        shift_epochs = [int(x) for x in args.shift_epochs.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"--shift-epochs must be comma-separated integers, got {args.shift_epochs!r}") from None
-    base = _config_from_args(args)
-    bad = [s for s in shift_epochs if not 0 <= s <= base.epochs]
-    if not shift_epochs or bad:
-        raise UsageError(f"shift epochs must lie in [0, epochs = {base.epochs}]; bad: {bad or 'none given'}")
-    if not 1 <= args.repeats <= MAX_REPEATS:
-        raise UsageError(f"--repeats must be between 1 and {MAX_REPEATS}, got {args.repeats}")
-    _check_workers(args.workers)
-    out = _out_path(args.out)
-    _check_out_file(out, args.force, (".raw.csv",))
-
-    import pandas as pd
-
-    from .sweeps import _shift_point, shift_configs, summarise_shift_sweep
-    configs = shift_configs(base, shift_epochs, args.repeats)
-    raw_path = Path(str(out) + ".raw.csv")
-
-    def keep(rows: list[dict]) -> None:
-        # Every finished point survives a cancel: written aside, then renamed into place.
-        pd.DataFrame(rows).to_csv(raw_path.with_suffix(".tmp"), index=False)
-        os.replace(raw_path.with_suffix(".tmp"), raw_path)
-
-    rows, interrupted = _collect("sweep-shift", _shift_point, configs, args.workers, keep)
-    table = pd.DataFrame(rows)
-    if table.empty or not (table["model"] == "looped").any() or not (table["model"] == "shift").any():
-        print("error: too few runs finished to compare SHIFT with pure Looped-Attn", file=sys.stderr)
-        return EXIT_FAILED
-    summary = summarise_shift_sweep(table)
-    summary.to_csv(out, index=False)
-    best = summary.loc[summary["speedup"].idxmax()]
-    print(f"{len(summary)} shift epochs; pure Looped {summary['looped_seconds'].iloc[0]:.2f} s; best speed-up "
-          f"×{best['speedup']:.2f} at epoch {int(best['shift_epoch'])} (final accuracy gap "
-          f"{best['gap_acc_all']:+.3f})")
-    return EXIT_CANCELLED if interrupted else 0
-
-
-# ------------------------------------------------------------------ length-gen
 def command_length_gen(args: argparse.Namespace) -> int:
     if args.out is not None:
         _check_out_file(_out_path(args.out), args.force)
@@ -454,12 +385,179 @@ def command_length_gen(args: argparse.Namespace) -> int:
 LENGTHGEN_DEFAULTS = {"lengths": "8,11,14,17", "n": "5000", "max_length": 200, "max_n": 50_000}
 
 
+# ------------------------------------------------------------------ sweeps (points run on dask.distributed)
+def _int(name: str, text: str, low: int, high: int | None = None) -> int:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise UsageError(f"--{name} must be an integer, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"between {low} and {high}"
+        raise UsageError(f"--{name} must be {bound}, got {value}")
+    return value
+
+
+def _where(args: argparse.Namespace) -> tuple[int, str | None]:
+    """(workers, scheduler) from --workers / --serial / --scheduler / LOOPVIZ_SCHEDULER."""
+    from .sweeps import SCHEDULER_ENV
+
+    scheduler = args.scheduler or os.environ.get(SCHEDULER_ENV) or None
+    if args.serial:
+        if args.scheduler:
+            raise UsageError("--serial and --scheduler exclude each other")
+        return 0, None
+    workers = _int("workers", args.workers, 0, MAX_WORKERS) if args.workers is not None else default_workers()
+    if scheduler and not scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+        raise UsageError(f"--scheduler must look like tcp://HOST:PORT, got {scheduler!r}")
+    return workers, scheduler
+
+
+def _add_where_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", default=None,
+                        help="LocalCluster worker processes (default: one per core; 0 = run in this process)")
+    parser.add_argument("--serial", action="store_true", help="run every point in this process (= --workers 0)")
+    parser.add_argument("--scheduler", default=None,
+                        help="an existing dask scheduler, tcp://HOST:PORT (default: $LOOPVIZ_SCHEDULER, else a "
+                             "LocalCluster)")
+    parser.add_argument("--force", action="store_true", help="start over instead of resuming an existing --out")
+
+
+def _one_line_errors(handler):
+    """A sweep's bad input or unresumable output: one 'error: ...' line, exit 2, nothing run."""
+    def run(args: argparse.Namespace) -> int:
+        from .sweeps import SweepError
+
+        try:
+            return handler(args)
+        except (SweepError, ConfigError, UsageError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    return run
+
+
+def command_sweep_seeds(args: argparse.Namespace) -> int:
+    from . import sweeps
+
+    seeds = _int("seeds", args.seeds, 1, MAX_SEEDS)
+    first = _int("first-seed", args.first_seed, 0)
+    workers, scheduler = _where(args)
+    base = _config_from_args(args)
+    out = _check_sweep_out(_out_path(args.out))
+    summary = Path(str(out) + ".summary.txt")
+    if summary.exists() and not out.exists() and not args.force:  # beside a resumed OUT it is OUT's own summary
+        raise UsageError(f"{summary} already exists; use another --out or --force to overwrite")
+    points = sweeps.plan("seed", sweeps.seed_configs(base, seeds, args.vary, first))
+    table, interrupted, _ = sweeps.sweep(points, out, args.force, workers, scheduler,
+                                         Progress("sweep-seeds", len(points)))
+    if table.empty:
+        return EXIT_CANCELLED if interrupted else EXIT_FAILED
+    sweeps.write_table(table, out)
+    line = sweeps.summary_line(sweeps.summarise_seed_sweep(table))
+    summary.write_text(line + "\n" + base.to_json() + "\n")
+    print(line)
+    return EXIT_CANCELLED if interrupted else 0
+
+
+def command_sweep_shift(args: argparse.Namespace) -> int:
+    from . import sweeps
+
+    try:
+        shift_epochs = [int(x) for x in args.shift_epochs.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--shift-epochs must be comma-separated integers, got {args.shift_epochs!r}") from None
+    repeats = _int("repeats", args.repeats, 1, MAX_REPEATS)
+    workers, scheduler = _where(args)
+    base = _config_from_args(args)
+    bad = [s for s in shift_epochs if not 0 <= s <= base.epochs]
+    if not shift_epochs or bad:
+        raise UsageError(f"shift epochs must lie in [0, epochs = {base.epochs}]; bad: {bad or 'none given'}")
+    out = _check_sweep_out(_out_path(args.out))
+    raw_path = Path(str(out) + ".raw.csv")
+    points = sweeps.plan("shift", sweeps.shift_configs(base, shift_epochs, repeats))
+    rows, interrupted, _ = sweeps.sweep(points, raw_path, args.force, workers, scheduler,
+                                 Progress("sweep-shift", len(points)))
+    if rows.empty or not (rows["model"] == "looped").any() or not (rows["model"] == "shift").any():
+        print("error: too few runs finished to compare SHIFT with pure Looped-Attn", file=sys.stderr)
+        return EXIT_FAILED
+    summary = sweeps.summarise_shift_sweep(rows)
+    sweeps.write_table(summary, out)
+    best = summary.loc[summary["speedup"].idxmax()]
+    print(f"{len(summary)} shift epochs; pure Looped {summary['looped_seconds'].iloc[0]:.2f} s; best speed-up "
+          f"×{best['speedup']:.2f} at epoch {int(best['shift_epoch'])} (final accuracy gap "
+          f"{best['gap_acc_all']:+.3f})")
+    return EXIT_CANCELLED if interrupted else 0
+
+
+def command_atlas(args: argparse.Namespace) -> int:
+    from . import sweeps
+
+    seeds = _int("seeds", args.seeds, 1, MAX_SEEDS)
+    first = _int("first-seed", args.first_seed, 0)
+    workers, scheduler = _where(args)
+    base = _config_from_args(args)
+    grid = sweeps.parse_grid(args.grid or [], base)
+    out = _check_sweep_out(_out_path(args.out))
+    points = sweeps.plan("atlas", sweeps.atlas_configs(base, grid, seeds, first), spectra=bool(args.spectra))
+    print(f"atlas: {len(points) // seeds} configurations × {seeds} seeds = {len(points)} points, "
+          f"{base.epochs} epochs each, on " + (scheduler or ("this process" if workers == 0 else
+                                                                f"a LocalCluster of {workers} workers")),
+          file=sys.stderr)
+    table, interrupted, _ = sweeps.sweep(points, out, args.force, workers, scheduler,
+                                         Progress("atlas", len(points)))
+    if table.empty:
+        return EXIT_CANCELLED if interrupted else EXIT_FAILED
+    sweeps.write_table(table, out)
+    overall = sweeps.atlas.share_summary(sweeps.atlas.outcomes(table, "faster5_acc"))
+    print(f"{len(table)} points written to {out}; Looped faster to +5 points of high-IC training accuracy in "
+          f"{overall['wins']}/{overall['n']} (95 % CI {overall['win_low']:.0%}–{overall['win_high']:.0%}), "
+          f"Single in {overall['losses']}/{overall['n']}")
+    return EXIT_CANCELLED if interrupted else 0
+
+
+def add_sweep_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register sweep-seeds, sweep-shift and atlas. Options are taken as text and checked
+    by the handlers, so bad input gives one 'error: ...' line and exit code 2."""
+    seeds = subparsers.add_parser("sweep-seeds", help="both models over many seeds, no spectra: the effect's "
+                                                      "distribution")
+    _add_config_options(seeds, skip=("model",))
+    seeds.add_argument("--seeds", default="20", help="number of seeds")
+    seeds.add_argument("--first-seed", default="0")
+    seeds.add_argument("--vary", choices=("both", "data_seed", "seed"), default="both",
+                       help="which seed each point changes (both: data_seed = seed = s)")
+    seeds.add_argument("--out", required=True, help="CSV file (rows appended as points finish; a rerun resumes; "
+                                                    "a .summary.txt is written beside it)")
+    _add_where_options(seeds)
+    seeds.set_defaults(handler=_one_line_errors(command_sweep_seeds))
+
+    shift = subparsers.add_parser("sweep-shift", help="SHIFT at many shift epochs against pure Looped-Attn: "
+                                                      "speed-up")
+    _add_config_options(shift, skip=("model", "shift_epoch"))
+    shift.add_argument("--shift-epochs", default=",".join(str(s) for s in range(0, 600, 50)),
+                       help="comma-separated shift epochs (default 0,50,...,550)")
+    shift.add_argument("--repeats", default="3", help="timed runs per point (the median is kept)")
+    shift.add_argument("--out", required=True, help="CSV to write (raw runs are appended to OUT.raw.csv as they "
+                                                    "finish; a rerun resumes)")
+    _add_where_options(shift)
+    shift.set_defaults(handler=_one_line_errors(command_sweep_shift))
+
+    grid = subparsers.add_parser("atlas", help="a grid of configurations × seeds: where Looped beats Single")
+    _add_config_options(grid, skip=("model",))
+    grid.add_argument("--grid", nargs="*", metavar="NAME=V1,V2", help="config fields to sweep, e.g. d=4,8 lr=1e-3,3e-3")
+    grid.add_argument("--seeds", default="10", help="seeds per configuration (data_seed = seed = s)")
+    grid.add_argument("--first-seed", default="0")
+    grid.add_argument("--spectra", action="store_true",
+                      help="also the final epoch's exact Hessian: λ_max and Assumption 1's low-curvature counts")
+    grid.add_argument("--out", required=True, help="CSV file (rows appended as points finish; a rerun resumes)")
+    _add_where_options(grid)
+    grid.set_defaults(handler=_one_line_errors(command_atlas))
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m loopviz", description=__doc__.splitlines()[0],
                     epilog="Each command has its own --help. Exit codes: 0 done, 1 failed, 2 bad input, "
                            "3 diverged, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    workers_help = f"worker processes (default: one per CPU core, {default_workers()} here)"
 
     run = sub.add_parser("run", help="train models and write their run directories",
                          description="Train each model of --model and write OUT/<model>/ (config, records, "
@@ -476,34 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(run, skip=("model",))
     run.set_defaults(handler=command_run)
 
-    sweep = sub.add_parser("sweep-seeds", help="both models over many seeds, no spectra: the effect's distribution",
-                           description="Single and Looped at each seed (no spectra); writes the final metrics per "
-                                       "seed to OUT and a one-line summary to OUT.summary.txt.")
-    sweep.add_argument("--seeds", type=int, default=20,
-                       help=f"number of seeds, 1 to {MAX_SEEDS} (default: %(default)s)")
-    sweep.add_argument("--first-seed", type=int, default=0, help="first seed; seeds are consecutive "
-                                                                 "(default: %(default)s)")
-    sweep.add_argument("--vary", choices=("both", "data_seed", "seed"), default="both",
-                       help="which seed each point changes; both: data_seed = seed = s (default: %(default)s)")
-    sweep.add_argument("--out", required=True, help="CSV file to write; OUT.summary.txt is written beside it "
-                                                    "(required)")
-    sweep.add_argument("--force", action="store_true", help="overwrite OUT and OUT.summary.txt (default: refuse)")
-    sweep.add_argument("--workers", type=int, default=default_workers(), help=workers_help)
-    _add_config_options(sweep, skip=("model",))
-    sweep.set_defaults(handler=command_sweep_seeds)
-
-    shift = sub.add_parser("sweep-shift", help="SHIFT at many shift epochs against pure Looped-Attn: speed-up",
-                           description="Times SHIFT at each shift epoch against pure Looped-Attn (no spectra); "
-                                       "writes the median per point to OUT, every run to OUT.raw.csv as it ends.")
-    shift.add_argument("--shift-epochs", default=",".join(str(s) for s in range(0, 600, 50)),
-                       help="comma-separated epochs at which SHIFT switches to Looped (default: 0,50,...,550)")
-    shift.add_argument("--repeats", type=int, default=3,
-                       help=f"timed runs per point, the median is kept; 1 to {MAX_REPEATS} (default: %(default)s)")
-    shift.add_argument("--out", required=True, help="CSV file to write; raw runs go to OUT.raw.csv (required)")
-    shift.add_argument("--force", action="store_true", help="overwrite OUT and OUT.raw.csv (default: refuse)")
-    shift.add_argument("--workers", type=int, default=default_workers(), help=workers_help)
-    _add_config_options(shift, skip=("model", "shift_epoch"))
-    shift.set_defaults(handler=command_sweep_shift)
+    add_sweep_commands(sub)
 
     d = LENGTHGEN_DEFAULTS
     lg = sub.add_parser("length-gen", help="accuracy of trained runs on longer sequences (Table 1)",

@@ -1,43 +1,97 @@
-"""Many small runs in parallel worker processes: the seed sweep (reproduction honesty).
+"""Sweeps as tasks on dask.distributed: the seed sweep, the SHIFT sweep and the atlas.
 
-Each task is one (config) → final metrics, spectra off; results stream back in
-completion order so a cancelled sweep keeps the points already finished.
+A sweep is a plan of points: one config each, named by a key (the config's hash, which
+includes its seeds, plus a repeat index where one config is timed several times). Each
+point is a task on a `distributed.Client`: by default a LocalCluster of single-threaded
+worker processes, one per core; `--scheduler tcp://HOST:PORT` (or LOOPVIZ_SCHEDULER)
+uses an existing cluster; `--workers 0` / `--serial` runs in this process. Rows stream
+back as tasks finish and each is appended to the output as one fsynced line, so a
+killed sweep keeps every finished point and a rerun with the same --out skips them.
+A point's row depends only on its config (float64, one thread), so it is the same bit
+for bit wherever it ran; only the columns ending in "seconds" measure time.
 """
 from __future__ import annotations
 
-import multiprocessing
+import csv
+import io
+import itertools
+import logging
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
 import pandas as pd
 
-from . import stats
+from . import atlas, stats
+from .config import ConfigError, RunConfig, _coerce
 from .toy import markov
-from .config import RunConfig
+
+SCHEDULER_ENV = "LOOPVIZ_SCHEDULER"
+# Every process doing linear algebra pins its BLAS/OpenMP threads before numpy or torch load
+# (DESIGN.md: two workers with several threads each on two cores ran 4x slower).
+PINNED_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+EXIT_BAD_INPUT, EXIT_FAILED, EXIT_CANCELLED = 2, 1, 130
+
+
+class SweepError(Exception):
+    """Bad input or an output file that cannot be resumed; the message says which."""
 
 
 def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+# ------------------------------------------------------------------ training (the one seam)
+def train_curves(configs: list[RunConfig]) -> list[dict[str, np.ndarray]]:
+    """Per-epoch metrics (epochs 0..E) and training seconds of each config, spectra off.
+
+    The one place a sweep trains: a trainer that batches seeds in one tensor can
+    replace this loop, config list in, list of curves out, without touching the rest.
+    """
+    import torch
+
+    from .toy.training import train  # imported in the worker: summaries of finished sweeps need no torch
+
+    torch.set_num_threads(1)
+    out = []
+    for config in configs:
+        records = list(train(config.replace(hessian_every=0)))
+        curves = {name: np.array([r.metrics[name] for r in records]) for name in records[0].metrics}
+        curves["epoch"] = np.array([r.epoch for r in records])
+        curves["seconds"] = np.array([r.seconds for r in records])
+        curves["diverged"] = np.array([bool(r.diverged) for r in records])
+        curves["theta"] = records[-1].theta
+        out.append(curves)
+    return out
 
 
 def final_metrics(config: RunConfig) -> dict[str, float]:
     """Train `config` (no spectra) and return its last record's metrics and status."""
-    import torch
-
-    from .toy.training import train  # in the worker: summaries of finished sweeps need no torch
-
-    torch.set_num_threads(1)
-    last = None
-    for last in train(config):
-        pass
-    assert last is not None
-    return {**last.metrics, "epoch": last.epoch, "diverged": bool(last.diverged), "seconds": last.seconds}
+    curves = train_curves([config])[0]
+    return {**{name: float(values[-1]) for name, values in curves.items()
+               if name not in ("epoch", "seconds", "diverged", "theta")},
+            "epoch": int(curves["epoch"][-1]), "diverged": bool(curves["diverged"][-1]),
+            "seconds": float(curves["seconds"][-1])}
 
 
-def _seed_point(config_json: str) -> dict[str, float]:
+def _ceilings(config: RunConfig) -> dict[str, float]:
+    """The task's Bayes ceilings (train and held-out) and the draw's majority (memorisation) ceiling."""
+    task = markov.task_for(config)
+    row = {}
+    for split, prefix in (("train", "bayes_acc"), ("val", "bayes_val_acc")):
+        for name, value in markov.bayes_accuracy(task, split).items():
+            row[f"{prefix}_{name}"] = value
+    for name, value in markov.memorisation_ceiling(task).items():
+        row[f"memorise_{name}"] = value
+    return row
+
+
+# ------------------------------------------------------------------ points
+def seed_point(base: RunConfig) -> dict[str, float]:
     """Both models of one seed, plus the task's Bayes and memorisation ceilings."""
-    base = RunConfig.from_json(config_json)
     row: dict[str, float] = {"seed": base.seed, "data_seed": base.data_seed}
     for model in ("single", "looped"):
         for name, value in final_metrics(base.replace(model=model)).items():
@@ -53,28 +107,249 @@ def _seed_point(config_json: str) -> dict[str, float]:
     return row
 
 
-def run_parallel(function: Callable[[str], dict], configs: Iterable[RunConfig], workers: int) -> Iterator[dict]:
-    """Map `function` over configs (as JSON) in spawned worker processes, as they finish."""
-    payloads = [c.to_json() for c in configs]
-    if workers <= 1:
-        for payload in payloads:
-            yield function(payload)
-        return
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        futures = [pool.submit(function, p) for p in payloads]
+def shift_point(config: RunConfig) -> dict[str, float]:
+    """One point of the SHIFT efficiency sweep: train (no spectra), time it, final metrics."""
+    final_metrics(config.replace(model="looped", epochs=2))  # warm-up: a fresh worker's first steps are slow
+    row = {"model": config.model, "shift_epoch": config.shift_epoch if config.model == "shift" else -1}
+    row.update(final_metrics(config))
+    return row
+
+
+RUN_FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
+ATLAS_CONFIG_COLUMNS = tuple(f.name for f in fields(RunConfig) if f.name not in ("model", "device"))
+
+
+def atlas_point(base: RunConfig, spectra: bool = False) -> dict[str, float]:
+    """One (configuration, seed) of the atlas: the config's fields, both models' final and
+    best accuracies, ceilings, loss gaps and times to reach (loopviz.atlas.pair_row); with
+    `spectra`, the final epoch's exact Hessian summary of each model (Def. 1, Assumption 1)."""
+    pair = dict(zip(atlas.MODELS, train_curves([base.replace(model=m) for m in atlas.MODELS])))
+    row: dict[str, float] = {name: getattr(base, name) for name in ATLAS_CONFIG_COLUMNS}
+    row.update(atlas.pair_row(pair))
+    row.update(_ceilings(base))
+    for model in atlas.MODELS:
+        row[f"{model}_seconds"] = float(pair[model]["seconds"][-1])
+    if spectra:
+        row.update(_final_spectra(base, pair))
+    return row
+
+
+def _final_spectra(base: RunConfig, pair: dict[str, dict[str, np.ndarray]]) -> dict[str, float]:
+    """Exact Hessian spectra at each model's final weights (SPEC §3), and Assumption 1."""
+    from . import curvature
+    from .toy.training import prepare
+
+    problem = prepare(base)
+    out, eigs = {}, {}
+    for model in atlas.MODELS:
+        config = base.replace(model=model)
+        eigs[model] = problem.hessian_spectrum(pair[model]["theta"], config.loops_at(config.epochs))
+        out[f"{model}_lambda_max"] = float(eigs[model][-1])
+    check = curvature.assumption1(eigs["single"], eigs["looped"], base.river_eps, base.low_curvature_tau)
+    out.update({"single_low_curvature": check.m1, "looped_low_curvature": check.m2,
+                "assumption1_holds": bool(check.holds)})
+    return out
+
+
+POINT_KINDS: dict[str, Callable[..., dict]] = {"seed": seed_point, "shift": shift_point, "atlas": atlas_point}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One task of a sweep: what to run and the key that names its row."""
+
+    key: str
+    kind: str
+    config_json: str
+    options: tuple[tuple[str, object], ...] = ()
+
+
+def run_point(point: Point) -> dict:
+    """The task: run one point and return its row (key first). Runs on a worker."""
+    function = POINT_KINDS[point.kind]
+    return {"key": point.key, **function(RunConfig.from_json(point.config_json), **dict(point.options))}
+
+
+def plan(kind: str, configs: Iterable[RunConfig], **options) -> list[Point]:
+    """Points for configs; a config that appears k times (timed repeats) gets keys
+    KEY-r0 ... KEY-r(k-1), so each repeat is its own row."""
+    seen: dict[str, int] = {}
+    points = []
+    for config in configs:
+        key = config.key()
+        repeat = seen.get(key, 0)
+        seen[key] = repeat + 1
+        points.append(Point(f"{key}-r{repeat}", kind, config.to_json(), tuple(sorted(options.items()))))
+    return points
+
+
+# ------------------------------------------------------------------ where points run
+def _client(workers: int, scheduler: str | None):
+    """A distributed.Client on the given scheduler, or on a new LocalCluster of `workers`
+    single-threaded processes (threads pinned, dashboard off, loopback only)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler:
         try:
-            for future in as_completed(futures):
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+            return Client(scheduler, timeout="10s"), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SweepError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": PINNED_THREADS}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, scheduler_port=0, env=PINNED_THREADS,
+                               # no dashboard; its health endpoint on loopback, a free port
+                               scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                               silence_logs=logging.ERROR)
+    return Client(cluster), cluster
 
 
+def run_points(points: list[Point], workers: int, scheduler: str | None = None) -> Iterator[dict]:
+    """Rows of `points` as they finish: in this process when workers == 0 and no scheduler,
+    else as tasks on dask.distributed. A worker lost mid-task is retried by the scheduler
+    (distributed.scheduler.allowed-failures). Closing the iterator cancels what is left."""
+    if not points:
+        return
+    if workers == 0 and not scheduler:
+        for point in points:
+            yield run_point(point)
+        return
+    from distributed import as_completed
+
+    client, cluster = _client(workers, scheduler)
+    futures = []
+    try:
+        # Explicit keys: a resubmitted point (a resumed sweep on a live cluster) is the same task.
+        futures = [client.submit(run_point, p, key=f"loopviz-{p.kind}-{p.key}", pure=False) for p in points]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        client.cancel(futures)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# ------------------------------------------------------------------ the output file
+def _cell(value) -> str:
+    """Text of one value; floats by repr, which round-trips exactly."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return str(value)
+
+
+class RowFile:
+    """A CSV that grows one fsynced line per finished point and can be resumed.
+
+    Opening an existing file drops a torn last line (a kill mid-write), reads the keys
+    already there, and checks they all belong to this sweep's plan.
+    """
+
+    def __init__(self, path: Path, keys: list[str], fresh: bool):
+        self.path = Path(path)
+        self.header: list[str] | None = None
+        self.done: set[str] = set()
+        if fresh or not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("")
+            return
+        text = self.path.read_text()
+        # A file whose first line is not a sweep header is someone else's: refuse before touching it.
+        if text and "key" not in next(csv.reader([text.split("\n", 1)[0]]), []):
+            raise SweepError(f"{self.path} is not a loopviz sweep file (no 'key' column); use another --out or --force")
+        if text and not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+            self.path.write_text(text)
+        lines = list(csv.reader(io.StringIO(text)))
+        if not lines:
+            return
+        self.header = lines[0]
+        column = self.header.index("key")
+        self.done = {line[column] for line in lines[1:] if len(line) == len(self.header)}
+        foreign = self.done - set(keys)
+        if foreign:
+            raise SweepError(f"{self.path} holds {len(foreign)} point(s) of another sweep (different config); "
+                             "use another --out, or --force to start over")
+
+    def append(self, row: dict) -> None:
+        if self.header is None:
+            self.header = list(row)
+            self._write(",".join(self.header) + "\n")
+        if set(row) != set(self.header):
+            raise SweepError(f"a row's columns differ from {self.path}'s header: "
+                             f"{sorted(set(row) ^ set(self.header))}")
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow([_cell(row[name]) for name in self.header])
+        self._write(buffer.getvalue())
+        self.done.add(row["key"])
+
+    def _write(self, text: str) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def read_rows(path: Path) -> pd.DataFrame:
+    """A sweep file as written (floats exactly as computed)."""
+    return pd.read_csv(path)  # pandas 3 parses repr floats exactly (tests/test_sweeps.py checks it)
+
+
+def in_plan_order(table: pd.DataFrame, points: list[Point]) -> pd.DataFrame:
+    """Rows sorted as the plan lists them: the same file whatever order tasks finished in."""
+    order = {p.key: i for i, p in enumerate(points)}
+    return table.assign(_order=table["key"].map(order)).sort_values("_order").drop(columns="_order") \
+        .reset_index(drop=True)
+
+
+def write_table(table: pd.DataFrame, path: Path) -> None:
+    """Write aside, then rename into place: a kill never leaves half a table."""
+    tmp = Path(str(path) + ".tmp")
+    with open(tmp, "w") as handle:
+        handle.write(",".join(table.columns) + "\n")
+        writer = csv.writer(handle, lineterminator="\n")
+        for values in table.itertuples(index=False):
+            writer.writerow([_cell(v) for v in values])
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def sweep(points: list[Point], path: Path, fresh: bool, workers: int, scheduler: str | None,
+          progress=None) -> tuple[pd.DataFrame, bool, int]:
+    """Run the points not yet in `path`, appending each row as it finishes.
+
+    Returns (every row of the plan now in the file, in plan order; interrupted by
+    Ctrl-C; points skipped because they were already done)."""
+    store = RowFile(path, [p.key for p in points], fresh)
+    todo = [p for p in points if p.key not in store.done]
+    skipped = len(points) - len(todo)
+    if skipped:
+        print(f"resuming {path}: {skipped} of {len(points)} points already done", file=sys.stderr)
+    interrupted = False
+    done = skipped
+    try:
+        for row in run_points(todo, workers, scheduler):
+            store.append(row)
+            done += 1
+            if progress is not None:
+                progress.show(done, f"{done}/{len(points)} points")
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"\ninterrupted: keeping the {done} points finished in {path}", file=sys.stderr)
+    if progress is not None:
+        progress.show(done, "done", final=True)
+    table = read_rows(path) if path.stat().st_size else pd.DataFrame(columns=["key"])
+    return in_plan_order(table, points), interrupted, skipped
+
+
+# ------------------------------------------------------------------ seed and shift sweeps
 def seed_configs(base: RunConfig, seeds: int, vary: str, first: int = 0) -> list[RunConfig]:
     """One config per seed; vary = 'data_seed', 'seed' or 'both' (both set to s)."""
-    fields = {"data_seed": ("data_seed",), "seed": ("seed",), "both": ("data_seed", "seed")}[vary]
-    return [base.replace(hessian_every=0, **{f: s for f in fields}) for s in range(first, first + seeds)]
+    fields_ = {"data_seed": ("data_seed",), "seed": ("seed",), "both": ("data_seed", "seed")}[vary]
+    return [base.replace(hessian_every=0, **{f: s for f in fields_}) for s in range(first, first + seeds)]
 
 
 def summarise_seed_sweep(table: pd.DataFrame) -> dict:
@@ -84,15 +359,6 @@ def summarise_seed_sweep(table: pd.DataFrame) -> dict:
 
 def summary_line(summary: dict) -> str:
     return stats.seed_sweep_sentence(summary)
-
-
-def _shift_point(config_json: str) -> dict[str, float]:
-    """One point of the SHIFT efficiency sweep: train (no spectra), time it, final metrics."""
-    config = RunConfig.from_json(config_json)
-    final_metrics(config.replace(model="looped", epochs=2))  # warm-up: a fresh worker's first steps are slow
-    row = {"model": config.model, "shift_epoch": config.shift_epoch if config.model == "shift" else -1}
-    row.update(final_metrics(config))
-    return row
 
 
 def shift_configs(base: RunConfig, shift_epochs: list[int], repeats: int) -> list[RunConfig]:
@@ -117,4 +383,64 @@ def summarise_shift_sweep(rows: pd.DataFrame) -> pd.DataFrame:
     for name in ("acc_all", "acc_high", "val_acc_all", "val_acc_high"):
         shift[f"gap_{name}"] = shift[name] - float(looped[name].iloc[0])
     shift["looped_seconds"] = base_seconds
-    return shift.reset_index(drop=True)
+    return shift.drop(columns="key", errors="ignore").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ the atlas grid
+def parse_grid(items: list[str], base: RunConfig) -> dict[str, list]:
+    """['d=2,4', 'lr=1e-3,3e-3'] → {'d': [2, 4], 'lr': [0.001, 0.003]}, each value checked
+    against RunConfig (with the base's other fields) before anything runs."""
+    grid: dict[str, list] = {}
+    names = set(ATLAS_CONFIG_COLUMNS) - {"seed", "data_seed"}
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not values.strip():
+            raise SweepError(f"--grid items look like name=v1,v2; got {item!r}")
+        if name not in names:
+            raise SweepError(f"--grid: {name!r} is not a config field that can be swept "
+                             f"(seeds are set by --seeds); choose from {', '.join(sorted(names))}")
+        if name in grid:
+            raise SweepError(f"--grid names {name} twice")
+        parsed = []
+        for text in values.split(","):
+            try:  # the type here; ranges and combinations (onehot needs d >= 6) below
+                parsed.append(_coerce(name, RUN_FIELD_TYPES[name], text.strip()))
+            except ConfigError as exc:
+                raise SweepError(f"--grid {name}={text.strip()}: {exc}") from None
+        if len(set(parsed)) != len(parsed):
+            raise SweepError(f"--grid {name} repeats a value")
+        grid[name] = parsed
+    for combination in itertools.product(*grid.values()):  # combinations can be invalid (onehot with d < 6)
+        try:
+            base.replace(**dict(zip(grid, combination)))
+        except ConfigError as exc:
+            where = ", ".join(f"{k}={v}" for k, v in zip(grid, combination))
+            raise SweepError(f"--grid: {where} is invalid: {exc}") from None
+    return grid
+
+
+def atlas_configs(base: RunConfig, grid: dict[str, list], seeds: int, first: int = 0) -> list[RunConfig]:
+    """Every grid combination × seeds (data_seed = seed = s), spectra off."""
+    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
+    return [base.replace(hessian_every=0, seed=s, data_seed=s, **combo)
+            for combo in combos for s in range(first, first + seeds)]
+
+
+def rows_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Same rows bit for bit, apart from the timing columns."""
+    keep = [c for c in a.columns if not c.endswith(atlas.TIMING_SUFFIX)]
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return False
+    left, right = a[keep].reset_index(drop=True), b[keep].reset_index(drop=True)
+    for name in keep:
+        x, y = left[name].to_numpy(), right[name].to_numpy()
+        if x.dtype.kind == "f" or y.dtype.kind == "f":
+            x, y = x.astype(float), y.astype(float)
+            same = (x == y) | (np.isnan(x) & np.isnan(y))
+            if not same.all():
+                return False
+        elif not (x == y).all():
+            return False
+    return True
+

@@ -340,7 +340,7 @@ BAD_VALUES = {
     "shift epochs not numbers": ([*SHIFT, "--shift-epochs", "a,b", "--out", OUT], "comma-separated"),
     "repeats 0": ([*SHIFT, "--shift-epochs", "1", "--repeats", "0", "--out", OUT], "--repeats"),
     "shift raw exists": ([*SHIFT, "--shift-epochs", "1", "--out", lambda tmp: (
-        (tmp / "s.csv.raw.csv").write_text("keep"), str(tmp / "s.csv"))[-1]], "raw.csv already exists"),
+        (tmp / "s.csv.raw.csv").write_text("keep"), str(tmp / "s.csv"))[-1]], "not a loopviz sweep file"),
     "shift out under /proc": ([*SHIFT, "--shift-epochs", "1", "--out", "/proc/loopviz-x/s.csv"], "cannot write"),
     "length n 1e9": (["length-gen", "--n", "1000000000", "--out", OUT], "at most"),
     "length n 1e9 text": (["length-gen", "--n", "1e9", "--out", OUT], "integer"),

@@ -1,0 +1,58 @@
+"""Figures of the atlas: a map of shares over two grid axes, and one cell's seeds."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+
+def _ticks(values) -> list[str]:
+    return [f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v) for v in values]
+
+
+def share_map(cells: pd.DataFrame, x: str, y: str, what: str) -> go.Figure:
+    """Share of seeds in which Looped-Attn is ahead, one square per (x, y) cell, with the
+    counts, both models' shares and 95 % intervals on hover. Squares are scatter markers,
+    not a heatmap trace, so that a click selects a cell (Streamlit selects points)."""
+    xs, ys = sorted(cells[x].unique()), sorted(cells[y].unique())
+    xi = cells[x].map({v: i for i, v in enumerate(xs)})
+    yi = cells[y].map({v: i for i, v in enumerate(ys)})
+    hover = [
+        f"{x} = {c[x]}, {y} = {c[y]}<br>Looped ahead in {c['wins']}/{c['n']} = {c['share_win']:.0%} "
+        f"(95 % CI {c['win_low']:.0%}–{c['win_high']:.0%})<br>Single ahead in {c['losses']}/{c['n']} = "
+        f"{c['share_loss']:.0%} ({c['loss_low']:.0%}–{c['loss_high']:.0%})<br>ties {c['ties']}; sign test "
+        f"p = {c['p_value']:.2g}, q = {c['q_value']:.2g}: {c['verdict']}"
+        for _, c in cells.iterrows()]
+    text = [f"{c['wins']}/{c['n']}" + ("*" if c["verdict"] == "looped" else "†" if c["verdict"] == "single" else "")
+            for _, c in cells.iterrows()]
+    fig = go.Figure(go.Scatter(
+        x=xi, y=yi, mode="markers+text", text=text, textfont={"color": "black"},
+        marker={"symbol": "square", "size": 70, "color": cells["share_win"], "cmin": 0, "cmax": 1,
+                "colorscale": "Blues", "colorbar": {"title": "share Looped<br>ahead"},
+                "line": {"color": ["crimson" if v == "single" else "black" if v == "looped" else "lightgrey"
+                                   for v in cells["verdict"]], "width": 3}},
+        customdata=np.stack([cells[x].astype(str), cells[y].astype(str)], axis=-1),
+        hovertext=hover, hoverinfo="text", name="cells"))
+    fig.update_layout(title=f"Share of seeds in which Looped-Attn is {what}",
+                      xaxis={"title": x, "tickvals": list(range(len(xs))), "ticktext": _ticks(xs),
+                             "range": [-0.6, len(xs) - 0.4]},
+                      yaxis={"title": y, "tickvals": list(range(len(ys))), "ticktext": _ticks(ys),
+                             "range": [-0.6, len(ys) - 0.4]},
+                      height=max(320, 110 * len(ys) + 140), clickmode="event+select", dragmode=False)
+    return fig
+
+
+def cell_seeds(rows: pd.DataFrame, difference: pd.Series, label: str) -> go.Figure:
+    """Each seed of one cell: the per-seed Looped − Single quantity behind the share;
+    customdata carries the row index so a click can open that run."""
+    fig = go.Figure(go.Scatter(
+        x=difference, y=[f"{c}" for c in rows["config"]], mode="markers",
+        marker={"size": 11, "color": np.sign(difference), "cmin": -1, "cmax": 1,
+                "colorscale": [[0, "crimson"], [0.5, "grey"], [1, "royalblue"]]},
+        customdata=rows.index.to_numpy(), name="seeds",
+        hovertext=[f"seed {s}: {v:+.4g}" for s, v in zip(rows["seed"], difference)], hoverinfo="text"))
+    fig.add_vline(x=0, line_dash="dot", line_color="grey")
+    fig.update_layout(title="This cell's seeds (click one to open it in the explorer)", xaxis_title=label,
+                      yaxis_title="configuration", height=max(260, 40 * rows["config"].nunique() + 160),
+                      clickmode="event+select")
+    return fig

@@ -1,0 +1,49 @@
+"""AppTest of 'Where does it hold?': the bundled atlas's map, its statements, and a seed
+opened in the explorer with its config in the sidebar and the URL."""
+import pytest
+
+from loopviz import atlas
+from loopviz.config import RunConfig
+from loopviz.sweeps import read_rows
+from loopviz.ui.config_sidebar import STATE_KEY
+from tests.apptest_helpers import REPO, app_test
+
+PAGE = "app_pages/atlas.py"
+TABLE = read_rows(REPO / "assets" / "atlas.csv")
+
+pytestmark = pytest.mark.usefixtures("fresh_jobs")
+
+
+def test_the_map_and_its_statements_come_from_the_bundled_atlas():
+    at = app_test(PAGE).run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 1
+    overall = atlas.share_summary(atlas.outcomes(TABLE, "higher_acc"))
+    at.selectbox(key="atlas-measure").set_value("higher_acc").run()
+    text = " ".join(m.value for m in at.markdown)
+    assert f"Over all {len(TABLE)} runs of the atlas, Looped-Attn is higher" in text
+    assert f"in {overall['wins']} ({overall['share_win'] * 100:.0f} %, 95 % CI" in text
+    assert "Click a cell" in at.info[0].value
+
+
+def test_the_axes_can_be_swapped():
+    at = app_test(PAGE).run()
+    axes = at.selectbox(key="atlas-x").options
+    at.selectbox(key="atlas-x").set_value(axes[1]).run()
+    assert not at.exception
+    assert at.selectbox(key="atlas-y").value != axes[1]
+
+
+def test_a_clicked_seed_opens_in_the_explorer_with_its_config():
+    row = TABLE.iloc[len(TABLE) // 2]
+    at = app_test("app.py").run()
+    at.switch_page(PAGE).run()
+    at.session_state["atlas_open"] = atlas.explorer_params(row)   # what the seed plot's click callback stores
+    at.run()
+    assert not at.exception, at.exception
+    config = at.session_state[STATE_KEY]
+    assert isinstance(config, RunConfig)
+    assert (config.d, config.lr, config.seed, config.data_seed, config.epochs) == \
+        (row["d"], row["lr"], row["seed"], row["data_seed"], row["epochs"])
+    assert at.query_params["seed"] == [str(row["seed"])] or at.query_params["seed"] == str(row["seed"])
+    assert "Spectrum evolution" in at.title[0].value
