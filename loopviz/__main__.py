@@ -6,8 +6,15 @@ nothing written. A diverged run keeps its records and exits 3.
 """
 from __future__ import annotations
 
-import argparse
 import os
+
+# Before numpy and torch load (they read these once): one BLAS/OpenMP thread unless the user
+# chose, so that this process and its spectrum workers never oversubscribe the cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse
 import sys
 import threading
 import time

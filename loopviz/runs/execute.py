@@ -16,18 +16,26 @@ import numpy as np
 from ..config import RunConfig
 from .spectrum_worker import SpectrumWorker
 from .log import METRICS, EpochRecord, RunLog, metrics_table, spectrum_epochs  # noqa: F401 (re-exported)
+from ..toy.embedding import param_count
 from ..toy.training import Problem, Trainer, TrainState, prepare
+
+# Up to this many parameters spectra are computed in the training thread: a chunk of ten
+# costs a few milliseconds there (d = 4: ~2 ms per looped spectrum), less than a worker's
+# start-up and pipe round trips, and a live run shows its first spectrum at once.
+INLINE_MAX_P = 150
+
 
 class SpectrumPool:
     """Computes spectra for chunks of (epoch, θ, loops): in worker subprocesses, or inline.
 
     Chunks go to the workers in turn; `harvest` yields results in submission order.
+    Inline when workers = 0, on a GPU, or at P ≤ INLINE_MAX_P.
     """
 
     def __init__(self, config: RunConfig, problem: Problem, workers: int):
         self.problem = problem
         self.workers: list[SpectrumWorker] = []
-        if workers > 0 and problem.device.type == "cpu":
+        if workers > 0 and problem.device.type == "cpu" and param_count(config.d) > INLINE_MAX_P:
             self.workers = [SpectrumWorker(config.to_json()) for _ in range(workers)]
         self.pending: list[SpectrumWorker | list[tuple[int, np.ndarray]]] = []
         self.turn = 0
@@ -36,7 +44,8 @@ class SpectrumPool:
         if not jobs:
             return
         if not self.workers:
-            self.pending.append([(e, self.problem.hessian_spectrum(t, l)) for e, t, l in jobs])
+            epochs, thetas, loops = zip(*jobs)
+            self.pending.append(list(zip(epochs, self.problem.hessian_spectra(list(thetas), list(loops)))))
             return
         worker = self.workers[self.turn % len(self.workers)]
         self.turn += 1

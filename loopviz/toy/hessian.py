@@ -27,6 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..curvature import symmetric_eigenvalues
+from . import markov
+from .embedding import make_embedding
+
 
 def _einsum(spec: str, *operands: np.ndarray) -> np.ndarray:
     return np.einsum(spec, *operands, optimize=True)
@@ -217,3 +221,36 @@ def loss_hessians(thetas: np.ndarray, E0: np.ndarray, counts: np.ndarray, loops:
 def loss_hessian(theta: np.ndarray, E0: np.ndarray, counts: np.ndarray, loops: int) -> np.ndarray:
     """∇²L(θ) [P, P] at one θ [P] (loss_hessians for one weight vector)."""
     return loss_hessians(np.asarray(theta)[None], E0, counts, loops)[0]
+
+
+def training_arrays(config) -> tuple[np.ndarray, np.ndarray]:
+    """(E0 [27, d, 3], train counts [27, V]) of a RunConfig, as training.prepare builds
+    them, from numpy alone: a spectrum worker needs no torch."""
+    task = markov.task_for(config)
+    n = markov.SEQ_LEN - 1
+    token, position = make_embedding(config.embedding, config.d, n, config.data_seed)
+    contexts = markov.enumerate_sequences(n)
+    return np.swapaxes(token[contexts] + position[:n], 1, 2), markov.count_table(task.train)
+
+
+def batch_size(d: int) -> int:
+    """Weight sets per call: batching amortises per-call overhead at small d; at d ≥ 16
+    one set already fills the caches."""
+    return max(1, 256 // (d * d))
+
+
+def spectra(thetas: np.ndarray, loops: np.ndarray, E0: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Eigenvalues [N, P], ascending, of the exact loss Hessian at each θ [N, P] with its
+    loop count. Weight sets with equal loops are batched in order, so a given list of
+    (θ, loops) always takes the same arithmetic path (same numbers, bit for bit)."""
+    thetas = np.asarray(thetas, dtype=np.float64)
+    loops = np.asarray(loops).astype(int)
+    out = np.empty_like(thetas)
+    step = batch_size(E0.shape[1])
+    for T in np.unique(loops):
+        idx = np.nonzero(loops == T)[0]
+        for begin in range(0, len(idx), step):
+            part = idx[begin:begin + step]
+            for i, H in zip(part, loss_hessians(thetas[part], E0, counts, int(T))):
+                out[i] = symmetric_eigenvalues(H)
+    return out

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import markov, models
+from . import hessian, markov, models
 from ..config import RunConfig
 from ..curvature import eigenspectrum, exact_hessian
 from ..runs.log import EpochRecord
@@ -59,8 +59,18 @@ class Problem:
 
     def hessian_spectrum(self, theta: np.ndarray, loops: int) -> np.ndarray:
         """Exact Hessian of the full training loss at θ, float64; eigenvalues ascending."""
-        t = torch.as_tensor(theta, dtype=DTYPE, device=self.device)
-        return eigenspectrum(exact_hessian(lambda p: self.loss(p, loops), t))
+        return self.hessian_spectra([theta], [loops])[0]
+
+    def hessian_spectra(self, thetas: list[np.ndarray], loops: list[int]) -> np.ndarray:
+        """Spectra [N, P] at several (θ, loops): on the CPU by toy/hessian.py's closed
+        forward-over-reverse in numpy (no torch.func, so torch._dynamo never loads); on a
+        GPU by autograd, where the Hessian stays on the device."""
+        if self.device.type == "cpu":
+            return hessian.spectra(np.stack(thetas), np.asarray(loops), self.E0.numpy(),
+                                   self.train_counts.numpy())
+        return np.stack([eigenspectrum(exact_hessian(lambda p, T=T: self.loss(p, T),
+                                                     torch.as_tensor(t, dtype=DTYPE, device=self.device)))
+                         for t, T in zip(thetas, loops)])
 
 
 def prepare(config: RunConfig) -> Problem:
