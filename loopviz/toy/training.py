@@ -117,6 +117,17 @@ class TrainState:
     seconds: float = 0.0
 
 
+def adam_state(lr: float, moments: np.ndarray, steps: int) -> dict:
+    """TrainState.optimizer (an Adam state_dict for θ) rebuilt from stored moments [2, P]
+    (exp_avg, exp_avg_sq) and the step count: continuing from it is bit for bit the
+    continuation of the run that stored them."""
+    state = torch.optim.Adam([torch.zeros(1, dtype=DTYPE)], lr=lr).state_dict()
+    state["state"] = {0: {"step": torch.tensor(float(steps)),  # Adam keeps its step as a float32 tensor
+                          "exp_avg": torch.tensor(moments[0], dtype=DTYPE),
+                          "exp_avg_sq": torch.tensor(moments[1], dtype=DTYPE)}}
+    return state
+
+
 class Trainer:
     """Adam on θ, one epoch at a time; `state()` can be taken between epochs.
 
@@ -153,7 +164,12 @@ class Trainer:
         self._grad_loops = loops
         if self._full_batch:  # that gradient is the next step's: training time, too
             self.seconds += time.thread_time() - tick
-        return EpochRecord(self.epoch, loops, metrics, self.theta.detach().cpu().numpy().copy(), self.seconds)
+        adam, steps = None, 0
+        if (state := self.optimizer.state.get(self.theta)):
+            adam = torch.stack([state["exp_avg"], state["exp_avg_sq"]]).cpu().numpy()
+            steps = int(state["step"].item())
+        return EpochRecord(self.epoch, loops, metrics, self.theta.detach().cpu().numpy().copy(), self.seconds,
+                           adam, steps)
 
     @property
     def _full_batch(self) -> bool:
