@@ -64,8 +64,16 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
     B = N * B0                                   # rows: weight set e, context b → e * B0 + b
     dd = d * d
     K = 2 * dd                                   # directions: A's d² entries, then W_V's
+    one = (A[0], W_V[0], _t(A[0]), _t(W_V[0])) if N == 1 else None
     A, W_V = np.repeat(A, B0, axis=0), np.repeat(W_V, B0, axis=0)   # per row [B, d, d]
     At, Vt = _t(A), _t(W_V)
+
+    def wmul(which: int, T: np.ndarray) -> np.ndarray:
+        """(A, W_V, Aᵀ, W_Vᵀ)[which] times a tangent T [K, B, d, c]: one BLAS product for
+        a single weight set, else per row."""
+        if one is not None:
+            return _einsum("ij,kbjc->kbic", one[which], T)
+        return _einsum("bij,kbjc->kbic", (A, W_V, At, Vt)[which], T)
 
     def group(x: np.ndarray, axis: int) -> np.ndarray:   # split the row axis into (weight set, context)
         return x.reshape(x.shape[:axis] + (N, B0) + x.shape[axis + 1:])
@@ -94,7 +102,7 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
             dS[dd:] = 0.0
             dS += _einsum("kbdn,bdc->kbnc", dE, AEr) + _einsum("bdn,kbdc->kbnc", AtE, dEr)
             dX = _einsum("bdn,kbnc->kbdc", E, dS) + _einsum("kbdn,bnc->kbdc", dE, S)
-        dE_next = _einsum("bij,kbjc->kbic", W_V, dX)
+        dE_next = wmul(1, dX)
         if dEr is not None:
             dE_next += dEr
         dV = dE_next[dd:].reshape(d, d, B, d, c)  # direction W_V = e_i e_jᵀ adds e_i X[b, j, :]
@@ -129,7 +137,7 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
         if dEbar is not None:
             dV_bar += _einsum("kebic,ebjc->keij", group(dEbar, 1), group(X, 0))
         Xbar = Vt @ Ebar                          # [B, d, c]
-        dXbar = _einsum("bij,kbjc->kbic", Vt, dEbar) if dEbar is not None else np.zeros((K,) + Xbar.shape)
+        dXbar = wmul(3, dEbar) if dEbar is not None else np.zeros((K,) + Xbar.shape)
         dXv = dXbar[dd:].reshape(d, d, B, d, -1)  # direction W_V = e_i e_jᵀ: W_Vᵀ-tangent adds e_j Ē'[b, i, :]
         Ebs = np.swapaxes(Ebar, 0, 1)
         for j in range(d):
@@ -152,8 +160,8 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
         if dE is not None:
             dA_bar += _einsum("ebic,kebjc->keij", group(ES, 0), group(dEr, 1))
         dEbar_in = (_einsum("kbdc,bnc->kbdn", dXbar, S) + _einsum("bdc,kbnc->kbdn", Xbar, dS)
-                    + _einsum("bij,kbjn->kbin", A, dErSt))
-        dEr_bar = _einsum("bij,kbjc->kbic", At, dES)
+                    + wmul(0, dErSt))
+        dEr_bar = wmul(2, dES)
         if dEbar is not None:
             dEr_bar += dEbar
         # Ȧ = e_i e_jᵀ: (Ȧ Er) S̄ᵀ puts (Er S̄ᵀ)[b, j, :] in row i; (Ȧᵀ E) S̄ puts (E S̄)[b, i, :] in row j.
