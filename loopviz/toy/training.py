@@ -46,6 +46,13 @@ class Problem:
     bucket_counts: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
+    def bucket_totals(self) -> list[float]:
+        """Σ counts of each bucket table, in bucket_counts' order (computed once)."""
+        if "_totals" not in self.__dict__:
+            self.__dict__["_totals"] = [float(c.sum()) for c in self.bucket_counts.values()]
+        return self.__dict__["_totals"]
+
+    @property
     def train_counts(self) -> torch.Tensor:
         return self.bucket_counts["acc_all"]
 
@@ -100,10 +107,14 @@ def evaluate(problem: Problem, theta: torch.Tensor, loops: int) -> tuple[dict[st
         val_loss = models.weighted_cross_entropy(out, problem.val_counts)
         # correct[c, y]: the model's argmax for context c is y (ties go to the lowest token).
         correct = torch.nn.functional.one_hot(out.argmax(-1), markov.VOCAB).to(DTYPE)
-        metrics = {"loss": loss.item(), "val_loss": val_loss.item(), "grad_norm": grad.norm().item()}
-        for name, counts in problem.bucket_counts.items():
-            total = counts.sum()
-            metrics[name] = ((correct * counts).sum() / total).item() if total > 0 else float("nan")
+        # All accuracies in one product and one transfer (integer counts: the sums are exact).
+        tables = torch.stack(list(problem.bucket_counts.values()))
+        hits = (correct * tables).sum(dim=(1, 2))
+        values = torch.cat([torch.stack([loss.detach(), val_loss, grad.norm()]), hits]).tolist()
+        totals = [float(t) for t in problem.bucket_totals]
+        metrics = {"loss": values[0], "val_loss": values[1], "grad_norm": values[2]}
+        for name, h, total in zip(problem.bucket_counts, values[3:], totals):
+            metrics[name] = h / total if total > 0 else float("nan")
     return metrics, grad
 
 
