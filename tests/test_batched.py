@@ -50,3 +50,23 @@ def test_curves_are_the_per_epoch_records():
     _, curves = train_many([config, config.replace(seed=5)], curve="acc_high")
     alone = np.array([r.metrics["acc_high"] for r in train(config)])
     np.testing.assert_array_equal(curves[0], alone)
+
+
+@pytest.mark.slow
+def test_the_bundled_seed_sweep_is_reproduced_bit_for_bit():
+    from pathlib import Path
+
+    import pandas as pd
+
+    from loopviz.sweeps import seed_configs
+
+    assets = Path(__file__).resolve().parent.parent / "assets"
+    table = pd.read_csv(assets / "sweep_seeds.csv")
+    base = RunConfig.from_json("\n".join((assets / "sweep_seeds.csv.summary.txt").read_text().splitlines()[1:]))
+    configs = [c.replace(model=m) for c in seed_configs(base, 2, "both", first=int(table["seed"].iloc[0]))
+               for m in ("single", "looped")]
+    rows = final_metrics_many(configs)
+    for config, row in zip(configs, rows):
+        stored = table[table["seed"] == config.seed].iloc[0]
+        for key in ("loss", "val_loss", "grad_norm", "acc_high", "acc_all", "val_acc_all"):
+            assert row[key] == stored[f"{config.model}_{key}"], (config.seed, config.model, key)
