@@ -11,7 +11,7 @@ process, one BLAS thread, and printed as a ratio to that floor.
   old:     the distinct-row loss, torch.func.jacrev∘jacrev, symmetrised eigvalsh (until issue #12);
   new:     toy/hessian.py in (A, W_V, W_h) lifted by the chain rule, then dsyevr on one triangle.
 --protocol also runs the protocol through the CLI's pipeline (2 spectrum workers) and
-reports its wall time against the floor and the peak memory of a worker.
+reports its wall time against the floor; last, the peak memory of one spectrum worker.
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 import argparse  # noqa: E402
-import resource  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -34,6 +33,7 @@ import torch  # noqa: E402
 from loopviz import curvature  # noqa: E402
 from loopviz.config import RunConfig  # noqa: E402
 from loopviz.runs.execute import execute  # noqa: E402
+from loopviz.runs.spectrum_worker import SpectrumWorker  # noqa: E402
 from loopviz.toy import hessian, models  # noqa: E402
 from loopviz.toy.training import Trainer, prepare  # noqa: E402
 
@@ -66,12 +66,6 @@ def best(fn, repeat: int) -> float:
         fn()
         times.append(time.thread_time() - start)
     return min(times)
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and its finished children."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> None:
@@ -114,16 +108,28 @@ def main() -> None:
     serial = (per_epoch["single"] + per_epoch["looped"]) * SPECTRA / 2
     print(f"protocol's spectra, one core: {serial:6.1f} s = ×{serial / (floor * SPECTRA):4.2f} the floor")
     if args.protocol:
-        start, cpu = time.perf_counter(), cpu_seconds()
+        start = time.perf_counter()
         for model in ("single", "looped"):
             log = execute(config.replace(model=model), workers=2)
             print(f"protocol {model}: {log.status}, {len(log.records)} records, {len(log.spectra)} spectra, "
                   f"{time.perf_counter() - start:.1f} s so far")
-        wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        wall = time.perf_counter() - start
         print(f"protocol (600 epochs × 2 models, spectrum every epoch, 2 workers): {wall:.1f} s wall = "
-              f"×{wall / (floor * SPECTRA):4.2f} the floor; {cpu:.1f} s CPU = ×{cpu / (floor * SPECTRA):4.2f} the "
-              f"floor; worker peak memory {peak:.0f} MB")
+              f"×{wall / (floor * SPECTRA):4.2f} the floor")
+    print(f"spectrum worker peak memory at d = {args.d} (10 Looped spectra): {worker_peak_mb(config, theta):.0f} MB")
+
+
+def worker_peak_mb(config: RunConfig, theta: np.ndarray) -> float:
+    """VmHWM of one spectrum worker after a chunk (read from /proc: a fork's rusage would
+    count this process's own pages)."""
+    worker = SpectrumWorker(config.to_json())
+    try:
+        worker.submit([(i, theta, config.loops) for i in range(10)])
+        worker.results.get(timeout=600)
+        status = Path(f"/proc/{worker.process.pid}/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
+    finally:
+        worker.close()
 
 
 if __name__ == "__main__":
