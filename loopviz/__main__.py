@@ -10,8 +10,15 @@ Only argparse and the config are imported at parse time: `--help` never loads to
 """
 from __future__ import annotations
 
-import argparse
 import os
+
+# Before numpy and torch load (they read these once): one BLAS/OpenMP thread unless the user
+# chose, so that this process and its spectrum workers never oversubscribe the cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse
 import signal
 import sys
 import tempfile

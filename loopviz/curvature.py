@@ -52,6 +52,22 @@ def eigenspectrum(hessian: "torch.Tensor") -> np.ndarray:
     return torch.linalg.eigvalsh(sym.to(torch.float64)).cpu().numpy()
 
 
+def symmetric_eigenvalues(matrix: np.ndarray) -> np.ndarray:
+    """All eigenvalues of a real symmetric float64 matrix, ascending; overwrites `matrix`.
+
+    LAPACK's MRRR driver dsyevr, eigenvalues only, called directly: it reads one
+    triangle (no symmetrised copy) and, handed the transpose of a C-ordered matrix,
+    works in place (no Fortran-order copy either).
+    """
+    from scipy.linalg import lapack
+
+    a = matrix.T if matrix.flags.c_contiguous else np.asfortranarray(matrix)
+    w, _, m, _, info = lapack.dsyevr(a, compute_v=0, lower=1, overwrite_a=1)
+    if info != 0 or m != len(a):
+        raise np.linalg.LinAlgError(f"dsyevr failed (info = {info}, {m} of {len(a)} eigenvalues)")
+    return w
+
+
 def log_bin_edges(n_bins: int, lo: float, hi: float) -> np.ndarray:
     return np.geomspace(lo, hi, n_bins + 1)
 

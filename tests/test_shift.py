@@ -21,9 +21,9 @@ def single_run():
 def test_stage_one_is_the_stored_single_run_bit_for_bit(single_run, monkeypatch):
     S = 6
     computed = []
-    original = Problem.hessian_spectrum
-    monkeypatch.setattr(Problem, "hessian_spectrum", lambda self, theta, loops: computed.append(loops)
-                        or original(self, theta, loops))
+    original = Problem.hessian_spectra
+    monkeypatch.setattr(Problem, "hessian_spectra", lambda self, thetas, loops: computed.extend(loops)
+                        or original(self, thetas, loops))
     log = execute(BASE.replace(model="shift", shift_epoch=S), workers=0, prior=single_run)
     assert log.status == "complete"
     shifted = run_data_from_log(log)

@@ -16,18 +16,26 @@ import numpy as np
 from ..config import RunConfig
 from .spectrum_worker import SpectrumWorker
 from .log import METRICS, EpochRecord, RunLog, metrics_table, spectrum_epochs  # noqa: F401 (re-exported)
-from ..toy.training import Problem, Trainer, TrainState, prepare
+from ..toy.embedding import param_count
+from ..toy.training import Problem, Trainer, TrainState, adam_state, prepare
+
+# Up to this many parameters spectra are computed in the training thread: a chunk of ten
+# costs a few milliseconds there (d = 4: ~2 ms per looped spectrum), less than a worker's
+# start-up and pipe round trips, and a live run shows its first spectrum at once.
+INLINE_MAX_P = 150
+
 
 class SpectrumPool:
     """Computes spectra for chunks of (epoch, θ, loops): in worker subprocesses, or inline.
 
     Chunks go to the workers in turn; `harvest` yields results in submission order.
+    Inline when workers = 0, on a GPU, or at P ≤ INLINE_MAX_P.
     """
 
     def __init__(self, config: RunConfig, problem: Problem, workers: int):
         self.problem = problem
         self.workers: list[SpectrumWorker] = []
-        if workers > 0 and problem.device.type == "cpu":
+        if workers > 0 and problem.device.type == "cpu" and param_count(config.d) > INLINE_MAX_P:
             self.workers = [SpectrumWorker(config.to_json()) for _ in range(workers)]
         self.pending: list[SpectrumWorker | list[tuple[int, np.ndarray]]] = []
         self.turn = 0
@@ -36,7 +44,8 @@ class SpectrumPool:
         if not jobs:
             return
         if not self.workers:
-            self.pending.append([(e, self.problem.hessian_spectrum(t, l)) for e, t, l in jobs])
+            epochs, thetas, loops = zip(*jobs)
+            self.pending.append(list(zip(epochs, self.problem.hessian_spectra(list(thetas), list(loops)))))
             return
         worker = self.workers[self.turn % len(self.workers)]
         self.turn += 1
@@ -93,25 +102,44 @@ def stage_one(config: RunConfig, problem: Problem, prior=None) -> tuple[list[Epo
                                                                         dict[int, np.ndarray]]:
     """SHIFT's Stage I: Single-Attn for epochs 0..shift_epoch, and the state to continue from.
 
-    Training is replayed (a few milliseconds an epoch) because Adam's moments are not
-    stored; when `prior` (the Single run of the same config, a RunData) holds the same
-    weights at the switch, its records and spectra are reused as they are, so epochs
-    0..S of the SHIFT run equal the Single run's exactly and no spectrum is recomputed.
+    When `prior` (the Single run of the same config, a RunData) stores Adam's state
+    (optimizer.npz), Stage I is read, not trained: its records, spectra, weights and
+    Adam moments at the switch. Otherwise training is replayed, and the prior's records
+    and spectra are reused if it holds the same weights at the switch. Either way
+    epochs 0..S of the SHIFT run equal the Single run's exactly, and Stage II starts
+    from the same state bit for bit (tested).
     """
     single = config.replace(model="single")
+    S = config.shift_epoch
+    if (prior is not None and prior.optimizer is not None and prior.config.key() == single.key()
+            and len(prior.thetas) > S and np.array_equal(prior.weight_epochs[:S + 1], np.arange(S + 1))):
+        records = _prior_records(prior, S)
+        optimizer = prior.optimizer
+        adam = None if S == 0 else adam_state(config.lr, np.stack([optimizer["exp_avg"][S], optimizer["exp_avg_sq"][S]]),
+                                              int(optimizer["steps"][S]))
+        state = TrainState(S, prior.thetas[S].copy(), adam, records[-1].seconds)
+        return records, state, {int(e): eig for e, eig in zip(prior.spectrum_epochs, prior.eigenvalues) if e <= S}
     trainer = Trainer(single, problem)
     records = list(trainer.run(until=config.shift_epoch))
     state = trainer.state()
     spectra: dict[int, np.ndarray] = {}
-    S = config.shift_epoch
     if (prior is not None and prior.config.key() == single.key() and len(prior.thetas) > S
             and not records[-1].diverged and np.array_equal(prior.thetas[S], state.theta)):
-        rows = prior.records.iloc[:S + 1]
-        records = [EpochRecord(int(row.epoch), 1, {m: float(getattr(row, m)) for m in METRICS}, prior.thetas[i],
-                               float(row.seconds)) for i, row in enumerate(rows.itertuples())]
+        records = _prior_records(prior, S)
         state.seconds = records[-1].seconds
         spectra = {int(e): eig for e, eig in zip(prior.spectrum_epochs, prior.eigenvalues) if e <= S}
     return records, state, spectra
+
+
+def _prior_records(prior, S: int) -> list[EpochRecord]:
+    """Records 0..S of a stored run (RunData), with its Adam state where stored."""
+    rows = prior.records.iloc[:S + 1]
+    opt = prior.optimizer
+    return [EpochRecord(int(row.epoch), 1, {m: float(getattr(row, m)) for m in METRICS}, prior.thetas[i],
+                        float(row.seconds),
+                        None if opt is None or i == 0 else np.stack([opt["exp_avg"][i], opt["exp_avg_sq"][i]]),
+                        0 if opt is None else int(opt["steps"][i]))
+            for i, row in enumerate(rows.itertuples())]
 
 
 def execute(config: RunConfig, log: RunLog | None = None, cancel: threading.Event | None = None,

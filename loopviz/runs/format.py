@@ -5,6 +5,8 @@
     records.csv   one row per epoch: metrics + curvature summary (NaN without a spectrum)
     spectra.npz   epochs [S], eigenvalues [S, P] float64 ascending
     weights.npz   epochs [W], W_K, W_Q, W_V [W, d, d], W_h [W, V, d]
+    optimizer.npz (optional) epochs [W], exp_avg, exp_avg_sq [W, P], steps [W]: Adam's state after
+                  each epoch, so that SHIFT's Stage II starts from a stored Single run without replay
     task.npz      transitions, token/position embeddings, train/val inputs, targets, IC, bucket
 
 Writes go to a temporary sibling that is renamed into place, so a reader never sees a
@@ -56,6 +58,7 @@ class RunData:
     weight_epochs: np.ndarray       # [W]
     thetas: np.ndarray              # [W, P]
     task: dict[str, np.ndarray]
+    optimizer: dict[str, np.ndarray] | None = None   # optimizer.npz's arrays, when stored
 
     @property
     def status(self) -> str:
@@ -103,8 +106,14 @@ def run_data_from_log(log: RunLog, task: dict[str, np.ndarray] | None = None) ->
             "train_seconds": float(table["seconds"][-1]) if len(table["seconds"]) else 0.0,
             "key": config.key()}
     thetas = np.stack([r.theta for r in log.records]) if log.records else np.zeros((0, P))
+    optimizer = None
+    if log.records and all(r.adam is not None for r in log.records[1:]):
+        zero = np.zeros((2, P))  # epoch 0: no step taken; zero moments are Adam's own start
+        moments = np.stack([zero if r.adam is None else r.adam for r in log.records])
+        optimizer = {"epochs": table["epoch"], "exp_avg": moments[:, 0], "exp_avg_sq": moments[:, 1],
+                     "steps": np.array([r.adam_steps for r in log.records], dtype=np.int64)}
     return RunData(config, meta, records, epochs, eigenvalues, table["epoch"], thetas,
-                   task if task is not None else task_arrays(config))
+                   task if task is not None else task_arrays(config), optimizer)
 
 
 def write_run(run: RunData, directory: Path, overwrite: bool = False) -> Path:
@@ -128,6 +137,8 @@ def write_run(run: RunData, directory: Path, overwrite: bool = False) -> Path:
                  W_V=run.thetas[:, 2 * dd:3 * dd].reshape(W, d, d),
                  W_h=run.thetas[:, 3 * dd:].reshape(W, markov.VOCAB, d))
         np.savez(tmp / "task.npz", **run.task)
+        if run.optimizer is not None:
+            np.savez(tmp / "optimizer.npz", **run.optimizer)
         if directory.exists():
             shutil.rmtree(directory)
         os.replace(tmp, directory)
@@ -238,7 +249,13 @@ def _read_checked(directory: Path) -> RunData:
     if W == 0:
         raise RunFormatError("weights.npz holds no epochs")
     thetas = np.concatenate([weights[n].reshape(W, -1) for n in ("W_K", "W_Q", "W_V", "W_h")], axis=1)
-    run = RunData(config, meta, records, spectra["epochs"], eig, weights["epochs"], thetas, task)
+    optimizer = None
+    if (directory / "optimizer.npz").is_file():
+        optimizer = _load_npz(directory / "optimizer.npz", ("epochs", "exp_avg", "exp_avg_sq", "steps"))
+        if (optimizer["exp_avg"].shape != (W, P) or optimizer["exp_avg_sq"].shape != (W, P)
+                or optimizer["steps"].shape != (W,) or not np.array_equal(optimizer["epochs"], weights["epochs"])):
+            raise RunFormatError(f"optimizer.npz does not fit weights.npz ({W} epochs, P = {P})")
+    run = RunData(config, meta, records, spectra["epochs"], eig, weights["epochs"], thetas, task, optimizer)
     check_consistency(run)
     return run
 

@@ -27,6 +27,8 @@ class EpochRecord:
     metrics: dict[str, float]
     theta: np.ndarray     # weights after the epoch, flat [P]
     seconds: float        # training time so far (CPU time of the training thread), evaluation excluded
+    adam: np.ndarray | None = None  # [2, P] Adam's exp_avg, exp_avg_sq after the epoch (None before any step)
+    adam_steps: int = 0   # Adam steps taken so far (with adam, what SHIFT's Stage II resumes from)
 
     @property
     def diverged(self) -> bool:

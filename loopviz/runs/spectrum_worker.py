@@ -25,6 +25,9 @@ import numpy as np
 
 HEADER = struct.Struct("<Q")
 REPO = Path(__file__).resolve().parent.parent.parent
+# One BLAS/OpenMP thread per worker: torch.set_num_threads does not reach numpy's or scipy's
+# OpenBLAS, and two workers with several threads each on two cores ran 4× slower (DESIGN.md).
+THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def write_frame(stream: BinaryIO, payload: bytes) -> None:
@@ -59,10 +62,11 @@ class SpectrumWorker:
 
     def __init__(self, config_json: str):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        env.update(THREAD_ENV)  # BLAS/OpenMP read these at load: workers × threads ≤ cores
         # Its own session: a terminal's Ctrl-C goes to the whole foreground process group, and
         # must reach only the parent, which then stops cleanly and keeps the spectra computed.
         self.process = subprocess.Popen([sys.executable, "-m", "loopviz.runs.spectrum_worker"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO,
                                         start_new_session=True)
         self.results: queue.Queue = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -97,17 +101,15 @@ class SpectrumWorker:
 
 
 def main() -> None:
-    import torch
-
+    # numpy and scipy only: no torch to import (~1.5 s, ~280 MB), so a worker is ready in ~0.4 s.
     from ..config import RunConfig
-    from ..toy.training import prepare
+    from ..toy.hessian import spectra, training_arrays
 
-    torch.set_num_threads(1)  # one core per worker; more threads only contend (DESIGN.md)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     first = read_frame(stdin)
     if first is None:
         return
-    problem = prepare(RunConfig.from_json(first.decode()).replace(device="cpu"))
+    E0, counts = training_arrays(RunConfig.from_json(first.decode()))
     frames: queue.Queue = queue.Queue()
 
     def read() -> None:
@@ -120,8 +122,7 @@ def main() -> None:
     threading.Thread(target=read, daemon=True).start()
     while True:
         job = load_npz(frames.get())
-        eigenvalues = np.stack([problem.hessian_spectrum(theta, int(loops))
-                                for theta, loops in zip(job["thetas"], job["loops"])])
+        eigenvalues = spectra(job["thetas"], job["loops"], E0, counts)
         write_frame(stdout, npz_bytes(epochs=job["epochs"], eigenvalues=eigenvalues))
 
 

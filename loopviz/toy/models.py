@@ -31,24 +31,40 @@ def unflatten(theta: torch.Tensor, d: int) -> tuple[torch.Tensor, ...]:
 
 
 def logits(theta: torch.Tensor, E0: torch.Tensor, loops: int) -> torch.Tensor:
-    """Logits [B, V] of Looped-Attn with `loops` loops (loops = 1 is Single-Attn)."""
-    d = E0.shape[1]
-    W_K, W_Q, W_V, W_h = unflatten(theta, d)
-    E = E0
+    """Logits [B, V] of Looped-Attn with `loops` loops (loops = 1 is Single-Attn), θ [P],
+    E0 [B, d, n]; or of R runs at once: θ [R, P], E0 [R, B, d, n] → [R, B, V].
+
+    One run goes through the run-axis form too (R = 1): every product is then the same
+    batched kernel whether a run trains alone or beside others (toy/batched.py), so the
+    rounding, and with it the whole Adam trajectory, is bit for bit the same.
+    """
+    if theta.dim() == 1:
+        return logits(theta.unsqueeze(0), E0.unsqueeze(0), loops)[0]
+    R, B, d, n = E0.shape
+    dd = d * d
+    W_K, W_Q, W_V = (theta[:, i * dd:(i + 1) * dd].view(R, d, d).mT for i in range(3))   # transposed
+    W_h = theta[:, 3 * dd:].view(R, VOCAB, d).mT
+    # Rows are positions: Eᵀ [R, B·n, d], so a weight multiplies all B·n columns of a run in
+    # one product (Kᵀ = Eᵀ W_Kᵀ), and only the [n, n] scores are per context.
+    Et = E0.transpose(-1, -2)
     for _ in range(loops - 1):
-        # f(E) = W_V E (K^T Q) with K = W_K E, Q = W_Q E: [B, n, n] scores, no softmax.
-        scores = (W_K @ E).transpose(1, 2) @ (W_Q @ E)
-        E = E + W_V @ (E @ scores)
-    z = E[:, :, -1]
-    scores = ((W_K @ E).transpose(1, 2) @ (W_Q @ z.unsqueeze(-1)))  # [B, n, 1]
-    z = z + (W_V @ (E @ scores)).squeeze(-1)
-    return z @ W_h.T
+        # f(E) = W_V E (Kᵀ Q) with K = W_K E, Q = W_Q E: [n, n] scores per context, no softmax.
+        Kt = (Et.reshape(R, B * n, d) @ W_K).view(R, B, n, d)
+        Qt = (Et.reshape(R, B * n, d) @ W_Q).view(R, B, n, d)
+        scores = Kt @ Qt.mT
+        Et = Et + ((scores.mT @ Et).reshape(R, B * n, d) @ W_V).view(R, B, n, d)
+    zt = Et[:, :, -1, :]                                             # [R, B, d]
+    Kt = (Et.reshape(R, B * n, d) @ W_K).view(R, B, n, d)
+    scores = Kt @ (zt @ W_Q).unsqueeze(-1)                           # [R, B, n, 1]
+    zt = zt + (scores.mT @ Et).squeeze(-2) @ W_V
+    return zt @ W_h
 
 
 def weighted_cross_entropy(out: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of a dataset given as a table of counts [B, V] per input row.
+    """Mean cross-entropy of a dataset given as a table of counts [B, V] per input row
+    (per run with a leading run axis: [R, B, V] → [R]).
 
     Σ_i Σ_y counts[i, y] · (−log softmax(out_i)_y) / Σ counts: the same number as the
     per-sample mean over every copy (the distinct-row trick of DESIGN.md).
     """
-    return -(counts * torch.log_softmax(out, dim=-1)).sum() / counts.sum()
+    return -(counts * torch.log_softmax(out, dim=-1)).sum(dim=(-2, -1)) / counts.sum(dim=(-2, -1))

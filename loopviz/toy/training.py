@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import markov, models
+from . import hessian, markov, models
 from ..config import RunConfig
 from ..curvature import eigenspectrum, exact_hessian
 from ..runs.log import EpochRecord
@@ -46,6 +46,13 @@ class Problem:
     bucket_counts: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
+    def bucket_totals(self) -> list[float]:
+        """Σ counts of each bucket table, in bucket_counts' order (computed once)."""
+        if "_totals" not in self.__dict__:
+            self.__dict__["_totals"] = [float(c.sum()) for c in self.bucket_counts.values()]
+        return self.__dict__["_totals"]
+
+    @property
     def train_counts(self) -> torch.Tensor:
         return self.bucket_counts["acc_all"]
 
@@ -59,8 +66,18 @@ class Problem:
 
     def hessian_spectrum(self, theta: np.ndarray, loops: int) -> np.ndarray:
         """Exact Hessian of the full training loss at θ, float64; eigenvalues ascending."""
-        t = torch.as_tensor(theta, dtype=DTYPE, device=self.device)
-        return eigenspectrum(exact_hessian(lambda p: self.loss(p, loops), t))
+        return self.hessian_spectra([theta], [loops])[0]
+
+    def hessian_spectra(self, thetas: list[np.ndarray], loops: list[int]) -> np.ndarray:
+        """Spectra [N, P] at several (θ, loops): on the CPU by toy/hessian.py's closed
+        forward-over-reverse in numpy (no torch.func, so torch._dynamo never loads); on a
+        GPU by autograd, where the Hessian stays on the device."""
+        if self.device.type == "cpu":
+            return hessian.spectra(np.stack(thetas), np.asarray(loops), self.E0.numpy(),
+                                   self.train_counts.numpy())
+        return np.stack([eigenspectrum(exact_hessian(lambda p, T=T: self.loss(p, T),
+                                                     torch.as_tensor(t, dtype=DTYPE, device=self.device)))
+                         for t, T in zip(thetas, loops)])
 
 
 def prepare(config: RunConfig) -> Problem:
@@ -90,10 +107,14 @@ def evaluate(problem: Problem, theta: torch.Tensor, loops: int) -> tuple[dict[st
         val_loss = models.weighted_cross_entropy(out, problem.val_counts)
         # correct[c, y]: the model's argmax for context c is y (ties go to the lowest token).
         correct = torch.nn.functional.one_hot(out.argmax(-1), markov.VOCAB).to(DTYPE)
-        metrics = {"loss": loss.item(), "val_loss": val_loss.item(), "grad_norm": grad.norm().item()}
-        for name, counts in problem.bucket_counts.items():
-            total = counts.sum()
-            metrics[name] = ((correct * counts).sum() / total).item() if total > 0 else float("nan")
+        # All accuracies in one product and one transfer (integer counts: the sums are exact).
+        tables = torch.stack(list(problem.bucket_counts.values()))
+        hits = (correct * tables).sum(dim=(1, 2))
+        values = torch.cat([torch.stack([loss.detach(), val_loss, grad.norm()]), hits]).tolist()
+        totals = [float(t) for t in problem.bucket_totals]
+        metrics = {"loss": values[0], "val_loss": values[1], "grad_norm": values[2]}
+        for name, h, total in zip(problem.bucket_counts, values[3:], totals):
+            metrics[name] = h / total if total > 0 else float("nan")
     return metrics, grad
 
 
@@ -105,6 +126,17 @@ class TrainState:
     theta: np.ndarray
     optimizer: dict | None    # torch Adam state_dict; None for a fresh optimiser
     seconds: float = 0.0
+
+
+def adam_state(lr: float, moments: np.ndarray, steps: int) -> dict:
+    """TrainState.optimizer (an Adam state_dict for θ) rebuilt from stored moments [2, P]
+    (exp_avg, exp_avg_sq) and the step count: continuing from it is bit for bit the
+    continuation of the run that stored them."""
+    state = torch.optim.Adam([torch.zeros(1, dtype=DTYPE)], lr=lr).state_dict()
+    state["state"] = {0: {"step": torch.tensor(float(steps)),  # Adam keeps its step as a float32 tensor
+                          "exp_avg": torch.tensor(moments[0], dtype=DTYPE),
+                          "exp_avg_sq": torch.tensor(moments[1], dtype=DTYPE)}}
+    return state
 
 
 class Trainer:
@@ -143,7 +175,12 @@ class Trainer:
         self._grad_loops = loops
         if self._full_batch:  # that gradient is the next step's: training time, too
             self.seconds += time.thread_time() - tick
-        return EpochRecord(self.epoch, loops, metrics, self.theta.detach().cpu().numpy().copy(), self.seconds)
+        adam, steps = None, 0
+        if (state := self.optimizer.state.get(self.theta)):
+            adam = torch.stack([state["exp_avg"], state["exp_avg_sq"]]).cpu().numpy()
+            steps = int(state["step"].item())
+        return EpochRecord(self.epoch, loops, metrics, self.theta.detach().cpu().numpy().copy(), self.seconds,
+                           adam, steps)
 
     @property
     def _full_batch(self) -> bool:

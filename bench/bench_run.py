@@ -1,0 +1,76 @@
+"""Benchmark: a default run from the command line against `import torch`, and a seed
+sweep trained in one batch against one seed trained alone.
+
+    python bench/bench_run.py [--repeat 3] [--seeds 20]
+
+Run: `python -m loopviz run --model single,looped` at the default config (d = 4, 600
+epochs, a spectrum every epoch), wall time of the whole process, against the wall
+time of `python -c "import torch"` started the same way; interleaved, min of repeats.
+Sweep: toy/batched.final_metrics_many over the sweep's 2 × seeds configs against
+sweeps.final_metrics of one seed's Single and Looped run, CPU time of this thread,
+min of repeats (the issue's goal: ≤ 1.5×).
+"""
+from __future__ import annotations
+
+import os
+
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import argparse  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from loopviz.config import RunConfig  # noqa: E402
+from loopviz.sweeps import final_metrics, seed_configs  # noqa: E402
+from loopviz.toy.batched import final_metrics_many  # noqa: E402
+
+
+def wall(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def cpu(fn) -> float:
+    start = time.thread_time()
+    fn()
+    return time.thread_time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=20)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    imports, runs = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeat):
+            imports.append(wall([sys.executable, "-c", "import torch"]))
+            runs.append(wall([sys.executable, "-m", "loopviz", "run", "--out", f"{tmp}/{i}"]))
+    floor, run = min(imports), min(runs)
+    print(f"import torch: {floor:.2f} s wall | default run, Single + Looped, 600 epochs, 1202 spectra: "
+          f"{run:.2f} s wall = ×{run / floor:.2f} import torch (goal ≤ 3)")
+
+    configs = [c.replace(model=m) for c in seed_configs(RunConfig(hessian_every=0), args.seeds, "both")
+               for m in ("single", "looped")]
+    one, many = [], []
+    for _ in range(args.repeat):
+        one.append(cpu(lambda: [final_metrics(c) for c in configs[:2]]))
+        many.append(cpu(lambda: final_metrics_many(configs)))
+    print(f"one seed, Single + Looped alone: {min(one):.2f} s CPU | {args.seeds} seeds in one batch: "
+          f"{min(many):.2f} s CPU = ×{min(many) / min(one):.2f} one seed (goal ≤ 1.5); "
+          f"one by one would be ×{args.seeds}")
+
+
+if __name__ == "__main__":
+    main()
