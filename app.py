@@ -12,10 +12,7 @@ pages = [
     st.Page("app_pages/shift.py", title="SHIFT", icon=":material/swap_horiz:", url_path="shift"),
     st.Page("app_pages/length_generalisation.py", title="Length generalisation", icon=":material/straighten:",
             url_path="length"),
-<<<<<<< HEAD
-    st.Page("app_pages/algo.py", title="Algorithmic tasks", icon=":material/functions:", url_path="algo"),
-=======
     st.Page("app_pages/atlas.py", title="Where does it hold?", icon=":material/grid_on:", url_path="atlas"),
->>>>>>> atlas
+    st.Page("app_pages/algo.py", title="Algorithmic tasks", icon=":material/functions:", url_path="algo"),
 ]
 st.navigation(pages).run()
