@@ -449,7 +449,8 @@ class Terminal:
         return self.seen
 
 
-LONG = ["run", "--d", "3", "--epochs", "100000", "--hessian-every", "1", "--workers", "1"]
+# d = 8 (P = 216) puts spectra in a worker process (small P computes them in the training thread).
+LONG = ["run", "--d", "8", "--epochs", "100000", "--hessian-every", "1", "--workers", "1"]
 TRAINING = r"epoch \d{2,}/100000"                 # records exist
 WITH_SPECTRA = r"epoch \d{2,}/100000 spectra [1-9]"  # and spectra from the worker too
 
