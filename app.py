@@ -1,8 +1,17 @@
 """loopviz: `streamlit run app.py` — the pages of the explorer, one navigation."""
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="loopviz: looped vs single-pass transformers", page_icon=":material/all_inclusive:",
-                   layout="wide")
+from loopviz.ui import present
+
+# A bundled image, not a :material: icon: Streamlit fetches those favicons from Google's servers.
+ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
+
+presenting = present.enabled()
+st.set_page_config(page_title="loopviz: looped vs single-pass transformers", page_icon=str(ICON), layout="wide",
+                   initial_sidebar_state="collapsed" if presenting else "auto")
+present.style()
 
 pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -12,4 +21,6 @@ pages = [
     st.Page("app_pages/length_generalisation.py", title="Length generalisation", icon=":material/straighten:",
             url_path="length"),
 ]
-st.navigation(pages).run()
+# In presenter mode the sidebar is hidden, so the navigation moves to the top bar.
+st.navigation(pages, position="top" if presenting else "sidebar").run()
+present.leave_button()
