@@ -17,6 +17,7 @@ from loopviz.ui.downloads import run_downloads
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_seeds.csv"
 PAPER_HIGH_BEFORE, PAPER_HIGH_AFTER = 0.4465, 0.5472   # Looped-Attn, high-IC, epochs 150 → 600 (Sec. 4.1)
+DEFAULT_EPOCH = 150   # the paper's "before" epoch (Sec. 4.1)
 
 st.title("Spectrum evolution: Single-Attn against Looped-Attn")
 st.caption("Markov language task (paper App. E.1): predict x3 from (x0, x1, x2). Information content "
@@ -52,6 +53,12 @@ def verdict(single: RunData, looped: RunData) -> str:
             f"{paper}.")
 
 
+def comparable(single: RunData | None, looped: RunData | None) -> bool:
+    """Both runs finished (complete, not mid-run or cancelled) at the same last epoch."""
+    return (single is not None and looped is not None and single.status == looped.status == "complete"
+            and len(single.records) > 0 and single.records["epoch"].iloc[-1] == looped.records["epoch"].iloc[-1])
+
+
 def assumption_panel(single: RunData, looped: RunData, epoch: int) -> None:
     c = looped.config
     check = curvature.assumption1(single.spectrum_at(epoch), looped.spectrum_at(epoch), c.river_eps,
@@ -65,6 +72,40 @@ def assumption_panel(single: RunData, looped: RunData, epoch: int) -> None:
                f"(ε = {c.river_eps:g}, τ = {c.low_curvature_tau:g}).")
 
 
+PLAY_KEY = "spectrum_playing"
+PLAY_FRAMES = 60   # ▶ play steps through about this many spectra from the cursor to the end
+
+
+def epoch_cursor(with_spectra: dict[str, RunData]) -> int:
+    """The page's one epoch cursor (`?epoch=` in the URL) and ▶ play, which moves it; returns
+    the epoch of the spectra to show: the last computed (for every model) at or before the
+    cursor. Its range is the configured epochs, so it stands still while a live run streams."""
+    per_run = [set(int(e) for e in run.spectrum_epochs) for run in with_spectra.values()]
+    computed = sorted(set.intersection(*per_run) or per_run[0])
+    last = computed[-1]
+    if st.session_state.get(PLAY_KEY):  # advance before the slider is drawn, so the slider shows it
+        cursor = int(st.session_state.get("epoch", DEFAULT_EPOCH))
+        step = max(1, config.epochs // PLAY_FRAMES)
+        later = [e for e in computed if e >= cursor + step]
+        st.session_state["epoch"] = later[0] if later else last
+        if not later:
+            st.session_state[PLAY_KEY] = False
+    epoch = st.slider("epoch", 0, config.epochs, value=min(DEFAULT_EPOCH, config.epochs), key="epoch",
+                      bind="query-params", persist_state="session",
+                      help="One cursor for the spectra, their titles and Assumption 1 below; ▶ play moves it.")
+    playing = st.session_state.get(PLAY_KEY, False)
+    if st.button("⏸ pause" if playing else f"▶ play from epoch {epoch}", key="spectrum_play"):
+        st.session_state[PLAY_KEY] = not playing
+        if not playing and epoch >= last:
+            st.session_state["epoch"] = 0  # at the end, play starts over
+        st.rerun()
+    shown = max([e for e in computed if e <= epoch] or [computed[0]])
+    if shown != epoch:
+        st.caption(f"No spectrum at epoch {epoch}" + (f" yet (computed up to {last})" if epoch > last else "") +
+                   f": showing epoch {shown}, the last one computed at or before it.")
+    return shown
+
+
 def body() -> None:
     jobs.progress_panel(pair)
     runs = {label: jobs.current_run(c) for label, c in pair.items()}
@@ -73,8 +114,10 @@ def body() -> None:
         st.info("No run for this configuration yet: press **Train** in the sidebar to start one.")
         return
     single, looped = runs["Single-Attn"], runs["Looped-Attn"]
-    if single is not None and looped is not None and len(single.records) and len(looped.records):
+    if comparable(single, looped):
         st.info(verdict(single, looped))
+    elif single is not None and looped is not None:
+        st.caption("The verdict on the paper's effect waits until both runs have finished at the same epoch.")
 
     st.subheader("Observation 1: accuracy by information content")
     columns = st.columns(len(shown))
@@ -102,11 +145,7 @@ def body() -> None:
                ". Conjecture 1 expects Single-Attn's valley to be U-shaped; compare the two curves' levels.")
 
     st.subheader("The eigenspectrum through training")
-    last = int(min(run.spectrum_epochs[-1] for run in with_spectra.values()))
-    if st.session_state.get("spectrum_epoch", 0) > last:
-        st.session_state["spectrum_epoch"] = last
-    epoch = st.slider("epoch", 0, max(last, 1), value=min(last, 150), key="spectrum_epoch",
-                      help="The chart's own ▶ play button animates through the epochs.")
+    epoch = epoch_cursor(with_spectra)
     columns = st.columns(len(with_spectra))
     for column, (label, run) in zip(columns, with_spectra.items()):
         column.plotly_chart(plots.spectrum_figure(run, epoch, config.river_eps, config.low_curvature_tau),
@@ -119,7 +158,8 @@ def body() -> None:
         run_downloads(label, run)
 
 
-jobs.live_fragment(body, pair)
+jobs.live_fragment(body, pair, also_while=lambda: st.session_state.get(PLAY_KEY, False),
+                   every=0.6 if st.session_state.get(PLAY_KEY) else 1.0)
 
 st.divider()
 st.subheader("Reproduction: how often does the effect appear?")

@@ -49,7 +49,8 @@ def sweep_shift_figure(table: pd.DataFrame, scp_epoch: int | None, chosen: int |
                       annotation_position="bottom right")
     fig.update_yaxes(title_text="speed-up (× pure Looped)", secondary_y=False)
     fig.update_yaxes(title_text="accuracy gap", tickformat="+.0%", secondary_y=True)
-    return _layout(fig, "SHIFT efficiency: speed-up and final accuracy against the shift epoch", "shift epoch", "")
+    return _layout(fig, "SHIFT efficiency: speed-up and final accuracy against the shift epoch", "shift epoch", None,
+                   right=60)
 
 
 def alignment_figure(table: dict[str, np.ndarray]) -> go.Figure:
@@ -74,6 +75,6 @@ def assumption4_figure(table: dict[str, np.ndarray]) -> go.Figure:
     fig.add_hline(y=1.0, line=dict(color="#999", dash="dash"), row=1, col=1)
     fig.update_yaxes(type="log", title_text="‖ε‖₂ / ‖D‖", row=1, col=1)
     fig.update_yaxes(range=[-0.05, 1.05], tickformat=".0%", title_text="diag < 0", row=2, col=1)
-    _layout(fig, "Assumption 4: off-diagonal size and negative diagonal entries", "", "", height=380)
+    _layout(fig, "Assumption 4: off-diagonal size and negative diagonal entries", "", None, height=380)
     fig.update_xaxes(title_text="epoch", row=2, col=1)
     return fig
