@@ -201,13 +201,13 @@ def live_fragment(body: Callable[[], None], configs: dict[str, RunConfig],
     def active() -> bool:
         return any_running(configs) or also_while()
 
-    if not active():
-        st.fragment(body)()
-        return
+    polling = active()
 
-    def polling() -> None:
+    # One function whether polling or not: the fragment keeps its id, so the browser's last
+    # timer never asks for a fragment a full rerun replaced.
+    def live() -> None:
         body()
-        if not active():
+        if polling and not active():
             st.rerun()
 
-    st.fragment(polling, run_every=every)()
+    st.fragment(live, run_every=every if polling else None)()

@@ -14,6 +14,13 @@ STATE_KEY = "presenter_mode"
 ON_VALUES = ("1", "true", "yes", "on")
 CHART_FONT, TITLE_FONT = 17, 22
 
+# Always: a live fragment redraws every second; Streamlit would fade the elements it is
+# about to replace, and the page would flicker grey.
+_BASE_CSS = """
+<style>
+.stElementContainer[data-stale="true"], [data-stale="true"] { opacity: 1 !important; transition: none !important; }
+</style>
+"""
 _CSS = """
 <style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"]
@@ -43,9 +50,8 @@ def _leave() -> None:
 
 
 def style() -> None:
-    """Call once per run after `enabled()`: hide the sidebar and enlarge the text."""
-    if enabled():
-        st.html(_CSS)
+    """Call once per run: no stale-element fading; in presenter mode, no sidebar and larger text."""
+    st.html(_BASE_CSS + (_CSS if enabled() else ""))
 
 
 def leave_button() -> None:
