@@ -4,9 +4,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from loopviz import shift
 from loopviz.config import RunConfig
 from loopviz.sweeps import summarise_seed_sweep
+from loopviz.plots import shift as shift_plots
 from loopviz.plots import training as plots
+from loopviz.runs.format import RunData
 from loopviz.ui import jobs
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_seeds.csv"
@@ -45,6 +48,42 @@ st.markdown(
 """
 )
 
+
+
+def bucket_mix(run: RunData, split: str) -> tuple[float, float]:
+    """(share of high-IC samples, mean IC in nats) of the training or validation set."""
+    return float((run.task[f"{split}_bucket"] == 2).mean()), float(run.task[f"{split}_ic"].mean())
+
+
+def loss_explanation(run: RunData) -> str:
+    """Why validation loss sits below training loss, from this run's two sets — or that it does not."""
+    last = run.records.iloc[-1]
+    (high_t, ic_t), (high_v, ic_v) = bucket_mix(run, "train"), bucket_mix(run, "val")
+    if last["val_loss"] >= last["loss"]:
+        return (f"Here validation loss ({last['val_loss']:.3f}) is not below training loss ({last['loss']:.3f}).")
+    if high_v < high_t and ic_v < ic_t:
+        return (f"Validation loss ({last['val_loss']:.3f}) sits below training loss ({last['loss']:.3f}) because the "
+                f"validation draw holds fewer rare, hard sequences: {high_v:.0%} of its samples are high-IC against "
+                f"{high_t:.0%} of the training set's (mean IC {ic_v:.2f} against {ic_t:.2f} nats). The training set "
+                "keeps each of the 81 possible sequences once, the rarest included; the validation set is drawn "
+                "∝ P(X)² only, so it is dominated by frequent, predictable sequences.")
+    return (f"Validation loss ({last['val_loss']:.3f}) sits below training loss ({last['loss']:.3f}), although the "
+            f"validation set is not easier by its mix ({high_v:.0%} high-IC against {high_t:.0%}).")
+
+
+def lecture_links(scp_epoch: int | None) -> str:
+    """Ready links that open a page in a given state, in presenter mode (every knob is in the URL)."""
+    links = [("Observation 1 at the paper's epoch 150, spectra at that epoch", "spectrum?present=1&epoch=150"),
+             ("Watch the spectrum evolve: press ▶ play from epoch 0", "spectrum?present=1&epoch=0"),
+             ("Valley hopping in a V valley (η λ_max = 1.8: the steepest direction flips sign every step)",
+              "river-valley?present=1&eta=1.8&direction=steepest"),
+             ("U against V without hopping (η = 0.5)", "river-valley?present=1&eta=0.5"),
+             ("SHIFT early, at epoch 50 (its speed-up is in the bundled sweep)", "shift?present=1&shift_epoch=50")]
+    if scp_epoch is not None:
+        links.insert(4, (f"SHIFT at the SCP epoch ({scp_epoch})", f"shift?present=1&shift_epoch={scp_epoch}"))
+    return "\n".join(f"- [{text}](./{target})" for text, target in links)
+
+
 config = RunConfig()
 single, looped = jobs.current_run(config.replace(model="single")), jobs.current_run(config.replace(model="looped"))
 if single is not None and looped is not None:
@@ -54,14 +93,25 @@ if single is not None and looped is not None:
     a.metric("Single-Attn high-IC train accuracy", f"{s['acc_high']:.1%}")
     b.metric("Looped-Attn high-IC train accuracy", f"{l['acc_high']:.1%}", f"{l['acc_high'] - s['acc_high']:+.1%}")
     c.metric("Looped − Single high-IC validation", f"{l['val_acc_high'] - s['val_acc_high']:+.1%}")
-    st.plotly_chart(plots.loss_figure({"Single-Attn": single, "Looped-Attn": looped}), key="home-loss")
-    st.caption(f"d = {config.d}, T = {config.loops}, {config.epochs} epochs, Adam lr {config.lr:g}, "
+    st.plotly_chart(shift_plots.compare_accuracy_figure({"Single-Attn": single, "Looped-Attn": looped}, "high", None),
+                    key="home-acc")
+    st.caption("High-IC accuracy of both models: training (solid) and held-out validation (dashed). "
+               f"d = {config.d}, T = {config.loops}, {config.epochs} epochs, Adam lr {config.lr:g}, "
                f"seed {config.seed}, data seed {config.data_seed}.")
+    st.markdown(loss_explanation(looped))
+    with st.expander("the loss curves"):
+        st.plotly_chart(plots.loss_figure({"Single-Attn": single, "Looped-Attn": looped}), key="home-loss")
     if SWEEP_FILE.exists():
         summary = summarise_seed_sweep(pd.read_csv(SWEEP_FILE))
         st.warning(f"This seed was chosen because it shows the paper's shape. Over {summary['runs']} seeds of the "
                    f"same configuration the Looped − Single high-IC gap is ≥ +4 points in only "
                    f"{summary['share_gap_ge_0.04']:.0%} of them (mean {summary['mean_gap_acc_high']:+.3f}): "
                    "see the Spectrum evolution page.")
+    _, scp_epoch = shift.scp(single.records["val_loss"].to_numpy(), single.records["grad_norm"].to_numpy())
 else:
     st.warning("The bundled default run is missing from assets/default; README.md says how to regenerate it.")
+    scp_epoch = None
+
+st.subheader("For a lecture")
+st.markdown("Each link opens a page in that state in presenter mode (`?present=1`: no sidebar, larger text; "
+            "every knob is in the URL, so a link is the whole view).\n\n" + lecture_links(scp_epoch))
