@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from loopviz import shift as shift_rules
 from loopviz.toy import lengthgen
 from loopviz.config import RunConfig
 from loopviz.plots import length as plots
@@ -45,6 +46,24 @@ def finished(run: RunData | None) -> bool:
     return run is not None and run.status in STORED_STATUSES
 
 
+def shift_epoch_shown(single: RunData) -> int | None:
+    """The shift epoch the SHIFT page shows: its slider's value in this session, else SCP's."""
+    if "shift_epoch" in st.session_state:
+        return int(st.session_state["shift_epoch"])
+    return shift_rules.scp(single.records["val_loss"].to_numpy(), single.records["grad_norm"].to_numpy())[1]
+
+
+def table1_view(comparison: pd.DataFrame):
+    """Table 1 for the screen: short headers, percentages, and empty cells left empty (not "None")."""
+    labels = {"data": "data", "length": "L", "share_simple": "simple share", "paper_share_simple": "paper",
+              "single_acc_simple": "Single", "paper_single_acc_simple": "paper Single",
+              "looped_acc_simple": "Looped", "paper_looped_acc_simple": "paper Looped",
+              "shift_acc_simple": "SHIFT", "bayes_simple": "Bayes", "threshold": "threshold (nats)"}
+    shown = comparison.rename(columns=labels)
+    percent = [labels[c] for c in comparison.columns if c not in ("data", "length", "threshold")]
+    return shown.style.format("{:.1%}", subset=percent, na_rep="").format("{:.2f}", subset=["threshold (nats)"])
+
+
 def body() -> None:
     jobs.progress_panel(pair)
     runs = {label: jobs.current_run(c) for label, c in pair.items()}
@@ -53,9 +72,16 @@ def body() -> None:
         st.info(f"No finished run of {' and '.join(missing)} for this configuration yet: press **Train** in the "
                 "sidebar to start one; the evaluation uses the final weights.")
         return
-    shift = jobs.current_run(config.replace(model="shift"))
-    if finished(shift):
-        runs["SHIFT"] = shift
+    shift_epoch = shift_epoch_shown(runs["Single-Attn"])
+    if shift_epoch is not None:
+        shift = jobs.current_run(config.replace(model="shift", shift_epoch=shift_epoch))
+        if finished(shift):
+            runs["SHIFT"] = shift
+            st.caption(f"SHIFT is the run that switched to Looped-Attn at epoch {shift_epoch} (the SHIFT page's "
+                       "slider, or SCP's epoch before you moved it).")
+        else:
+            st.caption(f"No finished SHIFT run switching at epoch {shift_epoch} (the SHIFT page's slider): open "
+                       "the SHIFT page to train it, and it joins the comparison here.")
     for label, run in runs.items():
         if run.status == "diverged":
             st.warning(f"{label} diverged during training; its final weights are not a trained model.")
@@ -85,9 +111,7 @@ def body() -> None:
 
     st.subheader("Table 1: accuracy on relatively simple sequences, ours beside the paper's")
     comparison = lengthgen.comparison_table(table)
-    st.dataframe(comparison, hide_index=True, key="len-table",
-                 column_config={c: st.column_config.NumberColumn(format="percent")
-                                for c in comparison.columns if c not in ("data", "length", "threshold")})
+    st.dataframe(table1_view(comparison), hide_index=True, key="len-table")
     st.caption("Empty cells: no simple sequence at that length (the paper's N/A) or no paper value. The paper's "
                "last row says L = 18, its text says 17. Per-model totals are in the full table below.")
     with st.expander("full table (every model, length and column)"):
