@@ -11,6 +11,7 @@ from loopviz.plots import shift as shift_plots
 from loopviz.plots import training as plots
 from loopviz.runs.format import RunData
 from loopviz.ui import jobs
+from loopviz.ui import present
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_seeds.csv"
 
@@ -93,14 +94,14 @@ if single is not None and looped is not None:
     a.metric("Single-Attn high-IC train accuracy", f"{s['acc_high']:.1%}")
     b.metric("Looped-Attn high-IC train accuracy", f"{l['acc_high']:.1%}", f"{l['acc_high'] - s['acc_high']:+.1%}")
     c.metric("Looped − Single high-IC validation", f"{l['val_acc_high'] - s['val_acc_high']:+.1%}")
-    st.plotly_chart(shift_plots.compare_accuracy_figure({"Single-Attn": single, "Looped-Attn": looped}, "high", None),
+    present.chart(st, shift_plots.compare_accuracy_figure({"Single-Attn": single, "Looped-Attn": looped}, "high", None),
                     key="home-acc")
     st.caption("High-IC accuracy of both models: training (solid) and held-out validation (dashed). "
                f"d = {config.d}, T = {config.loops}, {config.epochs} epochs, Adam lr {config.lr:g}, "
                f"seed {config.seed}, data seed {config.data_seed}.")
     st.markdown(loss_explanation(looped))
     with st.expander("the loss curves"):
-        st.plotly_chart(plots.loss_figure({"Single-Attn": single, "Looped-Attn": looped}), key="home-loss")
+        present.chart(st, plots.loss_figure({"Single-Attn": single, "Looped-Attn": looped}), key="home-loss")
     if SWEEP_FILE.exists():
         summary = summarise_seed_sweep(pd.read_csv(SWEEP_FILE))
         st.warning(f"This seed was chosen because it shows the paper's shape. Over {summary['runs']} seeds of the "

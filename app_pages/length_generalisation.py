@@ -13,6 +13,7 @@ from loopviz.runs.format import RunData
 from loopviz.runs.store import STORED_STATUSES
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import sidebar_config
+from loopviz.ui import present
 
 st.title("Length generalisation: longer sequences, same transitions")
 st.caption("Test sequences of length L use the training transitions T1, T2, T3 cyclically and are drawn exactly "
@@ -98,13 +99,13 @@ def body() -> None:
     threshold = lengthgen.simple_threshold(single.task)
 
     st.subheader("Figure 7: longer sequences carry more information")
-    st.plotly_chart(plots.ic_distribution_figure(test_ic, single.task["train_ic"], threshold,
+    present.chart(st, plots.ic_distribution_figure(test_ic, single.task["train_ic"], threshold,
                                                  lengthgen.PAPER_THRESHOLD), key="len-ic")
     st.caption(f"Our threshold is this run's largest training IC, {threshold:.2f} nats; the paper's was "
                f"{lengthgen.PAPER_THRESHOLD} (its transitions differ from ours).")
 
     st.subheader("Figure 9: accuracy against length")
-    st.plotly_chart(plots.accuracy_vs_length_figure(table), key="len-acc")
+    present.chart(st, plots.accuracy_vs_length_figure(table), key="len-acc")
     st.caption("The Bayes rule predicts argmax of the last transition's row given the second-to-last token: "
                "the best any model can do in expectation. With T1, T2, T3 cyclic, the last step of "
                "L = 8, 11, 14, 17 uses T1, while training (L = 4) always ended with T3.")

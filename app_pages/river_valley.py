@@ -18,6 +18,7 @@ if _ROOT not in sys.path:
 
 from loopviz import quadratic as q
 from loopviz.plots import valley as vp
+from loopviz.ui import present
 
 U_PRESET, V_PRESET, CUSTOM = "U-valley (Single-Attn)", "V-valley (Looped-Attn)", "Custom spectrum"
 MAX_DIM = 200          # d_V + d_R; the speed budget is set for this size
@@ -163,13 +164,13 @@ for col, (key, side) in zip(st.columns(2), sides.items()):
         st.markdown(f"**{key} ({role} side): {names[key]}** — d_V = {side.eigenvalues.size}, "
                     f"κ = {side.eigenvalues.max() / side.eigenvalues.min():.3g}")
         grid, lower, upper = q.slice_contours(lam_i, drive, cross, gamma, grid_x, grid_y)
-        st.plotly_chart(vp.path_figure(progress[key], coord, grid_x, lower, upper,
+        present.chart(st, vp.path_figure(progress[key], coord, grid_x, lower, upper,
                                        title=f"path, {direction} direction (λ = {lam_i:.3g})",
                                        color=colors[key], x_range=x_range, y_range=y_range),
                         key=f"path_{key}")
         if show_3d:
             on_path = q.loss_slice(lam_i, drive, cross, gamma, progress[key], coord)
-            st.plotly_chart(vp.surface_figure(progress[key], coord, on_path, grid_x, grid_y, grid,
+            present.chart(st, vp.surface_figure(progress[key], coord, on_path, grid_x, grid_y, grid,
                                               title="loss slice", color=colors[key]),
                             key=f"surface_{key}")
 
@@ -177,7 +178,7 @@ st.caption("Level sets (dark: low) of the loss on the plane spanned by the drawn
            "direction and the river flow ĥ_R through θ = 0; the faint line is the whole path. Both "
            "panels share their axes.")
 
-st.plotly_chart(vp.progress_loss_figure(progress, {k: s.run.loss for k, s in sides.items()}),
+present.chart(st, vp.progress_loss_figure(progress, {k: s.run.loss for k, s in sides.items()}),
                 key="progress_loss")
 
 norms = {k: (np.linalg.norm(s.run.force, axis=1), np.linalg.norm(s.unforced, axis=1))
@@ -186,9 +187,9 @@ force_range = vp.log_range(*(n for pair in norms.values() for n in pair),
                            np.array([s.bound for s in sides.values()]))
 for col, (key, side) in zip(st.columns(2), sides.items()):
     with col:
-        st.plotly_chart(vp.force_figure(*norms[key], side.bound, title=f"{key}: force vs 𝒞",
+        present.chart(st, vp.force_figure(*norms[key], side.bound, title=f"{key}: force vs 𝒞",
                                         color=colors[key], y_range=force_range), key=f"force_{key}")
-        st.plotly_chart(vp.spectrum_figure(side.eigenvalues, tau=tau, eta=eta,
+        present.chart(st, vp.spectrum_figure(side.eigenvalues, tau=tau, eta=eta,
                                            title=f"{key}: valley spectrum"
                                                  + (" (H^B)" if setting_no == 2 else "")),
                         key=f"spectrum_{key}")

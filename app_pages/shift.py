@@ -13,6 +13,7 @@ from loopviz.runs.format import RunData
 from loopviz.toy.training import prepare
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import sidebar_config
+from loopviz.ui import present
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_shift.csv"
 
@@ -101,7 +102,7 @@ def body() -> None:
     shown = {label: run for label, run in runs.items() if run is not None and len(run.records)}
     bucket = st.radio("IC bucket", ("high", "low", "all"), horizontal=True, key="shift_bucket")
     marks = {name: epoch for name, epoch in (("SCP plateau", plateau), ("SCP shift", suggested)) if epoch is not None}
-    st.plotly_chart(shift_plots.compare_accuracy_figure(shown, bucket, int(shift_epoch), marks), key="shift-acc")
+    present.chart(st, shift_plots.compare_accuracy_figure(shown, bucket, int(shift_epoch), marks), key="shift-acc")
     if "SHIFT" in shown and "Looped-Attn" in shown and shown["SHIFT"].status != "running":
         timing_panel(shown["Looped-Attn"], shown["SHIFT"])
     with_spectra = {label: run for label, run in shown.items() if len(run.spectrum_epochs)}
@@ -110,8 +111,8 @@ def body() -> None:
         left, right = st.columns(2)
         fig = plots.entropy_figure(with_spectra["SHIFT"], "SHIFT: entropy and mutual information")
         fig.add_vline(x=int(shift_epoch), line=dict(color="#7b2cbf", dash="dot"), annotation_text="switch")
-        left.plotly_chart(fig, key="shift-entropy")
-        right.plotly_chart(plots.kappa_figure(with_spectra, config.valley_delta), key="shift-kappa")
+        present.chart(left, fig, key="shift-entropy")
+        present.chart(right, plots.kappa_figure(with_spectra, config.valley_delta), key="shift-kappa")
 
 
 jobs.live_fragment(body, {"SHIFT": shift_config})
@@ -119,7 +120,7 @@ jobs.live_fragment(body, {"SHIFT": shift_config})
 st.subheader("Efficiency over shift epochs")
 if SWEEP is not None:
     sweep = SWEEP
-    st.plotly_chart(shift_plots.sweep_shift_figure(sweep, suggested, int(shift_epoch)), key="shift-sweep")
+    present.chart(st, shift_plots.sweep_shift_figure(sweep, suggested, int(shift_epoch)), key="shift-sweep")
     best = sweep.loc[sweep["speedup"].idxmax()]
     st.caption(f"Bundled `python -m loopviz sweep-shift` at the default configuration: pure Looped-Attn "
                f"{sweep['looped_seconds'].iloc[0]:.2f} s (median of its repeats); best speed-up ×{best['speedup']:.2f} "
@@ -140,8 +141,8 @@ step = max(1, len(single.weight_epochs) // 60)
 picked = single.weight_epochs[::step]
 table = theorem3(base["Single-Attn"].to_json(), tuple(int(e) for e in picked), single.thetas[::step])
 left, right = st.columns(2)
-left.plotly_chart(shift_plots.alignment_figure(table), key="thm3-cos")
-right.plotly_chart(shift_plots.assumption4_figure(table), key="thm3-assumption4")
+present.chart(left, shift_plots.alignment_figure(table), key="thm3-cos")
+present.chart(right, shift_plots.assumption4_figure(table), key="thm3-assumption4")
 negative = int(((table["inner_K"] < 0) | (table["inner_Q"] < 0)).sum())
 st.caption(f"Along the Single run ({len(picked)} epochs), the W_K and W_Q gradient inner products are negative at "
            f"{negative} of them; Theorem 3 promises ≥ 0 only under Assumptions 4–5, whose distance is on the right.")

@@ -14,6 +14,7 @@ from loopviz.sweeps import summarise_seed_sweep, summary_line
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import load_seed, selected_seed, sidebar_config
 from loopviz.ui.downloads import run_downloads
+from loopviz.ui import present
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_seeds.csv"
 PAPER_HIGH_BEFORE, PAPER_HIGH_AFTER = 0.4465, 0.5472   # Looped-Attn, high-IC, epochs 150 → 600 (Sec. 4.1)
@@ -122,9 +123,9 @@ def body() -> None:
     st.subheader("Observation 1: accuracy by information content")
     columns = st.columns(len(shown))
     for column, (label, run) in zip(columns, shown.items()):
-        column.plotly_chart(plots.accuracy_figure(run, f"{label}: train (solid), validation (dashed)", bayes(run)),
+        present.chart(column, plots.accuracy_figure(run, f"{label}: train (solid), validation (dashed)", bayes(run)),
                             key=f"acc-{label}")
-    st.plotly_chart(plots.loss_figure(shown), key="loss")
+    present.chart(st, plots.loss_figure(shown), key="loss")
 
     st.subheader("Observation 2: Hessian matrix entropy, mutual information and phases")
     with_spectra = {label: run for label, run in shown.items() if len(run.spectrum_epochs)}
@@ -133,8 +134,8 @@ def body() -> None:
         return
     columns = st.columns(len(with_spectra))
     for column, (label, run) in zip(columns, with_spectra.items()):
-        column.plotly_chart(plots.entropy_figure(run, label), key=f"entropy-{label}")
-    st.plotly_chart(plots.kappa_figure(with_spectra, config.valley_delta), key="kappa")
+        present.chart(column, plots.entropy_figure(run, label), key=f"entropy-{label}")
+    present.chart(st, plots.kappa_figure(with_spectra, config.valley_delta), key="kappa")
     shapes = []
     for label, run in with_spectra.items():
         rec = run.records.dropna(subset=["kappa_valley"])
@@ -148,7 +149,7 @@ def body() -> None:
     epoch = epoch_cursor(with_spectra)
     columns = st.columns(len(with_spectra))
     for column, (label, run) in zip(columns, with_spectra.items()):
-        column.plotly_chart(plots.spectrum_figure(run, epoch, config.river_eps, config.low_curvature_tau),
+        present.chart(column, plots.spectrum_figure(run, epoch, config.river_eps, config.low_curvature_tau),
                             key=f"spectrum-{label}")
     if len(with_spectra) == 2:
         assumption_panel(with_spectra["Single-Attn"], with_spectra["Looped-Attn"], epoch)
@@ -168,8 +169,8 @@ if SWEEP_FILE.exists():
     st.markdown(f"**{summary_line(summarise_seed_sweep(sweep))}** (bundled `python -m loopviz sweep-seeds` "
                 f"at the default configuration, one point per seed, spectra off).")
     left, right = st.columns(2)
-    left.plotly_chart(plots.gap_histogram(sweep, PAPER_HIGH_AFTER - PAPER_HIGH_BEFORE), key="sweep-hist")
-    right.plotly_chart(plots.sweep_figure(sweep, PAPER_HIGH_AFTER - PAPER_HIGH_BEFORE, RunConfig().seed),
+    present.chart(left, plots.gap_histogram(sweep, PAPER_HIGH_AFTER - PAPER_HIGH_BEFORE), key="sweep-hist")
+    present.chart(right, plots.sweep_figure(sweep, PAPER_HIGH_AFTER - PAPER_HIGH_BEFORE, RunConfig().seed),
                        key="sweep-scatter", on_select=open_selected_seed, selection_mode="points")
     st.caption("Paper line: Looped-Attn's own high-IC gain after epoch 150 (54.72 % − 44.65 %). The star is the "
                "default run's seed. A training gain without a validation gain is memorisation of the draw. "

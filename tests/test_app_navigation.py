@@ -49,3 +49,19 @@ def test_reset_restores_the_defaults_without_an_exception():
     assert number_input(at, "embedding width").value == RunConfig().d
     assert number_input(at, "weight seed").value == RunConfig().seed
     assert "d" not in at.query_params and "seed" not in at.query_params
+
+
+def test_presenter_mode_is_kept_across_pages_and_hides_the_controls():
+    at = app_test("app.py")
+    at.query_params["present"] = "1"
+    at.run()
+    for page in ("app_pages/spectrum.py", "app_pages/shift.py", "app_pages/home.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert at.query_params.get("present") in ("1", ["1"]), page
+        assert not [b for b in at.button if b.key in ("train", "cancel", "cancel-shift")], page
+        assert any(b.key == "present_leave" for b in at.button)
+    at.button(key="present_leave").click().run()
+    at.switch_page("app_pages/spectrum.py").run()
+    assert "present" not in at.query_params
+    assert at.button(key="train") is not None

@@ -9,7 +9,6 @@ import pytest
 from loopviz.config import RunConfig
 from loopviz.runs.format import read_run
 from loopviz.ui import jobs
-
 from tests.apptest_helpers import app_test
 
 PAGES = ["app_pages/spectrum.py", "app_pages/river_valley.py", "app_pages/shift.py",

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from loopviz.config import RunConfig
@@ -79,6 +81,9 @@ def test_a_cancelled_queued_job_leaves_the_queue_at_once():
     reg = JobRegistry(jobs.registry().store, max_running=1)
     try:
         first = reg.start(RunConfig(d=2, epochs=3000, hessian_every=0, model="single"))
+        deadline = time.time() + 30
+        while first.started_at is None and time.time() < deadline:  # the first holds the only slot
+            time.sleep(0.01)
         second = reg.start(RunConfig(d=2, epochs=3000, hessian_every=0, model="looped"))
         assert second.waiting and reg.queue_position(second) == 0 and reg.counts()["queued"] == 1
         reg.cancel(second.config)

@@ -48,6 +48,7 @@ def test_label_positions_keep_order_and_gap():
 
 def test_axis_titles_survive_the_shared_layout():
     import pandas as pd
+
     from loopviz.plots import shift as shift_plots
     sweep = pd.read_csv(RunStore().bundled[RunConfig(model="single").key()].parent.parent / "sweep_shift.csv")
     fig = shift_plots.sweep_shift_figure(sweep, 261, 150)
