@@ -3,7 +3,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from loopviz.config import RunConfig
 from loopviz.ui import present
+from loopviz.ui.config_sidebar import shared_sidebar_config
 
 # A bundled image, not a :material: icon: Streamlit fetches those favicons from Google's servers.
 ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
@@ -22,5 +24,7 @@ pages = [
             url_path="length"),
 ]
 # In presenter mode the sidebar is hidden, so the navigation moves to the top bar.
-st.navigation(pages, position="top" if presenting else "sidebar").run()
+page = st.navigation(pages, position="top" if presenting else "sidebar")
+shared_sidebar_config(RunConfig(), needed=page.url_path in ("spectrum", "shift", "length"))
+page.run()
 present.leave_button()

@@ -72,7 +72,7 @@ def timing_panel(looped: RunData, shifted: RunData) -> None:
     a.metric("pure Looped-Attn training", f"{t_looped:.2f} s")
     b.metric("SHIFT training (Stage I + II)", f"{t_shift:.2f} s")
     c.metric("speed-up", timing[0], help=timing[1])
-    d.metric("final accuracy, SHIFT − Looped (all / high-IC)",
+    d.metric("SHIFT − Looped final accuracy (all / high)",
              f"{last_s['acc_all'] - last_l['acc_all']:+.1%} / {last_s['acc_high'] - last_l['acc_high']:+.1%}")
     st.caption(f"Speed-up: {timing[1]} Training time is the CPU time of the training thread (wall-clock on an "
                "idle core), evaluation excluded.")
@@ -89,7 +89,7 @@ def shift_timing(sweep: pd.DataFrame | None, epoch: int, t_looped: float, t_shif
     if same_server:
         return (f"×{shift.speedup(t_looped, t_shift):.2f}", "Single, Looped and SHIFT were all trained by this "
                                                              "server, one run each (timing noise ±20 %).")
-    return ("not timed together", "these runs were timed at different times or on different machines (a stored "
+    return ("—", "not timed together: these runs were timed at different times or on different machines (a stored "
                                   "run beside a live one), so their ratio would not be a speed-up; the sweep "
                                   "chart below times every point the same way.")
 

@@ -24,9 +24,10 @@ def compare_accuracy_figure(runs: dict[str, RunData], bucket: str, shift_epoch: 
     if shift_epoch is not None:
         fig.add_vline(x=shift_epoch, line=dict(color=MODEL_COLOURS["shift"], dash="dot"),
                       annotation_text=f"switch at {shift_epoch}")
-    for label, epoch in (marks or {}).items():
+    for i, (label, epoch) in enumerate((marks or {}).items()):
+        # Alternate sides, so that two close marks (SCP's plateau and shift) keep their labels apart.
         fig.add_vline(x=epoch, line=dict(color="#888", dash="dash", width=1), annotation_text=label,
-                      annotation_position="bottom right")
+                      annotation_position="bottom left" if i % 2 == 0 else "bottom right")
     return _layout(fig, f"Accuracy on {bucket}-information samples", "epoch", "accuracy")
 
 

@@ -16,6 +16,7 @@ import streamlit as st
 from ..config import ConfigError, RunConfig, TRANSITION_KINDS, EMBEDDINGS
 
 NOTES_KEY = "run_config_notes"
+SHARED_KEY = "run_config_shared"   # the config app.py drew in this run for the page it is about to run
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,21 @@ def reset(default: RunConfig) -> None:
     st.session_state[NOTES_KEY] = {}
 
 
-def sidebar_config(default: RunConfig) -> RunConfig:
-    """Draw the config widgets in the sidebar; return the chosen config (model as default's)."""
+def shared_sidebar_config(default: RunConfig, needed: bool) -> None:
+    """app.py: draw the config widgets for a page that needs them, before the page runs.
+
+    Widgets drawn by the entry script are one widget on every page (same id, and a URL
+    binding that page switches keep); drawn by each page, they would be a new widget per
+    page, and Streamlit drops a page's bound query parameters when another page opens.
+    """
+    st.session_state[SHARED_KEY] = sidebar_config(default, shared=False) if needed else None
+
+
+def sidebar_config(default: RunConfig, shared: bool = True) -> RunConfig:
+    """Draw the config widgets in the sidebar (unless app.py drew them for this page in this
+    run); return the chosen config (model as default's)."""
+    if shared and st.session_state.get(SHARED_KEY) is not None:
+        return st.session_state[SHARED_KEY]
     # The URL's raw values are seen here before the widgets consume them: Streamlit drops a
     # value its widget refuses without a word, so the note is ours to give.
     _, refused = parse_query({k: st.query_params[k] for k in KNOB_NAMES if k in st.query_params}, default)
