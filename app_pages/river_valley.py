@@ -47,7 +47,9 @@ st.markdown(
     "pushing (1/λ_i in Theorem 1's 𝒞)."
 )
 
-with st.sidebar:
+# Presenter mode hides the sidebar; the knobs then sit in an expander on the page, so a
+# lecturer can still move η or κ in front of the room.
+with st.expander("valley knobs", expanded=False) if present.enabled() else st.sidebar:
     st.header("River valleys")
     setting = st.radio("Loss", ["Setting 1: quadratic", "Setting 2: stiffening walls"], key="setting", **URL,
                        help="Setting 2 adds (γ/4)Σ(v_iᵀθ_V)⁴: the valley Hessian changes along the "
