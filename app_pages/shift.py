@@ -12,7 +12,7 @@ from loopviz.plots import training as plots
 from loopviz.runs.format import RunData
 from loopviz.toy.training import prepare
 from loopviz.ui import jobs
-from loopviz.ui.config_sidebar import sidebar_config
+from loopviz.ui.config_sidebar import sidebar_config, warn_refused_int
 from loopviz.ui import present
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_shift.csv"
@@ -50,6 +50,7 @@ else:
                f"(E_shift = E_plateau + {suggested - plateau}).")
 
 default_epoch = suggested if suggested is not None else min(100, config.epochs)
+warn_refused_int("shift_epoch", 0, config.epochs, default_epoch)
 shift_epoch = st.slider("shift epoch", 0, config.epochs, value=default_epoch, key="shift_epoch",
                         bind="query-params", persist_state="session",
                         help="Moving it trains Stage II of a new SHIFT run at once (spectra follow); a newer "

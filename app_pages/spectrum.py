@@ -12,7 +12,7 @@ from loopviz.plots import training as plots
 from loopviz.runs.format import RunData
 from loopviz.sweeps import summarise_seed_sweep, summary_line
 from loopviz.ui import jobs
-from loopviz.ui.config_sidebar import load_seed, selected_seed, sidebar_config
+from loopviz.ui.config_sidebar import load_seed, selected_seed, sidebar_config, warn_refused_int
 from loopviz.ui.downloads import run_downloads
 from loopviz.ui import present
 
@@ -91,6 +91,7 @@ def epoch_cursor(with_spectra: dict[str, RunData]) -> int:
         st.session_state["epoch"] = later[0] if later else last
         if not later:
             st.session_state[PLAY_KEY] = False
+    warn_refused_int("epoch", 0, config.epochs, min(DEFAULT_EPOCH, config.epochs))
     epoch = st.slider("epoch", 0, config.epochs, value=min(DEFAULT_EPOCH, config.epochs), key="epoch",
                       bind="query-params", persist_state="session",
                       help="One cursor for the spectra, their titles and Assumption 1 below; ▶ play moves it.")

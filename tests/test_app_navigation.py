@@ -65,3 +65,17 @@ def test_presenter_mode_is_kept_across_pages_and_hides_the_controls():
     at.switch_page("app_pages/spectrum.py").run()
     assert "present" not in at.query_params
     assert at.button(key="train") is not None
+
+
+def test_page_views_survive_a_round_trip_through_other_pages():
+    at = app_test("app.py").run()
+    at.switch_page("app_pages/spectrum.py").run()
+    at.slider(key="epoch").set_value(300).run()
+    at.switch_page("app_pages/river_valley.py").run()
+    at.slider(key="eta").set_value(0.5).run()
+    at.switch_page("app_pages/home.py").run()
+    at.switch_page("app_pages/spectrum.py").run()
+    assert at.slider(key="epoch").value == 300
+    at.switch_page("app_pages/river_valley.py").run()
+    assert at.slider(key="eta").value == 0.5
+    assert not at.exception

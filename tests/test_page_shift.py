@@ -98,3 +98,16 @@ def test_the_speed_up_is_only_shown_between_times_measured_together():
     # The SCP epoch (261) is not in the sweep, and its runs were timed apart: no ratio is claimed.
     assert speedup.value == "—"
     assert any("not timed together" in c.value for c in at.caption)
+
+
+def test_the_url_sets_the_shift_epoch_and_a_bad_one_is_named():
+    at = app_test(PAGE)
+    at.query_params["shift_epoch"] = "150"
+    at.run()
+    assert at.slider(key="shift_epoch").value == 150
+    bad = app_test(PAGE)
+    bad.query_params["shift_epoch"] = "9999"
+    bad.run()
+    assert not bad.exception
+    assert bad.slider(key="shift_epoch").value == 261
+    assert any("shift_epoch='9999'" in w.value for w in bad.warning)

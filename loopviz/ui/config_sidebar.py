@@ -142,6 +142,20 @@ def _widget(knob: Knob, default: Any) -> Any:
     return bool(st.checkbox(knob.label, bool(default), **common))
 
 
+def warn_refused_int(key: str, low: int, high: int, fallback: int) -> None:
+    """Before an integer widget bound to `?key=` is drawn: a visible note when the URL's value
+    is not an integer in [low, high] (Streamlit drops it without a word)."""
+    raw = st.query_params.get(key)
+    if raw is None:
+        return
+    try:
+        ok = low <= int(raw) <= high
+    except ValueError:
+        ok = False
+    if not ok:
+        st.warning(f"query parameter {key}={raw!r} is not an epoch in [{low}, {high}]; using {fallback}")
+
+
 def selected_seed(selection: dict) -> int | None:
     """The seed of the first point picked on a chart whose first trace carries seeds as
     customdata (the seed sweep's scatter), or None."""
