@@ -213,7 +213,7 @@ def idle(driver) -> bool:
                                                      '[data-testid="stStatusWidgetRunningManIcon"]')
 
 
-def wait_page(driver, title_part: str, timeout: float = 60, charts: int = 0) -> bool:
+def wait_page(driver, title_part: str, timeout: float = 180, charts: int = 0) -> bool:
     """The page titled `title_part` is drawn: its heading, `charts` charts, and the run ended."""
     return bool(wait_for(lambda: any(title_part in h.text for h in driver.find_elements(By.TAG_NAME, "h1"))
                          and plot_count(driver) >= charts and idle(driver), timeout))

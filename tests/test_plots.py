@@ -56,3 +56,11 @@ def test_axis_titles_survive_the_shared_layout():
     table = {"epoch": np.arange(3)} | {f"{k}_{n}": np.ones(3) for k in ("offdiag_ratio", "negative_diag")
                                        for n in "KQV"}
     assert shift_plots.assumption4_figure(table).layout.yaxis.title.text == "‖ε‖₂ / ‖D‖"
+
+
+def test_bayes_ceilings_are_named_in_the_legend_not_over_the_curves():
+    run = bundled("single")
+    fig = training.accuracy_figure(run, "t", {"high": 0.55, "all": 0.66, "low": 0.9})
+    names = [t.name for t in fig.data]
+    assert "Bayes high 0.55" in names and "Bayes all 0.66" in names and not any("low 0.90" in n for n in names)
+    assert not fig.layout.annotations

@@ -48,14 +48,14 @@ def accuracy_figure(run: RunData, title: str, bayes: dict[str, float] | None = N
                         line=dict(color=colour, dash="dash", width=1.5))
     for bucket, value in (bayes or {}).items():
         if bucket in ("high", "all") and np.isfinite(value):
-            # The label stands in the right margin, beside its line, not over the curves.
-            fig.add_hline(y=value, line=dict(color=BUCKET_COLOURS[bucket], dash="dot", width=1))
-            fig.add_annotation(xref="paper", x=1, xanchor="left", y=value, yanchor="middle", showarrow=False,
-                               text=f"Bayes {bucket}<br>{value:.2f}", font=dict(color=BUCKET_COLOURS[bucket]))
+            # A trace, not an annotated hline: the legend names it, so no label lies over the curves.
+            fig.add_scatter(x=[rec["epoch"].iloc[0], rec["epoch"].iloc[-1]], y=[value, value], mode="lines",
+                            name=f"Bayes {bucket} {value:.2f}", hoverinfo="skip",
+                            line=dict(color=BUCKET_COLOURS[bucket], dash="dot", width=1))
     for label, epoch in (marks or {}).items():
         fig.add_vline(x=epoch, line=dict(color="#555", dash="dot"), annotation_text=label)
     fig.update_yaxes(range=[0, 1.05])
-    return _layout(fig, title, "epoch", "accuracy", right=80)
+    return _layout(fig, title, "epoch", "accuracy")
 
 
 def loss_figure(runs: dict[str, RunData]) -> go.Figure:
