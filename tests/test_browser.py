@@ -35,6 +35,7 @@ if not (CHROMIUM and CHROMEDRIVER):
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
@@ -91,7 +92,10 @@ def browser():
 def wait_for(predicate, timeout: float, pause: float = 0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except StaleElementReferenceException:  # Streamlit replaced the element while we read it
+            value = None
         if value:
             return value
         time.sleep(pause)
@@ -265,8 +269,10 @@ def test_a_lecturer_clicks_through_scrubs_and_plays(server, browser, capsys):
         if title != "River valleys":
             assert wait_for(lambda: query(browser).get("seed") == "7" and query(browser).get("epochs") == "40", 10), \
                 f"{title}: the URL lost the configuration: {browser.current_url}"
-            assert sidebar_value(browser, "weight seed") == "7" and sidebar_value(browser, "epochs") == "40", title
-            assert sidebar_value(browser, "embedding width d") == "4", title  # untouched knobs keep their defaults
+            assert wait_for(lambda: sidebar_value(browser, "weight seed") == "7"
+                            and sidebar_value(browser, "epochs") == "40", 10), title
+            # untouched knobs keep their defaults
+            assert wait_for(lambda: sidebar_value(browser, "embedding width d") == "4", 10), title
     assert jobs_line(browser) in ((0, 0), None)  # seed 7 has no stored Single run: nothing was started
 
     # Reset: the defaults, at once, without an exception; the URL is clean.
@@ -297,8 +303,12 @@ def test_a_lecturer_clicks_through_scrubs_and_plays(server, browser, capsys):
     assert wait_for(lambda: query(browser).get("shift_epoch") == str(target), 10), browser.current_url
     assert wait_for(lambda: shift_curve_at(browser, target), 60), "the last slider position's curve did not appear"
     timings["slider → first new curve"] = time.time() - moved
+    # Superseded runs are cancelled at once (none queued, none training); they may take a few
+    # seconds to reach their next cancellation check ("stopping"), then end.
     assert wait_for(lambda: (jobs_line(browser) or (9, 9))[1] == 0 and (jobs_line(browser) or (9, 9))[0] <= 1, 20), \
         f"stale SHIFT jobs: {jobs_line(browser)}"
+    assert wait_for(lambda: "stopping" not in browser.find_element(By.TAG_NAME, "body").text, 120), \
+        "superseded runs did not stop"
     assert "queued (" not in browser.find_element(By.TAG_NAME, "body").text
     assert_no_exception(browser)
     browser.save_screenshot(str(ARTIFACTS / "shift-scrubbed.png"))

@@ -172,10 +172,11 @@ class JobRegistry:
             self._cancel(job)
 
     def counts(self) -> dict[str, int]:
-        """Jobs by state: running, queued, and ended (any status)."""
+        """Jobs by state: running, stopping (cancelled, not yet ended), queued, ended (any status)."""
         with self.lock:
             jobs = list(self.jobs.values())
-        return {"running": sum(j.started_at is not None and not j.log.done for j in jobs),
+        live = [j for j in jobs if j.started_at is not None and not j.log.done]
+        return {"running": sum(not j.cancel.is_set() for j in live), "stopping": sum(j.cancel.is_set() for j in live),
                 "queued": sum(j.waiting for j in jobs), "ended": sum(j.log.done for j in jobs)}
 
     def clear(self) -> None:

@@ -177,7 +177,8 @@ def _session_id() -> str:
 def job_counts_caption() -> None:
     """The server's jobs in one line, so a user can see that nothing stale is queued."""
     counts = registry().counts()
-    st.caption(f"Server jobs: {counts['running']} training, {counts['queued']} queued.")
+    st.caption(f"Server jobs: {counts['running']} training, {counts['queued']} queued"
+               + (f", {counts['stopping']} stopping after a cancel." if counts["stopping"] else "."))
 
 
 def model_pair(config: RunConfig) -> dict[str, RunConfig]:
