@@ -56,9 +56,17 @@ shift_epoch = st.slider("shift epoch", 0, config.epochs, value=default_epoch, ke
                         help="Moving it trains Stage II of a new SHIFT run at once (spectra follow); a newer "
                              "position cancels an older one that no other viewer is watching.")
 shift_config = config.replace(model="shift", shift_epoch=int(shift_epoch))
-if jobs.needs_training(shift_config):  # no job (or a cancelled one), nothing stored
+# A position the user moves to trains at once; one they cancelled stays cancelled until they
+# move away and back, or press the button below.
+moved = st.session_state.get("shift_position") != shift_config.key()
+st.session_state["shift_position"] = shift_config.key()
+if jobs.needs_training(shift_config) and (moved or jobs.registry().get(shift_config) is None):
     jobs.registry().start(shift_config)
 jobs.follow("shift", shift_config)
+if jobs.needs_training(shift_config) and not present.enabled():
+    if st.button(f"Train the SHIFT run at epoch {int(shift_epoch)}", key="train-shift"):
+        jobs.registry().start(shift_config)
+        st.rerun()
 runs_config = {**base, "SHIFT": shift_config}
 SWEEP = pd.read_csv(SWEEP_FILE) if SWEEP_FILE.exists() else None
 

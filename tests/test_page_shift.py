@@ -111,3 +111,20 @@ def test_the_url_sets_the_shift_epoch_and_a_bad_one_is_named():
     assert not bad.exception
     assert bad.slider(key="shift_epoch").value == 261
     assert any("shift_epoch='9999'" in w.value for w in bad.warning)
+
+
+def test_cancel_stops_the_shift_run_and_it_stays_cancelled():
+    at = app_test(PAGE)
+    at.query_params["shift_epoch"] = "480"
+    at.run()
+    config = RunConfig(model="shift", shift_epoch=480)
+    job = jobs.registry().get(config)
+    at.button(key="cancel-shift").click().run()
+    assert job.cancel.is_set()
+    at = run_until(at, lambda a: job.log.done, timeout=60)
+    at.run()
+    assert not at.exception
+    assert jobs.registry().get(config) is job  # not restarted behind the user's back
+    assert any("cancelled" in w.value for w in at.warning)
+    at.button(key="train-shift").click().run()
+    assert jobs.registry().get(config) is not job
