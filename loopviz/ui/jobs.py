@@ -98,10 +98,15 @@ def cancel_button(configs: dict[str, RunConfig], where, key: str, label: str = "
         return
     if any(job.cancel.is_set() for job in live):
         where.button("cancelling…", key=key, disabled=True)
-    elif where.button(label, key=key):
-        for config in configs.values():
-            reg.cancel(config)
-        st.rerun()
+    else:
+        # A callback, and no full rerun: inside a live fragment the click redraws only the
+        # fragment, which then already says "cancelling…"; the job's end reruns the page.
+        where.button(label, key=key, on_click=_cancel_all, args=(list(configs.values()),))
+
+
+def _cancel_all(configs: list[RunConfig]) -> None:
+    for config in configs:
+        registry().cancel(config)
 
 
 def needs_training(config: RunConfig) -> bool:
