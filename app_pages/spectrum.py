@@ -96,7 +96,7 @@ def epoch_cursor(with_spectra: dict[str, RunData]) -> int:
                       bind="query-params", persist_state="session",
                       help="One cursor for the spectra, their titles and Assumption 1 below; ▶ play moves it.")
     playing = st.session_state.get(PLAY_KEY, False)
-    if st.button("⏸ pause" if playing else f"▶ play from epoch {epoch}", key="spectrum_play"):
+    if st.button("❚❚ pause" if playing else f"▶ play from epoch {epoch}", key="spectrum_play"):
         st.session_state[PLAY_KEY] = not playing
         if not playing and epoch >= last:
             st.session_state["epoch"] = 0  # at the end, play starts over

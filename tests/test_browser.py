@@ -331,7 +331,11 @@ def test_a_lecturer_clicks_through_scrubs_and_plays(server, browser, capsys):
         return len(epochs) == 1 and epochs.pop() > 140 and int(query(browser).get("epoch", 0)) > 140
     assert wait_for(played, 30), f"play did not move every panel: {chart_titles(browser)} {browser.current_url}"
     browser.find_element(By.XPATH, '//button[contains(., "pause")]').click()
+    assert wait_for(lambda: browser.find_elements(By.XPATH, '//button[contains(., "play from epoch")]'), 30)
     assert_no_exception(browser)
+    heading = browser.find_element(By.XPATH, '//h3[contains(., "The eigenspectrum through training")]')
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", heading)
+    time.sleep(1)
     browser.save_screenshot(str(ARTIFACTS / "spectrum-cursor.png"))
 
     # Presenter mode: no sidebar, navigation on top, kept across pages.

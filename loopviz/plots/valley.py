@@ -133,12 +133,13 @@ def path_figure(river: np.ndarray, valley: np.ndarray, level_river: np.ndarray,
         plot_bgcolor="white",
         xaxis=dict(title="river progress ĥ_Rᵀ(θ_R,k − θ_R,0)", range=x_range, showgrid=False),
         yaxis=dict(title="valley coordinate v_iᵀθ_V,k", range=y_range, showgrid=False),
+        # Controls keep a fixed font: presenter mode enlarges the chart's text, not its buttons.
         updatemenus=[dict(type="buttons", x=0.0, y=-0.3, xanchor="left", yanchor="top",
-                          direction="left", showactive=False,
+                          direction="left", showactive=False, font=dict(size=12),
                           buttons=[dict(label="▶ play", method="animate", args=[None, play]),
                                    dict(label="❚❚", method="animate", args=[[None], still])])],
-        sliders=[dict(x=0.22, len=0.78, y=-0.24, yanchor="top", active=0,
-                      currentvalue=dict(prefix="step k = "),
+        sliders=[dict(x=0.22, len=0.78, y=-0.24, yanchor="top", active=0, font=dict(size=11),
+                      currentvalue=dict(prefix="step k = ", font=dict(size=12)),
                       steps=[dict(label=str(k), method="animate", args=[[str(k)], still])
                              for k in frames_at])],
     )
