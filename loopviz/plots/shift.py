@@ -60,7 +60,7 @@ def alignment_figure(table: dict[str, np.ndarray]) -> go.Figure:
         fig.add_scatter(x=table["epoch"], y=table[f"cos_{name}"], name=f"cos ∇W_{name}", line=dict(color=colour))
     fig.add_hline(y=0, line=dict(color="#999", width=1))
     fig.update_yaxes(range=[-1.05, 1.05])
-    return _layout(fig, "Theorem 3: cosine of the Single and Looped gradients, along the Single run", "epoch",
+    return _layout(fig, "Theorem 3: Single vs Looped gradient cosine", "epoch",
                    "cosine")
 
 
@@ -76,6 +76,6 @@ def assumption4_figure(table: dict[str, np.ndarray]) -> go.Figure:
     fig.add_hline(y=1.0, line=dict(color="#999", dash="dash"), row=1, col=1)
     fig.update_yaxes(type="log", title_text="‖ε‖₂ / ‖D‖", row=1, col=1)
     fig.update_yaxes(range=[-0.05, 1.05], tickformat=".0%", title_text="diag < 0", row=2, col=1)
-    _layout(fig, "Assumption 4: off-diagonal size and negative diagonal entries", "", None, height=380)
+    _layout(fig, "Assumption 4: off-diagonals, negative diagonals", "", None, height=380)
     fig.update_xaxes(title_text="epoch", row=2, col=1)
     return fig
