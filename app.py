@@ -1,8 +1,19 @@
 """loopviz: `streamlit run app.py` — the pages of the explorer, one navigation."""
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="loopviz: looped vs single-pass transformers", page_icon=":material/all_inclusive:",
-                   layout="wide")
+from loopviz.config import RunConfig
+from loopviz.ui import present
+from loopviz.ui.config_sidebar import shared_sidebar_config
+
+# A bundled image, not a :material: icon: Streamlit fetches those favicons from Google's servers.
+ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
+
+presenting = present.enabled()
+st.set_page_config(page_title="loopviz: looped vs single-pass transformers", page_icon=str(ICON), layout="wide",
+                   initial_sidebar_state="collapsed" if presenting else "auto")
+present.style()
 
 pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -15,4 +26,8 @@ pages = [
     st.Page("app_pages/atlas.py", title="Where does it hold?", icon=":material/grid_on:", url_path="atlas"),
     st.Page("app_pages/algo.py", title="Algorithmic tasks", icon=":material/functions:", url_path="algo"),
 ]
-st.navigation(pages).run()
+# In presenter mode the sidebar is hidden, so the navigation moves to the top bar.
+page = st.navigation(pages, position="top" if presenting else "sidebar")
+shared_sidebar_config(RunConfig(), needed=page.url_path in ("spectrum", "shift", "length"))
+page.run()
+present.leave_button()

@@ -6,8 +6,11 @@ import streamlit as st
 
 from loopviz import shift, stats, verdicts
 from loopviz.config import RunConfig
+from loopviz.plots import shift as shift_plots
 from loopviz.plots import training as plots
+from loopviz.runs.format import RunData
 from loopviz.ui import jobs
+from loopviz.ui import present
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_seeds.csv"
 SHIFT_SWEEP_FILE = SWEEP_FILE.parent / "sweep_shift.csv"
@@ -37,6 +40,42 @@ st.markdown(
 """
 )
 
+
+
+def bucket_mix(run: RunData, split: str) -> tuple[float, float]:
+    """(share of high-IC samples, mean IC in nats) of the training or validation set."""
+    return float((run.task[f"{split}_bucket"] == 2).mean()), float(run.task[f"{split}_ic"].mean())
+
+
+def loss_explanation(run: RunData) -> str:
+    """Why validation loss sits below training loss, from this run's two sets — or that it does not."""
+    last = run.records.iloc[-1]
+    (high_t, ic_t), (high_v, ic_v) = bucket_mix(run, "train"), bucket_mix(run, "val")
+    if last["val_loss"] >= last["loss"]:
+        return (f"Here validation loss ({last['val_loss']:.3f}) is not below training loss ({last['loss']:.3f}).")
+    if high_v < high_t and ic_v < ic_t:
+        return (f"Validation loss ({last['val_loss']:.3f}) sits below training loss ({last['loss']:.3f}) because the "
+                f"validation draw holds fewer rare, hard sequences: {high_v:.0%} of its samples are high-IC against "
+                f"{high_t:.0%} of the training set's (mean IC {ic_v:.2f} against {ic_t:.2f} nats). The training set "
+                "keeps each of the 81 possible sequences once, the rarest included; the validation set is drawn "
+                "∝ P(X)² only, so it is dominated by frequent, predictable sequences.")
+    return (f"Validation loss ({last['val_loss']:.3f}) sits below training loss ({last['loss']:.3f}), although the "
+            f"validation set is not easier by its mix ({high_v:.0%} high-IC against {high_t:.0%}).")
+
+
+def lecture_links(scp_epoch: int | None) -> str:
+    """Ready links that open a page in a given state, in presenter mode (every knob is in the URL)."""
+    links = [("Observation 1 at the paper's horizon (epoch 600), spectra at that epoch", "spectrum?present=1&epoch=600"),
+             ("Watch the spectrum evolve: press ▶ play from epoch 0", "spectrum?present=1&epoch=0"),
+             ("Valley hopping in a V valley (η λ_max = 1.8: the steepest direction flips sign every step)",
+              "river-valley?present=1&eta=1.8&direction=steepest"),
+             ("U against V without hopping (η = 0.5)", "river-valley?present=1&eta=0.5"),
+             ("SHIFT early, at epoch 50 (its speed-up is in the bundled sweep)", "shift?present=1&shift_epoch=50")]
+    if scp_epoch is not None:
+        links.insert(4, (f"SHIFT at the SCP epoch ({scp_epoch})", f"shift?present=1&shift_epoch={scp_epoch}"))
+    return "\n".join(f"- [{text}](./{target})" for text, target in links)
+
+
 config = RunConfig()
 single, looped = jobs.current_run(config.replace(model="single")), jobs.current_run(config.replace(model="looped"))
 if single is not None and looped is not None:
@@ -61,16 +100,21 @@ if single is not None and looped is not None:
     a.metric("Single-Attn high-IC train accuracy", f"{s['acc_high']:.1%}")
     b.metric("Looped-Attn high-IC train accuracy", f"{l['acc_high']:.1%}", f"{l['acc_high'] - s['acc_high']:+.1%}")
     c.metric("Looped − Single high-IC validation", f"{l['val_acc_high'] - s['val_acc_high']:+.1%}")
+    present.chart(st, shift_plots.compare_accuracy_figure({"Single-Attn": single, "Looped-Attn": looped}, "high", None),
+                  key="home-acc")
     task = single.task
     n_high, n_val_high = int((task["train_bucket"] == 2).sum()), int((task["val_bucket"] == 2).sum())
-    st.caption("Final epoch; accuracies as shares with 95 % intervals — Single-Attn "
+    st.caption("High-IC accuracy of both models: training (solid) and held-out validation (dashed). At the final "
+               "epoch, as shares with 95 % intervals — Single-Attn "
                f"{stats.share_of(round(s['acc_high'] * n_high), n_high).text()}, Looped-Attn "
-               f"{stats.share_of(round(l['acc_high'] * n_high), n_high).text()} (training, high-IC); validation "
+               f"{stats.share_of(round(l['acc_high'] * n_high), n_high).text()} (training); validation "
                f"{stats.share_of(round(s['val_acc_high'] * n_val_high), n_val_high).text()} and "
-               f"{stats.share_of(round(l['val_acc_high'] * n_val_high), n_val_high).text()}.")
-    st.plotly_chart(plots.loss_figure({"Single-Attn": single, "Looped-Attn": looped}), key="home-loss")
-    st.caption(f"d = {config.d}, T = {config.loops}, {config.epochs} epochs, Adam lr {config.lr:g}, "
+               f"{stats.share_of(round(l['val_acc_high'] * n_val_high), n_val_high).text()}. "
+               f"d = {config.d}, T = {config.loops}, {config.epochs} epochs, Adam lr {config.lr:g}, "
                f"seed {config.seed}, data seed {config.data_seed}.")
+    st.markdown(loss_explanation(looped))
+    with st.expander("the loss curves"):
+        present.chart(st, plots.loss_figure({"Single-Attn": single, "Looped-Attn": looped}), key="home-loss")
     if seed_sweep is not None:
         summary = stats.seed_sweep_summary(seed_sweep)
         st.warning(f"This seed was chosen because it shows the paper's shape at 600 epochs. Over {summary['runs']} "
@@ -79,3 +123,8 @@ if single is not None and looped is not None:
                    f"{summary['gap_acc_high'].text()}): see the Spectrum evolution page.")
 else:
     st.warning("The bundled default run is missing from assets/default; README.md says how to regenerate it.")
+    scp_epoch = None
+
+st.subheader("For a lecture")
+st.markdown("Each link opens a page in that state in presenter mode (`?present=1`: no sidebar, larger text; "
+            "every knob is in the URL, so a link is the whole view).\n\n" + lecture_links(scp_epoch))

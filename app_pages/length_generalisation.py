@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from loopviz import shift as shift_rules
 from loopviz.toy import lengthgen
 from loopviz.config import RunConfig
 from loopviz.plots import length as plots
@@ -12,6 +13,7 @@ from loopviz.runs.format import RunData
 from loopviz.runs.store import STORED_STATUSES
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import sidebar_config
+from loopviz.ui import present
 
 st.title("Length generalisation: longer sequences, same transitions")
 st.caption("Test sequences of length L use the training transitions T1, T2, T3 cyclically and are drawn exactly "
@@ -50,6 +52,26 @@ def finished(run: RunData | None) -> bool:
     return run is not None and run.status in STORED_STATUSES
 
 
+def shift_epoch_shown(single: RunData) -> int | None:
+    """The shift epoch the SHIFT page shows: its slider's value in this session, else SCP's."""
+    if "shift_epoch" in st.session_state:
+        return int(st.session_state["shift_epoch"])
+    return shift_rules.scp(single.records["val_loss"].to_numpy(), single.records["grad_norm"].to_numpy(),
+                           wait=single.config.scp_wait)[1]
+
+
+def table1_view(comparison: pd.DataFrame):
+    """Table 1 for the screen: short headers, percentages, and empty cells left empty (not "None")."""
+    labels = {"data": "data", "length": "L", "share_simple": "simple share", "paper_share_simple": "paper",
+              "single_acc_simple": "Single", "paper_single_acc_simple": "paper Single",
+              "looped_acc_simple": "Looped", "paper_looped_acc_simple": "paper Looped",
+              "shift_acc_simple": "SHIFT", "bayes_simple": "Bayes", "threshold": "threshold (nats)",
+              "last_step": "last step", "chance": "chance"}
+    shown = comparison.rename(columns=labels)
+    percent = [labels[c] for c in comparison.columns if c not in ("data", "length", "last_step", "threshold")]
+    return shown.style.format("{:.1%}", subset=percent, na_rep="").format("{:.2f}", subset=["threshold (nats)"])
+
+
 def body() -> None:
     jobs.progress_panel(pair)
     runs = {label: jobs.current_run(c) for label, c in pair.items()}
@@ -58,10 +80,17 @@ def body() -> None:
         st.info(f"No finished run of {' and '.join(missing)} for this configuration yet: press **Train** in the "
                 "sidebar to start one; the evaluation uses the final weights.")
         return
+    shift_epoch = shift_epoch_shown(runs["Single-Attn"])
     # SHIFT's switch must lie inside the run: a run shorter than the shift epoch has no SHIFT.
-    shift = jobs.current_run(config.replace(model="shift")) if config.shift_epoch <= config.epochs else None
-    if finished(shift):
-        runs["SHIFT"] = shift
+    if shift_epoch is not None and 0 <= shift_epoch <= config.epochs:
+        shift = jobs.current_run(config.replace(model="shift", shift_epoch=shift_epoch))
+        if finished(shift):
+            runs["SHIFT"] = shift
+            st.caption(f"SHIFT is the run that switched to Looped-Attn at epoch {shift_epoch} (the SHIFT page's "
+                       "slider, or SCP's epoch before you moved it).")
+        else:
+            st.caption(f"No finished SHIFT run switching at epoch {shift_epoch} (the SHIFT page's slider): open "
+                       "the SHIFT page to train it, and it joins the comparison here.")
     for label, run in runs.items():
         if run.status == "diverged":
             st.warning(f"{label} diverged during training; its final weights are not a trained model.")
@@ -80,20 +109,18 @@ def body() -> None:
     threshold = lengthgen.simple_threshold(single.task)
 
     st.subheader("Figure 7: longer sequences carry more information")
-    st.plotly_chart(plots.ic_distribution_figure(test_ic, single.task["train_ic"], threshold,
+    present.chart(st, plots.ic_distribution_figure(test_ic, single.task["train_ic"], threshold,
                                                  lengthgen.PAPER_THRESHOLD), key="len-ic")
     st.caption(lengthgen.threshold_sentence(threshold, table))
 
     st.subheader("Figure 9: accuracy against length")
-    st.plotly_chart(plots.accuracy_vs_length_figure(table), key="len-acc")
+    present.chart(st, plots.accuracy_vs_length_figure(table), key="len-acc")
     st.caption("The Bayes rule predicts argmax of the last transition's row given the second-to-last token: "
                f"the best any model can do in expectation; chance is 1/3. Last step here: {last_step}.")
 
     st.subheader("Table 1: accuracy on relatively simple sequences, ours beside the paper's")
     comparison = lengthgen.comparison_table(table)
-    st.dataframe(comparison, hide_index=True, key="len-table",
-                 column_config={c: st.column_config.NumberColumn(format="percent")
-                                for c in comparison.columns if c not in ("data", "length", "threshold")})
+    st.dataframe(table1_view(comparison), hide_index=True, key="len-table")
     st.caption("Empty cells: no simple sequence at that length (the paper's N/A) or no paper value. The paper's "
                "last row says L = 18, its text says 17. Per-model totals and 95 % Clopper–Pearson intervals of every "
                "accuracy are in the full table below.")

@@ -18,6 +18,7 @@ if _ROOT not in sys.path:
 
 from loopviz import quadratic as q
 from loopviz.plots import valley as vp
+from loopviz.ui import present
 
 U_PRESET, V_PRESET, CUSTOM = "U-valley (Single-Attn)", "V-valley (Looped-Attn)", "Custom spectrum"
 MAX_DIM = 200          # d_V + d_R; the speed budget is set for this size
@@ -25,6 +26,8 @@ LAM_MAX = 1.0          # both presets share the steepest cliff, so η means the 
 COUPLINGS = [-0.01, -0.003, -0.002, -0.001, 0.0, 0.001, 0.002, 0.003, 0.005, 0.01, 0.03, 0.1]
 DRIVES = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
 KAPPAS_V = [10, 30, 100, 300, 1000]
+# Every knob is in the URL (its key is the query parameter), so a link opens this exact view.
+URL = dict(bind="query-params", persist_state="session")
 
 
 # cache_resource, not cache_data: a comparison at d = 200, K = 2000 pickles to ~14 MB, and
@@ -44,35 +47,38 @@ st.markdown(
     "pushing (1/λ_i in Theorem 1's 𝒞)."
 )
 
-with st.sidebar:
+# Presenter mode hides the sidebar; the knobs then sit in an expander on the page, so a
+# lecturer can still move η or κ in front of the room.
+with st.expander("valley knobs", expanded=False) if present.enabled() else st.sidebar:
     st.header("River valleys")
-    setting = st.radio("Loss", ["Setting 1: quadratic", "Setting 2: stiffening walls"],
+    setting = st.radio("Loss", ["Setting 1: quadratic", "Setting 2: stiffening walls"], key="setting", **URL,
                        help="Setting 2 adds (γ/4)Σ(v_iᵀθ_V)⁴: the valley Hessian changes along the "
                             "path and stays above H^B = the chosen spectrum (Assumption 3).")
     setting_no = 1 if setting.startswith("Setting 1") else 2
-    left = st.selectbox("Single-Attn side", [U_PRESET, V_PRESET, CUSTOM], index=0)
-    right = st.selectbox("Looped-Attn side", [U_PRESET, V_PRESET, CUSTOM], index=1)
+    left = st.selectbox("Single-Attn side", [U_PRESET, V_PRESET, CUSTOM], index=0, key="single_side", **URL)
+    right = st.selectbox("Looped-Attn side", [U_PRESET, V_PRESET, CUSTOM], index=1, key="looped_side", **URL)
     custom_text = ""
     if CUSTOM in (left, right):
-        custom_text = st.text_input("Custom eigenvalues (comma-separated)", "1, 0.6, 0.2, 0.05, 0.01",
+        custom_text = st.text_input("Custom eigenvalues (comma-separated)", "1, 0.6, 0.2, 0.05, 0.01", key="custom",
+                                    **URL,
                                     help="The valley Hessian's eigenvalues, each > 0.")
-    eta = st.slider("step size η", 0.05, 2.2, 1.8, 0.05,
+    eta = st.slider("step size η", 0.05, 2.2, 1.8, 0.05, key="eta", **URL,
                     help="ηλ between 1 and 2: valley hopping; ηλ ≥ 2: divergence.")
-    steps = st.slider("steps K", 10, 2000, 1000, 10)
-    coupling = st.select_slider("coupling strength ‖H_RV‖ (signed)", COUPLINGS, value=0.002,
+    steps = st.slider("steps K", 10, 2000, 1000, 10, key="steps", **URL)
+    coupling = st.select_slider("coupling strength ‖H_RV‖ (signed)", COUPLINGS, value=0.002, key="coupling", **URL,
                                 help="Negative flips the push: the valley then drives the river "
                                      "upstream.")
-    offset = st.slider("initial valley offset ‖θ_V,0‖", 0.0, 3.0, 1.0, 0.1)
+    offset = st.slider("initial valley offset ‖θ_V,0‖", 0.0, 3.0, 1.0, 0.1, key="offset", **URL)
     with st.expander("More knobs"):
-        d_r = st.slider("river dimension d_R", 1, 50, 5)
-        d_v = st.slider("valley dimension d_V (presets)", 2, MAX_DIM - d_r, 20)
-        kappa_u = st.slider("κ of the U preset", 1.0, 3.0, 1.2, 0.1)
-        kappa_v = st.select_slider("κ of the V preset", KAPPAS_V, value=100)
-        tau = st.slider("τ (Assumption 1)", 0.05, 1.0, 0.5, 0.05)
-        drive = st.select_slider("river drive ‖h_R‖", DRIVES, value=1e-5)
+        d_r = st.slider("river dimension d_R", 1, 50, 5, key="d_r", **URL)
+        d_v = st.slider("valley dimension d_V (presets)", 2, MAX_DIM - d_r, 20, key="d_v", **URL)
+        kappa_u = st.slider("κ of the U preset", 1.0, 3.0, 1.2, 0.1, key="kappa_u", **URL)
+        kappa_v = st.select_slider("κ of the V preset", KAPPAS_V, value=100, key="kappa_v", **URL)
+        tau = st.slider("τ (Assumption 1)", 0.05, 1.0, 0.5, 0.05, key="tau", **URL)
+        drive = st.select_slider("river drive ‖h_R‖", DRIVES, value=1e-5, key="drive", **URL)
         stiffening = st.slider("wall stiffening γ (Setting 2)", 0.0, 2.0, 0.5, 0.1,
-                               disabled=setting_no == 1)
-        feedback = st.checkbox("river → valley feedback (eq. 1 in full)", value=True,
+                               disabled=setting_no == 1, key="stiffening", **URL)
+        feedback = st.checkbox("river → valley feedback (eq. 1 in full)", value=True, key="feedback", **URL,
                                help="Off: drop −ηH_VRθ_R from eq. 1, the approximation under which "
                                     "Theorem 1 is proved; then C_K = Ĉ_K.")
 
@@ -91,6 +97,13 @@ cmp = run(tuple(spectra[left]), tuple(spectra[right]), d_r=d_r, coupling=couplin
 sides = {"U": cmp.single, "V": cmp.looped}
 names = {"U": left, "V": right}
 
+
+
+def number(side: q.Side, value: float, spec: str) -> str:
+    """A side's number, or "diverges" when its run blew up (no 2e40 % or nan on screen)."""
+    return "diverges" if side.diverged or not np.isfinite(value) else format(value, spec)
+
+
 # --- verdict ----------------------------------------------------------------------
 OK, NO = ":green[:material/check_circle:]", ":red[:material/cancel:]"
 WARN, HOP = ":orange[:material/warning:]", ":orange[:material/swap_vert:]"
@@ -103,16 +116,18 @@ with st.container(border=True):
         if claim.holds:
             st.markdown(f"{OK} **{claim.name}** holds — {claim.compared}")
         else:
-            st.markdown(f"{NO} **{claim.name}** fails — {claim.compared}  \n"
+            compared = ("its numbers are not finite: a run diverges" if cmp.single.diverged or cmp.looped.diverged
+                        else claim.compared)
+            st.markdown(f"{NO} **{claim.name}** fails — {compared}  \n"
                         f"↳ *because* {claim.why_not}")
     U, V = sides["U"], sides["V"]
     st.caption(
         f"Theorem {1 if setting_no == 1 else '2(a)'} bounds Ĉ_K, the force the valley exerts when "
         "the river does not feed back into it (App. F.2, eq. 6): that is what is compared with 𝒞 "
-        f"(it reaches {U.bound_share:.1%} of 𝒞 for U, {V.bound_share:.1%} "
-        f"for V). The run's own force C_K (eq. 1 in full) is ‖C_K‖ = {U.force_norm:.3g} (U), "
-        f"{V.force_norm:.3g} (V); feedback share ‖C_K − Ĉ_K‖/‖Ĉ_K‖ = {U.feedback_share:.2g} (U), "
-        f"{V.feedback_share:.2g} (V). App. F.2 calls it a minor perturbation; we call ≤ "
+        f"(share of 𝒞 reached: U {number(U, U.bound_share, '.1%')}, V {number(V, V.bound_share, '.1%')}). "
+        f"The run's own force C_K (eq. 1 in full) is ‖C_K‖ = {number(U, U.force_norm, '.3g')} (U), "
+        f"{number(V, V.force_norm, '.3g')} (V); feedback share ‖C_K − Ĉ_K‖/‖Ĉ_K‖ = "
+        f"{number(U, U.feedback_share, '.2g')} (U), {number(V, V.feedback_share, '.2g')} (V). App. F.2 calls it a minor perturbation; we call ≤ "
         f"{q.MINOR_FEEDBACK:g} minor. No theorem bounds C_K: with feedback the loss is unbounded "
         "below."
     )
@@ -132,9 +147,9 @@ with st.container(border=True):
                         "(|ρ| ≥ 1).")
 
 # --- paths ------------------------------------------------------------------------
-direction = st.radio("valley direction drawn", ["steepest", "flattest"], horizontal=True,
+direction = st.radio("valley direction drawn", ["steepest", "flattest"], horizontal=True, key="direction", **URL,
                      help="Steepest: where hopping shows. Flattest: the slow push of a small λ.")
-show_3d = st.checkbox("3D surface")
+show_3d = st.checkbox("3D surface", key="show_3d", **URL)
 paths = {k: q.valley_direction(s.problem, s.run, direction) for k, s in sides.items()}
 progress = {k: q.river_progress(s.run.theta_r, s.problem.h_r) for k, s in sides.items()}
 x_range = vp.finite_range(*progress.values())
@@ -151,13 +166,13 @@ for col, (key, side) in zip(st.columns(2), sides.items()):
         st.markdown(f"**{key} ({role} side): {names[key]}** — d_V = {side.eigenvalues.size}, "
                     f"κ = {side.eigenvalues.max() / side.eigenvalues.min():.3g}")
         grid, lower, upper = q.slice_contours(lam_i, drive, cross, gamma, grid_x, grid_y)
-        st.plotly_chart(vp.path_figure(progress[key], coord, grid_x, lower, upper,
+        present.chart(st, vp.path_figure(progress[key], coord, grid_x, lower, upper,
                                        title=f"path, {direction} direction (λ = {lam_i:.3g})",
                                        color=colors[key], x_range=x_range, y_range=y_range),
                         key=f"path_{key}")
         if show_3d:
             on_path = q.loss_slice(lam_i, drive, cross, gamma, progress[key], coord)
-            st.plotly_chart(vp.surface_figure(progress[key], coord, on_path, grid_x, grid_y, grid,
+            present.chart(st, vp.surface_figure(progress[key], coord, on_path, grid_x, grid_y, grid,
                                               title="loss slice", color=colors[key]),
                             key=f"surface_{key}")
 
@@ -165,7 +180,7 @@ st.caption("Level sets (dark: low) of the loss on the plane spanned by the drawn
            "direction and the river flow ĥ_R through θ = 0; the faint line is the whole path. Both "
            "panels share their axes.")
 
-st.plotly_chart(vp.progress_loss_figure(progress, {k: s.run.loss for k, s in sides.items()}),
+present.chart(st, vp.progress_loss_figure(progress, {k: s.run.loss for k, s in sides.items()}),
                 key="progress_loss")
 
 norms = {k: (np.linalg.norm(s.run.force, axis=1), np.linalg.norm(s.unforced, axis=1))
@@ -174,9 +189,9 @@ force_range = vp.log_range(*(n for pair in norms.values() for n in pair),
                            np.array([s.bound for s in sides.values()]))
 for col, (key, side) in zip(st.columns(2), sides.items()):
     with col:
-        st.plotly_chart(vp.force_figure(*norms[key], side.bound, title=f"{key}: force vs 𝒞",
+        present.chart(st, vp.force_figure(*norms[key], side.bound, title=f"{key}: force vs 𝒞",
                                         color=colors[key], y_range=force_range), key=f"force_{key}")
-        st.plotly_chart(vp.spectrum_figure(side.eigenvalues, tau=tau, eta=eta,
+        present.chart(st, vp.spectrum_figure(side.eigenvalues, tau=tau, eta=eta,
                                            title=f"{key}: valley spectrum"
                                                  + (" (H^B)" if setting_no == 2 else "")),
                         key=f"spectrum_{key}")

@@ -13,7 +13,8 @@ from loopviz.plots import training as plots
 from loopviz.runs.format import RunData
 from loopviz.toy.training import prepare
 from loopviz.ui import jobs
-from loopviz.ui.config_sidebar import sidebar_config
+from loopviz.ui.config_sidebar import sidebar_config, warn_refused_int
+from loopviz.ui import present
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_shift.csv"
 RAW_FILE = SWEEP_FILE.with_name(SWEEP_FILE.name + ".raw.csv")
@@ -64,32 +65,65 @@ else:
                f"epochs to E_shift: {spread:.3g} ({'settled' if spread < delta2 else 'not settled'} by δ2 = {delta2:g}).")
 
 default_epoch = suggested if suggested is not None else min(100, config.epochs)
+warn_refused_int("shift_epoch", 0, config.epochs, default_epoch)
 shift_epoch = st.slider("shift epoch", 0, config.epochs, value=default_epoch, key="shift_epoch",
-                        help="Moving it trains Stage II of a new SHIFT run at once (spectra follow).")
+                        bind="query-params", persist_state="session",
+                        help="Moving it trains Stage II of a new SHIFT run at once (spectra follow); a newer "
+                             "position cancels an older one that no other viewer is watching.")
 shift_config = config.replace(model="shift", shift_epoch=int(shift_epoch))
-if jobs.registry().get(shift_config) is None and jobs.current_run(shift_config) is None:  # no job, nothing stored
+# A position the user moves to trains at once; one they cancelled stays cancelled until they
+# move away and back, or press the button below.
+moved = st.session_state.get("shift_position") != shift_config.key()
+st.session_state["shift_position"] = shift_config.key()
+if jobs.needs_training(shift_config) and (moved or jobs.registry().get(shift_config) is None):
     jobs.registry().start(shift_config)
+jobs.follow("shift", shift_config)
+if jobs.needs_training(shift_config) and not present.enabled():
+    if st.button(f"Train the SHIFT run at epoch {int(shift_epoch)}", key="train-shift"):
+        jobs.registry().start(shift_config)
+        st.rerun()
 runs_config = {**base, "SHIFT": shift_config}
+SWEEP = pd.read_csv(SWEEP_FILE) if SWEEP_FILE.exists() else None
 
 
 def timing_panel(looped: RunData, shifted: RunData) -> None:
+    """Training times and the speed-up, only from times measured the same way: the bundled
+    sweep (every point timed together, median of repeats) or runs all trained in this server."""
     t_looped, t_shift = float(looped.records["seconds"].iloc[-1]), float(shifted.records["seconds"].iloc[-1])
     last_l, last_s = looped.records.iloc[-1], shifted.records.iloc[-1]
+    timing = shift_timing(SWEEP, int(shift_epoch), t_looped, t_shift)
     a, b, c, d = st.columns(4)
     a.metric("pure Looped-Attn training", f"{t_looped:.2f} s")
     b.metric("SHIFT training (Stage I + II)", f"{t_shift:.2f} s")
-    c.metric("speed-up", f"×{shift.speedup(t_looped, t_shift):.2f}")
-    d.metric("final accuracy, SHIFT − Looped (all / high-IC)",
+    c.metric("speed-up", timing[0], help=timing[1])
+    d.metric("SHIFT − Looped final accuracy (all / high)",
              f"{last_s['acc_all'] - last_l['acc_all']:+.1%} / {last_s['acc_high'] - last_l['acc_high']:+.1%}")
     S = int(shifted.config.shift_epoch)
     at = min(int(np.searchsorted(single.weight_epochs, S)), len(single.thetas) - 1)
     jump = switch_jump(config.to_json(), S, single.thetas[at])
-    st.info(verdicts.shift_sentence(int(shifted.config.shift_epoch), shift.speedup(t_looped, t_shift),
-                                    last_s["acc_all"] - last_l["acc_all"], last_s["acc_high"] - last_l["acc_high"],
-                                    jump, noise=TIMING_NOISE))
-    st.caption("Training time is the CPU time of the training thread (wall-clock on an idle core), evaluation "
-               "excluded, measured in separate runs, so it carries their timing noise; the sweep below times every "
-               "point the same way, three times over.")
+    st.info(verdicts.shift_sentence(S, timing[2], last_s["acc_all"] - last_l["acc_all"],
+                                    last_s["acc_high"] - last_l["acc_high"], jump, noise=TIMING_NOISE))
+    st.caption(f"Speed-up: {timing[1]} Training time is the CPU time of the training thread (wall-clock on an "
+               "idle core), evaluation excluded.")
+
+
+def shift_timing(sweep: pd.DataFrame | None, epoch: int, t_looped: float, t_shift: float) -> tuple[str, str, float]:
+    """(shown value, provenance, number or NaN) of the speed-up that may be shown for this shift epoch:
+    only one whose both sides were timed the same way."""
+    same_server = all((job := jobs.registry().get(c)) is not None and job.log.status == "complete"
+                      for c in runs_config.values())
+    if sweep is not None and config == RunConfig() and epoch in set(sweep["shift_epoch"]):
+        row = sweep[sweep["shift_epoch"] == epoch].iloc[0]
+        return (f"×{row['speedup']:.2f}", f"from the bundled sweep, where pure Looped-Attn and SHIFT at epoch {epoch} "
+                                          f"were timed together (median of {int(row['repeats'])} repeats).",
+                float(row["speedup"]))
+    if same_server:
+        value = shift.speedup(t_looped, t_shift)
+        return (f"×{value:.2f}", "Single, Looped and SHIFT were all trained by this server, one run each (timing "
+                                 "noise ±20 %).", value)
+    return ("—", "not timed together: these runs were timed at different times or on different machines (a stored "
+                 "run beside a live one), so their ratio would not be a speed-up; the sweep chart below times every "
+                 "point the same way.", float("nan"))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -101,15 +135,17 @@ def switch_jump(config_json: str, epoch: int, _theta) -> dict:
 
 def body() -> None:
     jobs.progress_panel({"SHIFT": shift_config})
+    jobs.cancel_button({"SHIFT": shift_config}, st, key="cancel-shift", label="Cancel this SHIFT run")
+    jobs.job_counts_caption()
     runs = {label: jobs.current_run(c) for label, c in runs_config.items()}
     shown = {label: run for label, run in runs.items() if run is not None and len(run.records)}
     bucket = st.radio("IC bucket", ("high", "low", "all"), horizontal=True, key="shift_bucket")
     marks = {name: epoch for name, epoch in (("SCP plateau", plateau), ("SCP shift", suggested)) if epoch is not None}
-    st.plotly_chart(shift_plots.compare_accuracy_figure(shown, bucket, int(shift_epoch), marks), key="shift-acc")
+    present.chart(st, shift_plots.compare_accuracy_figure(shown, bucket, int(shift_epoch), marks), key="shift-acc")
     loss = plots.loss_figure(shown)
     loss.add_vline(x=int(shift_epoch), line=dict(color="#7b2cbf", dash="dot"), annotation_text="switch")
     loss.add_hline(y=float(np.log(3)), line=dict(color="#999", dash="dash"), annotation_text="ln 3: a uniform guess")
-    st.plotly_chart(loss, key="shift-loss")
+    present.chart(st, loss, key="shift-loss")
     if "SHIFT" in shown and "Looped-Attn" in shown and shown["SHIFT"].status != "running":
         timing_panel(shown["Looped-Attn"], shown["SHIFT"])
     with_spectra = {label: run for label, run in shown.items() if len(run.spectrum_epochs)}
@@ -118,16 +154,16 @@ def body() -> None:
         left, right = st.columns(2)
         fig = plots.entropy_figure(with_spectra["SHIFT"], "SHIFT: entropy and mutual information")
         fig.add_vline(x=int(shift_epoch), line=dict(color="#7b2cbf", dash="dot"), annotation_text="switch")
-        left.plotly_chart(fig, key="shift-entropy")
-        right.plotly_chart(plots.kappa_figure(with_spectra, config.valley_delta), key="shift-kappa")
+        present.chart(left, fig, key="shift-entropy")
+        present.chart(right, plots.kappa_figure(with_spectra, config.valley_delta), key="shift-kappa")
 
 
 jobs.live_fragment(body, {"SHIFT": shift_config})
 
 st.subheader("Efficiency over shift epochs")
-if SWEEP_FILE.exists():
-    sweep = pd.read_csv(SWEEP_FILE)
-    st.plotly_chart(shift_plots.sweep_shift_figure(sweep, suggested, int(shift_epoch)), key="shift-sweep")
+if SWEEP is not None:
+    sweep = SWEEP
+    present.chart(st, shift_plots.sweep_shift_figure(sweep, suggested, int(shift_epoch)), key="shift-sweep")
     best = sweep.loc[sweep["speedup"].idxmax()]
     st.caption(f"Bundled `python -m loopviz sweep-shift` at the default configuration ({int(sweep['epoch'].max())} "
                f"epochs): pure Looped-Attn {sweep['looped_seconds'].iloc[0]:.2f} s (median of its repeats); best "
@@ -150,8 +186,8 @@ step = max(1, len(single.weight_epochs) // 60)
 picked = single.weight_epochs[::step]
 table = theorem3(base["Single-Attn"].to_json(), tuple(int(e) for e in picked), single.thetas[::step])
 left, right = st.columns(2)
-left.plotly_chart(shift_plots.alignment_figure(table), key="thm3-cos")
-right.plotly_chart(shift_plots.assumption4_figure(table), key="thm3-assumption4")
+present.chart(left, shift_plots.alignment_figure(table), key="thm3-cos")
+present.chart(right, shift_plots.assumption4_figure(table), key="thm3-assumption4")
 negative = int(((table["inner_K"] < 0) | (table["inner_Q"] < 0)).sum())
 st.caption(f"Along the Single run ({len(picked)} epochs), the W_K and W_Q gradient inner products are negative at "
            f"{negative} of them; Theorem 3 promises ≥ 0 only under Assumptions 4–5, whose distance is on the right.")

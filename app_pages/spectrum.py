@@ -14,11 +14,13 @@ from loopviz.plots import training as plots
 from loopviz.runs.format import RunData
 from loopviz.sweeps import summarise_seed_sweep, summary_line
 from loopviz.ui import jobs
-from loopviz.ui.config_sidebar import load_seed, selected_seed, sidebar_config
+from loopviz.ui.config_sidebar import load_seed, selected_seed, sidebar_config, warn_refused_int
 from loopviz.ui.downloads import run_downloads
+from loopviz.ui import present
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_seeds.csv"
 PAPER_HIGH_BEFORE, PAPER_HIGH_AFTER = 0.4465, 0.5472   # Looped-Attn, high-IC, epochs 150 → 600 (Sec. 4.1)
+DEFAULT_EPOCH = 150   # the paper's "before" epoch (Sec. 4.1)
 
 st.title("Spectrum evolution: Single-Attn against Looped-Attn")
 st.caption("Markov language task (paper App. E.1): predict x3 from (x0, x1, x2). Information content "
@@ -61,7 +63,7 @@ def verdict_panel(single: RunData, looped: RunData) -> None:
     st.info("**Is Looped-Attn faster, higher, or neither?** The paper reports Looped-Attn rising from "
             f"{PAPER_HIGH_BEFORE:.2%} to {PAPER_HIGH_AFTER:.2%} on high-IC sequences after epoch 150 while "
             "Single-Attn stays flat (Observation 1, 600 epochs). This run:\n" + "\n".join(lines))
-    st.plotly_chart(plots.reach_figure(reach, verdicts.PAPER_EPOCHS), key="time-to-reach")
+    present.chart(st, plots.reach_figure(reach, verdicts.PAPER_EPOCHS), key="time-to-reach")
 
 
 def bucket_caption(run: RunData) -> str:
@@ -90,6 +92,12 @@ def observation2(key: str, n_spectra: int, definition: str, _run: RunData) -> tu
     return dataclasses.replace(_run, records=rec), fit
 
 
+def comparable(single: RunData | None, looped: RunData | None) -> bool:
+    """Both runs finished (complete, not mid-run or cancelled) at the same last epoch."""
+    return (single is not None and looped is not None and single.status == looped.status == "complete"
+            and len(single.records) > 0 and single.records["epoch"].iloc[-1] == looped.records["epoch"].iloc[-1])
+
+
 def assumption_panel(single: RunData, looped: RunData, epoch: int) -> None:
     c = looped.config
     check = curvature.assumption1(single.spectrum_at(epoch), looped.spectrum_at(epoch), c.river_eps,
@@ -103,6 +111,41 @@ def assumption_panel(single: RunData, looped: RunData, epoch: int) -> None:
                f"(ε = {c.river_eps:g}, τ = {c.low_curvature_tau:g}).")
 
 
+PLAY_KEY = "spectrum_playing"
+PLAY_FRAMES = 60   # ▶ play steps through about this many spectra from the cursor to the end
+
+
+def epoch_cursor(with_spectra: dict[str, RunData]) -> int:
+    """The page's one epoch cursor (`?epoch=` in the URL) and ▶ play, which moves it; returns
+    the epoch of the spectra to show: the last computed (for every model) at or before the
+    cursor. Its range is the configured epochs, so it stands still while a live run streams."""
+    per_run = [set(int(e) for e in run.spectrum_epochs) for run in with_spectra.values()]
+    computed = sorted(set.intersection(*per_run) or per_run[0])
+    last = computed[-1]
+    if st.session_state.get(PLAY_KEY):  # advance before the slider is drawn, so the slider shows it
+        cursor = int(st.session_state.get("epoch", DEFAULT_EPOCH))
+        step = max(1, config.epochs // PLAY_FRAMES)
+        later = [e for e in computed if e >= cursor + step]
+        st.session_state["epoch"] = later[0] if later else last
+        if not later:
+            st.session_state[PLAY_KEY] = False
+    warn_refused_int("epoch", 0, config.epochs, min(DEFAULT_EPOCH, config.epochs))
+    epoch = st.slider("epoch", 0, config.epochs, value=min(DEFAULT_EPOCH, config.epochs), key="epoch",
+                      bind="query-params", persist_state="session",
+                      help="One cursor for the spectra, their titles and Assumption 1 below; ▶ play moves it.")
+    playing = st.session_state.get(PLAY_KEY, False)
+    if st.button("❚❚ pause" if playing else f"▶ play from epoch {epoch}", key="spectrum_play"):
+        st.session_state[PLAY_KEY] = not playing
+        if not playing and epoch >= last:
+            st.session_state["epoch"] = 0  # at the end, play starts over
+        st.rerun()
+    shown = max([e for e in computed if e <= epoch] or [computed[0]])
+    if shown != epoch:
+        st.caption(f"No spectrum at epoch {epoch}" + (f" yet (computed up to {last})" if epoch > last else "") +
+                   f": showing epoch {shown}, the last one computed at or before it.")
+    return shown
+
+
 def body() -> None:
     jobs.progress_panel(pair)
     runs = {label: jobs.current_run(c) for label, c in pair.items()}
@@ -111,17 +154,19 @@ def body() -> None:
         st.info("No run for this configuration yet: press **Train** in the sidebar to start one.")
         return
     single, looped = runs["Single-Attn"], runs["Looped-Attn"]
-    if single is not None and looped is not None and len(single.records) and len(looped.records):
+    if comparable(single, looped):
         verdict_panel(single, looped)
+    elif single is not None and looped is not None:
+        st.caption("The verdict on the paper's effect waits until both runs have finished at the same epoch.")
 
     st.subheader("Observation 1: accuracy by information content")
     columns = st.columns(len(shown))
     for column, (label, run) in zip(columns, shown.items()):
         marks = {"paper's 600": verdicts.PAPER_EPOCHS} if run.config.epochs > verdicts.PAPER_EPOCHS else None
-        column.plotly_chart(plots.accuracy_figure(run, f"{label}: train (solid), validation (dashed)", bayes(run),
-                                                  marks), key=f"acc-{label}")
+        present.chart(column, plots.accuracy_figure(run, f"{label}: train (solid), validation (dashed)", bayes(run),
+                                                    marks), key=f"acc-{label}")
     st.caption(bucket_caption(next(iter(shown.values()))))
-    st.plotly_chart(plots.loss_figure(shown), key="loss")
+    present.chart(st, plots.loss_figure(shown), key="loss")
 
     st.subheader("Observation 2: Hessian matrix entropy, mutual information and phases")
     with_spectra = {label: run for label, run in shown.items() if len(run.spectrum_epochs)}
@@ -136,7 +181,7 @@ def body() -> None:
     sentences = []
     for column, (label, run) in zip(columns, with_spectra.items()):
         shown_run, fit = observation2(run.config.key(), len(run.spectrum_epochs), definition, run)
-        column.plotly_chart(plots.entropy_figure(shown_run, label), key=f"entropy-{label}")
+        present.chart(column, plots.entropy_figure(shown_run, label), key=f"entropy-{label}")
         spectra_rows = shown_run.records.dropna(subset=["entropy"])
         copies = curvature.mi_copy_share(spectra_rows["entropy"].to_numpy(), spectra_rows["mutual_info"].to_numpy())
         sentences.append(f"{fit.sentence(label, run.spectrum_epochs)} MI equals min(E_s, E_s+1) at {copies.text()} of its epochs.")
@@ -144,7 +189,7 @@ def body() -> None:
                "is, and the two readings give different curves and different phases. Phases are shaded only "
                "where a permutation test against time-shuffled curves finds structure (α = "
                f"{curvature.PHASE_ALPHA:g}); " + " ".join(sentences))
-    st.plotly_chart(plots.kappa_figure(with_spectra, config.valley_delta), key="kappa")
+    present.chart(st, plots.kappa_figure(with_spectra, config.valley_delta), key="kappa")
     shapes = []
     for label, run in with_spectra.items():
         rec = run.records.dropna(subset=["kappa_valley"])
@@ -155,14 +200,10 @@ def body() -> None:
                ". Conjecture 1 expects Single-Attn's valley to be U-shaped; compare the two curves' levels.")
 
     st.subheader("The eigenspectrum through training")
-    last = int(min(run.spectrum_epochs[-1] for run in with_spectra.values()))
-    if st.session_state.get("spectrum_epoch", 0) > last:
-        st.session_state["spectrum_epoch"] = last
-    epoch = st.slider("epoch", 0, max(last, 1), value=min(last, 150), key="spectrum_epoch",
-                      help="The chart's own ▶ play button animates through the epochs.")
+    epoch = epoch_cursor(with_spectra)
     columns = st.columns(len(with_spectra))
     for column, (label, run) in zip(columns, with_spectra.items()):
-        column.plotly_chart(plots.spectrum_figure(run, epoch, config.river_eps, config.low_curvature_tau),
+        present.chart(column, plots.spectrum_figure(run, epoch, config.river_eps, config.low_curvature_tau),
                             key=f"spectrum-{label}")
     if len(with_spectra) == 2:
         assumption_panel(with_spectra["Single-Attn"], with_spectra["Looped-Attn"], epoch)
@@ -172,7 +213,8 @@ def body() -> None:
         run_downloads(label, run)
 
 
-jobs.live_fragment(body, pair)
+jobs.live_fragment(body, pair, also_while=lambda: st.session_state.get(PLAY_KEY, False),
+                   every=0.6 if st.session_state.get(PLAY_KEY) else 1.0)
 
 st.divider()
 st.subheader("Reproduction: how often does the effect appear?")
@@ -182,8 +224,8 @@ if SWEEP_FILE.exists():
     st.markdown(f"**{summary_line(summarise_seed_sweep(sweep))}** (bundled `python -m loopviz sweep-seeds` "
                 f"at the default configuration but {sweep_epochs} epochs, one point per seed, spectra off).")
     left, right = st.columns(2)
-    left.plotly_chart(plots.gap_histogram(sweep), key="sweep-hist")
-    right.plotly_chart(plots.sweep_figure(sweep, RunConfig().seed),
+    present.chart(left, plots.gap_histogram(sweep), key="sweep-hist")
+    present.chart(right, plots.sweep_figure(sweep, RunConfig().seed),
                        key="sweep-scatter", on_select=open_selected_seed, selection_mode="points")
     st.caption("The paper reports no Looped − Single gap to draw here (its 54.72 % − 44.65 % is Looped-Attn's own "
                "gain after epoch 150), so none is drawn. The star is the default run's seed. A training gain "

@@ -1,6 +1,14 @@
 """AppTest of the entry point: the navigation, the home page, and every page reachable from it."""
+import json
+import re
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
 import pytest
 
+from loopviz.config import RunConfig
+from loopviz.runs.format import read_run
+from loopviz.ui import jobs
 from tests.apptest_helpers import app_test
 
 PAGES = ["app_pages/spectrum.py", "app_pages/river_valley.py", "app_pages/shift.py",
@@ -16,7 +24,10 @@ def test_app_opens_on_the_home_page_with_the_bundled_run():
     assert "why looped transformers" in at.title[0].value
     labels = [m.label for m in at.metric]
     assert "Looped-Attn high-IC train accuracy" in labels
-    assert len(at.get("plotly_chart")) == 1
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    accuracy = next(c for c in charts if c["layout"]["title"]["text"] == "Accuracy on high-information samples")
+    names = {trace["name"] for trace in accuracy["data"]}
+    assert names == {"Single-Attn train", "Single-Attn val", "Looped-Attn train", "Looped-Attn val"}
     assert any("chosen because it shows the paper's shape" in w.value for w in at.warning)
 
 
@@ -26,3 +37,38 @@ def test_every_page_opens_from_the_navigation(page):
     at.switch_page(page).run()
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) >= 1
+
+
+def test_home_explains_the_loss_gap_from_the_two_sets():
+    at = app_test("app_pages/home.py").run()
+    text = next(m.value for m in at.markdown if "Validation loss" in m.value)
+    looped = read_run(jobs.registry().store.bundled[RunConfig(model="looped").key()])
+    high_train = float((looped.task["train_bucket"] == 2).mean())
+    high_val = float((looped.task["val_bucket"] == 2).mean())
+    assert high_val < high_train  # the bundled draw: the claim below is the data's, checked here
+    assert f"{high_val:.0%} of its samples are high-IC against {high_train:.0%}" in text
+    assert f"{looped.records['val_loss'].iloc[-1]:.3f}" in text
+
+
+PAGE_FILES = {"spectrum": "app_pages/spectrum.py", "river-valley": "app_pages/river_valley.py",
+              "shift": "app_pages/shift.py"}
+
+
+def test_lecture_links_open_their_page_in_their_state():
+    at = app_test("app_pages/home.py").run()
+    links = re.findall(r"\]\(\./([^)]+)\)", next(m.value for m in at.markdown if "For a lecture" in m.value
+                                                   or "presenter mode" in m.value))
+    assert len(links) >= 5 and any("shift_epoch=261" in link for link in links)  # SCP's epoch, computed
+    for link in links:
+        parts = urlsplit(link)
+        params = dict(parse_qsl(parts.query))
+        assert params.pop("present") == "1"
+        page = app_test("app.py")
+        page.query_params.update({"present": "1", **params})
+        page.run()  # AppTest resolves a page with its own url_path only after a first run
+        page.switch_page(PAGE_FILES[parts.path]).run()
+        assert not page.exception, link
+        for key, value in params.items():
+            widget = next(w for w in [*page.slider, *page.radio] if w.key == key)
+            assert np.isclose(float(widget.value), float(value)) if key != "direction" else widget.value == value, link
+        assert not [b for b in page.button if b.key in ("train", "cancel")]  # presenter mode: no Train / Cancel

@@ -1,3 +1,4 @@
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -18,11 +19,16 @@ def test_default_view_shows_figures_and_table_1_beside_the_paper():
     assert not at.exception
     assert len(at.get("plotly_chart")) == 2
     compare = at.dataframe[0].value
-    assert list(compare["length"]) == [4, 8, 11, 14, 17]
-    assert {"paper_single_acc_simple", "paper_looped_acc_simple", "single_acc_simple", "looped_acc_simple"} \
-        <= set(compare.columns)
+    assert list(compare["L"]) == [4, 8, 11, 14, 17]
+    assert {"paper Single", "paper Looped", "Single", "Looped", "SHIFT"} <= set(compare.columns)
+    # Empty cells are empty on screen, not "None" or "nan".
+    shown = pa.ipc.open_stream(at.dataframe[0].proto.arrow_data.styler.display_values).read_pandas()
+    cells = set(shown.to_numpy().ravel().tolist())
+    assert "" in cells and not {"None", "nan", "NaN", None} & cells
     full = at.dataframe[1].value
-    assert set(full["model"]) == {"single", "looped"} and set(full["n"]) == {500, 5000}
+    # The SHIFT run shown is named by its epoch: SCP's for the bundled run, 261.
+    assert set(full["model"]) == {"single", "looped", "shift"} and set(full["n"]) == {500, 5000}
+    assert any("switched to Looped-Attn at epoch 261" in c.value for c in at.caption)
     assert len(at.get("download_button")) == 3
 
 
@@ -35,7 +41,7 @@ def test_changing_the_test_seed_or_lengths_recomputes():
     assert not before.equals(after)
     at.multiselect(key="len_lengths").set_value([6, 9]).run()
     assert not at.exception
-    assert list(at.dataframe[0].value["length"]) == [4, 6, 9]
+    assert list(at.dataframe[0].value["L"]) == [4, 6, 9]
 
 
 def test_a_seed_without_a_run_shows_the_message_and_no_table():

@@ -126,3 +126,16 @@ def test_bad_custom_spectrum_shows_an_error(text, fragment):
     assert not at.exception
     assert len(at.error) == 1 and fragment in at.error[0].value
     assert len(at.get("plotly_chart")) == 0
+
+
+def test_a_diverging_valley_says_diverges_not_nan_or_huge_percentages():
+    import re
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.query_params["eta"] = "2.2"  # η λ_max = 2.2 ≥ 2 for both presets
+    at.run()
+    assert not at.exception
+    assert at.slider(key="eta").value == 2.2  # the URL set the knob
+    text = " ".join(c.value for c in at.caption) + " ".join(m.value for m in at.markdown)
+    assert "diverges" in text
+    assert "nan" not in text.lower().replace("nanswer", "")
+    assert not re.search(r"\d{7,}|e\+\d", text), text  # no 1.3e+75 force, no 136167172169811869696.0 %

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from loopviz.config import RunConfig
@@ -52,3 +54,79 @@ def test_a_configuration_without_a_single_run_asks_for_training():
     at.run()
     assert not at.exception
     assert any("finished Single-Attn run" in i.value for i in at.info)
+
+
+def test_a_newer_slider_position_supersedes_the_older_ones_nobody_else_watches():
+    at = app_test(PAGE).run()
+    for epoch in (150, 200, 250, 300):  # quick moves: each position starts its run at once
+        at.slider(key="shift_epoch").set_value(epoch).run()
+        assert not at.exception
+    reg = jobs.registry()
+    old = [reg.get(RunConfig(model="shift", shift_epoch=e)) for e in (150, 200, 250)]
+    newest = reg.get(RunConfig(model="shift", shift_epoch=300))
+    assert all(job is not None and job.cancel.is_set() for job in old)
+    assert not newest.cancel.is_set()
+    run_until(at, lambda a: all(job.log.done for job in old), timeout=30)
+    assert all(job.log.status == "cancelled" for job in old)
+    assert reg.counts()["queued"] == 0 or reg.queue_position(newest) == 0
+    # A position another session still shows is not cancelled under it.
+    other = app_test(PAGE)
+    other.query_params["shift_epoch"] = "300"
+    other.run()
+    at.slider(key="shift_epoch").set_value(350).run()
+    assert not newest.cancel.is_set()
+    assert reg.get(RunConfig(model="shift", shift_epoch=350)) is not None
+
+
+def test_a_cancelled_queued_job_leaves_the_queue_at_once():
+    from loopviz.runs.store import JobRegistry
+    reg = JobRegistry(jobs.registry().store, max_running=1)
+    try:
+        first = reg.start(RunConfig(d=2, epochs=3000, hessian_every=0, model="single"))
+        deadline = time.time() + 30
+        while first.started_at is None and time.time() < deadline:  # the first holds the only slot
+            time.sleep(0.01)
+        second = reg.start(RunConfig(d=2, epochs=3000, hessian_every=0, model="looped"))
+        assert second.waiting and reg.queue_position(second) == 0 and reg.counts()["queued"] == 1
+        reg.cancel(second.config)
+        assert second.log.status == "cancelled" and reg.counts()["queued"] == 0  # without waiting for a slot
+    finally:
+        reg.clear()
+
+
+def test_the_speed_up_is_only_shown_between_times_measured_together():
+    at = app_test(PAGE).run()
+    speedup = next(m for m in at.metric if m.label == "speed-up")
+    # The SCP epoch (261) is not in the sweep, and its runs were timed apart: no ratio is claimed.
+    assert speedup.value == "—"
+    assert any("not timed together" in c.value for c in at.caption)
+
+
+def test_the_url_sets_the_shift_epoch_and_a_bad_one_is_named():
+    at = app_test(PAGE)
+    at.query_params["shift_epoch"] = "150"
+    at.run()
+    assert at.slider(key="shift_epoch").value == 150
+    bad = app_test(PAGE)
+    bad.query_params["shift_epoch"] = "9999"
+    bad.run()
+    assert not bad.exception
+    assert bad.slider(key="shift_epoch").value == 261
+    assert any("shift_epoch='9999'" in w.value for w in bad.warning)
+
+
+def test_cancel_stops_the_shift_run_and_it_stays_cancelled():
+    at = app_test(PAGE)
+    at.query_params["shift_epoch"] = "480"
+    at.run()
+    config = RunConfig(model="shift", shift_epoch=480)
+    job = jobs.registry().get(config)
+    at.button(key="cancel-shift").click().run()
+    assert job.cancel.is_set()
+    at = run_until(at, lambda a: job.log.done, timeout=60)
+    at.run()
+    assert not at.exception
+    assert jobs.registry().get(config) is job  # not restarted behind the user's back
+    assert any("cancelled" in w.value for w in at.warning)
+    at.button(key="train-shift").click().run()
+    assert jobs.registry().get(config) is not job

@@ -24,9 +24,10 @@ def compare_accuracy_figure(runs: dict[str, RunData], bucket: str, shift_epoch: 
     if shift_epoch is not None:
         fig.add_vline(x=shift_epoch, line=dict(color=MODEL_COLOURS["shift"], dash="dot"),
                       annotation_text=f"switch at {shift_epoch}")
-    for label, epoch in (marks or {}).items():
+    for i, (label, epoch) in enumerate((marks or {}).items()):
+        # Alternate sides, so that two close marks (SCP's plateau and shift) keep their labels apart.
         fig.add_vline(x=epoch, line=dict(color="#888", dash="dash", width=1), annotation_text=label,
-                      annotation_position="bottom right")
+                      annotation_position="bottom left" if i % 2 == 0 else "bottom right")
     return _layout(fig, f"Accuracy on {bucket}-information samples", "epoch", "accuracy")
 
 
@@ -49,7 +50,8 @@ def sweep_shift_figure(table: pd.DataFrame, scp_epoch: int | None, chosen: int |
                       annotation_position="bottom right")
     fig.update_yaxes(title_text="speed-up (× pure Looped)", secondary_y=False)
     fig.update_yaxes(title_text="accuracy gap", tickformat="+.0%", secondary_y=True)
-    return _layout(fig, "SHIFT efficiency: speed-up and final accuracy against the shift epoch", "shift epoch", "")
+    return _layout(fig, "SHIFT efficiency: speed-up and final accuracy against the shift epoch", "shift epoch", None,
+                   right=60)
 
 
 def alignment_figure(table: dict[str, np.ndarray]) -> go.Figure:
@@ -58,7 +60,7 @@ def alignment_figure(table: dict[str, np.ndarray]) -> go.Figure:
         fig.add_scatter(x=table["epoch"], y=table[f"cos_{name}"], name=f"cos ∇W_{name}", line=dict(color=colour))
     fig.add_hline(y=0, line=dict(color="#999", width=1))
     fig.update_yaxes(range=[-1.05, 1.05])
-    return _layout(fig, "Theorem 3: cosine of the Single and Looped gradients, along the Single run", "epoch",
+    return _layout(fig, "Theorem 3: Single vs Looped gradient cosine", "epoch",
                    "cosine")
 
 
@@ -74,6 +76,6 @@ def assumption4_figure(table: dict[str, np.ndarray]) -> go.Figure:
     fig.add_hline(y=1.0, line=dict(color="#999", dash="dash"), row=1, col=1)
     fig.update_yaxes(type="log", title_text="‖ε‖₂ / ‖D‖", row=1, col=1)
     fig.update_yaxes(range=[-0.05, 1.05], tickformat=".0%", title_text="diag < 0", row=2, col=1)
-    _layout(fig, "Assumption 4: off-diagonal size and negative diagonal entries", "", "", height=380)
+    _layout(fig, "Assumption 4: off-diagonals, negative diagonals", "", None, height=380)
     fig.update_xaxes(title_text="epoch", row=2, col=1)
     return fig

@@ -14,10 +14,27 @@ MODEL_COLOURS = {"single": "#457b9d", "looped": "#d62828", "shift": "#7b2cbf"}
 PHASE_COLOURS = {1: "rgba(231,111,81,0.12)", 2: "rgba(233,196,106,0.18)", 3: "rgba(42,157,143,0.12)"}
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 340) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=50, b=40),
-                      legend=dict(orientation="h", y=-0.25), hovermode="x unified", xaxis_title=x, yaxis_title=y)
+def _layout(fig: go.Figure, title: str, x: str, y: str | None, height: int = 340, right: int = 20) -> go.Figure:
+    """Shared look. The title starts at the left and the Plotly toolbar stands vertically at the
+    right, so a half-width chart's title never runs under the toolbar. `y=None` keeps axis
+    titles set before (subplots)."""
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=height,
+                      margin=dict(l=50, r=right, t=50, b=40), modebar=dict(orientation="v"),
+                      legend=dict(orientation="h", y=-0.25), hovermode="x unified", xaxis_title=x)
+    if y is not None:
+        fig.update_layout(yaxis_title=y)
     return fig
+
+
+def log_axis_label(fig: go.Figure, axis: str, value: float, text: str, **position) -> None:
+    """A label for a reference line at `value` on a log axis. Plotly places shapes on a log
+    axis by value but annotations by log10(value): add_hline/add_vline's annotation_text
+    lands at 10^value (a label for 0.5 near 3), so the label is placed here in log10 units."""
+    coordinate = float(np.log10(value))
+    if axis == "x":
+        fig.add_annotation(x=coordinate, xref="x", yref="paper", text=text, showarrow=False, **position)
+    else:
+        fig.add_annotation(y=coordinate, yref="y", xref="paper", text=text, showarrow=False, **position)
 
 
 def accuracy_figure(run: RunData, title: str, bayes: dict[str, float] | None = None,
@@ -31,8 +48,10 @@ def accuracy_figure(run: RunData, title: str, bayes: dict[str, float] | None = N
                         line=dict(color=colour, dash="dash", width=1.5))
     for bucket, value in (bayes or {}).items():
         if bucket in ("high", "all") and np.isfinite(value):
-            fig.add_hline(y=value, line=dict(color=BUCKET_COLOURS[bucket], dash="dot", width=1),
-                          annotation_text=f"Bayes {bucket} {value:.2f}", annotation_position="top left")
+            # A trace, not an annotated hline: the legend names it, so no label lies over the curves.
+            fig.add_scatter(x=[rec["epoch"].iloc[0], rec["epoch"].iloc[-1]], y=[value, value], mode="lines",
+                            name=f"Bayes {bucket} {value:.2f}", hoverinfo="skip",
+                            line=dict(color=BUCKET_COLOURS[bucket], dash="dot", width=1))
     for label, epoch in (marks or {}).items():
         fig.add_vline(x=epoch, line=dict(color="#555", dash="dot"), annotation_text=label)
     fig.update_yaxes(range=[0, 1.05])
@@ -86,8 +105,10 @@ def kappa_figure(runs: dict[str, RunData], delta: float) -> go.Figure:
                         customdata=np.stack([rec["valley_shape"], rec["n_valley"], rec["n_low_curvature"]], -1),
                         hovertemplate="κ %{y:.3g}, %{customdata[0]}-shaped, valley dim %{customdata[1]}, "
                                       "low-curvature %{customdata[2]}")
-    fig.add_hline(y=1 + delta, line=dict(dash="dot", color="#888"), annotation_text=f"U if κ ≤ 1 + δ = {1 + delta:g}")
+    fig.add_hline(y=1 + delta, line=dict(dash="dot", color="#888"))
     fig.update_yaxes(type="log")
+    log_axis_label(fig, "y", 1 + delta, f"U if κ ≤ 1 + δ = {1 + delta:g}", x=0, xanchor="left",
+                   yanchor="bottom", font=dict(color="#555"))
     return _layout(fig, "Valley condition number κ = λ_max / λ_min over λ > ε", "epoch", "κ")
 
 
@@ -99,48 +120,28 @@ def _spectrum_bars(eigenvalues: np.ndarray, edges: np.ndarray) -> tuple[np.ndarr
     return positive, negative
 
 
-def spectrum_figure(run: RunData, epoch: int, eps: float, tau: float, max_frames: int = 60) -> go.Figure:
-    """Histogram of |λ| on log bins at `epoch`, negatives stacked; frames through epochs (play)."""
+def spectrum_figure(run: RunData, epoch: int, eps: float, tau: float) -> go.Figure:
+    """Histogram of |λ| on log bins for the spectrum at (or last before) `epoch`, negatives
+    stacked; the river threshold ε and Assumption 1's τ marked. The page's epoch cursor
+    (and its ▶ play) picks the epoch, so every panel on the page shows the same one."""
     config = run.config
     edges = log_bin_edges(config.entropy_bins, config.entropy_min, config.entropy_max)
     centres = np.sqrt(edges[:-1] * edges[1:])
     widths = edges[1:] - edges[:-1]
     epochs = run.spectrum_epochs
-    pick = np.unique(np.linspace(0, len(epochs) - 1, min(max_frames, len(epochs))).round().astype(int))
-    start = int(np.searchsorted(epochs, epoch, side="right")) - 1
-    start = max(start, 0)
-
-    def bars(i: int) -> list[go.Bar]:
-        pos, neg = _spectrum_bars(run.eigenvalues[i], edges)
-        return [go.Bar(x=centres, y=pos, width=widths, name="λ > 0", marker_color="#264653"),
-                go.Bar(x=centres, y=neg, width=widths, name="λ ≤ 0 (|λ| shown)", marker_color="#e76f51")]
-
-    def heights(i: int) -> list[dict]:
-        # Frames carry only the bar heights, as plain dicts: building 60 validated
-        # go.Bar objects per chart cost most of the page's drawing time.
-        pos, neg = _spectrum_bars(run.eigenvalues[i], edges)
-        return [{"type": "bar", "y": pos}, {"type": "bar", "y": neg}]
-
-    fig = go.Figure(data=bars(start))
-    fig.frames = [{"data": heights(int(i)), "name": str(int(epochs[i]))} for i in pick]
-    fig.add_vline(x=eps, line=dict(dash="dash", color="#2a9d8f"), annotation_text=f"river ε = {eps:g}")
-    fig.add_vline(x=tau, line=dict(dash="dot", color="#7b2cbf"), annotation_text=f"τ = {tau:g}",
-                  annotation_position="bottom right")
-    fig.update_layout(
-        barmode="stack", xaxis_type="log",
-        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.45, xanchor="left", direction="right",
-                          buttons=[dict(label="▶ play", method="animate",
-                                        args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True)]),
-                                   dict(label="❚❚", method="animate",
-                                        args=[[None], dict(mode="immediate", frame=dict(duration=0))])])],
-        sliders=[dict(active=int(np.abs(pick - start).argmin()), x=0.18, y=-0.3, len=0.82,
-                      currentvalue=dict(prefix="epoch "),
-                      steps=[dict(label=str(int(epochs[i])), method="animate",
-                                  args=[[str(int(epochs[i]))], dict(mode="immediate", frame=dict(duration=0))])
-                             for i in pick])])
-    _layout(fig, f"{run.config.model} eigenspectrum at epoch {int(epochs[start])} (P = {run.eigenvalues.shape[1]})",
-            "|λ| (log)", "eigenvalues in bin", height=480)
-    fig.update_layout(legend=dict(orientation="h", y=1.12, x=0), margin=dict(b=150))
+    index = max(int(np.searchsorted(epochs, epoch, side="right")) - 1, 0)
+    pos, neg = _spectrum_bars(run.eigenvalues[index], edges)
+    fig = go.Figure([go.Bar(x=centres, y=pos, width=widths, name="λ > 0", marker_color="#264653"),
+                     go.Bar(x=centres, y=neg, width=widths, name="λ ≤ 0 (|λ| shown)", marker_color="#e76f51")])
+    fig.add_vline(x=eps, line=dict(dash="dash", color="#2a9d8f"))
+    fig.add_vline(x=tau, line=dict(dash="dot", color="#7b2cbf"))
+    log_axis_label(fig, "x", eps, f"river ε = {eps:g}", y=1, yanchor="bottom", xanchor="right",
+                   font=dict(color="#2a9d8f"))
+    log_axis_label(fig, "x", tau, f"τ = {tau:g}", y=1, yanchor="bottom", xanchor="left", font=dict(color="#7b2cbf"))
+    fig.update_layout(barmode="stack", xaxis_type="log")
+    _layout(fig, f"{run.config.model} eigenspectrum at epoch {int(epochs[index])} (P = {run.eigenvalues.shape[1]})",
+            "|λ| (log)", "eigenvalues in bin", height=400)
+    fig.update_layout(margin=dict(t=80), hovermode="closest")
     return fig
 
 

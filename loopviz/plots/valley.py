@@ -128,16 +128,18 @@ def path_figure(river: np.ndarray, valley: np.ndarray, level_river: np.ndarray,
     play = dict(frame=dict(duration=70, redraw=False), transition=dict(duration=0),
                 fromcurrent=True, mode="immediate")
     fig.update_layout(
-        title=title, margin=dict(_MARGIN, b=130), height=480, showlegend=False,
+        title=dict(text=title, x=0, xanchor="left"), modebar=dict(orientation="v"),
+        margin=dict(_MARGIN, b=130), height=480, showlegend=False,
         plot_bgcolor="white",
         xaxis=dict(title="river progress ĥ_Rᵀ(θ_R,k − θ_R,0)", range=x_range, showgrid=False),
         yaxis=dict(title="valley coordinate v_iᵀθ_V,k", range=y_range, showgrid=False),
+        # Controls keep a fixed font: presenter mode enlarges the chart's text, not its buttons.
         updatemenus=[dict(type="buttons", x=0.0, y=-0.3, xanchor="left", yanchor="top",
-                          direction="left", showactive=False,
+                          direction="left", showactive=False, font=dict(size=12),
                           buttons=[dict(label="▶ play", method="animate", args=[None, play]),
                                    dict(label="❚❚", method="animate", args=[[None], still])])],
-        sliders=[dict(x=0.22, len=0.78, y=-0.24, yanchor="top", active=0,
-                      currentvalue=dict(prefix="step k = "),
+        sliders=[dict(x=0.22, len=0.78, y=-0.24, yanchor="top", active=0, font=dict(size=11),
+                      currentvalue=dict(prefix="step k = ", font=dict(size=12)),
                       steps=[dict(label=str(k), method="animate", args=[[str(k)], still])
                              for k in frames_at])],
     )
@@ -205,26 +207,43 @@ def force_figure(force: np.ndarray, unforced: np.ndarray, bound: float, *, title
         go.Scatter(x=[1, int(k[-1])], y=[bound, bound], name="𝒞 (bound)", mode="lines",
                    line=dict(color="black", dash="dot")),
     ])
-    fig.update_layout(title=title, height=320, margin=_MARGIN,
-                      legend=dict(orientation="h", y=-0.25, x=0),
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=320, margin=_MARGIN,
+                      modebar=dict(orientation="v"), legend=dict(orientation="h", y=-0.25, x=0),
                       xaxis=dict(title="step k"),
                       yaxis=dict(title="force norm", type="log", range=y_range))
     return fig
 
 
+def label_positions(levels: np.ndarray, gap: float) -> np.ndarray:
+    """Heights (log10) for labels of lines at `levels` (log10): each at its line, pushed up
+    just enough to keep `gap` from the one below, so close lines' labels never overlap."""
+    order = np.argsort(levels)
+    placed = np.empty(len(levels))
+    floor = -np.inf
+    for i in order:
+        placed[i] = max(levels[i], floor + gap)
+        floor = placed[i]
+    return placed
+
+
 def spectrum_figure(eigenvalues: np.ndarray, *, tau: float, eta: float, title: str) -> go.Figure:
     """Valley eigenvalues, largest first, coloured by GD regime, with τ, 1/η and 2/η marked.
 
-    1/η < λ < 2/η is valley hopping (ρ < 0); λ ≥ 2/η diverges (|ρ| ≥ 1).
+    1/η < λ < 2/η is valley hopping (ρ < 0); λ ≥ 2/η diverges (|ρ| ≥ 1). The lines' labels
+    stand in the right margin, in the line's colour (never over the bars), and a legend
+    names the bar colours.
     """
     lam = np.sort(np.asarray(eigenvalues, dtype=float))[::-1]
     index = np.arange(1, lam.size + 1)
-    marks = ((tau, "τ", "dash", "left"), (1 / eta, "1/η: hopping above", "dot", "right"),
-             (2 / eta, "2/η: diverges above", "dashdot", "right"))
+    marks = ((tau, "τ (Assumption 1)", "dash", "#7b2cbf"), (1 / eta, "1/η: hopping above", "dot", _HOP_COLOR),
+             (2 / eta, "2/η: diverges above", "dashdot", _WILD_COLOR))
     levels = np.concatenate([lam[lam > 0], [tau, 1 / eta, 2 / eta]])
+    lo, hi = float(np.log10(levels.min())) - 0.15, float(np.log10(levels.max())) + 0.15
+    # On a log axis shapes take values, annotations log10 values (plotly.js).
+    heights = label_positions(np.log10([m[0] for m in marks]), gap=0.09 * (hi - lo))
     # One bar trace per regime, not a colour per bar: plotly validates colours one by one.
-    regimes = ((eta * lam <= 1, _CALM_COLOR, "ηλ ≤ 1"), ((eta * lam > 1) & (eta * lam < 2),
-               _HOP_COLOR, "hopping"), (eta * lam >= 2, _WILD_COLOR, "diverging"))
+    regimes = ((eta * lam <= 1, _CALM_COLOR, "ηλ ≤ 1: settles"), ((eta * lam > 1) & (eta * lam < 2),
+               _HOP_COLOR, "1 < ηλ < 2: hops"), (eta * lam >= 2, _WILD_COLOR, "ηλ ≥ 2: diverges"))
     fig = go.Figure(
         [go.Bar(x=index[sel], y=_clean(lam[sel]), marker_color=shade, name=name,
                 hovertemplate="λ_%{x} = %{y:.4g}<extra></extra>")
@@ -232,15 +251,14 @@ def spectrum_figure(eigenvalues: np.ndarray, *, tau: float, eta: float, title: s
         # Shapes in one layout, not add_hline per mark: each add_hline re-copies the layout.
         layout=dict(
             shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=y, y1=y,
-                         line=dict(dash=dash, width=1)) for y, _, dash, _ in marks],
-            annotations=[dict(xref="paper", x=0 if side == "left" else 1, y=float(np.log10(y)),
-                              text=label, showarrow=False, xanchor=side, yanchor="bottom")
-                         for y, label, _, side in marks]),
+                         line=dict(dash=dash, width=1.5, color=colour)) for y, _, dash, colour in marks],
+            annotations=[dict(xref="paper", x=1.01, y=float(h), text=label, showarrow=False, xanchor="left",
+                              yanchor="middle", font=dict(color=colour, size=11))
+                         for (_, label, _, colour), h in zip(marks, heights)]),
     )
-    fig.update_layout(title=title, height=300, margin=_MARGIN, bargap=0.15, showlegend=False,
-                      barmode="overlay",
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=330,
+                      margin=dict(_MARGIN, r=140, b=70), bargap=0.15, showlegend=True,
+                      legend=dict(orientation="h", y=-0.3, x=0), barmode="overlay", modebar=dict(orientation="v"),
                       xaxis=dict(title="i (largest first)"),
-                      yaxis=dict(title="λ_i", type="log",
-                                 range=[float(np.log10(levels.min())) - 0.15,
-                                        float(np.log10(levels.max())) + 0.15]))
+                      yaxis=dict(title="λ_i", type="log", range=[lo, hi]))
     return fig

@@ -111,6 +111,7 @@ class Job:
     saved: bool = False
     error: str = ""
     owner: str | None = None   # the session that started it (for the per-session cap)
+    watchers: set[str] = field(default_factory=set)   # sessions that show this job (see JobRegistry.watch)
 
     @property
     def waiting(self) -> bool:
@@ -187,10 +188,12 @@ class JobRegistry:
         from .execute import execute
         torch.set_num_threads(1)  # beside the server a single thread is 10× faster (DESIGN.md)
         with self.slots:
-            if job.cancel.is_set():
-                job.log.finish("cancelled", "cancelled before it started")
-                return
-            job.started_at = time.time()
+            with self.lock:  # against _cancel: a job is either still waiting (and ended there) or started
+                if job.cancel.is_set():
+                    if not job.log.done:
+                        job.log.finish("cancelled", "cancelled before it started")
+                    return
+                job.started_at = time.time()
             # SHIFT reuses the stored Single run's Stage I (records and spectra).
             prior = self.store.load(job.config.replace(model="single")) if job.config.model == "shift" else None
             execute(job.config, job.log, job.cancel, workers=self.spectrum_workers, prior=prior)
@@ -206,7 +209,40 @@ class JobRegistry:
     def cancel(self, config: RunConfig) -> None:
         job = self.get(config)
         if job is not None:
-            job.cancel.set()
+            self._cancel(job)
+
+    def _cancel(self, job: Job) -> None:
+        job.cancel.set()
+        with self.lock:  # a queued job ends now, not when a slot frees up: it leaves the queue at once
+            if job.waiting:
+                job.log.finish("cancelled", "cancelled before it started")
+
+    def watch(self, config: RunConfig, session: str) -> None:
+        """Mark `session` as showing the job for `config` (no-op when there is none)."""
+        job = self.get(config)
+        if job is not None:
+            with self.lock:
+                job.watchers.add(session)
+
+    def release(self, config: RunConfig, session: str) -> None:
+        """`session` stops showing this job; a job nobody shows any more is cancelled
+        (a superseded SHIFT slider position must not hold the queue)."""
+        job = self.get(config)
+        if job is None:
+            return
+        with self.lock:
+            job.watchers.discard(session)
+            orphan = not job.watchers and not job.log.done
+        if orphan:
+            self._cancel(job)
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by state: running, stopping (cancelled, not yet ended), queued, ended (any status)."""
+        with self.lock:
+            jobs = list(self.jobs.values())
+        live = [j for j in jobs if j.started_at is not None and not j.log.done]
+        return {"running": sum(not j.cancel.is_set() for j in live), "stopping": sum(j.cancel.is_set() for j in live),
+                "queued": sum(j.waiting for j in jobs), "ended": sum(j.log.done for j in jobs)}
 
     def clear(self) -> None:
         """Cancel and forget every job (tests use this between cases)."""

@@ -1,21 +1,22 @@
-"""The shared sidebar: run-configuration widgets mirrored in the URL's query parameters.
+"""The shared sidebar: run-configuration widgets bound to the URL's query parameters.
 
-The config lives in st.session_state["run_config"], which survives page switches
-(widget keys do not). Query parameters seed it once per session; a malformed or
-out-of-range parameter falls back to the default and is named in a visible note.
+Each knob is a widget whose key is its query parameter (`?d=8&epochs=300`), bound with
+Streamlit's `bind="query-params"`: the URL seeds it, a change rewrites the URL, a value
+equal to the default is left out. `persist_state="session"` keeps the value when the user
+switches to a page without these widgets and back. A URL value the widget refuses
+(malformed, out of range) falls back to the default, with a visible note.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
 from ..config import ConfigError, RunConfig, TRANSITION_KINDS, EMBEDDINGS
 
-STATE_KEY = "run_config"
 NOTES_KEY = "run_config_notes"
-WIDGET_PREFIX = "cfg_"
+SHARED_KEY = "run_config_shared"   # the config app.py drew in this run for the page it is about to run
 
 
 @dataclass(frozen=True)
@@ -57,86 +58,102 @@ def _in_range(knob: Knob, value: Any) -> bool:
     return isinstance(value, bool)
 
 
-def parse_query(params: dict[str, str], default: RunConfig) -> tuple[RunConfig, list[str]]:
-    """Config from query parameters; each bad one falls back to its default with a note."""
+def parse_query(params: dict[str, str], default: RunConfig) -> tuple[RunConfig, dict[str, str]]:
+    """Config from the knobs' query parameters; each bad one falls back to its default,
+    with a note keyed by the knob's name."""
     values = default.to_dict()
-    notes = []
-    known = {f.name for f in fields(RunConfig)}
-    for name, raw in params.items():
-        if name not in known or name == "model":
+    notes = {}
+    for knob in KNOBS:
+        if knob.name not in params:
             continue
+        raw = params[knob.name]
         try:
-            candidate = RunConfig.from_dict({**values, name: raw})
+            value = getattr(RunConfig.from_dict({**values, knob.name: raw}), knob.name)
         except ConfigError as exc:
-            notes.append(f"query parameter {name}={raw!r} ignored ({exc}); using {getattr(default, name)!r}")
+            notes[knob.name] = f"query parameter {knob.name}={raw!r} ignored ({exc}); using {getattr(default, knob.name)!r}"
             continue
-        value = getattr(candidate, name)
-        knob = next((k for k in KNOBS if k.name == name), None)
-        if knob is not None and not _in_range(knob, value):
-            notes.append(f"query parameter {name}={raw!r} is outside the app's range; using {getattr(default, name)!r}")
+        if not _in_range(knob, value):
+            notes[knob.name] = (f"query parameter {knob.name}={raw!r} is outside the app's range; "
+                                f"using {getattr(default, knob.name)!r}")
             continue
-        values[name] = value
+        values[knob.name] = value
     return RunConfig.from_dict(values), notes
 
 
-def sidebar_config(default: RunConfig) -> RunConfig:
-    """Draw the config widgets in the sidebar; return the chosen config (model as default's)."""
-    if STATE_KEY not in st.session_state:
-        config, notes = parse_query(dict(st.query_params), default)
-        st.session_state[STATE_KEY] = config
-        st.session_state[NOTES_KEY] = notes
-    config: RunConfig = st.session_state[STATE_KEY]
-    for knob in KNOBS:  # (re)seed widget state after a page switch dropped it
-        st.session_state.setdefault(WIDGET_PREFIX + knob.name, getattr(config, knob.name))
+def reset(default: RunConfig) -> None:
+    """Callback of "reset to defaults": runs before the widgets are drawn, so it may set them."""
+    for knob in KNOBS:
+        st.session_state[knob.name] = getattr(default, knob.name)
+    st.session_state[NOTES_KEY] = {}
+
+
+def shared_sidebar_config(default: RunConfig, needed: bool) -> None:
+    """app.py: draw the config widgets for a page that needs them, before the page runs.
+
+    Widgets drawn by the entry script are one widget on every page (same id, and a URL
+    binding that page switches keep); drawn by each page, they would be a new widget per
+    page, and Streamlit drops a page's bound query parameters when another page opens.
+    """
+    st.session_state[SHARED_KEY] = sidebar_config(default, shared=False) if needed else None
+
+
+def sidebar_config(default: RunConfig, shared: bool = True) -> RunConfig:
+    """Draw the config widgets in the sidebar (unless app.py drew them for this page in this
+    run); return the chosen config (model as default's)."""
+    if shared and st.session_state.get(SHARED_KEY) is not None:
+        return st.session_state[SHARED_KEY]
+    # The URL's raw values are seen here before the widgets consume them: Streamlit drops a
+    # value its widget refuses without a word, so the note is ours to give.
+    _, refused = parse_query({k: st.query_params[k] for k in KNOB_NAMES if k in st.query_params}, default)
+    notes = st.session_state.setdefault(NOTES_KEY, {})
+    notes.update(refused)
 
     side = st.sidebar
     side.header("Run configuration")
-    for note in st.session_state.get(NOTES_KEY, []):
-        side.warning(note)
     chosen = {}
     with side.expander("model and training", expanded=True):
         for knob in KNOBS[:7]:
-            chosen[knob.name] = _widget(knob)
+            chosen[knob.name] = _widget(knob, getattr(default, knob.name))
     with side.expander("task and curvature"):
         for knob in KNOBS[7:]:
-            chosen[knob.name] = _widget(knob)
-    if side.button("reset to defaults", key="cfg_reset"):
-        for knob in KNOBS:
-            st.session_state[WIDGET_PREFIX + knob.name] = getattr(default, knob.name)
-        st.session_state[NOTES_KEY] = []
-        st.rerun()
+            chosen[knob.name] = _widget(knob, getattr(default, knob.name))
+    side.button("reset to defaults", key="cfg_reset", on_click=reset, args=(default,))
+    for name, note in list(notes.items()):
+        if chosen[name] == getattr(default, name):  # the note stands while the fallback does
+            side.warning(note)
+        else:
+            del notes[name]
     try:
-        config = default.replace(**chosen)
+        return default.replace(**chosen)
     except ConfigError as exc:
         side.error(f"invalid configuration: {exc}")
-        config = default
-    st.session_state[STATE_KEY] = config
-    _mirror_to_query(config, default)
-    return config
+        return default
 
 
-def _widget(knob: Knob) -> Any:
-    key = WIDGET_PREFIX + knob.name
+def _widget(knob: Knob, default: Any) -> Any:
+    common = dict(key=knob.name, help=knob.help or None, bind="query-params", persist_state="session")
     if knob.kind == "int":
-        return int(st.number_input(knob.label, int(knob.low), int(knob.high), step=1, key=key, help=knob.help or None))
+        return int(st.number_input(knob.label, int(knob.low), int(knob.high), int(default), step=1, **common))
     if knob.kind == "float":
-        return float(st.number_input(knob.label, float(knob.low), float(knob.high), key=key, format="%g",
-                                     help=knob.help or None))
+        return float(st.number_input(knob.label, float(knob.low), float(knob.high), float(default), format="%g",
+                                     **common))
     if knob.kind == "choice":
-        return st.selectbox(knob.label, knob.choices, key=key, help=knob.help or None)
-    return bool(st.checkbox(knob.label, key=key, help=knob.help or None))
+        return st.selectbox(knob.label, knob.choices, index=knob.choices.index(default), **common)
+    return bool(st.checkbox(knob.label, bool(default), **common))
 
 
-def _mirror_to_query(config: RunConfig, default: RunConfig) -> None:
-    """Keep only the fields that differ from the default in the URL, so links stay short."""
-    for name in KNOB_NAMES:
-        value = getattr(config, name)
-        if value != getattr(default, name):
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            if st.query_params.get(name) != text:
-                st.query_params[name] = text
-        elif name in st.query_params:
-            del st.query_params[name]
+def warn_refused_int(key: str, low: int, high: int, fallback: int) -> None:
+    """Before an integer widget bound to `?key=` is drawn: a visible note when the URL's value
+    is not an integer in [low, high] (Streamlit drops it without a word)."""
+    raw = st.query_params.get(key)
+    if raw is None:
+        return
+    try:
+        ok = low <= int(raw) <= high
+    except ValueError:
+        ok = False
+    if not ok:
+        st.warning(f"query parameter {key}={raw!r} is not an epoch in [{low}, {high}]; using {fallback}")
 
 
 def selected_seed(selection: dict) -> int | None:
@@ -152,5 +169,5 @@ def selected_seed(selection: dict) -> int | None:
 def load_seed(seed: int) -> None:
     """Set the sidebar to one seed of the sweep (data_seed = seed = s). Call from a callback,
     which runs before the widgets are drawn."""
-    st.session_state[WIDGET_PREFIX + "seed"] = seed
-    st.session_state[WIDGET_PREFIX + "data_seed"] = seed
+    st.session_state["seed"] = seed
+    st.session_state["data_seed"] = seed

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Callable
 
 import streamlit as st
@@ -10,6 +11,10 @@ from ..config import RunConfig
 from ..runs.log import spectrum_epochs
 from ..runs.format import RunData, RunFormatError, read_run, run_data_from_log, task_arrays
 from ..runs.store import STORED_STATUSES, JobRegistry, QueueFull, RunStore, operator_setting
+from . import present
+
+SEEN_KEY = "jobs_seen_running"     # config keys this session saw training (their end is news to it)
+WATCH_KEY = "jobs_watched"         # slot → config key this session follows (see follow())
 
 
 @st.cache_resource
@@ -72,28 +77,51 @@ def any_running(configs: dict[str, RunConfig]) -> bool:
 
 
 def train_controls(configs: dict[str, RunConfig]) -> None:
-    """Sidebar: Train (starts or reattaches to jobs) and Cancel for the given configs."""
+    """Sidebar: Train (starts or reattaches to jobs) and Cancel for the given configs.
+    Presenter mode draws neither (the sidebar is hidden)."""
+    if present.enabled():
+        return
     reg = registry()
-    missing = {label: c for label, c in configs.items() if _needs_training(c)}
+    missing = {label: c for label, c in configs.items() if needs_training(c)}
     side = st.sidebar
     running = any_running(configs)
     if side.button("Train " + " + ".join(configs), key="train", type="primary", disabled=not missing or running):
         try:
             for config in missing.values():
                 reg.start(config, owner=_session_id())
+                st.session_state.setdefault(SEEN_KEY, set()).add(config.key())
         except QueueFull as exc:
             side.error(f"Not queued: {exc}.")
         else:
             st.rerun()
     if not missing and not running:
         side.caption("These runs are stored: change a setting to train a new one.")
-    if running and side.button("Cancel", key="cancel"):
-        for config in configs.values():
-            reg.cancel(config)
-        st.rerun()
+    if running:
+        cancel_button(configs, side, key="cancel")
 
 
-def _needs_training(config: RunConfig) -> bool:
+def cancel_button(configs: dict[str, RunConfig], where, key: str, label: str = "Cancel") -> None:
+    """Cancel, or a disabled "cancelling…" from the click until the jobs have stopped."""
+    if present.enabled():
+        return
+    reg = registry()
+    live = [job for c in configs.values() if (job := reg.get(c)) is not None and not job.log.done]
+    if not live:
+        return
+    if any(job.cancel.is_set() for job in live):
+        where.button("cancelling…", key=key, disabled=True)
+    else:
+        # A callback, and no full rerun: inside a live fragment the click redraws only the
+        # fragment, which then already says "cancelling…"; the job's end reruns the page.
+        where.button(label, key=key, on_click=_cancel_all, args=(list(configs.values()),))
+
+
+def _cancel_all(configs: list[RunConfig]) -> None:
+    for config in configs:
+        registry().cancel(config)
+
+
+def needs_training(config: RunConfig) -> bool:
     """No job and nothing stored, or a job that was cancelled or failed (cheap: no tables built)."""
     job = registry().get(config)
     if job is not None:
@@ -102,8 +130,10 @@ def _needs_training(config: RunConfig) -> bool:
 
 
 def progress_panel(configs: dict[str, RunConfig]) -> None:
-    """Per model: status, epoch and spectrum progress bars, an ETA; messages of ended jobs."""
+    """Per model: status, epoch and spectrum progress bars, an ETA; how jobs this session
+    watched ended (a run finished before this session came is simply shown, not announced)."""
     reg = registry()
+    seen = st.session_state.setdefault(SEEN_KEY, set())
     for label, config in configs.items():
         job = reg.get(config)
         if job is None:
@@ -113,9 +143,16 @@ def progress_panel(configs: dict[str, RunConfig]) -> None:
                 st.error(f"{label}: {stored.meta.get('message') or 'diverged'}; the curves up to it are kept")
             continue
         log = job.log.snapshot()
+        if not log.done:
+            seen.add(config.key())
+        elif log.status == "complete" and config.key() not in seen:
+            continue  # finished before this session came: the run is shown, its end is no news
         if job.waiting:
             running, ahead = reg.queue_position(job)
             st.info(f"{label}: queued behind {running} training and {ahead} waiting job(s)")
+            continue
+        if not log.done and job.cancel.is_set():
+            st.warning(f"{label}: cancelling… (stops at the end of the current epoch)")
             continue
         n_spectra = len(spectrum_epochs(config, config.epochs))
         epoch = log.records[-1].epoch if log.records else 0
@@ -123,9 +160,11 @@ def progress_panel(configs: dict[str, RunConfig]) -> None:
         done = units / max(total, 1)
         elapsed = (log.finished or time.time()) - (job.started_at or log.started)
         if log.status == "running":
-            eta = elapsed / done - elapsed if done > 0 else float("nan")
-            st.progress(min(done, 1.0), text=f"{label}: epoch {epoch}/{config.epochs}, spectra "
-                                             f"{len(log.spectra)}/{n_spectra}, {elapsed:.0f} s, ETA {eta:.0f} s")
+            eta = f"ETA {elapsed / done - elapsed:.0f} s" if done > 0 else "ETA after the first epoch"
+            spectra = (f"spectra {len(log.spectra)}/{n_spectra}" if log.spectra or not n_spectra
+                       else "spectra: starting the worker process")
+            st.progress(min(done, 1.0), text=f"{label}: epoch {epoch}/{config.epochs}, {spectra}, "
+                                             f"{elapsed:.0f} s, {eta}")
         elif log.status == "complete":
             st.success(f"{label}: complete in {elapsed:.1f} s ({len(log.records)} epochs, {len(log.spectra)} spectra)")
         elif log.status == "diverged":
@@ -138,6 +177,32 @@ def progress_panel(configs: dict[str, RunConfig]) -> None:
             st.error(job.error)
 
 
+def follow(slot: str, config: RunConfig) -> None:
+    """This session now shows `config`'s job in `slot` (e.g. the SHIFT slider's run). The job it
+    showed there before is released, and cancelled when no other session shows it: only the
+    position a user is looking at keeps its place in the queue."""
+    reg = registry()
+    session = _session_id()
+    watched = st.session_state.setdefault(WATCH_KEY, {})
+    previous = watched.get(slot)
+    if previous is not None and previous.key() != config.key():
+        reg.release(previous, session)
+    reg.watch(config, session)
+    watched[slot] = config
+
+
+def _session_id() -> str:
+    """An id of this browser session, kept in its own state (AppTest gives every session one id)."""
+    return st.session_state.setdefault("jobs_session_id", uuid.uuid4().hex)
+
+
+def job_counts_caption() -> None:
+    """The server's jobs in one line, so a user can see that nothing stale is queued."""
+    counts = registry().counts()
+    st.caption(f"Server jobs: {counts['running']} training, {counts['queued']} queued"
+               + (f", {counts['stopping']} stopping after a cancel." if counts["stopping"] else "."))
+
+
 def model_pair(config: RunConfig) -> dict[str, RunConfig]:
     """The Single-Attn and Looped-Attn configs that a page compares, by display label."""
     return {"Single-Attn": config.replace(model="single"), "Looped-Attn": config.replace(model="looped")}
@@ -148,19 +213,24 @@ def show_store_problems() -> None:
         st.warning(problem)
 
 
-def live_fragment(body: Callable[[], None], configs: dict[str, RunConfig]) -> None:
-    """Draw `body` as a fragment that redraws every second while any of `configs` trains.
+def live_fragment(body: Callable[[], None], configs: dict[str, RunConfig],
+                  also_while: Callable[[], bool] = lambda: False, every: float = 1.0) -> None:
+    """Draw `body` as a fragment that redraws every `every` seconds while any of `configs`
+    trains (or `also_while()` holds, e.g. ▶ play).
 
-    AppTest does not fire run_every by itself; tests poll with at.run(). When the jobs
-    end, one full rerun redraws the sidebar and stops the polling.
+    AppTest does not fire run_every by itself; tests poll with at.run(). When the polling
+    ends, one full rerun redraws the sidebar and stops it.
     """
-    if not any_running(configs):
-        st.fragment(body)()
-        return
+    def active() -> bool:
+        return any_running(configs) or also_while()
 
-    def polling() -> None:
+    polling = active()
+
+    # One function whether polling or not: the fragment keeps its id, so the browser's last
+    # timer never asks for a fragment a full rerun replaced.
+    def live() -> None:
         body()
-        if not any_running(configs):
+        if polling and not active():
             st.rerun()
 
-    st.fragment(polling, run_every=1.0)()
+    st.fragment(live, run_every=every if polling else None)()

@@ -1,0 +1,66 @@
+"""Figure builders: reference-line labels sit at their lines on log axes, and do not overlap."""
+import numpy as np
+
+from loopviz.config import RunConfig
+from loopviz.plots import training, valley
+from loopviz.runs.format import read_run
+from loopviz.runs.store import RunStore
+
+
+def annotation(fig, start: str):
+    return next(a for a in fig.layout.annotations if a.text.startswith(start))
+
+
+def bundled(model: str):
+    return read_run(RunStore().bundled[RunConfig(model=model).key()])
+
+
+def test_log_axis_labels_stand_at_their_lines():
+    # Plotly puts annotations on a log axis at log10 units: a label given the value 0.5 lands near 3.
+    run = bundled("looped")
+    fig = training.spectrum_figure(run, 150, eps=1e-3, tau=0.5)
+    assert np.isclose(annotation(fig, "river ε").x, -3) and np.isclose(annotation(fig, "τ").x, np.log10(0.5))
+    assert {s.x0 for s in fig.layout.shapes} == {1e-3, 0.5}  # the lines themselves take values
+    assert "at epoch 150" in fig.layout.title.text
+    kappa = training.kappa_figure({"Looped-Attn": run}, delta=1.0)
+    assert np.isclose(annotation(kappa, "U if κ").y, np.log10(2))
+
+
+def test_valley_spectrum_labels_each_line_and_names_the_bar_colours():
+    fig = valley.spectrum_figure(np.geomspace(1.0, 0.01, 20), tau=0.5, eta=1.8, title="V")
+    lines = {round(s.y0, 6) for s in fig.layout.shapes}
+    assert lines == {0.5, round(1 / 1.8, 6), round(2 / 1.8, 6)}
+    labels = {a.text: a.y for a in fig.layout.annotations}
+    assert set(labels) == {"τ (Assumption 1)", "1/η: hopping above", "2/η: diverges above"}
+    assert all(a.x > 1 for a in fig.layout.annotations)  # in the margin, never over the bars
+    heights = sorted(labels.values())
+    span = fig.layout.yaxis.range[1] - fig.layout.yaxis.range[0]
+    assert min(np.diff(heights)) >= 0.09 * span - 1e-9  # τ = 0.5 and 1/η = 0.56 are close: labels kept apart
+    assert labels["τ (Assumption 1)"] == np.log10(0.5)
+    assert fig.layout.showlegend and {t.name for t in fig.data} >= {"ηλ ≤ 1: settles", "1 < ηλ < 2: hops"}
+
+
+def test_label_positions_keep_order_and_gap():
+    placed = valley.label_positions(np.array([0.0, 0.01, -1.0, 0.02]), gap=0.1)
+    assert placed[2] == -1.0 and placed[0] == 0.0
+    assert np.allclose(sorted(placed)[1:], [0.0, 0.1, 0.2])
+
+
+def test_axis_titles_survive_the_shared_layout():
+    import pandas as pd
+
+    from loopviz.plots import shift as shift_plots
+    sweep = pd.read_csv(RunStore().bundled[RunConfig(model="single").key()].parent.parent / "sweep_shift.csv")
+    fig = shift_plots.sweep_shift_figure(sweep, 261, 150)
+    assert fig.layout.yaxis.title.text == "speed-up (× pure Looped)"
+    table = {"epoch": np.arange(3)} | {f"{k}_{n}": np.ones(3) for k in ("offdiag_ratio", "negative_diag")
+                                       for n in "KQV"}
+    assert shift_plots.assumption4_figure(table).layout.yaxis.title.text == "‖ε‖₂ / ‖D‖"
+
+
+def test_bayes_ceilings_are_named_in_the_legend_not_over_the_curves():
+    run = bundled("single")
+    fig = training.accuracy_figure(run, "t", {"high": 0.55, "all": 0.66, "low": 0.9})
+    names = [t.name for t in fig.data]
+    assert "Bayes high 0.55" in names and "Bayes all 0.66" in names and not any("low 0.90" in n for n in names)
+    assert not fig.layout.annotations
