@@ -10,7 +10,7 @@ from loopviz import atlas
 from loopviz.config import RunConfig
 from loopviz.plots import atlas as plots
 from loopviz.sweeps import ATLAS_CONFIG_COLUMNS, read_rows
-from loopviz.ui.config_sidebar import KNOB_NAMES, STATE_KEY, WIDGET_PREFIX
+from loopviz.ui.config_sidebar import KNOB_NAMES
 
 ATLAS_FILE = Path(__file__).resolve().parent.parent / "assets" / "atlas.csv"
 EXPLORER = "app_pages/spectrum.py"
@@ -18,9 +18,8 @@ EXPLORER = "app_pages/spectrum.py"
 pending = st.session_state.pop("atlas_open", None)
 if pending is not None:  # a seed was clicked: load its config into the sidebar and open the explorer
     config = RunConfig.from_dict({**RunConfig().to_dict(), **pending})
-    st.session_state[STATE_KEY] = config
-    for name in KNOB_NAMES:
-        st.session_state[WIDGET_PREFIX + name] = getattr(config, name)
+    for name in KNOB_NAMES:  # the sidebar's widgets are keyed by their URL parameter's name
+        st.session_state[name] = getattr(config, name)
     st.switch_page(EXPLORER, query_params=pending)
 
 st.title("Where does it hold?")

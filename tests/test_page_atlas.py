@@ -5,7 +5,7 @@ import pytest
 from loopviz import atlas
 from loopviz.config import RunConfig
 from loopviz.sweeps import read_rows
-from loopviz.ui.config_sidebar import STATE_KEY
+from loopviz.ui.config_sidebar import SHARED_KEY
 from tests.apptest_helpers import REPO, app_test
 
 PAGE = "app_pages/atlas.py"
@@ -41,7 +41,7 @@ def test_a_clicked_seed_opens_in_the_explorer_with_its_config():
     at.session_state["atlas_open"] = atlas.explorer_params(row)   # what the seed plot's click callback stores
     at.run()
     assert not at.exception, at.exception
-    config = at.session_state[STATE_KEY]
+    config = at.session_state[SHARED_KEY]   # what app.py's sidebar drew for the explorer
     assert isinstance(config, RunConfig)
     assert (config.d, config.lr, config.seed, config.data_seed, config.epochs) == \
         (row["d"], row["lr"], row["seed"], row["data_seed"], row["epochs"])

@@ -36,7 +36,8 @@ def test_length_page_defaults_to_t3_and_says_which_reading_fits_the_paper():
     assert not at.exception
     full = at.dataframe[1].value
     assert set(full.loc[full["data"] == "test", "last_step"]) == {"cyclic"}
-    assert (full.loc[full["data"] == "test", "acc_total"] < 1 / 3).all()   # the literal cycle: below chance
+    trained = full[(full["data"] == "test") & full["model"].isin(["single", "looped"])]
+    assert (trained["acc_total"] < 1 / 3).all()   # the literal cycle: Single and Looped below chance
 
 
 def test_home_puts_our_number_beside_each_paper_claim():

@@ -28,7 +28,7 @@ def test_default_view_shows_figures_and_table_1_beside_the_paper():
     full = at.dataframe[1].value
     # The SHIFT run shown is named by its epoch: SCP's for the bundled run, 261.
     assert set(full["model"]) == {"single", "looped", "shift"} and set(full["n"]) == {500, 5000}
-    assert any("switched to Looped-Attn at epoch 261" in c.value for c in at.caption)
+    assert any("switched to Looped-Attn at epoch 232" in c.value for c in at.caption)
     assert len(at.get("download_button")) == 3
 
 

@@ -1,10 +1,15 @@
 import time
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from loopviz.config import RunConfig
 from loopviz.ui import jobs
 from tests.apptest_helpers import app_test, run_until
+
+SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_shift.csv"
+SCP_EPOCH = 232   # the paper's rule on the bundled Single run: plateau 212 + W 20 (tests/test_shift.py)
 
 PAGE = "app_pages/shift.py"
 
@@ -87,7 +92,7 @@ def test_a_cancelled_queued_job_leaves_the_queue_at_once():
         while first.started_at is None and time.time() < deadline:  # the first holds the only slot
             time.sleep(0.01)
         second = reg.start(RunConfig(d=2, epochs=3000, hessian_every=0, model="looped"))
-        assert second.waiting and reg.queue_position(second) == 0 and reg.counts()["queued"] == 1
+        assert second.waiting and reg.queue_position(second) == (1, 0) and reg.counts()["queued"] == 1
         reg.cancel(second.config)
         assert second.log.status == "cancelled" and reg.counts()["queued"] == 0  # without waiting for a slot
     finally:
@@ -97,9 +102,13 @@ def test_a_cancelled_queued_job_leaves_the_queue_at_once():
 def test_the_speed_up_is_only_shown_between_times_measured_together():
     at = app_test(PAGE).run()
     speedup = next(m for m in at.metric if m.label == "speed-up")
-    # The SCP epoch (261) is not in the sweep, and its runs were timed apart: no ratio is claimed.
-    assert speedup.value == "—"
-    assert any("not timed together" in c.value for c in at.caption)
+    # The stored Looped and SHIFT runs were timed apart, so the figure shown is the bundled sweep's, where
+    # both sides at SCP's epoch were timed together; an epoch outside the sweep would show "—".
+    sweep = pd.read_csv(SWEEP_FILE)
+    epoch = at.slider(key="shift_epoch").value
+    row = sweep[sweep["shift_epoch"] == epoch].iloc[0]
+    assert speedup.value == f"×{row['speedup']:.2f}"
+    assert any("from the bundled sweep" in c.value for c in at.caption)
 
 
 def test_the_url_sets_the_shift_epoch_and_a_bad_one_is_named():
@@ -111,7 +120,7 @@ def test_the_url_sets_the_shift_epoch_and_a_bad_one_is_named():
     bad.query_params["shift_epoch"] = "9999"
     bad.run()
     assert not bad.exception
-    assert bad.slider(key="shift_epoch").value == 261
+    assert bad.slider(key="shift_epoch").value == SCP_EPOCH
     assert any("shift_epoch='9999'" in w.value for w in bad.warning)
 
 
