@@ -1,4 +1,4 @@
-"""Valley spectra (Definition 1), Assumption 1, and one concrete river-valley instance.
+"""Valley spectra (Definition 1), checked by Assumption 1, and one concrete river-valley instance.
 
 The U (Single-Attn) and V (Looped-Attn) spectra of Sec. 4.3 / Remark 5, the `RiverValley`
 problem of Setting 1 in the valley's eigenbasis (App. F.2), and the loss on a plane through
@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..curvature import Assumption1, check_assumption1
 from .simulate import GeneralTrajectory, Trajectory, eigh
 
 
 # ---------------------------------------------------------------------------------
-# Valley spectra (Definition 1) and Assumption 1
+# Valley spectra (Definition 1); Assumption 1 itself lives in curvature.py
 # ---------------------------------------------------------------------------------
 
 def u_valley_spectrum(d_v: int, lam_max: float, kappa: float) -> np.ndarray:
@@ -29,40 +30,6 @@ def v_valley_spectrum(d_v: int, lam_max: float, kappa: float) -> np.ndarray:
     spectrum" of Remark 5.
     """
     return np.geomspace(lam_max / kappa, lam_max, d_v)
-
-
-@dataclass(frozen=True)
-class Assumption1:
-    """Assumption 1 at threshold τ: (a) m_2 > m_1, (b) λ̃_j^(2) < λ̃_j^(1) for j ≤ m_1."""
-
-    tau: float
-    m_single: int     # m_1: eigenvalues ≤ τ of the Single-Attn (U) valley
-    m_looped: int     # m_2: eigenvalues ≤ τ of the Looped-Attn (V) valley
-    dimension: bool   # (a)
-    dominance: bool   # (b); vacuously true when m_1 = 0
-
-    @property
-    def holds(self) -> bool:
-        return self.dimension and self.dominance
-
-    def describe(self) -> str:
-        """One line naming what holds and what breaks."""
-        parts = [f"(a) m₂ = {self.m_looped} {'>' if self.dimension else '≤'} m₁ = {self.m_single}"]
-        if self.m_single == 0:
-            parts.append("(b) vacuous (m₁ = 0)")
-        else:
-            parts.append("(b) sorted dominance " + ("holds" if self.dominance else "fails"))
-        return f"τ = {self.tau:g}: " + "; ".join(parts)
-
-
-def check_assumption1(single_eigenvalues: np.ndarray, looped_eigenvalues: np.ndarray,
-                      tau: float) -> Assumption1:
-    """Assumption 1 (Sec. 4.3, Remark 5) for a Single-Attn and a Looped-Attn valley spectrum."""
-    small_1 = np.sort(single_eigenvalues[single_eigenvalues <= tau])
-    small_2 = np.sort(looped_eigenvalues[looped_eigenvalues <= tau])
-    m1, m2 = small_1.size, small_2.size
-    dominance = m2 >= m1 and bool(np.all(small_2[:m1] < small_1))
-    return Assumption1(tau, m1, m2, m2 > m1, dominance)
 
 
 def valley_pair(d_v: int, lam_max: float, kappa_u: float, kappa_v: float,
