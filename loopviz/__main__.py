@@ -29,6 +29,8 @@ from .config import (
     ConfigError,
     RunConfig,
 )
+from .runs.log import remaining_seconds
+from .runs.status import Status
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_CANCELLED = 2, 3, 1, 130
 MAX_SEEDS = 10_000          # sweep-seeds points: 10 000 × two 600-epoch runs is already days of CPU
@@ -62,8 +64,10 @@ OPTION_HELP = {
     "entropy_bins": "log-spaced bins of |λ| for the spectral entropy and mutual information",
     "entropy_min": "|λ| below this falls in the first entropy bin",
     "entropy_max": "|λ| above this falls in the last entropy bin",
+    "entropy_definition": "histogram: p is a histogram of |λ| over log bins; spectral: p_i = |λ_i| / Σ|λ|",
     "shift_epoch": "SHIFT only: train Single-Attn up to this epoch, then Looped-Attn",
     "reset_optimizer": "SHIFT only: a fresh Adam state at the switch (default: keep its moments)",
+    "scp_wait": "SHIFT's SCP: patience = the paper's plateau + W; gradient = also wait for a settled gradient norm",
 }
 CHOICES = {"model": MODELS, "embedding": EMBEDDINGS, "transitions": TRANSITION_KINDS, "device": DEVICES,
            "keep_all_sequences": ("true", "false"), "reset_optimizer": ("true", "false")}
@@ -218,7 +222,7 @@ class Progress:
         self.last = now
         frac = min(1.0, max(0.0, done / max(self.total, 1)))
         elapsed = now - self.start
-        eta = f"eta {elapsed / frac - elapsed:5.1f}s" if 0 < frac < 1 and not final else ""
+        eta = f"eta {remaining_seconds(frac, elapsed):5.1f}s" if 0 < frac < 1 and not final else ""
         bar = "#" * int(30 * frac)
         line = f"[{self.label}] [{bar:<30}] {frac:4.0%} {detail} {elapsed:5.1f}s {eta}"
         sys.stderr.write(("\r" + line + " ") if interactive else line + "\n")
@@ -313,7 +317,7 @@ def command_run(args: argparse.Namespace) -> int:
                 epoch = log.records[-1].epoch if log.records else 0
                 bar.show(log.work()[0], f"epoch {epoch}/{config.epochs} spectra {len(log.spectra)}")
             units = log.work()[0]
-            bar.show(units, "stopped" if log.status == "cancelled" else log.status, final=True)
+            bar.show(units, "stopped" if log.status == Status.CANCELLED else log.status, final=True)
             if log.records:
                 finished[config.model] = run = run_data_from_log(log)
                 try:
@@ -321,19 +325,19 @@ def command_run(args: argparse.Namespace) -> int:
                 except OSError as exc:
                     print(f"error: {config.model}: could not write {target}: {exc}", file=sys.stderr)
                     return EXIT_FAILED
-                if log.status in ("complete", "diverged"):
+                if log.status in (Status.COMPLETE, Status.DIVERGED):
                     print(f"{config.model}: {log.status} in {log.finished - log.started:.1f} s "
                           f"({run.meta['train_seconds']:.1f} s of it training); {len(log.records)} records, "
                           f"{len(log.spectra)} spectra → {target}", file=sys.stderr)
                     print(f"{config.model}\n{accuracy_summary(run)}")
-            if log.status == "diverged":
+            if log.status == Status.DIVERGED:
                 print(f"error: {config.model} {log.message}; records up to it are kept in {target}",
                       file=sys.stderr)
                 worst = max(worst, EXIT_DIVERGED)
-            elif log.status == "failed":
+            elif log.status == Status.FAILED:
                 print(f"error: {config.model} failed: {log.message}", file=sys.stderr)
                 worst = max(worst, EXIT_FAILED)
-            elif log.status == "cancelled":
+            elif log.status == Status.CANCELLED:
                 where = f" in {target}" if log.records else ""
                 print(f"{config.model}: {log.message}{where}", file=sys.stderr)
     if interrupts.signum is not None:

@@ -33,6 +33,7 @@ from ..toy.embedding import init_weights, make_embedding, param_count
 from ..config import ConfigError, RunConfig
 from ..curvature import log_bin_edges, summarise_spectra
 from .log import METRICS, RunLog, metrics_table, spectrum_epochs
+from .status import Status
 
 FORMAT_VERSION = 1
 CSV_COLUMNS = ("epoch", *METRICS, "entropy", "mutual_info", "kappa_valley", "n_valley",
@@ -146,7 +147,7 @@ def run_npz_bytes(run: RunData) -> bytes:
     return buffer.getvalue()
 
 
-KNOWN_STATUSES = ("complete", "diverged", "cancelled", "failed")
+KNOWN_STATUSES = (Status.COMPLETE, Status.DIVERGED, Status.CANCELLED, Status.FAILED)
 TASK_KEYS = ("transitions", "token_embedding", "position_embedding", "train_inputs", "train_targets", "train_ic",
              "train_bucket", "val_inputs", "val_targets", "val_ic", "val_bucket")
 

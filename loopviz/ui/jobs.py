@@ -8,6 +8,7 @@ import streamlit as st
 
 from ..config import RunConfig
 from ..runs.log import spectrum_epochs
+from ..runs.status import Status
 from ..runs.format import RunData, RunFormatError, read_run, run_data_from_log, task_arrays
 from ..runs.store import STORED_STATUSES, JobRegistry, QueueFull, RunStore, operator_setting
 
@@ -109,7 +110,7 @@ def progress_panel(configs: dict[str, RunConfig]) -> None:
         if job is None:
             # A stored diverged run says so in every process, not only in the one that trained it.
             stored = current_run(config)
-            if stored is not None and stored.status == "diverged":
+            if stored is not None and stored.status == Status.DIVERGED:
                 st.error(f"{label}: {stored.meta.get('message') or 'diverged'}; the curves up to it are kept")
             continue
         log = job.log.snapshot()
@@ -122,15 +123,15 @@ def progress_panel(configs: dict[str, RunConfig]) -> None:
         units, total = log.work()
         done = units / max(total, 1)
         elapsed = (log.finished or time.time()) - (job.started_at or log.started)
-        if log.status == "running":
-            eta = elapsed / done - elapsed if done > 0 else float("nan")
+        if log.status == Status.RUNNING:
+            eta = log.eta(elapsed)
             st.progress(min(done, 1.0), text=f"{label}: epoch {epoch}/{config.epochs}, spectra "
                                              f"{len(log.spectra)}/{n_spectra}, {elapsed:.0f} s, ETA {eta:.0f} s")
-        elif log.status == "complete":
+        elif log.status == Status.COMPLETE:
             st.success(f"{label}: complete in {elapsed:.1f} s ({len(log.records)} epochs, {len(log.spectra)} spectra)")
-        elif log.status == "diverged":
+        elif log.status == Status.DIVERGED:
             st.error(f"{label}: {log.message}; the curves up to it are kept")
-        elif log.status == "cancelled":
+        elif log.status == Status.CANCELLED:
             st.warning(f"{label}: {log.message}")
         else:
             st.error(f"{label}: failed: {log.message}")
