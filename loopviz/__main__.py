@@ -28,6 +28,7 @@ from .config import (
     TRANSITION_KINDS,
     ConfigError,
     RunConfig,
+    overwrite_refused,
 )
 from .runs.log import remaining_seconds
 from .runs.status import Status
@@ -160,8 +161,8 @@ def _check_out_file(out: Path, force: bool, side_suffixes: tuple[str, ...] = ())
     for path in (out, *(Path(str(out) + s) for s in side_suffixes)):
         if path.is_dir():
             raise UsageError(f"{path} is a directory; --out names a file")
-        if path.exists() and not force:
-            raise UsageError(f"{path} already exists; use another --out or --force to overwrite")
+        if refusal := overwrite_refused([path], force):
+            raise UsageError(refusal)
     _check_writable_dir(out.parent)
 
 
@@ -282,8 +283,8 @@ def command_run(args: argparse.Namespace) -> int:
     for target in targets:
         if target.exists() and not target.is_dir():
             raise UsageError(f"{target} is a file; a run is written as a directory there")
-        if target.exists() and not args.force:
-            raise UsageError(f"{target} already exists; use another --out or --force to overwrite")
+        if refusal := overwrite_refused([target], args.force):
+            raise UsageError(refusal)
     _check_device(configs)
     _check_writable_dir(out)
 

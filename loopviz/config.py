@@ -11,6 +11,8 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, fields
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 MODELS = ("single", "looped", "shift")
@@ -210,3 +212,12 @@ def _coerce(name: str, type_name: str, value: Any) -> Any:
     except (ValueError, TypeError):
         raise ConfigError(f"{name} must be {type_name}, got {value!r}") from None
     return value
+
+
+def overwrite_refused(paths: Iterable[Path], force: bool) -> str:
+    """The one message every command gives before writing over existing output without
+    --force ("" when it may write); each caller raises it as its own error."""
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing and not force:
+        return f"{', '.join(existing)} already exists; use another --out or --force to overwrite"
+    return ""
