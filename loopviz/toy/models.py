@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from .embedding import block_shapes, block_slices
 from .embedding import init_weights, make_embedding, param_count  # noqa: F401 (part of the model's API)
-from .markov import VOCAB
 
 
 def embed(contexts: torch.Tensor, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
@@ -25,9 +25,8 @@ def embed(contexts: torch.Tensor, token: torch.Tensor, position: torch.Tensor) -
 
 def unflatten(theta: torch.Tensor, d: int) -> tuple[torch.Tensor, ...]:
     """θ → (W_K, W_Q, W_V, W_h) as views."""
-    dd = d * d
-    return (theta[:dd].view(d, d), theta[dd:2 * dd].view(d, d),
-            theta[2 * dd:3 * dd].view(d, d), theta[3 * dd:].view(VOCAB, d))
+    shapes = block_shapes(d)
+    return tuple(theta[s].view(*shapes[name]) for name, s in block_slices(d).items())
 
 
 def logits(theta: torch.Tensor, E0: torch.Tensor, loops: int) -> torch.Tensor:
