@@ -8,10 +8,10 @@ import pandas as pd
 import plotly.colors
 import plotly.graph_objects as go
 
-from .training import MODEL_COLOURS
+from .style import MARGIN as _MARGIN
+from .style import MODEL_COLOURS
 
 MODEL_LABELS = {"single": "Single-Attn", "looped": "Looped-Attn", "shift": "SHIFT"}
-_MARGIN = dict(l=50, r=20, t=50, b=40)
 
 
 def ic_distribution_figure(test_ic: dict[int, np.ndarray], train_ic: np.ndarray, threshold: float,

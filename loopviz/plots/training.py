@@ -8,16 +8,11 @@ import plotly.graph_objects as go
 
 from ..curvature import PHASE_NAMES, bin_index, log_bin_edges
 from ..runs.format import RunData
+from .style import MODEL_COLOURS  # noqa: F401 (also importable from here, as before)
+from .style import layout as _layout
 
 BUCKET_COLOURS = {"low": "#2a9d8f", "high": "#e76f51", "all": "#264653"}
-MODEL_COLOURS = {"single": "#457b9d", "looped": "#d62828", "shift": "#7b2cbf"}
 PHASE_COLOURS = {1: "rgba(231,111,81,0.12)", 2: "rgba(233,196,106,0.18)", 3: "rgba(42,157,143,0.12)"}
-
-
-def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 340) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=50, b=40),
-                      legend=dict(orientation="h", y=-0.25), hovermode="x unified", xaxis_title=x, yaxis_title=y)
-    return fig
 
 
 def accuracy_figure(run: RunData, title: str, bayes: dict[str, float] | None = None,
