@@ -73,7 +73,8 @@ class RunConfig:
     # -- SHIFT (SPEC §5) --
     shift_epoch: int = 100         # model = shift: Single-Attn for epochs 1..shift_epoch
     reset_optimizer: bool = False  # model = shift: fresh Adam state at the switch
-    scp_wait: str = "patience"     # SCP: E_shift = E_plateau + W (paper); gradient: also wait for a settled gradient norm
+    # SCP: E_shift = E_plateau + W (paper); gradient: also wait for a settled gradient norm
+    scp_wait: str = "patience"
 
     # ----------------------------------------------------------------- checks
     def validate(self) -> "RunConfig":

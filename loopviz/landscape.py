@@ -390,6 +390,7 @@ def run_curvature_series(problem, config, thetas: np.ndarray, epochs: np.ndarray
         return curvature_series(epochs[pick], hessians, np.full((len(pick), thetas.shape[1]), np.nan), config.d), \
             float("nan")
     states = run_adam_states(problem, config, thetas, epochs)
-    check = float(np.abs(adam_steps(states, config.lr)[:-1] - np.diff(thetas, axis=0)).max()) if len(thetas) > 1 else 0.0
+    check = (float(np.abs(adam_steps(states, config.lr)[:-1] - np.diff(thetas, axis=0)).max())
+             if len(thetas) > 1 else 0.0)
     preconds = adam_preconditioner(states.v[pick], states.step[pick])
     return curvature_series(epochs[pick], hessians, preconds, config.d), check

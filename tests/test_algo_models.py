@@ -22,7 +22,8 @@ def tiny(**changes):
 
 
 def test_every_paradigm_has_the_same_parameter_count():
-    counts = {m: models.param_count(models.build(tiny(model=m), tasks.VOCAB, 20)) for m in ("single", "looped", "shift")}
+    counts = {m: models.param_count(models.build(tiny(model=m), tasks.VOCAB, 20))
+              for m in ("single", "looped", "shift")}
     assert len(set(counts.values())) == 1
     w, V, L, depth = 16, tasks.VOCAB, 20, 2
     per_layer = 2 * 2 * w + (w * 3 * w + 3 * w) + (w * w + w) + (w * 4 * w + 4 * w) + (4 * w * w + w)

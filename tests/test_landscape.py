@@ -39,7 +39,8 @@ def test_plane_loss_equals_the_models_loss_at_sampled_points(runs):
     problem = prepare(looped.config)
     rng = np.random.default_rng(0)
     for loops in (1, 3):
-        z = L.plane_loss(L.batched_loss(lambda p, loops=loops: problem.loss(p, loops), plane.origin.size), plane, alpha, beta)
+        z = L.plane_loss(L.batched_loss(lambda p, loops=loops: problem.loss(p, loops), plane.origin.size),
+                         plane, alpha, beta)
         for j, i in rng.integers(0, 9, size=(4, 2)):
             theta = plane.origin + alpha[i] * plane.basis[0] + beta[j] * plane.basis[1]
             assert z[j, i] == pytest.approx(per_sample_loss(theta, looped.task, loops), rel=1e-12)

@@ -126,5 +126,6 @@ def _progress(config: AlgoConfig, record) -> None:
     m = record.metrics
     longest = max(config.test_lengths)
     print(f"[{config.model}] step {record.step}/{config.steps} ({record.phase}) loss {m['loss']:.4f} "
-          f"train {m['train_acc']:.3f} val {m['val_acc']:.3f} acc@{longest} {record.acc_by_len.get(longest, float('nan')):.3f} "
+          f"train {m['train_acc']:.3f} val {m['val_acc']:.3f} "
+          f"acc@{longest} {record.acc_by_len.get(longest, float('nan')):.3f} "
           f"{record.seconds:.1f}s", file=sys.stderr, flush=True)

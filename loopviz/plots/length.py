@@ -63,7 +63,8 @@ def accuracy_vs_length_figure(table: pd.DataFrame) -> go.Figure:
                     mode="lines+markers", line=dict(color="#2a9d8f", dash="dot"))
     if "chance" in table.columns and len(table):
         chance = float(table["chance"].iloc[0])
-        fig.add_hline(y=chance, line=dict(color="#888888", dash="dash", width=1), annotation_text=f"chance {chance:.2f}")
+        fig.add_hline(y=chance, line=dict(color="#888888", dash="dash", width=1),
+                      annotation_text=f"chance {chance:.2f}")
     fig.update_yaxes(range=[0, 1.05])
     fig.update_layout(title="Accuracy against sequence length (Figure 9)", height=380, margin=_MARGIN,
                       legend=dict(orientation="h", y=-0.25), hovermode="x unified",
