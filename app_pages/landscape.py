@@ -24,7 +24,7 @@ PLANES = {"θ₀ and the final Single and Looped weights": "endpoints", "top-2 P
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def problem_for(config_json: str):
-    # One intra-op thread, as the training jobs use (DESIGN.md): 31 Hessians of the looped run
+    # One intra-op thread, as the training jobs use (docs/background.md §4): 31 Hessians of the looped run
     # took 2.5 s with one thread and 47 s with two on the busy 2-core machine (same process).
     torch.set_num_threads(1)
     return prepare(RunConfig.from_json(config_json))

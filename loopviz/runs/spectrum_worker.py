@@ -102,7 +102,7 @@ def main() -> None:
     from ..config import RunConfig
     from ..toy.training import prepare
 
-    torch.set_num_threads(1)  # one core per worker; more threads only contend (DESIGN.md)
+    torch.set_num_threads(1)  # one core per worker; more threads only contend (docs/background.md §4)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     first = read_frame(stdin)
     if first is None:

@@ -186,7 +186,7 @@ class JobRegistry:
         import torch  # loaded with the first job, not with the first page
 
         from .execute import execute
-        torch.set_num_threads(1)  # beside the server a single thread is 10× faster (DESIGN.md)
+        torch.set_num_threads(1)  # beside the server a single thread is 10× faster (docs/background.md §4)
         with self.slots:
             if job.cancel.is_set():
                 job.log.finish(Status.CANCELLED, "cancelled before it started")

@@ -48,6 +48,6 @@ def weighted_cross_entropy(out: torch.Tensor, counts: torch.Tensor) -> torch.Ten
     """Mean cross-entropy of a dataset given as a table of counts [B, V] per input row.
 
     Σ_i Σ_y counts[i, y] · (−log softmax(out_i)_y) / Σ counts: the same number as the
-    per-sample mean over every copy (the distinct-row trick of DESIGN.md).
+    per-sample mean over every copy (the distinct-row trick, docs/background.md §2).
     """
     return -(counts * torch.log_softmax(out, dim=-1)).sum() / counts.sum()
