@@ -34,7 +34,8 @@ if not groups:
     st.error(f"No algorithmic-task runs found in {BUNDLED} or {USER_RUNS}; the command below makes one.")
     st.stop()
 choice = st.selectbox("runs", list(groups), key="algo_group",
-                      help="Bundled CPU-preset runs, and any `python -m loopviz algo run --out runs/algo/NAME` of yours.")
+                      help="Bundled CPU-preset runs, and any `python -m loopviz algo run --out runs/algo/NAME` "
+                           "of yours.")
 runs: dict[str, rundir.AlgoRun] = {}
 for model in ("single", "looped", "shift"):
     if model in groups[choice]:
@@ -117,7 +118,8 @@ if "shift" in runs and "looped" in runs:
     b.metric("SHIFT (Stage I + II)", f"{saving['shift_seconds']:.1f} s")
     c.metric("speed-up", f"×{saving['speedup']:.2f}")
     shift_pool, looped_pool = pooled["shift"], pooled["looped"]
-    d.metric("final training accuracy, SHIFT − Looped", f"{saving['shift_train_acc'] - saving['looped_train_acc']:+.1%}",
+    d.metric("final training accuracy, SHIFT − Looped",
+             f"{saving['shift_train_acc'] - saving['looped_train_acc']:+.1%}",
              help=f"Beyond the training lengths: SHIFT − Looped {shift_pool[0] - looped_pool[0]:+.1%}.")
     st.plotly_chart(plots.timing_figure(saving), key="algo-time")
     st.caption("Training time is the CPU time of the training thread (synchronised wall-clock on a GPU), evaluation "

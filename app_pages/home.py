@@ -65,7 +65,8 @@ def loss_explanation(run: RunData) -> str:
 
 def lecture_links(scp_epoch: int | None) -> str:
     """Ready links that open a page in a given state, in presenter mode (every knob is in the URL)."""
-    links = [("Observation 1 at the paper's horizon (epoch 600), spectra at that epoch", "spectrum?present=1&epoch=600"),
+    links = [("Observation 1 at the paper's horizon (epoch 600), spectra at that epoch",
+              "spectrum?present=1&epoch=600"),
              ("Watch the spectrum evolve: press ▶ play from epoch 0", "spectrum?present=1&epoch=0"),
              ("Valley hopping in a V valley (η λ_max = 1.8: the steepest direction flips sign every step)",
               "river-valley?present=1&eta=1.8&direction=steepest"),

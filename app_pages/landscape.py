@@ -24,7 +24,7 @@ PLANES = {"θ₀ and the final Single and Looped weights": "endpoints", "top-2 P
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def problem_for(config_json: str):
-    # One intra-op thread, as the training jobs use (DESIGN.md): 31 Hessians of the looped run
+    # One intra-op thread, as the training jobs use (docs/background.md §4): 31 Hessians of the looped run
     # took 2.5 s with one thread and 47 s with two on the busy 2-core machine (same process).
     torch.set_num_threads(1)
     return prepare(RunConfig.from_json(config_json))
@@ -84,7 +84,8 @@ if len(single.weight_epochs) != len(single.records) or len(looped.weight_epochs)
 
 plateau, suggested = shift.scp(single.records["val_loss"].to_numpy(), single.records["grad_norm"].to_numpy())
 shift_epoch = st.sidebar.number_input("SHIFT run to draw: shift epoch", 0, config.epochs,
-                                      min(int(suggested if suggested is not None else config.shift_epoch), config.epochs),
+                                      min(int(suggested if suggested is not None else config.shift_epoch),
+                                          config.epochs),
                                       help="Default: SCP's epoch for this Single run. The SHIFT page trains it.")
 shift_config = config.replace(model="shift", shift_epoch=int(shift_epoch))
 shifted = jobs.current_run(shift_config)
@@ -112,14 +113,16 @@ except ValueError as exc:
 start_loss = float(looped.records["loss"].iloc[0])   # both models start from the same θ₀ (≈ ln 3)
 paths = {label: (models[label], view.coords[label], runs[label].weight_epochs) for label in runs}
 columns = st.columns(2)
-for column, (loops, name) in zip(columns, ((1, "Single-Attn's loss (T = 1)"), (config.loops, f"Looped-Attn's loss (T = {config.loops})"))):
+for column, (loops, name) in zip(columns, ((1, "Single-Attn's loss (T = 1)"),
+                                          (config.loops, f"Looped-Attn's loss (T = {config.loops})"))):
     column.plotly_chart(lp.surface_figure(view.alpha, view.beta, view.loss[loops], paths, epoch, name, 2 * start_loss),
                         key=f"surface-{loops}")
 each = ", ".join(f"{label} {share:.1%}" for label, share in view.captured_each.items())
 st.markdown(f"**The plane captures {view.captured:.1%} of the pooled trajectories' variance** ({each}); "
             f"the rest is off the plane: the farthest point of each path lies "
             + ", ".join(f"{view.residual_max[label]:.3g} from it ({label}, whose weights end "
-                        f"{np.linalg.norm(runs[label].thetas[-1] - runs[label].thetas[0]):.3g} from θ₀)" for label in runs)
+                        f"{np.linalg.norm(runs[label].thetas[-1] - runs[label].thetas[0]):.3g} from θ₀)"
+                        for label in runs)
             + ".")
 st.caption("The two models' losses are different functions of the same 60 weights, so each gets its own surface; "
            "every path is drawn on both. A path's point off the plane has its own loss, not the surface's: only "
@@ -127,7 +130,8 @@ st.caption("The two models' losses are different functions of the same 60 weight
               "the projection is shown (the PCA plane passes through the mean of all points). ")
            + "α and β are distances in weight space along orthonormal directions; the two axes are not drawn to "
              "one scale. "
-           + f"Colours: log10 of the loss, the scale capped at twice the initial loss ({2 * start_loss:.3g}). SHIFT runs on Single's "
+           + f"Colours: log10 of the loss, the scale capped at twice the initial loss ({2 * start_loss:.3g}). "
+             "SHIFT runs on Single's "
              "loss up to its shift epoch and on Looped's after it.")
 
 # --- 2. the edge of stability -----------------------------------------------------------
@@ -145,7 +149,8 @@ left.plotly_chart(lp.sharpness_figure({label: (models[label], r.spectrum_epochs,
                                       gd, f"2/η = {gd:g}", "λ_max(H): the GD picture", "λ_max", epoch),
                   key="sharpness-gd")
 right.plotly_chart(lp.sharpness_figure({label: (models[label], s.epochs, s.precond_lambda_max)
-                                        for label, (s, _) in series.items() if np.all(np.isfinite(s.precond_lambda_max))},
+                                        for label, (s, _) in series.items()
+                                        if np.all(np.isfinite(s.precond_lambda_max))},
                                        adam, f"38/η = {adam:g}", "λ_max(P⁻¹H): Adam's preconditioned sharpness",
                                        "λ_max(P⁻¹H)", epoch), key="sharpness-adam")
 lines = []

@@ -127,7 +127,8 @@ with st.container(border=True):
         f"(share of 𝒞 reached: U {number(U, U.bound_share, '.1%')}, V {number(V, V.bound_share, '.1%')}). "
         f"The run's own force C_K (eq. 1 in full) is ‖C_K‖ = {number(U, U.force_norm, '.3g')} (U), "
         f"{number(V, V.force_norm, '.3g')} (V); feedback share ‖C_K − Ĉ_K‖/‖Ĉ_K‖ = "
-        f"{number(U, U.feedback_share, '.2g')} (U), {number(V, V.feedback_share, '.2g')} (V). App. F.2 calls it a minor perturbation; we call ≤ "
+        f"{number(U, U.feedback_share, '.2g')} (U), {number(V, V.feedback_share, '.2g')} (V). "
+        "App. F.2 calls it a minor perturbation; we call ≤ "
         f"{q.MINOR_FEEDBACK:g} minor. No theorem bounds C_K: with feedback the loss is unbounded "
         "below."
     )

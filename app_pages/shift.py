@@ -62,7 +62,8 @@ else:
             f"E_shift = {suggested}, the first epoch ≥ E_plateau + W = {plateau + int(patience)} with a settled "
             f"gradient norm ({suggested - plateau - int(patience)} epochs past the paper's rule)")
     st.success(f"SCP: validation-loss plateau at epoch {plateau}; {rule}. Gradient-norm spread over the {int(window)} "
-               f"epochs to E_shift: {spread:.3g} ({'settled' if spread < delta2 else 'not settled'} by δ2 = {delta2:g}).")
+               f"epochs to E_shift: {spread:.3g} ({'settled' if spread < delta2 else 'not settled'} "
+               f"by δ2 = {delta2:g}).")
 
 default_epoch = suggested if suggested is not None else min(100, config.epochs)
 warn_refused_int("shift_epoch", 0, config.epochs, default_epoch)
@@ -169,7 +170,8 @@ if SWEEP is not None:
                f"epochs): pure Looped-Attn {sweep['looped_seconds'].iloc[0]:.2f} s (median of its repeats); best "
                f"speed-up ×{best['speedup']:.2f} at epoch {int(best['shift_epoch'])}, final accuracy gap "
                f"{best['gap_acc_all']:+.1%} (all-IC) / {best['gap_acc_high']:+.1%} (high-IC). "
-               f"{verdicts.shift_sweep_sentence(sweep, noise=TIMING_NOISE)} The paper reports ×1.26 for a shift between epochs 100 and "
+               f"{verdicts.shift_sweep_sentence(sweep, noise=TIMING_NOISE)} "
+               "The paper reports ×1.26 for a shift between epochs 100 and "
                "150, without compromising final performance.")
 else:
     st.warning("No bundled SHIFT sweep found (assets/sweep_shift.csv); README.md says how to make it.")

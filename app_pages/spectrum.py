@@ -184,7 +184,8 @@ def body() -> None:
         present.chart(column, plots.entropy_figure(shown_run, label), key=f"entropy-{label}")
         spectra_rows = shown_run.records.dropna(subset=["entropy"])
         copies = curvature.mi_copy_share(spectra_rows["entropy"].to_numpy(), spectra_rows["mutual_info"].to_numpy())
-        sentences.append(f"{fit.sentence(label, run.spectrum_epochs)} MI equals min(E_s, E_s+1) at {copies.text()} of its epochs.")
+        sentences.append(f"{fit.sentence(label, run.spectrum_epochs)} MI equals min(E_s, E_s+1) at "
+                         f"{copies.text()} of its epochs.")
     st.caption("Observation 2's shape depends on this choice: the paper writes p(|λ_i|) without saying what it "
                "is, and the two readings give different curves and different phases. Phases are shaded only "
                "where a permutation test against time-shuffled curves finds structure (α = "
@@ -194,7 +195,8 @@ def body() -> None:
     for label, run in with_spectra.items():
         rec = run.records.dropna(subset=["kappa_valley"])
         share_u = stats.share(rec["valley_shape"] == "U")
-        shapes.append(f"{label} is U-shaped at {share_u.text()} of its spectra (final κ = {rec['kappa_valley'].iloc[-1]:.3g})"
+        shapes.append(f"{label} is U-shaped at {share_u.text()} of its spectra "
+                      f"(final κ = {rec['kappa_valley'].iloc[-1]:.3g})"
                       if len(rec) else f"{label} has no valley yet")
     st.caption("By Definition 1 (U when κ ≤ 1 + δ = " + f"{1 + config.valley_delta:g}): " + "; ".join(shapes) +
                ". Conjecture 1 expects Single-Attn's valley to be U-shaped; compare the two curves' levels.")

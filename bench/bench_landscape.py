@@ -45,7 +45,8 @@ def main() -> None:
                 for theta in points:
                     problem.loss(torch.as_tensor(theta), loops)
     naive = best_of(one_by_one, 1)
-    print(f"41x41 grid, both models: batched {batched:.3f} s, one call per point {naive:.2f} s (x{naive / batched:.0f})")
+    print(f"41x41 grid, both models: batched {batched:.3f} s, one call per point {naive:.2f} s "
+          f"(x{naive / batched:.0f})")
 
     def first_view() -> None:
         L.surface_view(problem, trajectories, "endpoints", 41, (1, 3), ("Single-Attn", "Looped-Attn"))

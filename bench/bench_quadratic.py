@@ -24,7 +24,7 @@ from timing import best_of  # noqa: E402  (bench/ is on sys.path when run as a s
 D_V, D_R, K = 180, 20, 2000          # d_V + d_R = 200, the page's speed budget size
 
 
-def naive_gd(p: q.Problem, eta: float, steps: int) -> None:
+def naive_gd(p: q.RiverValley, eta: float, steps: int) -> None:
     """Eq. 1–2 of App. F.2, one block at a time, trajectory kept as Python lists."""
     tv, tr = [p.theta_v0], [p.theta_r0]
     for _ in range(steps):

@@ -52,7 +52,8 @@ def main() -> None:
         t_replay = best(lambda: execute(shift, workers=0, prior=replay), args.repeat)
         t_looped = best(lambda: execute(base.replace(model="looped"), workers=0), args.repeat)
         print(f"slider move to epoch 150, {label}: stored state {t_stored:.2f} s (goal ≤ 1 s) | replay "
-              f"{t_replay:.2f} s | pure Looped from scratch {t_looped:.2f} s | stored/looped ×{t_stored / t_looped:.2f}")
+              f"{t_replay:.2f} s | pure Looped from scratch {t_looped:.2f} s | "
+              f"stored/looped ×{t_stored / t_looped:.2f}")
 
 
 if __name__ == "__main__":

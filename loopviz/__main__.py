@@ -35,7 +35,10 @@ from .config import (
     TRANSITION_KINDS,
     ConfigError,
     RunConfig,
+    overwrite_refused,
 )
+from .runs.log import remaining_seconds
+from .runs.status import Status
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_CANCELLED = 2, 3, 1, 130
 MAX_SEEDS = 10_000          # sweep-seeds points: 10 000 × two 600-epoch runs is already days of CPU
@@ -167,8 +170,8 @@ def _check_out_file(out: Path, force: bool, side_suffixes: tuple[str, ...] = ())
     for path in (out, *(Path(str(out) + s) for s in side_suffixes)):
         if path.is_dir():
             raise UsageError(f"{path} is a directory; --out names a file")
-        if path.exists() and not force:
-            raise UsageError(f"{path} already exists; use another --out or --force to overwrite")
+        if refusal := overwrite_refused([path], force):
+            raise UsageError(refusal)
     _check_writable_dir(out.parent)
 
 
@@ -238,7 +241,7 @@ class Progress:
         self.last = now
         frac = min(1.0, max(0.0, done / max(self.total, 1)))
         elapsed = now - self.start
-        eta = f"eta {elapsed / frac - elapsed:5.1f}s" if 0 < frac < 1 and not final else ""
+        eta = f"eta {remaining_seconds(frac, elapsed):5.1f}s" if 0 < frac < 1 and not final else ""
         bar = "#" * int(30 * frac)
         line = f"[{self.label}] [{bar:<30}] {frac:4.0%} {detail} {elapsed:5.1f}s {eta}"
         sys.stderr.write(("\r" + line + " ") if interactive else line + "\n")
@@ -298,8 +301,8 @@ def command_run(args: argparse.Namespace) -> int:
     for target in targets:
         if target.exists() and not target.is_dir():
             raise UsageError(f"{target} is a file; a run is written as a directory there")
-        if target.exists() and not args.force:
-            raise UsageError(f"{target} already exists; use another --out or --force to overwrite")
+        if refusal := overwrite_refused([target], args.force):
+            raise UsageError(refusal)
     _check_device(configs)
     _check_writable_dir(out)
 
@@ -333,7 +336,7 @@ def command_run(args: argparse.Namespace) -> int:
                 epoch = log.records[-1].epoch if log.records else 0
                 bar.show(log.work()[0], f"epoch {epoch}/{config.epochs} spectra {len(log.spectra)}")
             units = log.work()[0]
-            bar.show(units, "stopped" if log.status == "cancelled" else log.status, final=True)
+            bar.show(units, "stopped" if log.status == Status.CANCELLED else log.status, final=True)
             if log.records:
                 finished[config.model] = run = run_data_from_log(log)
                 try:
@@ -341,19 +344,19 @@ def command_run(args: argparse.Namespace) -> int:
                 except OSError as exc:
                     print(f"error: {config.model}: could not write {target}: {exc}", file=sys.stderr)
                     return EXIT_FAILED
-                if log.status in ("complete", "diverged"):
+                if log.status in (Status.COMPLETE, Status.DIVERGED):
                     print(f"{config.model}: {log.status} in {log.finished - log.started:.1f} s "
                           f"({run.meta['train_seconds']:.1f} s of it training); {len(log.records)} records, "
                           f"{len(log.spectra)} spectra → {target}", file=sys.stderr)
                     print(f"{config.model}\n{accuracy_summary(run)}")
-            if log.status == "diverged":
+            if log.status == Status.DIVERGED:
                 print(f"error: {config.model} {log.message}; records up to it are kept in {target}",
                       file=sys.stderr)
                 worst = max(worst, EXIT_DIVERGED)
-            elif log.status == "failed":
+            elif log.status == Status.FAILED:
                 print(f"error: {config.model} failed: {log.message}", file=sys.stderr)
                 worst = max(worst, EXIT_FAILED)
-            elif log.status == "cancelled":
+            elif log.status == Status.CANCELLED:
                 where = f" in {target}" if log.records else ""
                 print(f"{config.model}: {log.message}{where}", file=sys.stderr)
     if interrupts.signum is not None:

@@ -1,7 +1,7 @@
 """RunConfig: every knob of one training run, validated, hashable, to and from JSON.
 
 The paper fixes some knobs (Adam, lr 1e-3, 600 epochs, T = 3, N = 500, alpha = 2);
-SPEC.md names the ones it leaves open, and each of those is a field here with the
+the README's "choices" table names the ones it leaves open, and each is a field here with the
 default we chose, never a constant buried in the code.
 """
 from __future__ import annotations
@@ -11,6 +11,8 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, fields
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 MODELS = ("single", "looped", "shift")
@@ -37,21 +39,21 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One run of one model on the Markov language task (SPEC §1–3, §5)."""
+    """One run of one model on the Markov language task (Sec. 3, App. E.1; SHIFT: Sec. 5)."""
 
-    # -- model (SPEC §2) --
+    # -- model (Sec. 3; docs/background.md §1) --
     model: str = "looped"          # single | looped | shift
     loops: int = 3                 # T of Looped-Attn (Single-Attn is T = 1)
     d: int = 4                     # embedding width; P = 3 d^2 + V d parameters
     embedding: str = "random"      # random: seeded token + position vectors; onehot: one-hot ⊕ one-hot
     init_scale: float = 0.02       # std of the Gaussian initial weights
-    # -- training (SPEC §2) --
+    # -- training (App. E.1.1; docs/background.md §1) --
     epochs: int = 1500             # the paper trains 600; 1500 shows where both models end (README, Reproduction)
     lr: float = 1e-3
     batch_size: int = 0            # 0 = full batch (one Adam step per epoch)
     seed: int = 50                 # initial weights and minibatch order (50: see README, Reproduction)
     device: str = "auto"           # auto = CUDA when present, else CPU
-    # -- task (SPEC §1) --
+    # -- task (App. E.1.1; docs/background.md §1) --
     data_seed: int = 50            # transitions, embeddings, training/validation draws
     transitions: str = "dirichlet"  # rows ~ Dirichlet(concentration), or normalised uniform
     concentration: float = 1.0
@@ -59,7 +61,7 @@ class RunConfig:
     n_train: int = 500
     n_val: int = 500
     keep_all_sequences: bool = True  # the 81 sequences once each, then oversample to n_train
-    # -- curvature (SPEC §3) --
+    # -- curvature (Sec. 4.1–4.2, Definition 1) --
     hessian_every: int = 1         # 0 = no spectra; k = spectrum every k epochs (and the last)
     river_eps: float = 1e-3        # Def. 1: river = eigenvalues <= eps, valley = above
     valley_delta: float = 1.0      # Def. 1: U-shaped when kappa <= 1 + delta
@@ -68,10 +70,11 @@ class RunConfig:
     entropy_min: float = 1e-8      # |lambda| below this falls in the first bin
     entropy_max: float = 1e2       # |lambda| above this falls in the last bin
     entropy_definition: str = "histogram"  # histogram of |lambda| | spectral: p_i = |lambda_i| / sum |lambda|
-    # -- SHIFT (SPEC §5) --
+    # -- SHIFT (Sec. 5) --
     shift_epoch: int = 100         # model = shift: Single-Attn for epochs 1..shift_epoch
     reset_optimizer: bool = False  # model = shift: fresh Adam state at the switch
-    scp_wait: str = "patience"     # SCP: E_shift = E_plateau + W (paper); gradient: also wait for a settled gradient norm
+    # SCP: E_shift = E_plateau + W (paper); gradient: also wait for a settled gradient norm
+    scp_wait: str = "patience"
 
     # ----------------------------------------------------------------- checks
     def validate(self) -> "RunConfig":
@@ -210,3 +213,12 @@ def _coerce(name: str, type_name: str, value: Any) -> Any:
     except (ValueError, TypeError):
         raise ConfigError(f"{name} must be {type_name}, got {value!r}") from None
     return value
+
+
+def overwrite_refused(paths: Iterable[Path], force: bool) -> str:
+    """The one message every command gives before writing over existing output without
+    --force ("" when it may write); each caller raises it as its own error."""
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing and not force:
+        return f"{', '.join(existing)} already exists; use another --out or --force to overwrite"
+    return ""

@@ -179,25 +179,43 @@ def valley_shape(eigenvalues: np.ndarray, eps: float, delta: float, tau: float) 
 
 @dataclass(frozen=True)
 class Assumption1:
-    """Assumption 1 (Sec. 4.3) between a Single (1) and a Looped (2) valley spectrum."""
+    """Assumption 1 (Sec. 4.3) at threshold τ between a Single (1) and a Looped (2) valley
+    spectrum: (a) m₂ > m₁, (b) λ̃_j^(2) < λ̃_j^(1) for j ≤ m₁ (sorted)."""
 
-    m1: int
-    m2: int
+    tau: float
+    m1: int           # valley eigenvalues ≤ τ of the Single-Attn (U) valley
+    m2: int           # valley eigenvalues ≤ τ of the Looped-Attn (V) valley
     dimension: bool   # (a) m2 > m1
-    dominance: bool   # (b) sorted λ̃_j(2) < λ̃_j(1) for j ≤ m1
+    dominance: bool   # (b); vacuously true when m1 = 0
 
     @property
     def holds(self) -> bool:
         return self.dimension and self.dominance
 
+    def describe(self) -> str:
+        """One line naming what holds and what breaks."""
+        parts = [f"(a) m₂ = {self.m2} {'>' if self.dimension else '≤'} m₁ = {self.m1}"]
+        if self.m1 == 0:
+            parts.append("(b) vacuous (m₁ = 0)")
+        else:
+            parts.append("(b) sorted dominance " + ("holds" if self.dominance else "fails"))
+        return f"τ = {self.tau:g}: " + "; ".join(parts)
+
+
+def check_assumption1(single_valley: np.ndarray, looped_valley: np.ndarray,
+                      tau: float) -> Assumption1:
+    """Assumption 1 for two spectra that are already valley eigenvalues (all > ε)."""
+    small_1 = np.sort(single_valley[single_valley <= tau])
+    small_2 = np.sort(looped_valley[looped_valley <= tau])
+    m1, m2 = small_1.size, small_2.size
+    # Dominance compares the m1 smallest valley eigenvalues of each; it needs m2 >= m1.
+    dominance = m2 >= m1 and bool(np.all(small_2[:m1] < small_1))
+    return Assumption1(tau, m1, m2, m2 > m1, dominance)
+
 
 def assumption1(eig_single: np.ndarray, eig_looped: np.ndarray, eps: float, tau: float) -> Assumption1:
-    v1 = np.sort(eig_single[eig_single > eps])
-    v2 = np.sort(eig_looped[eig_looped > eps])
-    m1, m2 = int((v1 <= tau).sum()), int((v2 <= tau).sum())
-    # Dominance compares the m1 smallest valley eigenvalues of each; it needs m2 >= m1.
-    dominance = m2 >= m1 and bool(np.all(v2[:m1] < v1[:m1]))
-    return Assumption1(m1, m2, m2 > m1, dominance)
+    """Assumption 1 on full Hessian spectra: the valley is the eigenvalues above ε (Definition 1)."""
+    return check_assumption1(eig_single[eig_single > eps], eig_looped[eig_looped > eps], tau)
 
 
 PHASE_NAMES = {0: "no significant phase", 1: "collapse", 2: "diversification", 3: "stabilisation"}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .config import overwrite_refused
 from .curvature import log_bin_edges
 
 if TYPE_CHECKING:  # the CLI's --help must not load pandas (runs.format) or torch
@@ -144,8 +145,8 @@ def command_export(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if out.suffix.lower() not in FORMATS:
             raise ExportError(f"--out must end in {' or '.join(FORMATS)}, got {out.name!r}")
-        if out.exists() and not args.force:
-            raise ExportError(f"{out} already exists; use another --out or --force to overwrite")
+        if refusal := overwrite_refused([out], args.force):
+            raise ExportError(refusal)
         if not 1 <= args.frames <= 1000:
             raise ExportError(f"--frames must be between 1 and 1000, got {args.frames}")
         if not 0 < args.fps <= 60:

@@ -11,7 +11,7 @@ With P = 3d² + Vd weights (60 at d = 4) everything here is exact, not sampled:
 * the Hessian split into its W_K, W_Q, W_V, W_h blocks: each block's eigenvalues and
   the size of the coupling between blocks.
 
-The θ layout is the models' (``loopviz.toy.models.unflatten``): [W_K, W_Q, W_V, W_h],
+The θ layout is ``loopviz.toy.embedding.block_slices``: [W_K, W_Q, W_V, W_h],
 each row-major. Pure functions over arrays; torch only where a loss is evaluated.
 """
 from __future__ import annotations
@@ -22,17 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from .toy.markov import VOCAB
+from .toy.embedding import BLOCKS, block_slices
 
-BLOCKS = ("W_K", "W_Q", "W_V", "W_h")
 ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.9, 0.999, 1e-8   # torch.optim.Adam's defaults, which the Trainer uses
-
-
-def block_slices(d: int) -> dict[str, slice]:
-    """Where each weight matrix sits in θ (the order of ``models.unflatten``)."""
-    dd = d * d
-    return {"W_K": slice(0, dd), "W_Q": slice(dd, 2 * dd), "W_V": slice(2 * dd, 3 * dd),
-            "W_h": slice(3 * dd, 3 * dd + VOCAB * d)}
 
 
 # ----------------------------------------------------------------- the plane
@@ -398,6 +390,7 @@ def run_curvature_series(problem, config, thetas: np.ndarray, epochs: np.ndarray
         return curvature_series(epochs[pick], hessians, np.full((len(pick), thetas.shape[1]), np.nan), config.d), \
             float("nan")
     states = run_adam_states(problem, config, thetas, epochs)
-    check = float(np.abs(adam_steps(states, config.lr)[:-1] - np.diff(thetas, axis=0)).max()) if len(thetas) > 1 else 0.0
+    check = (float(np.abs(adam_steps(states, config.lr)[:-1] - np.diff(thetas, axis=0)).max())
+             if len(thetas) > 1 else 0.0)
     preconds = adam_preconditioner(states.v[pick], states.step[pick])
     return curvature_series(epochs[pick], hessians, preconds, config.d), check

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .toy import markov, models
+from .toy.embedding import block_slices
 from .toy.training import DTYPE, Problem
 
 SCP_DEFAULTS = {"delta1": 0.01, "plateau_epochs": 20, "patience": 20, "delta2": 0.1}
@@ -91,10 +92,10 @@ def gradient_alignment(problem: Problem, theta: np.ndarray, loops: int) -> dict[
     Single-Attn (T = 1) and Looped-Attn (T = loops) training losses."""
     d = problem.config.d
     g1, g2 = _grad(problem, theta, 1), _grad(problem, theta, loops)
-    dd = d * d
+    slices = block_slices(d)
     out = {}
-    for name, block in (("K", slice(0, dd)), ("Q", slice(dd, 2 * dd))):
-        a, b = g1[block], g2[block]
+    for name in ("K", "Q"):
+        a, b = g1[slices["W_" + name]], g2[slices["W_" + name]]
         inner = float(a @ b)
         norm = float(np.linalg.norm(a) * np.linalg.norm(b))
         out[f"inner_{name}"] = inner

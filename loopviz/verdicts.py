@@ -215,7 +215,8 @@ def home_claims(single, looped, shifted=None, seed_sweep=None, shift_sweep=None,
     ours = "Bundled default run, high-IC training accuracy — " + "; ".join(words) + "."
     if seed_sweep is not None and len(seed_sweep):
         s = stats.seed_sweep_summary(seed_sweep)
-        ours += (f" Over {s['runs']} seeds ({int(seed_sweep['looped_epoch'].max())} epochs) the gap is ≥ +0.04 in "
+        ours += (f" Over {s['runs']} seeds ({int(seed_sweep['looped_epoch'].max())} epochs) the gap is "
+                 f"≥ +{s['threshold']:g} in "
                  f"{s['up'].text()}, mean {s['gap_acc_high'].text()}.")
     out.append((PAPER_CLAIMS["obs1"], ours))
 

@@ -8,7 +8,7 @@ from loopviz.algo.config import AlgoConfig
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster (DESIGN.md)."""
+    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster (docs/background.md §4)."""
     import torch
 
     before = torch.get_num_threads()
@@ -22,7 +22,8 @@ def tiny(**changes):
 
 
 def test_every_paradigm_has_the_same_parameter_count():
-    counts = {m: models.param_count(models.build(tiny(model=m), tasks.VOCAB, 20)) for m in ("single", "looped", "shift")}
+    counts = {m: models.param_count(models.build(tiny(model=m), tasks.VOCAB, 20))
+              for m in ("single", "looped", "shift")}
     assert len(set(counts.values())) == 1
     w, V, L, depth = 16, tasks.VOCAB, 20, 2
     per_layer = 2 * 2 * w + (w * 3 * w + 3 * w) + (w * w + w) + (w * 4 * w + 4 * w) + (4 * w * w + w)

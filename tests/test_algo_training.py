@@ -8,7 +8,7 @@ from loopviz.algo.config import AlgoConfig
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster (DESIGN.md)."""
+    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster (docs/background.md §4)."""
     import torch
 
     before = torch.get_num_threads()

@@ -36,7 +36,10 @@ def test_hessian_matches_finite_differences_of_the_gradient(problem, loops):
 
 def test_hessian_matches_two_other_autograd_methods(problem):
     theta = random_theta(3, 9)
-    f = lambda p: problem.loss(p, 3)
+
+    def f(p):
+        return problem.loss(p, 3)
+
     ours = curvature.exact_hessian(f, theta)
     torch.testing.assert_close(ours, torch.autograd.functional.hessian(f, theta), rtol=1e-12, atol=1e-13)
     torch.testing.assert_close(ours, torch.func.hessian(f)(theta), rtol=1e-12, atol=1e-13)

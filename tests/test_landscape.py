@@ -39,7 +39,8 @@ def test_plane_loss_equals_the_models_loss_at_sampled_points(runs):
     problem = prepare(looped.config)
     rng = np.random.default_rng(0)
     for loops in (1, 3):
-        z = L.plane_loss(L.batched_loss(lambda p, loops=loops: problem.loss(p, loops), plane.origin.size), plane, alpha, beta)
+        z = L.plane_loss(L.batched_loss(lambda p, loops=loops: problem.loss(p, loops), plane.origin.size),
+                         plane, alpha, beta)
         for j, i in rng.integers(0, 9, size=(4, 2)):
             theta = plane.origin + alpha[i] * plane.basis[0] + beta[j] * plane.basis[1]
             assert z[j, i] == pytest.approx(per_sample_loss(theta, looped.task, loops), rel=1e-12)
@@ -169,10 +170,12 @@ def test_curvature_series_lambda_max_matches_the_stored_spectra(runs):
 
 def test_run_curvature_series_keeps_the_strided_last_and_extra_epochs(runs):
     shifted = runs["shift"]
+    switch = shifted.config.shift_epoch   # the bundled SHIFT run's switch (SCP's epoch)
     series, check = L.run_curvature_series(prepare(shifted.config), shifted.config, shifted.thetas,
-                                           shifted.weight_epochs, 300, (261, 262, 9999))
-    assert list(series.epochs) == [0, 261, 262, 300, 600]
+                                           shifted.weight_epochs, 300, (switch, switch + 1, 9999))
+    last = int(shifted.weight_epochs[-1])   # the bundled horizon
+    assert list(series.epochs) == sorted({*range(0, last + 1, 300), last, switch, switch + 1})
     assert check < 1e-14
-    # the step leaving epoch 261 descends Looped's loss from Single's weights: far sharper than the
-    # stored spectrum of epoch 261, which is Single's loss there
-    assert series.lambda_max[1] > 10 * shifted.eigenvalues[261, -1]
+    # the step leaving the switch epoch descends Looped's loss from Single's weights: far sharper
+    # than the stored spectrum of that epoch, which is Single's loss there
+    assert series.lambda_max[1] > 10 * shifted.eigenvalues[switch, -1]

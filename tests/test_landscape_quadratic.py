@@ -1,4 +1,4 @@
-"""River valleys with momentum and gradient noise (the pure functions appended to quadratic.py)."""
+"""River valleys with momentum and gradient noise (the pure functions in loopviz/quadratic/simulate.py)."""
 import numpy as np
 import pytest
 

@@ -34,8 +34,11 @@ def test_default_view_draws_the_three_instruments_on_the_bundled_runs():
 
 def test_pca_plane_captures_more_than_the_endpoint_plane():
     at = app_test(PAGE, timeout=180).run()
-    share = lambda a: float(next(m.value for m in a.markdown if "The plane captures" in m.value)
-                            .split("captures ")[1].split("%")[0])
+
+    def share(a):
+        return float(next(m.value for m in a.markdown if "The plane captures" in m.value)
+                     .split("captures ")[1].split("%")[0])
+
     ends = share(at)
     at.radio(key="landscape_plane").set_value("top-2 PCA directions of the paths").run()
     assert not at.exception

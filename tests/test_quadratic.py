@@ -169,14 +169,14 @@ def test_assumption1_checker():
     fails_a = q.check_assumption1(u, np.array([0.01, 0.1, 0.9, 1.0]), 0.5)
     assert not fails_a.dimension and fails_a.dominance
     fails_b = q.check_assumption1(u, np.array([0.01, 0.45, 0.46, 1.0]), 0.5)
-    assert fails_b.m_single == 2 and fails_b.m_looped == 3
+    assert fails_b.m1 == 2 and fails_b.m2 == 3
     assert fails_b.dimension and not fails_b.dominance
     assert "fails" in fails_b.describe()
 
 
 def test_presets_satisfy_assumption1_and_definition1():
     u, v, a1 = q.valley_pair(20, 1.0, 1.2, 100.0, 0.5)
-    assert a1.holds and a1.m_looped > a1.m_single
+    assert a1.holds and a1.m2 > a1.m1
     assert u.max() == v.max() == 1.0
     assert u.max() / u.min() == pytest.approx(1.2) and v.max() / v.min() == pytest.approx(100)
 

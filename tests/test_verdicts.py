@@ -127,4 +127,5 @@ def test_home_claims_put_our_number_beside_each_paper_claim():
     assert "Single-Attn: no significant phase" in obs2 and "shows no significant structure" in obs2
     assert "Looped-Attn: collapse, diversification, stabilisation" in obs2
     assert "1501 of 1501" in valleys
-    assert "epoch 232" in shift and "×1.20 against pure Looped-Attn (faster)" in shift and "not 'the same accuracy'" in shift
+    assert "epoch 232" in shift and "×1.20 against pure Looped-Attn (faster)" in shift
+    assert "not 'the same accuracy'" in shift

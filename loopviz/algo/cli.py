@@ -12,6 +12,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from ..config import overwrite_refused
 from .config import MODELS, PRESETS, AlgoConfig, ConfigError, preset
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_CANCELLED = 1, 2, 3, 130
@@ -62,9 +63,8 @@ def command_run(args: argparse.Namespace) -> int:
         configs = configs_from_args(args)
         out = Path(args.out)
         targets = {c.model: out / c.model for c in configs}
-        existing = [str(t) for t in targets.values() if t.exists()]
-        if existing and not args.force:
-            raise ConfigError(f"{', '.join(existing)} already exists; use another --out or --force to overwrite")
+        if refusal := overwrite_refused(targets.values(), args.force):
+            raise ConfigError(refusal)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -126,5 +126,6 @@ def _progress(config: AlgoConfig, record) -> None:
     m = record.metrics
     longest = max(config.test_lengths)
     print(f"[{config.model}] step {record.step}/{config.steps} ({record.phase}) loss {m['loss']:.4f} "
-          f"train {m['train_acc']:.3f} val {m['val_acc']:.3f} acc@{longest} {record.acc_by_len.get(longest, float('nan')):.3f} "
+          f"train {m['train_acc']:.3f} val {m['val_acc']:.3f} "
+          f"acc@{longest} {record.acc_by_len.get(longest, float('nan')):.3f} "
           f"{record.seconds:.1f}s", file=sys.stderr, flush=True)

@@ -76,7 +76,8 @@ class AlgoConfig:
                 need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
                      f"{f.name} must be a finite number, got {value!r}")
             elif f.type == "int":
-                need(isinstance(value, int) and not isinstance(value, bool), f"{f.name} must be an integer, got {value!r}")
+                need(isinstance(value, int) and not isinstance(value, bool),
+                     f"{f.name} must be an integer, got {value!r}")
             elif f.type == "bool":
                 need(isinstance(value, bool), f"{f.name} must be true or false, got {value!r}")
         need(self.task in TASKS, f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
@@ -89,7 +90,8 @@ class AlgoConfig:
         need(isinstance(self.test_lengths, tuple) and len(self.test_lengths) > 0
              and all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 400 for n in self.test_lengths),
              f"test_lengths must be integers in [1, 400], got {self.test_lengths!r}")
-        need(self.alphabet == 0 or 2 <= self.alphabet <= 8, f"alphabet must be 0 (task default) or 2..8, got {self.alphabet}")
+        need(self.alphabet == 0 or 2 <= self.alphabet <= 8,
+             f"alphabet must be 0 (task default) or 2..8, got {self.alphabet}")
         need(1 <= self.width <= 4096 and 1 <= self.heads and self.width % self.heads == 0,
              f"width must be a positive multiple of heads, got width {self.width}, heads {self.heads}")
         need(1 <= self.depth <= 48, f"depth must be between 1 and 48, got {self.depth}")
@@ -100,7 +102,8 @@ class AlgoConfig:
         need(0 <= self.weight_decay <= 10, f"weight_decay must be in [0, 10], got {self.weight_decay}")
         need(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
         need(self.seed >= 0 and self.data_seed >= 0, "seed and data_seed must be >= 0")
-        need(1 <= self.eval_every <= self.steps, f"eval_every must be in [1, steps = {self.steps}], got {self.eval_every}")
+        need(1 <= self.eval_every <= self.steps,
+             f"eval_every must be in [1, steps = {self.steps}], got {self.eval_every}")
         need(1 <= self.eval_samples <= 100_000, f"eval_samples must be in [1, 100000], got {self.eval_samples}")
         need(0 <= self.checkpoints <= 100, f"checkpoints must be in [0, 100], got {self.checkpoints}")
         need(0 <= self.hessian_top <= 50, f"hessian_top must be in [0, 50], got {self.hessian_top}")

@@ -60,7 +60,8 @@ class AlgoRun:
 
 def columns(config: AlgoConfig) -> list[str]:
     return (["step", "phase", *SCALARS] + [f"acc_{n}" for n in config.test_lengths]
-            + [f"loops_{n}" for n in config.test_lengths] + [f"oracle_acc_{n}" for n in config.test_lengths] + ["seconds"])
+            + [f"loops_{n}" for n in config.test_lengths] + [f"oracle_acc_{n}" for n in config.test_lengths]
+            + ["seconds"])
 
 
 def records_table(config: AlgoConfig, records: list) -> pd.DataFrame:

@@ -106,7 +106,10 @@ def make_task(name: str, alphabet: int = 0) -> Task:
     a = alphabet or DEFAULT_ALPHABET[name]
     if name in ("parity", "addition", "binary_sum") and a != 2:
         raise ValueError(f"{name} is over bits: alphabet must be 2, got {a}")
-    same = lambda n: n
+
+    def same(n: int) -> int:
+        return n
+
     if name == "parity":
         return Task(name, 2, same, lambda n: 1, parity_target)
     if name == "copy":

@@ -199,7 +199,8 @@ class Trainer:
         grads = torch.autograd.grad(loss, [q for q in self.model.parameters()], allow_unused=True)
         grad_norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None)))
         with torch.no_grad():
-            train_acc = np.mean([exact_match(self.model(b.x, self.loops(b.n), b.output_len), b.y) for b in p.train_eval])
+            train_acc = np.mean([exact_match(self.model(b.x, self.loops(b.n), b.output_len), b.y)
+                                 for b in p.train_eval])
             val_loss = float(self.train_loss(self.model, p.val))
             val_acc = np.mean([exact_match(self.model(b.x, self.loops(b.n), b.output_len), b.y) for b in p.val])
             acc, chosen, oracle = {}, {}, {}
@@ -215,8 +216,8 @@ class Trainer:
                     if config.stopping == "oracle":
                         loops, logits = n_loops, every[n_loops - 1]
                 acc[b.n], chosen[b.n] = exact_match(logits, b.y), loops
-        metrics = {"loss": float(loss.detach()), "val_loss": val_loss, "grad_norm": grad_norm, "train_acc": float(train_acc),
-                   "val_acc": float(val_acc)}
+        metrics = {"loss": float(loss.detach()), "val_loss": val_loss, "grad_norm": grad_norm,
+                   "train_acc": float(train_acc), "val_acc": float(val_acc)}
         return EvalRecord(self.step, "looped" if self.looped else "single", metrics, acc, chosen, self.seconds, oracle)
 
     def weights(self) -> dict[str, np.ndarray]:

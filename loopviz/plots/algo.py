@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .training import MODEL_COLOURS, _layout
+from .style import MODEL_COLOURS
+from .style import layout as _layout
 
 LABELS = {"single": "Single-Attn", "looped": "Looped-Attn", "shift": "SHIFT"}
 

@@ -8,7 +8,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..landscape import BLOCKS, BlockSpectra, CurvatureSeries
-from .training import MODEL_COLOURS, _layout
+from .style import MODEL_COLOURS
+from .style import layout as _layout
 
 BLOCK_COLOURS = {"W_K": "#e76f51", "W_Q": "#f4a261", "W_V": "#2a9d8f", "W_h": "#264653"}
 VALLEY_COLOURS = {"U": "#457b9d", "V": "#d62828"}

@@ -8,10 +8,10 @@ import pandas as pd
 import plotly.colors
 import plotly.graph_objects as go
 
-from .training import MODEL_COLOURS
+from .style import MARGIN as _MARGIN
+from .style import MODEL_COLOURS
 
 MODEL_LABELS = {"single": "Single-Attn", "looped": "Looped-Attn", "shift": "SHIFT"}
-_MARGIN = dict(l=50, r=20, t=50, b=40)
 
 
 def ic_distribution_figure(test_ic: dict[int, np.ndarray], train_ic: np.ndarray, threshold: float,
@@ -63,7 +63,8 @@ def accuracy_vs_length_figure(table: pd.DataFrame) -> go.Figure:
                     mode="lines+markers", line=dict(color="#2a9d8f", dash="dot"))
     if "chance" in table.columns and len(table):
         chance = float(table["chance"].iloc[0])
-        fig.add_hline(y=chance, line=dict(color="#888888", dash="dash", width=1), annotation_text=f"chance {chance:.2f}")
+        fig.add_hline(y=chance, line=dict(color="#888888", dash="dash", width=1),
+                      annotation_text=f"chance {chance:.2f}")
     fig.update_yaxes(range=[0, 1.05])
     fig.update_layout(title="Accuracy against sequence length (Figure 9)", height=380, margin=_MARGIN,
                       legend=dict(orientation="h", y=-0.25), hovermode="x unified",

@@ -7,7 +7,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..runs.format import RunData
-from .training import MODEL_COLOURS, _layout
+from .style import MODEL_COLOURS
+from .style import layout as _layout
 
 
 def compare_accuracy_figure(runs: dict[str, RunData], bucket: str, shift_epoch: int | None,

@@ -8,33 +8,12 @@ import plotly.graph_objects as go
 
 from ..curvature import PHASE_NAMES, bin_index, log_bin_edges
 from ..runs.format import RunData
+from .style import MODEL_COLOURS  # noqa: F401 (also importable from here, as before)
+from .style import layout as _layout
+from .style import log_axis_label  # noqa: F401 (also importable from here)
 
 BUCKET_COLOURS = {"low": "#2a9d8f", "high": "#e76f51", "all": "#264653"}
-MODEL_COLOURS = {"single": "#457b9d", "looped": "#d62828", "shift": "#7b2cbf"}
 PHASE_COLOURS = {1: "rgba(231,111,81,0.12)", 2: "rgba(233,196,106,0.18)", 3: "rgba(42,157,143,0.12)"}
-
-
-def _layout(fig: go.Figure, title: str, x: str, y: str | None, height: int = 340, right: int = 20) -> go.Figure:
-    """Shared look. The title starts at the left and the Plotly toolbar stands vertically at the
-    right, so a half-width chart's title never runs under the toolbar. `y=None` keeps axis
-    titles set before (subplots)."""
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=height,
-                      margin=dict(l=50, r=right, t=50, b=40), modebar=dict(orientation="v"),
-                      legend=dict(orientation="h", y=-0.25), hovermode="x unified", xaxis_title=x)
-    if y is not None:
-        fig.update_layout(yaxis_title=y)
-    return fig
-
-
-def log_axis_label(fig: go.Figure, axis: str, value: float, text: str, **position) -> None:
-    """A label for a reference line at `value` on a log axis. Plotly places shapes on a log
-    axis by value but annotations by log10(value): add_hline/add_vline's annotation_text
-    lands at 10^value (a label for 0.5 near 3), so the label is placed here in log10 units."""
-    coordinate = float(np.log10(value))
-    if axis == "x":
-        fig.add_annotation(x=coordinate, xref="x", yref="paper", text=text, showarrow=False, **position)
-    else:
-        fig.add_annotation(y=coordinate, yref="y", xref="paper", text=text, showarrow=False, **position)
 
 
 def accuracy_figure(run: RunData, title: str, bayes: dict[str, float] | None = None,

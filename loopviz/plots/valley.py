@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from .style import MARGIN as _MARGIN
+
 U_COLOR, V_COLOR = "#1f77b4", "#d62728"
 _HOP_COLOR, _CALM_COLOR, _WILD_COLOR = "#ff7f0e", "#7f7f7f", "#000000"
-_MARGIN = dict(l=50, r=20, t=50, b=40)
 
 # Hops flip sign every step, so any stride would alias them away: the first steps are
 # drawn one by one, later ones thinned.

@@ -115,8 +115,8 @@ def stage_one(config: RunConfig, problem: Problem, prior=None) -> tuple[list[Epo
             and len(prior.thetas) > S and np.array_equal(prior.weight_epochs[:S + 1], np.arange(S + 1))):
         records = _prior_records(prior, S)
         optimizer = prior.optimizer
-        adam = None if S == 0 else adam_state(config.lr, np.stack([optimizer["exp_avg"][S], optimizer["exp_avg_sq"][S]]),
-                                              int(optimizer["steps"][S]))
+        moments = np.stack([optimizer["exp_avg"][S], optimizer["exp_avg_sq"][S]])
+        adam = None if S == 0 else adam_state(config.lr, moments, int(optimizer["steps"][S]))
         state = TrainState(S, prior.thetas[S].copy(), adam, records[-1].seconds)
         return records, state, {int(e): eig for e, eig in zip(prior.spectrum_epochs, prior.eigenvalues) if e <= S}
     trainer = Trainer(single, problem)

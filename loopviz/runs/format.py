@@ -31,10 +31,11 @@ import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
 from ..toy import markov
-from ..toy.embedding import init_weights, make_embedding, param_count
+from ..toy.embedding import BLOCKS, block_shapes, block_slices, init_weights, make_embedding, param_count
 from ..config import ConfigError, RunConfig
 from ..curvature import log_bin_edges, summarise_spectra
 from .log import METRICS, RunLog, metrics_table, spectrum_epochs
+from .status import Status
 
 FORMAT_VERSION = 1
 CSV_COLUMNS = ("epoch", *METRICS, "entropy", "mutual_info", "kappa_valley", "n_valley",
@@ -131,11 +132,8 @@ def write_run(run: RunData, directory: Path, overwrite: bool = False) -> Path:
         run.records.to_csv(tmp / "records.csv", index=False)
         np.savez(tmp / "spectra.npz", epochs=run.spectrum_epochs, eigenvalues=run.eigenvalues)
         W = len(run.thetas)
-        dd = d * d
         np.savez(tmp / "weights.npz", epochs=run.weight_epochs,
-                 W_K=run.thetas[:, :dd].reshape(W, d, d), W_Q=run.thetas[:, dd:2 * dd].reshape(W, d, d),
-                 W_V=run.thetas[:, 2 * dd:3 * dd].reshape(W, d, d),
-                 W_h=run.thetas[:, 3 * dd:].reshape(W, markov.VOCAB, d))
+                 **{name: run.thetas[:, s].reshape(W, *block_shapes(d)[name]) for name, s in block_slices(d).items()})
         np.savez(tmp / "task.npz", **run.task)
         if run.optimizer is not None:
             np.savez(tmp / "optimizer.npz", **run.optimizer)
@@ -157,7 +155,7 @@ def run_npz_bytes(run: RunData) -> bytes:
     return buffer.getvalue()
 
 
-KNOWN_STATUSES = ("complete", "diverged", "cancelled", "failed")
+KNOWN_STATUSES = (Status.COMPLETE, Status.DIVERGED, Status.CANCELLED, Status.FAILED)
 TASK_KEYS = ("transitions", "token_embedding", "position_embedding", "train_inputs", "train_targets", "train_ic",
              "train_bucket", "val_inputs", "val_targets", "val_ic", "val_bucket")
 
@@ -235,20 +233,20 @@ def _read_checked(directory: Path) -> RunData:
         raise RunFormatError(f"records.csv: column(s) {', '.join(text)} hold non-numbers")
     records["valley_shape"] = records["valley_shape"].fillna("").astype(object)
     spectra = _load_npz(directory / "spectra.npz", ("epochs", "eigenvalues"))
-    weights = _load_npz(directory / "weights.npz", ("epochs", "W_K", "W_Q", "W_V", "W_h"))
+    weights = _load_npz(directory / "weights.npz", ("epochs", *BLOCKS))
     task = _load_npz(directory / "task.npz", TASK_KEYS)
     P, d = param_count(config.d), config.d
     eig = spectra["eigenvalues"]
     if eig.ndim != 2 or (eig.size and eig.shape[1] != P) or spectra["epochs"].shape != (len(eig),):
         raise RunFormatError(f"spectra.npz: eigenvalues shape {eig.shape} does not fit d = {d} (P = {P})")
     W = len(weights["epochs"])
-    shapes = {"W_K": (W, d, d), "W_Q": (W, d, d), "W_V": (W, d, d), "W_h": (W, markov.VOCAB, d)}
+    shapes = {name: (W, *shape) for name, shape in block_shapes(d).items()}
     for name, shape in shapes.items():
         if weights[name].shape != shape:
             raise RunFormatError(f"weights.npz: {name} has shape {weights[name].shape}, expected {shape}")
     if W == 0:
         raise RunFormatError("weights.npz holds no epochs")
-    thetas = np.concatenate([weights[n].reshape(W, -1) for n in ("W_K", "W_Q", "W_V", "W_h")], axis=1)
+    thetas = np.concatenate([weights[n].reshape(W, -1) for n in BLOCKS], axis=1)
     optimizer = None
     if (directory / "optimizer.npz").is_file():
         optimizer = _load_npz(directory / "optimizer.npz", ("epochs", "exp_avg", "exp_avg_sq", "steps"))

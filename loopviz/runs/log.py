@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import RunConfig
+from .status import Status
 
 METRICS = ("loss", "val_loss", "grad_norm", "acc_low", "acc_high", "acc_all",
            "val_acc_low", "val_acc_high", "val_acc_all")
@@ -40,7 +41,7 @@ class RunLog:
     """What a run has produced so far. One writer appends; readers call snapshot()."""
 
     config: RunConfig
-    status: str = "running"
+    status: Status = Status.RUNNING
     message: str = ""
     diverged_epoch: int | None = None
     records: list[EpochRecord] = field(default_factory=list)
@@ -57,7 +58,7 @@ class RunLog:
         with self.lock:
             self.spectra[epoch] = eigenvalues
 
-    def finish(self, status: str, message: str = "") -> None:
+    def finish(self, status: Status, message: str = "") -> None:
         with self.lock:
             self.status, self.message, self.finished = status, message, time.time()
 
@@ -69,13 +70,23 @@ class RunLog:
 
     @property
     def done(self) -> bool:
-        return self.status != "running"
+        return self.status != Status.RUNNING
 
     def work(self) -> tuple[int, int]:
         """(units done, units in all) for progress bars: one per epoch, one per spectrum."""
         epoch = self.records[-1].epoch if self.records else 0
         total = self.config.epochs + len(spectrum_epochs(self.config, self.config.epochs))
         return epoch + len(self.spectra), total
+
+    def eta(self, elapsed: float) -> float:
+        """Seconds left at the rate so far, given the seconds spent (nan before any work)."""
+        done, total = self.work()
+        return remaining_seconds(done / max(total, 1), elapsed)
+
+
+def remaining_seconds(fraction: float, elapsed: float) -> float:
+    """Linear ETA: the time to finish at the pace so far, elapsed · (1 − f) / f (nan at f = 0)."""
+    return elapsed / fraction - elapsed if fraction > 0 else float("nan")
 
 
 def spectrum_epochs(config: RunConfig, last_epoch: int) -> list[int]:

@@ -15,12 +15,13 @@ from pathlib import Path
 
 from ..config import RunConfig
 from .log import RunLog
+from .status import Status
 from .format import RunData, RunFormatError, read_run, run_data_from_log, write_run
 
 REPO = Path(__file__).resolve().parent.parent.parent
 BUNDLED_DIR = REPO / "assets"
 DEFAULT_STORE = Path(os.environ.get("LOOPVIZ_STORE", REPO / "runs"))
-STORED_STATUSES = ("complete", "diverged")
+STORED_STATUSES = (Status.COMPLETE, Status.DIVERGED)
 FINISHED_KEPT = 8        # ended jobs a registry remembers (for their messages); older ones are dropped
 MAX_PER_OWNER = 6        # unfinished jobs one session may have: the server is shared
 MAX_WAITING = 16         # jobs waiting in all: beyond this, Train is refused until the queue drains
@@ -120,7 +121,7 @@ class Job:
     @property
     def retryable(self) -> bool:
         """Ended without a result (cancelled or failed): training it again starts a new job."""
-        return self.log.done and self.log.status in ("cancelled", "failed")
+        return self.log.done and self.log.status in (Status.CANCELLED, Status.FAILED)
 
 
 class JobRegistry:
@@ -186,12 +187,12 @@ class JobRegistry:
         import torch  # loaded with the first job, not with the first page
 
         from .execute import execute
-        torch.set_num_threads(1)  # beside the server a single thread is 10× faster (DESIGN.md)
+        torch.set_num_threads(1)  # beside the server a single thread is 10× faster (docs/background.md §4)
         with self.slots:
             with self.lock:  # against _cancel: a job is either still waiting (and ended there) or started
                 if job.cancel.is_set():
                     if not job.log.done:
-                        job.log.finish("cancelled", "cancelled before it started")
+                        job.log.finish(Status.CANCELLED, "cancelled before it started")
                     return
                 job.started_at = time.time()
             # SHIFT reuses the stored Single run's Stage I (records and spectra).

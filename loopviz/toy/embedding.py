@@ -27,9 +27,28 @@ def make_embedding(kind: str, d: int, n_positions: int, data_seed: int) -> tuple
     raise ValueError(f"unknown embedding kind {kind!r}")
 
 
+# The θ layout, defined here once: θ = [W_K, W_Q, W_V, W_h] flattened row-major, each
+# block's shape below (models.unflatten, landscape's per-block spectra and weights.npz use it).
+BLOCKS = ("W_K", "W_Q", "W_V", "W_h")
+
+
+def block_shapes(d: int) -> dict[str, tuple[int, int]]:
+    """Each weight matrix's shape: W_K, W_Q, W_V are d × d, the readout W_h is V × d."""
+    return {"W_K": (d, d), "W_Q": (d, d), "W_V": (d, d), "W_h": (VOCAB, d)}
+
+
+def block_slices(d: int) -> dict[str, slice]:
+    """Where each weight matrix sits in θ."""
+    slices, start = {}, 0
+    for name, (rows, cols) in block_shapes(d).items():
+        slices[name] = slice(start, start + rows * cols)
+        start += rows * cols
+    return slices
+
+
 def param_count(d: int) -> int:
     """P = 3 d² + V d trainable parameters."""
-    return 3 * d * d + VOCAB * d
+    return block_slices(d)["W_h"].stop
 
 
 def init_weights(d: int, scale: float, seed: int) -> np.ndarray:

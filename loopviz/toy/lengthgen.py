@@ -28,7 +28,7 @@ import torch
 
 from .. import stats
 from . import markov, models
-from ..config import MODELS
+from ..config import MODELS, overwrite_refused
 from ..runs.format import RunData, RunFormatError, read_run
 
 PAPER_LENGTHS = (8, 11, 14, 17)
@@ -284,8 +284,8 @@ def command_length_gen(args: argparse.Namespace) -> int:
         if not found:
             raise LengthGenError(f"no run directories {', '.join(MODELS)} under {root}")
         out = Path(args.out) if args.out else None
-        if out is not None and out.exists() and not args.force:
-            raise LengthGenError(f"{out} already exists; use another --out or --force to overwrite")
+        if out is not None and (refusal := overwrite_refused([out], args.force)):
+            raise LengthGenError(refusal)
         runs = [read_run(path) for path in found]
         for run in runs:
             if run.status == "diverged" and np.isfinite(run.thetas[-1]).all():

@@ -1,4 +1,4 @@
-"""The synthetic Markov language task (paper App. E.1.1, SPEC §1).
+"""The synthetic Markov language task (paper App. E.1.1; docs/background.md §1).
 
 A sequence X = (x0, ..., x_{L-1}) over V = 3 symbols has
     P(X) = P(x0) · T1[x0, x1] · T2[x1, x2] · T3[x2, x3] · T1[x3, x4] · ...
@@ -25,7 +25,7 @@ def make_transitions(kind: str, concentration: float, rng: np.random.Generator) 
     """Three distinct random row-stochastic V×V matrices, shape [3, V, V].
 
     dirichlet: each row ~ Dirichlet(concentration · 1); uniform: rows of U(0, 1)
-    entries, normalised to sum to one (SPEC §7 calls these 'normalised-uniform').
+    entries, normalised to sum to one (docs/background.md §2 calls these 'normalised-uniform').
     """
     if kind == "dirichlet":
         return rng.dirichlet(np.full(VOCAB, concentration), size=(N_TRANSITIONS, VOCAB))
@@ -170,7 +170,7 @@ def memorisation_ceiling(task: Task) -> dict[str, float]:
     """Best training accuracy any function of (x0, x1, x2) can reach: per-context majority.
 
     Above the Bayes accuracy, training accuracy can only come from memorising the
-    draw's own per-context majorities (SPEC §7); this is that ceiling.
+    draw's own per-context majorities (docs/background.md §2); this is that ceiling.
     """
     majority = np.argmax(count_table(task.train), axis=1)
     return bucket_accuracy(majority[context_index(task.train)] == task.train[:, -1], task.train_bucket)
@@ -215,7 +215,7 @@ def _inverse_cdf(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 def sample_sequences(transitions: np.ndarray, length: int, n: int, alpha: float,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """n sequences of `length` drawn exactly ∝ P(X)^α, and their IC (App. E.1.3, SPEC §1).
+    """n sequences of `length` drawn exactly ∝ P(X)^α, and their IC (App. E.1.3; docs/background.md §1).
 
     P(X)^α = (1/V)^α Π_j T_j[x_{j-1}, x_j]^α factorises along the chain (T_j cyclic, as in
     `step_matrix`), so with A_j = T_j^α elementwise and backward messages β_j the target is

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from .embedding import init_weights, make_embedding, param_count  # noqa: F401 (part of the model's API)
+from .embedding import block_shapes, block_slices
 from .markov import VOCAB
+from .embedding import init_weights, make_embedding, param_count  # noqa: F401 (part of the model's API)
 
 
 def embed(contexts: torch.Tensor, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
@@ -25,9 +26,8 @@ def embed(contexts: torch.Tensor, token: torch.Tensor, position: torch.Tensor) -
 
 def unflatten(theta: torch.Tensor, d: int) -> tuple[torch.Tensor, ...]:
     """θ → (W_K, W_Q, W_V, W_h) as views."""
-    dd = d * d
-    return (theta[:dd].view(d, d), theta[dd:2 * dd].view(d, d),
-            theta[2 * dd:3 * dd].view(d, d), theta[3 * dd:].view(VOCAB, d))
+    shapes = block_shapes(d)
+    return tuple(theta[s].view(*shapes[name]) for name, s in block_slices(d).items())
 
 
 def logits(theta: torch.Tensor, E0: torch.Tensor, loops: int) -> torch.Tensor:
@@ -65,6 +65,6 @@ def weighted_cross_entropy(out: torch.Tensor, counts: torch.Tensor) -> torch.Ten
     (per run with a leading run axis: [R, B, V] → [R]).
 
     Σ_i Σ_y counts[i, y] · (−log softmax(out_i)_y) / Σ counts: the same number as the
-    per-sample mean over every copy (the distinct-row trick of DESIGN.md).
+    per-sample mean over every copy (the distinct-row trick, docs/background.md §2).
     """
     return -(counts * torch.log_softmax(out, dim=-1)).sum(dim=(-2, -1)) / counts.sum(dim=(-2, -1))

@@ -70,7 +70,8 @@ def parse_query(params: dict[str, str], default: RunConfig) -> tuple[RunConfig, 
         try:
             value = getattr(RunConfig.from_dict({**values, knob.name: raw}), knob.name)
         except ConfigError as exc:
-            notes[knob.name] = f"query parameter {knob.name}={raw!r} ignored ({exc}); using {getattr(default, knob.name)!r}"
+            notes[knob.name] = (f"query parameter {knob.name}={raw!r} ignored ({exc}); "
+                                f"using {getattr(default, knob.name)!r}")
             continue
         if not _in_range(knob, value):
             notes[knob.name] = (f"query parameter {knob.name}={raw!r} is outside the app's range; "

@@ -9,6 +9,7 @@ import streamlit as st
 
 from ..config import RunConfig
 from ..runs.log import spectrum_epochs
+from ..runs.status import Status
 from ..runs.format import RunData, RunFormatError, read_run, run_data_from_log, task_arrays
 from ..runs.store import STORED_STATUSES, JobRegistry, QueueFull, RunStore, operator_setting
 from . import present
@@ -139,7 +140,7 @@ def progress_panel(configs: dict[str, RunConfig]) -> None:
         if job is None:
             # A stored diverged run says so in every process, not only in the one that trained it.
             stored = current_run(config)
-            if stored is not None and stored.status == "diverged":
+            if stored is not None and stored.status == Status.DIVERGED:
                 st.error(f"{label}: {stored.meta.get('message') or 'diverged'}; the curves up to it are kept")
             continue
         log = job.log.snapshot()
@@ -159,17 +160,18 @@ def progress_panel(configs: dict[str, RunConfig]) -> None:
         units, total = log.work()
         done = units / max(total, 1)
         elapsed = (log.finished or time.time()) - (job.started_at or log.started)
-        if log.status == "running":
-            eta = f"ETA {elapsed / done - elapsed:.0f} s" if done > 0 else "ETA after the first epoch"
+        if log.status == Status.RUNNING:
+            eta = log.eta(elapsed)
+            eta_text = f"ETA {eta:.0f} s" if eta == eta else "ETA after the first epoch"   # nan before any work
             spectra = (f"spectra {len(log.spectra)}/{n_spectra}" if log.spectra or not n_spectra
-                       else "spectra: starting the worker process")
+                       else "spectra: starting")
             st.progress(min(done, 1.0), text=f"{label}: epoch {epoch}/{config.epochs}, {spectra}, "
-                                             f"{elapsed:.0f} s, {eta}")
-        elif log.status == "complete":
+                                             f"{elapsed:.0f} s, {eta_text}")
+        elif log.status == Status.COMPLETE:
             st.success(f"{label}: complete in {elapsed:.1f} s ({len(log.records)} epochs, {len(log.spectra)} spectra)")
-        elif log.status == "diverged":
+        elif log.status == Status.DIVERGED:
             st.error(f"{label}: {log.message}; the curves up to it are kept")
-        elif log.status == "cancelled":
+        elif log.status == Status.CANCELLED:
             st.warning(f"{label}: {log.message}")
         else:
             st.error(f"{label}: failed: {log.message}")
