@@ -251,6 +251,25 @@ def shift_curve_at(driver, epoch: int) -> bool:
         "return names.includes('SHIFT train') && notes.includes('switch at ' + arguments[0]);", epoch)
 
 
+
+def click_if_present(browser, xpath: str, tries: int = 10) -> float | None:
+    """Click the element if it is (still) there and return when; None if it is gone. The live
+    fragment redraws every second, so a found element can go stale before the click lands."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(tries):
+        found = browser.find_elements(By.XPATH, xpath)
+        if not found:
+            return None
+        try:
+            clicked = time.time()
+            found[0].click()
+            return clicked
+        except StaleElementReferenceException:
+            time.sleep(0.2)
+    return None
+
+
 def test_a_lecturer_clicks_through_scrubs_and_plays(server, browser, capsys):
     url, _, _ = server
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -321,10 +340,8 @@ def test_a_lecturer_clicks_through_scrubs_and_plays(server, browser, capsys):
     assert_no_exception(browser)
     browser.save_screenshot(str(ARTIFACTS / "shift-scrubbed.png"))
     # Cancel answers at once.
-    cancel = browser.find_elements(By.XPATH, '//button[contains(., "Cancel this SHIFT run")]')
-    if cancel:
-        clicked = time.time()
-        cancel[0].click()
+    clicked = click_if_present(browser, '//button[contains(., "Cancel this SHIFT run")]')
+    if clicked is not None:
         assert wait_for(lambda: re.search(r"cancelling…|cancelled", browser.find_element(By.TAG_NAME, "body").text), 20)
         timings["Cancel → feedback"] = time.time() - clicked
         assert wait_for(lambda: "SHIFT: cancelled" in browser.find_element(By.TAG_NAME, "body").text, 60), \
