@@ -11,7 +11,6 @@ from loopviz.config import RunConfig
 from loopviz.plots import shift as shift_plots
 from loopviz.plots import training as plots
 from loopviz.runs.format import RunData
-from loopviz.toy.training import prepare
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import sidebar_config, warn_refused_int
 from loopviz.ui import present
@@ -130,8 +129,7 @@ def shift_timing(sweep: pd.DataFrame | None, epoch: int, t_looped: float, t_shif
 @st.cache_data(max_entries=8, show_spinner=False)
 def switch_jump(config_json: str, epoch: int, _theta) -> dict:
     """Single and Looped loss and gradient norm at the Single weights of the switch epoch (cached by epoch)."""
-    cfg = RunConfig.from_json(config_json)
-    return shift.switch_jump(prepare(cfg), _theta, cfg.loops)
+    return shift.switch_jump_of(config_json, _theta)
 
 
 def body() -> None:
@@ -179,8 +177,7 @@ else:
 
 @st.cache_data(max_entries=8, show_spinner="Measuring Theorem 3 along the Single run…")
 def theorem3(config_json: str, epochs: tuple[int, ...], _thetas) -> dict:
-    cfg = RunConfig.from_json(config_json)
-    return shift.theorem3_table(prepare(cfg), list(epochs), _thetas, cfg.loops)
+    return shift.theorem3_of(config_json, list(epochs), _thetas)
 
 
 st.subheader("Theorem 3: a shared river upstream")

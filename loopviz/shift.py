@@ -7,15 +7,23 @@
   of the Single (L1) and Looped (L2) losses at the same weights.
 - `assumption4_distance`: how far W_K, W_Q, W_V are from Assumption 4 (a PSD diagonal
   plus a dense part of much smaller spectral norm).
+
+torch is imported only inside the functions that differentiate, so the SHIFT page imports
+this module without torch; it calls `switch_jump_of` and `theorem3_of`, which take a config
+as JSON and build the problem themselves.
 """
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from .toy import markov, models
-from .toy.embedding import block_slices
-from .toy.training import DTYPE, Problem
+import numpy as np
+
+from .config import RunConfig
+from .toy import markov
+from .toy.embedding import block_shapes, block_slices
+
+if TYPE_CHECKING:
+    from .toy.training import Problem
 
 SCP_DEFAULTS = {"delta1": 0.01, "plateau_epochs": 20, "patience": 20, "delta2": 0.1}
 SCP_WAITS = ("patience", "gradient")
@@ -67,6 +75,9 @@ def speedup(looped_seconds: float, shift_seconds: float) -> float:
 
 
 def _grad(problem: Problem, theta: np.ndarray, loops: int) -> np.ndarray:
+    import torch
+
+    from .toy.training import DTYPE
     t = torch.tensor(theta, dtype=DTYPE, device=problem.device, requires_grad=True)
     (g,) = torch.autograd.grad(problem.loss(t, loops), t)
     return g.detach().cpu().numpy()
@@ -77,6 +88,9 @@ def switch_jump(problem: Problem, theta: np.ndarray, loops: int) -> dict[str, fl
     the Single (T = 1) and Looped (T = loops) loss and gradient norm at the same θ, and
     ln V, the loss of a uniform guess: a Looped loss above it means Stage II restarts
     from worse than chance."""
+    import torch
+
+    from .toy.training import DTYPE
     out = {"chance_loss": float(np.log(markov.VOCAB))}
     for name, T in (("single", 1), ("looped", loops)):
         t = torch.tensor(theta, dtype=DTYPE, device=problem.device, requires_grad=True)
@@ -106,9 +120,10 @@ def gradient_alignment(problem: Problem, theta: np.ndarray, loops: int) -> dict[
 def assumption4_distance(theta: np.ndarray, d: int) -> dict[str, float]:
     """Per weight W ∈ {K, Q, V}: ‖W − diag(W)‖₂ / ‖diag(W)‖₂ (Assumption 4 wants ≪ 1) and
     the share of negative diagonal entries (a PSD diagonal has none)."""
-    W_K, W_Q, W_V, _ = (w.numpy() for w in models.unflatten(torch.as_tensor(theta), d))
+    theta, shapes = np.asarray(theta), block_shapes(d)
     out = {}
-    for name, W in (("K", W_K), ("Q", W_Q), ("V", W_V)):
+    for name in ("K", "Q", "V"):
+        W = theta[block_slices(d)["W_" + name]].reshape(shapes["W_" + name])   # θ's row-major blocks
         D = np.diag(np.diag(W))
         diag_norm = np.abs(np.diag(W)).max()
         out[f"offdiag_ratio_{name}"] = float(np.linalg.norm(W - D, 2) / diag_norm) if diag_norm > 0 else float("inf")
@@ -124,3 +139,18 @@ def theorem3_table(problem: Problem, epochs: np.ndarray, thetas: np.ndarray, loo
     for key in rows[0] if rows else ():
         table[key] = np.array([row[key] for row in rows])
     return table
+
+
+def switch_jump_of(config_json: str, theta: np.ndarray) -> dict[str, float]:
+    """`switch_jump` at θ for a configuration given as JSON (the page's cache key): the
+    problem is built here, so its caller needs neither torch nor the training module."""
+    from .toy.training import prepare
+    config = RunConfig.from_json(config_json)
+    return switch_jump(prepare(config), theta, config.loops)
+
+
+def theorem3_of(config_json: str, epochs: list[int], thetas: np.ndarray) -> dict[str, np.ndarray]:
+    """`theorem3_table` for a configuration given as JSON, likewise."""
+    from .toy.training import prepare
+    config = RunConfig.from_json(config_json)
+    return theorem3_table(prepare(config), epochs, thetas, config.loops)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+from typing import Iterable
 
 import numpy as np
 
@@ -98,8 +99,8 @@ class SpectrumPool:
             worker.close()
 
 
-def stage_one(config: RunConfig, problem: Problem, prior=None) -> tuple[list[EpochRecord], TrainState,
-                                                                        dict[int, np.ndarray]]:
+def stage_one(config: RunConfig, problem: Problem, prior=None, cancel: threading.Event | None = None
+              ) -> tuple[list[EpochRecord], TrainState | None, dict[int, np.ndarray]]:
     """SHIFT's Stage I: Single-Attn for epochs 0..shift_epoch, and the state to continue from.
 
     When `prior` (the Single run of the same config, a RunData) stores Adam's state
@@ -107,7 +108,8 @@ def stage_one(config: RunConfig, problem: Problem, prior=None) -> tuple[list[Epo
     Adam moments at the switch. Otherwise training is replayed, and the prior's records
     and spectra are reused if it holds the same weights at the switch. Either way
     epochs 0..S of the SHIFT run equal the Single run's exactly, and Stage II starts
-    from the same state bit for bit (tested).
+    from the same state bit for bit (tested). A set `cancel` stops a replay between
+    epochs: the records so far come back with no state (Stage II must not start).
     """
     single = config.replace(model="single")
     S = config.shift_epoch
@@ -120,7 +122,11 @@ def stage_one(config: RunConfig, problem: Problem, prior=None) -> tuple[list[Epo
         state = TrainState(S, prior.thetas[S].copy(), adam, records[-1].seconds)
         return records, state, {int(e): eig for e, eig in zip(prior.spectrum_epochs, prior.eigenvalues) if e <= S}
     trainer = Trainer(single, problem)
-    records = list(trainer.run(until=config.shift_epoch))
+    records = []
+    for record in trainer.run(until=config.shift_epoch):
+        records.append(record)
+        if cancel is not None and cancel.is_set() and record.epoch < S:
+            return records, None, {}
     state = trainer.state()
     spectra: dict[int, np.ndarray] = {}
     if (prior is not None and prior.config.key() == single.key() and len(prior.thetas) > S
@@ -155,25 +161,36 @@ def execute(config: RunConfig, log: RunLog | None = None, cancel: threading.Even
     cancel = cancel or threading.Event()
     pool = None
     try:
-        problem = problem or prepare(config)
-        if config.model == "shift":
-            first, resume, reused = stage_one(config, problem, prior)
+        # The cancel event is checked at every stage boundary (problem, Stage I, worker
+        # start) and once per epoch, so a cancelled or superseded job frees its core at once.
+        first: list[EpochRecord] = []   # SHIFT's Stage I, read or replayed before the epoch loop
+        later: Iterable[EpochRecord] = ()
+        if not cancel.is_set():
+            problem = problem or prepare(config)
+        if config.model == "shift" and not cancel.is_set():
+            first, resume, reused = stage_one(config, problem, prior, cancel)
             for epoch, eig in reused.items():
                 log.add_spectrum(epoch, eig)
-            # Stage II is a lazy generator: the loop below stops at a diverged Stage I
-            # record before Stage II trains a single step.
-            records = itertools.chain(first, Trainer(config, problem, resume).run(include_current=False))
-        else:
-            records = Trainer(config, problem).run()
+            if resume is not None:
+                # Stage II is a lazy generator: the loop below stops at a diverged or cancelled
+                # Stage I record before Stage II trains a single step.
+                later = Trainer(config, problem, resume).run(include_current=False)
+        elif not cancel.is_set():
+            later = Trainer(config, problem).run()
+        if not cancel.is_set():
+            pool = SpectrumPool(config, problem, workers)
         wanted = set(spectrum_epochs(config, config.epochs))
-        pool = SpectrumPool(config, problem, workers)
         batch: list[tuple[int, np.ndarray, int]] = []
         requested: set[int] = set()   # epochs whose spectrum is computed or on its way
-        for record in records:
+        for n, record in enumerate(itertools.chain(first, later if pool is not None else ())):
             log.add_record(record)
             if record.diverged:
                 log.diverged_epoch = record.epoch
                 break
+            if cancel.is_set():
+                if n + 1 >= len(first):  # Stage I's records exist already: keep them all
+                    break
+                continue
             if record.epoch in wanted and record.epoch not in log.spectra:
                 batch.append((record.epoch, record.theta, record.loops))
                 requested.add(record.epoch)
@@ -182,18 +199,18 @@ def execute(config: RunConfig, log: RunLog | None = None, cancel: threading.Even
                 batch = []
             for epoch, eig in pool.harvest(wait=False):
                 log.add_spectrum(epoch, eig)
-            if cancel.is_set():
-                break
-        last = log.records[-1].epoch
-        if (last not in log.spectra and last not in requested and not log.records[-1].diverged
-                and config.hessian_every > 0):
-            batch.append((last, log.records[-1].theta, log.records[-1].loops))
         if not cancel.is_set():  # a cancelled run waits for no new spectrum
+            last = log.records[-1]
+            if (last.epoch not in log.spectra and last.epoch not in requested and not last.diverged
+                    and config.hessian_every > 0):
+                batch.append((last.epoch, last.theta, last.loops))
             pool.submit(batch)
-        for epoch, eig in pool.harvest(wait=True, cancel=cancel):
+        # After a cancel, only what has already come back is taken.
+        for epoch, eig in (pool.harvest(wait=not cancel.is_set(), cancel=cancel) if pool is not None else ()):
             log.add_spectrum(epoch, eig)
         if cancel.is_set():
-            log.finish("cancelled", f"cancelled at epoch {last}; {len(log.records)} records and "
+            where = f"at epoch {log.records[-1].epoch}" if log.records else "before its first epoch"
+            log.finish("cancelled", f"cancelled {where}; {len(log.records)} records and "
                                     f"{len(log.spectra)} spectra kept")
         elif log.diverged_epoch is not None:
             log.finish("diverged", f"diverged at epoch {log.diverged_epoch}: the loss or gradient is not finite")
