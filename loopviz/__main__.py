@@ -211,6 +211,13 @@ class Interrupts:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.signum is not None:
+            # Interrupted: the command is on its way out with exit_code. Python's finalisation
+            # resets a Python-level handler to SIG_DFL, so a second Ctrl-C landing while the
+            # interpreter shuts down would kill us (exit -2) instead: ignore further ones.
+            for signum in self.previous:
+                signal.signal(signum, signal.SIG_IGN)
+            return
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
 
