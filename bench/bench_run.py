@@ -6,9 +6,12 @@ sweep trained in one batch against one seed trained alone.
 Run: `python -m loopviz run --model single,looped` at the default config (d = 4, 600
 epochs, a spectrum every epoch), wall time of the whole process, against the wall
 time of `python -c "import torch"` started the same way; interleaved, min of repeats.
-Sweep: toy/batched.final_metrics_many over the sweep's 2 × seeds configs against
-sweeps.final_metrics of one seed's Single and Looped run, CPU time of this thread,
-min of repeats (the issue's goal: ≤ 1.5×).
+Sweep: toy/batched.final_metrics_many over the sweep's 2 × seeds configs, and the whole
+serial seed sweep (sweeps.sweep: chunks of seeds through toy/batched.py, ceilings, CSV),
+against sweeps.final_metrics of one seed's Single and Looped run, CPU time of this thread,
+min of repeats (the issue's goal: ≤ 1.5×); the sweep as it was before batching (every
+seed alone) once. `--sweep-only` skips the run figure; `--cluster N` also times the
+sweep on a LocalCluster of N workers (wall, worker start-up included).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from loopviz.config import RunConfig  # noqa: E402
-from loopviz.sweeps import final_metrics, seed_configs  # noqa: E402
+from loopviz.sweeps import final_metrics, plan, seed_configs, sweep  # noqa: E402
 from loopviz.toy.batched import final_metrics_many  # noqa: E402
 
 
@@ -50,27 +53,55 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--sweep-only", action="store_true", help="skip the default-run figure")
+    parser.add_argument("--cluster", type=int, default=0, help="also time the sweep on a LocalCluster of N workers")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if not args.sweep_only:
+        default_run(args.repeat)
+    sweep_figures(args)
+
+
+def default_run(repeat: int) -> None:
     imports, runs = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.repeat):
+        for i in range(repeat):
             imports.append(wall([sys.executable, "-c", "import torch"]))
             runs.append(wall([sys.executable, "-m", "loopviz", "run", "--out", f"{tmp}/{i}"]))
     floor, run = min(imports), min(runs)
     print(f"import torch: {floor:.2f} s wall | default run, Single + Looped, 600 epochs, 1202 spectra: "
           f"{run:.2f} s wall = ×{run / floor:.2f} import torch (goal ≤ 3)")
 
+
+def sweep_figures(args: argparse.Namespace) -> None:
+
     configs = [c.replace(model=m) for c in seed_configs(RunConfig(hessian_every=0), args.seeds, "both")
                for m in ("single", "looped")]
-    one, many = [], []
-    for _ in range(args.repeat):
-        one.append(cpu(lambda: [final_metrics(c) for c in configs[:2]]))
-        many.append(cpu(lambda: final_metrics_many(configs)))
-    print(f"one seed, Single + Looped alone: {min(one):.2f} s CPU | {args.seeds} seeds in one batch: "
-          f"{min(many):.2f} s CPU = ×{min(many) / min(one):.2f} one seed (goal ≤ 1.5); "
-          f"one by one would be ×{args.seeds}")
-
+    points = plan("seed", seed_configs(RunConfig(), args.seeds, "both"))
+    one, many, swept = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeat):
+            one.append(cpu(lambda: [final_metrics(c) for c in configs[:2]]))
+            many.append(cpu(lambda: final_metrics_many(configs)))
+            swept.append(cpu(lambda: sweep(points, Path(tmp) / f"{i}.csv", True, 0, None)))
+        # the sweep as it was before batching: each seed's two models trained alone (once: ~×seeds)
+        alone = cpu(lambda: [final_metrics(c) for c in configs])
+        if args.cluster:
+            start = time.perf_counter()
+            sweep(points, Path(tmp) / "cluster.csv", True, args.cluster, None)
+            cluster = time.perf_counter() - start
+            start = time.perf_counter()
+            [final_metrics(c) for c in configs[:2]]
+            one_wall = time.perf_counter() - start
+    base = min(one)
+    print(f"one seed, Single + Looped alone: {base:.2f} s CPU | {args.seeds} seeds in one batch "
+          f"(toy/batched.py): {min(many):.2f} s CPU = ×{min(many) / base:.2f} one seed")
+    print(f"sweep-seeds --seeds {args.seeds} --serial (sweeps.sweep: chunks, ceilings, CSV): "
+          f"{min(swept):.2f} s CPU = ×{min(swept) / base:.2f} one seed (goal ≤ 1.5); "
+          f"before batching (each seed alone): {alone:.2f} s CPU = ×{alone / base:.2f}")
+    if args.cluster:
+        print(f"sweep-seeds --seeds {args.seeds} --workers {args.cluster} (LocalCluster start included): "
+              f"{cluster:.2f} s wall = ×{cluster / one_wall:.2f} one seed's {one_wall:.2f} s wall")
 
 if __name__ == "__main__":
     main()

@@ -9,10 +9,17 @@ back as tasks finish and each is appended to the output as one fsynced line, so 
 killed sweep keeps every finished point and a rerun with the same --out skips them.
 A point's row depends only on its config (float64, one thread), so it is the same bit
 for bit wherever it ran; only the columns ending in "seconds" measure time.
+
+Seed sweeps: the points left to do are grouped into tasks of many seeds of one
+configuration (chunks), trained together by toy/batched.py (one batched forward/backward
+per model, rows bit for bit those of one-seed training), so 20 seeds cost about two
+single runs. Rows stay keyed per seed: a chunk appends one row per seed, and a rerun
+rechunks only the seeds not yet written.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import logging
@@ -48,8 +55,9 @@ def default_workers() -> int:
 def train_curves(configs: list[RunConfig]) -> list[dict[str, np.ndarray]]:
     """Per-epoch metrics (epochs 0..E) and training seconds of each config, spectra off.
 
-    The one place a sweep trains: a trainer that batches seeds in one tensor can
-    replace this loop, config list in, list of curves out, without touching the rest.
+    The atlas trains here, one run at a time: it needs every metric's per-epoch curve
+    (and the final θ for spectra), which toy/batched.py does not record. Seed sweeps
+    need final metrics only and train in batches (seed_rows).
     """
     import torch
 
@@ -92,19 +100,41 @@ def _ceilings(config: RunConfig) -> dict[str, float]:
 # ------------------------------------------------------------------ points
 def seed_point(base: RunConfig) -> dict[str, float]:
     """Both models of one seed, plus the task's Bayes and memorisation ceilings."""
-    row: dict[str, float] = {"seed": base.seed, "data_seed": base.data_seed}
-    for model in ("single", "looped"):
-        for name, value in final_metrics(base.replace(model=model)).items():
-            row[f"{model}_{name}"] = value
-    task = markov.task_for(base)
-    for name, value in markov.bayes_accuracy(task).items():
-        row[f"bayes_{name}"] = value
-    for name, value in markov.memorisation_ceiling(task).items():
-        row[f"memorise_{name}"] = value
-    row["gap_acc_high"] = row["looped_acc_high"] - row["single_acc_high"]
-    row["gap_val_acc_all"] = row["looped_val_acc_all"] - row["single_val_acc_all"]
-    row["gap_val_acc_high"] = row["looped_val_acc_high"] - row["single_val_acc_high"]
-    return row
+    return seed_rows([base])[0]
+
+
+def seed_rows(bases: list[RunConfig]) -> list[dict[str, float]]:
+    """seed_point of many seeds of one configuration, trained together by toy/batched.py
+    (one batched forward/backward per model; rows equal those of one-seed training bit for
+    bit, "seconds" aside, which is each run's share of its batch's training time)."""
+    import torch
+
+    from .toy.batched import final_metrics_many  # imported in the worker: summaries need no torch
+
+    torch.set_num_threads(1)
+    models = ("single", "looped")
+    finals = final_metrics_many([base.replace(model=m) for base in bases for m in models])
+    rows = []
+    for i, base in enumerate(bases):
+        row: dict[str, float] = {"seed": base.seed, "data_seed": base.data_seed}
+        for j, model in enumerate(models):
+            metrics = finals[len(models) * i + j]
+            for name, value in metrics.items():   # the types final_metrics gives
+                if name not in ("epoch", "diverged", "seconds"):
+                    row[f"{model}_{name}"] = float(value)
+            row[f"{model}_epoch"] = int(metrics["epoch"])
+            row[f"{model}_diverged"] = bool(metrics["diverged"])
+            row[f"{model}_seconds"] = float(metrics["seconds"])
+        task = markov.task_for(base)
+        for name, value in markov.bayes_accuracy(task).items():
+            row[f"bayes_{name}"] = value
+        for name, value in markov.memorisation_ceiling(task).items():
+            row[f"memorise_{name}"] = value
+        row["gap_acc_high"] = row["looped_acc_high"] - row["single_acc_high"]
+        row["gap_val_acc_all"] = row["looped_val_acc_all"] - row["single_val_acc_all"]
+        row["gap_val_acc_high"] = row["looped_val_acc_high"] - row["single_val_acc_high"]
+        rows.append(row)
+    return rows
 
 
 def shift_point(config: RunConfig) -> dict[str, float]:
@@ -170,6 +200,39 @@ def run_point(point: Point) -> dict:
     return {"key": point.key, **function(RunConfig.from_json(point.config_json), **dict(point.options))}
 
 
+def run_chunk(points: tuple[Point, ...]) -> list[dict]:
+    """The task: the rows of a chunk of points (see chunks). Seed points are trained
+    together (seed_rows); any other kind, one point at a time."""
+    if points[0].kind == "seed":
+        rows = seed_rows([RunConfig.from_json(p.config_json) for p in points])
+        return [{"key": p.key, **row} for p, row in zip(points, rows)]
+    return [run_point(p) for p in points]
+
+
+# Seeds of one configuration trained in one task: enough to make a batch's per-call
+# overhead small, few enough that rows still stream back and a killed task loses little.
+SEED_CHUNK = 32
+
+
+def chunks(points: list[Point], slots: int) -> list[tuple[Point, ...]]:
+    """The tasks for `points`: seed points of one configuration (all fields but seed and
+    data_seed the same) in chunks spread over `slots` workers, at most SEED_CHUNK each;
+    every other point alone. Chunking follows the points left to do, so rows stay keyed
+    per seed and a resumed sweep rechunks only the seeds not yet written."""
+    groups: dict[str, list[Point]] = {}
+    out: list[tuple[Point, ...]] = []
+    for point in points:
+        if point.kind != "seed":
+            out.append((point,))
+            continue
+        shape = RunConfig.from_json(point.config_json).replace(seed=0, data_seed=0).key()
+        groups.setdefault(shape, []).append(point)
+    for members in groups.values():
+        size = min(SEED_CHUNK, -(-len(members) // max(1, slots)))
+        out.extend(tuple(members[i:i + size]) for i in range(0, len(members), size))
+    return out
+
+
 def plan(kind: str, configs: Iterable[RunConfig], **options) -> list[Point]:
     """Points for configs; a config that appears k times (timed repeats) gets keys
     KEY-r0 ... KEY-r(k-1), so each repeat is its own row."""
@@ -211,23 +274,31 @@ def run_points(points: list[Point], workers: int, scheduler: str | None = None) 
     if not points:
         return
     if workers == 0 and not scheduler:
-        for point in points:
-            yield run_point(point)
+        for chunk in chunks(points, 1):
+            yield from run_chunk(chunk)
         return
     from distributed import as_completed
 
     client, cluster = _client(workers, scheduler)
     futures = []
     try:
-        # Explicit keys: a resubmitted point (a resumed sweep on a live cluster) is the same task.
-        futures = [client.submit(run_point, p, key=f"loopviz-{p.kind}-{p.key}", pure=False) for p in points]
+        tasks = chunks(points, sum(client.nthreads().values()) or workers)
+        # Explicit keys: a resubmitted chunk (a resumed sweep on a live cluster) is the same task.
+        futures = [client.submit(run_chunk, chunk, key=_task_key(chunk), pure=False) for chunk in tasks]
         for future in as_completed(futures):
-            yield future.result()
+            yield from future.result()
     finally:
         client.cancel(futures)
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _task_key(chunk: tuple[Point, ...]) -> str:
+    if len(chunk) == 1:
+        return f"loopviz-{chunk[0].kind}-{chunk[0].key}"
+    digest = hashlib.sha256("\n".join(p.key for p in chunk).encode()).hexdigest()[:16]
+    return f"loopviz-{chunk[0].kind}-{chunk[0].key}-x{len(chunk)}-{digest}"
 
 
 # ------------------------------------------------------------------ the output file
