@@ -81,7 +81,7 @@ OPTION_HELP = {
                 "gradient norm (ours)",
     "entropy_definition": "Hessian entropy / MI: histogram of |λ| on fixed log bins, or spectral p_i = |λ_i| / Σ|λ| "
                           "(the paper's formula, App. E.1.2)",
-    "reset_optimizer": "SHIFT only: a fresh optimizer state at the switch (Adam moments, SGD momentum; default: keep it)",
+    "reset_optimizer": "SHIFT only: fresh optimizer state at the switch (Adam moments or SGD momentum; default: keep)",
 }
 CHOICES = {"model": MODELS, "optimizer": OPTIMIZERS,
            "embedding": EMBEDDINGS, "transitions": TRANSITION_KINDS, "device": DEVICES,
