@@ -26,6 +26,8 @@ LAM_MAX = 1.0          # both presets share the steepest cliff, so η means the 
 COUPLINGS = [-0.01, -0.003, -0.002, -0.001, 0.0, 0.001, 0.002, 0.003, 0.005, 0.01, 0.03, 0.1]
 DRIVES = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
 KAPPAS_V = [10, 30, 100, 300, 1000]
+NOISES = [0.0, 1e-4, 1e-3, 1e-2, 0.03, 0.1]
+MOMENTUM_MAX = 0.95
 # Every knob is in the URL (its key is the query parameter), so a link opens this exact view.
 URL = dict(bind="query-params", persist_state="session")
 
@@ -36,6 +38,53 @@ URL = dict(bind="query-params", persist_state="session")
 @st.cache_resource(max_entries=8, show_spinner=False)
 def run(single: tuple[float, ...], looped: tuple[float, ...], **knobs) -> q.Comparison:
     return q.compare_valleys(np.array(single), np.array(looped), **knobs)
+
+
+def refused(where, key: str, ok, fallback: float) -> None:
+    """Before a widget bound to `?key=` is drawn: a visible note when the URL's value is refused."""
+    raw = st.query_params.get(key)
+    if raw is None:
+        return
+    try:
+        good = bool(ok(raw))
+    except ValueError:
+        good = False
+    if not good:
+        where.warning(f"query parameter {key}={raw!r} is outside this knob's values; using {fallback:g}")
+
+
+def run_variant(problem: q.RiverValley, eta: float, steps: int, momentum: float, noise: float,
+                feedback: bool) -> q.Trajectory:
+    """Uncached: K Python steps of a d ≤ 200 matvec, ~tens of ms."""
+    return q.simulate_momentum(problem.H_valley, problem.H_rv, problem.h_r, problem.theta_v0, problem.theta_r0,
+                               eta, steps, momentum=momentum, noise=noise, feedback=feedback)
+
+
+def optimizer_sentences(eigenvalues: dict[str, np.ndarray], eta: float, momentum: float,
+                        noise: float) -> list[str]:
+    """What momentum and noise change, computed from the chosen η, μ, σ and each side's spectrum:
+    heavy ball is stable iff 0 < ηλ < 2(1 + μ) (q.momentum_stable); plain GD with noise σ settles to
+    η²σ²/(1 − (1 − ηλ)²) per direction (q.noise_floor_variance)."""
+    limit = 2 * (1 + momentum)
+    parts = []
+    for key, lam in eigenvalues.items():
+        stable = q.momentum_stable(lam, eta, momentum)
+        parts.append(f"{key}: η·λ_max = {eta * lam.max():.3g}, {int(stable.sum())} of {lam.size} directions "
+                     + ("converge" if stable.all() else "converge, the others diverge"))
+    lines = [f"**Momentum μ = {momentum:g}**: heavy ball converges along λ iff ηλ < 2(1 + μ) = {limit:.3g} "
+             f"(plain GD: ηλ < 2), so directions with 1 < ηλ < {limit:.3g} oscillate without diverging. "
+             f"At η = {eta:g} — " + "; ".join(parts) + "."]
+    if noise > 0:
+        floors = []
+        for key, lam in eigenvalues.items():
+            steep, flat = lam.max(), lam.min()
+            values = [f"{q.noise_floor_variance(x, eta, noise):.3g}" if 0 < eta * x < 2 else "none (diverges)"
+                      for x in (steep, flat)]
+            floors.append(f"{key} {values[0]} along λ = {steep:.3g}, {values[1]} along λ = {flat:.3g}")
+        lines.append(f"**Gradient noise σ = {noise:g}**: plain GD (μ = 0) settles to the stationary variance "
+                     "η²σ²/(1 − (1 − ηλ)²) per valley direction — " + "; ".join(floors) + "."
+                     + (" (That formula is for μ = 0; the dotted path here also has momentum.)" if momentum else ""))
+    return lines
 
 
 st.title("River valleys: U against V")
@@ -69,6 +118,14 @@ with st.expander("valley knobs", expanded=False) if present.enabled() else st.si
                                 help="Negative flips the push: the valley then drives the river "
                                      "upstream.")
     offset = st.slider("initial valley offset ‖θ_V,0‖", 0.0, 3.0, 1.0, 0.1, key="offset", **URL)
+    # Bad URL values are named here: Streamlit drops a value its widget refuses without a word.
+    refused(st, "momentum", lambda v: 0.0 <= float(v) <= MOMENTUM_MAX, 0.0)
+    momentum = st.slider("momentum μ (heavy ball)", 0.0, MOMENTUM_MAX, 0.0, 0.05, key="momentum", **URL,
+                         help="torch's SGD momentum: u ← μu + g, θ ← θ − ηu. Setting 1 only; the "
+                              "stability threshold moves from ηλ < 2 to ηλ < 2(1 + μ).")
+    refused(st, "noise", lambda v: float(v) in NOISES, 0.0)
+    noise = st.select_slider("gradient noise σ", NOISES, value=0.0, key="noise", **URL,
+                             help="g = ∇L + σξ, ξ ~ N(0, I) seeded: SGD's noise in Setting 1.")
     with st.expander("More knobs"):
         d_r = st.slider("river dimension d_R", 1, 50, 5, key="d_r", **URL)
         d_v = st.slider("valley dimension d_V (presets)", 2, MAX_DIM - d_r, 20, key="d_v", **URL)
@@ -153,8 +210,15 @@ direction = st.radio("valley direction drawn", ["steepest", "flattest"], horizon
 show_3d = st.checkbox("3D surface", key="show_3d", **URL)
 paths = {k: q.valley_direction(s.problem, s.run, direction) for k, s in sides.items()}
 progress = {k: q.river_progress(s.run.theta_r, s.problem.h_r) for k, s in sides.items()}
-x_range = vp.finite_range(*progress.values())
-y_range = vp.finite_range(*(p[2] for p in paths.values()))
+# Heavy ball and/or gradient noise (Setting 1): drawn dotted beside the plain GD path.
+variant_on = setting_no == 1 and (momentum > 0 or noise > 0)
+variants = {}
+if variant_on:
+    for k, s in sides.items():
+        traj = run_variant(s.problem, eta, steps, momentum, noise, feedback)
+        variants[k] = (q.river_progress(traj.theta_r, s.problem.h_r), q.valley_direction(s.problem, traj, direction)[2])
+x_range = vp.finite_range(*progress.values(), *(v[0] for v in variants.values()))
+y_range = vp.finite_range(*(p[2] for p in paths.values()), *(v[1] for v in variants.values()))
 grid_x = np.linspace(*x_range, 60)
 grid_y = np.linspace(*y_range, 60)
 colors = {"U": vp.U_COLOR, "V": vp.V_COLOR}
@@ -167,10 +231,13 @@ for col, (key, side) in zip(st.columns(2), sides.items()):
         st.markdown(f"**{key} ({role} side): {names[key]}** — d_V = {side.eigenvalues.size}, "
                     f"κ = {side.eigenvalues.max() / side.eigenvalues.min():.3g}")
         grid, lower, upper = q.slice_contours(lam_i, drive, cross, gamma, grid_x, grid_y)
-        present.chart(st, vp.path_figure(progress[key], coord, grid_x, lower, upper,
-                                       title=f"path, {direction} direction (λ = {lam_i:.3g})",
-                                       color=colors[key], x_range=x_range, y_range=y_range),
-                        key=f"path_{key}")
+        figure = vp.path_figure(progress[key], coord, grid_x, lower, upper,
+                                title=f"path, {direction} direction (λ = {lam_i:.3g})",
+                                color=colors[key], x_range=x_range, y_range=y_range)
+        if key in variants:
+            vp.add_variant_path(figure, *variants[key], color=colors[key],
+                                name=f"μ = {momentum:g}, σ = {noise:g}")
+        present.chart(st, figure, key=f"path_{key}")
         if show_3d:
             on_path = q.loss_slice(lam_i, drive, cross, gamma, progress[key], coord)
             present.chart(st, vp.surface_figure(progress[key], coord, on_path, grid_x, grid_y, grid,
@@ -180,6 +247,14 @@ for col, (key, side) in zip(st.columns(2), sides.items()):
 st.caption("Level sets (dark: low) of the loss on the plane spanned by the drawn valley "
            "direction and the river flow ĥ_R through θ = 0; the faint line is the whole path. Both "
            "panels share their axes.")
+if setting_no == 1:
+    for line in optimizer_sentences({k: s.eigenvalues for k, s in sides.items()}, eta, momentum, noise):
+        st.markdown(line)
+    if variant_on:
+        st.caption(f"Dotted: the same start under heavy ball μ = {momentum:g} with gradient noise σ = {noise:g} "
+                   "(seeded); the verdict above is plain GD's.")
+elif momentum > 0 or noise > 0:
+    st.caption("Momentum and gradient noise are drawn for Setting 1 only.")
 
 present.chart(st, vp.progress_loss_figure(progress, {k: s.run.loss for k, s in sides.items()}),
                 key="progress_loss")

@@ -32,6 +32,7 @@ from .config import (
     DEVICES,
     EMBEDDINGS,
     MODELS,
+    OPTIMIZERS,
     TRANSITION_KINDS,
     ConfigError,
     RunConfig,
@@ -54,8 +55,11 @@ OPTION_HELP = {
     "embedding": "random: seeded Gaussian token and position vectors; onehot: token ⊕ position one-hots (d ≥ 6)",
     "init_scale": "standard deviation of the Gaussian initial weights",
     "epochs": "training epochs (the paper: 600)",
-    "lr": "Adam learning rate (the paper: 1e-3)",
-    "batch_size": "minibatch size; 0 = full batch, one Adam step per epoch",
+    "lr": "learning rate of the optimizer (the paper: Adam at 1e-3)",
+    "batch_size": "minibatch size; 0 = full batch, one optimizer step per epoch",
+    "optimizer": "adam (the paper, App. E.1.1); sgd: SGD on minibatches of batch_size (> 0); gd: full-batch "
+                 "gradient descent (batch_size 0)",
+    "momentum": "sgd/gd only: torch SGD momentum μ in [0, 1) (heavy ball: u ← μu + g, θ ← θ − lr·u)",
     "seed": "seed of the initial weights and the minibatch order",
     "device": "where training runs: auto = CUDA when available, else CPU",
     "data_seed": "seed of the transitions, embeddings and the training/validation draws",
@@ -77,9 +81,10 @@ OPTION_HELP = {
                 "gradient norm (ours)",
     "entropy_definition": "Hessian entropy / MI: histogram of |λ| on fixed log bins, or spectral p_i = |λ_i| / Σ|λ| "
                           "(the paper's formula, App. E.1.2)",
-    "reset_optimizer": "SHIFT only: a fresh Adam state at the switch (default: keep its moments)",
+    "reset_optimizer": "SHIFT only: fresh optimizer state at the switch (Adam moments or SGD momentum; default: keep)",
 }
-CHOICES = {"model": MODELS, "embedding": EMBEDDINGS, "transitions": TRANSITION_KINDS, "device": DEVICES,
+CHOICES = {"model": MODELS, "optimizer": OPTIMIZERS,
+           "embedding": EMBEDDINGS, "transitions": TRANSITION_KINDS, "device": DEVICES,
            "keep_all_sequences": ("true", "false"), "reset_optimizer": ("true", "false")}
 
 

@@ -21,6 +21,7 @@ TRANSITION_KINDS = ("dirichlet", "uniform")
 DEVICES = ("auto", "cpu", "cuda")
 ENTROPY_DEFINITIONS = ("histogram", "spectral")   # curvature.py's two readings of p(|λ|)
 SCP_WAITS = ("patience", "gradient")               # shift.scp's two rules for E_shift
+OPTIMIZERS = ("adam", "sgd", "gd")                 # adam: the paper; sgd: minibatch; gd: full batch
 
 # Fields that change how a run executes but not what it computes (up to floating
 # point): excluded from the run's identity so that the store never recomputes them.
@@ -30,7 +31,7 @@ EXECUTION_FIELDS = ("device",)
 ANALYSIS_FIELDS = ("scp_wait",)
 # Fields added after runs were stored: left out of the identity at their default, so
 # every earlier stored run (which used that default) keeps its key and is still found.
-LATER_FIELDS = {"entropy_definition": "histogram"}
+LATER_FIELDS = {"entropy_definition": "histogram", "optimizer": "adam", "momentum": 0.0}
 
 
 class ConfigError(ValueError):
@@ -51,6 +52,12 @@ class RunConfig:
     epochs: int = 1500             # the paper trains 600; 1500 shows where both models end (README, Reproduction)
     lr: float = 1e-3
     batch_size: int = 0            # 0 = full batch (one Adam step per epoch)
+    # adam (the paper); sgd: torch.optim.SGD on minibatches of batch_size (> 0);
+    # gd: torch.optim.SGD on the full batch (batch_size 0), one step per epoch
+    optimizer: str = "adam"
+    # sgd/gd only: torch's SGD momentum (u <- mu u + g, theta <- theta - lr u; no dampening,
+    # no Nesterov), i.e. heavy ball theta' = theta - lr g + mu (theta - theta_prev) at a fixed lr
+    momentum: float = 0.0
     seed: int = 50                 # initial weights and minibatch order (50: see README, Reproduction)
     device: str = "auto"           # auto = CUDA when present, else CPU
     # -- task (App. E.1.1; docs/background.md §1) --
@@ -107,6 +114,16 @@ class RunConfig:
         need(0 < self.lr <= 10, f"lr must be in (0, 10], got {self.lr}")
         need(0 <= self.batch_size <= self.n_train,
              f"batch_size must be 0 (full batch) or at most n_train = {self.n_train}, got {self.batch_size}")
+        need(self.optimizer in OPTIMIZERS,
+             f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        need(self.optimizer != "adam" or self.momentum == 0,
+             f"momentum is used by sgd and gd only; optimizer adam needs momentum 0, got {self.momentum}")
+        need(self.optimizer != "sgd" or self.batch_size > 0,
+             "optimizer sgd trains on minibatches: set batch_size > 0 (or use optimizer gd for full batch)")
+        need(self.optimizer != "gd" or self.batch_size == 0,
+             f"optimizer gd is full-batch gradient descent: batch_size must be 0, got {self.batch_size} "
+             "(or use optimizer sgd for minibatches)")
         need(0 <= self.seed < 2**32 and 0 <= self.data_seed < 2**32,
              f"seed and data_seed must be in [0, 2^32), got {self.seed}, {self.data_seed}")
         need(self.concentration > 0, f"concentration must be > 0, got {self.concentration}")

@@ -52,7 +52,7 @@ def test_loops_schedule():
 
 def test_fields_added_later_load_from_old_files_and_keep_old_keys():
     old = RunConfig(epochs=600).to_dict()
-    for name in ("entropy_definition", "scp_wait"):
+    for name in ("entropy_definition", "scp_wait", "optimizer", "momentum"):
         old.pop(name)
     loaded = RunConfig.from_dict(old)      # a config.json written before the fields existed
     assert loaded.entropy_definition == "histogram" and loaded.scp_wait == "patience"

@@ -1,6 +1,7 @@
 """AppTest for app_pages/river_valley.py: presets, sliders, settings, and bad custom spectra."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,46 @@ def test_a_diverging_valley_says_diverges_not_nan_or_huge_percentages():
     assert "diverges" in text
     assert "nan" not in text.lower().replace("nanswer", "")
     assert not re.search(r"\d{7,}|e\+\d", text), text  # no 1.3e+75 force, no 136167172169811869696.0 %
+
+
+def momentum_text(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("**Momentum μ"))
+
+
+def test_momentum_from_the_url_moves_the_threshold_and_draws_the_heavy_ball_path():
+    """At η = 2.2, λ_max = 1: plain GD diverges along the steepest direction (ηλ ≥ 2); with
+    μ = 0.5 heavy ball converges there (ηλ < 2(1 + μ) = 3), and the sentence says so."""
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params.update({"eta": "2.2"})
+    at.run()
+    plain = momentum_text(at)
+    assert "ηλ < 2(1 + μ) = 2 " in plain and "the others diverge" in plain
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params.update({"eta": "2.2", "momentum": "0.5", "noise": "0.01"})
+    at.run()
+    assert not at.exception and not at.warning
+    assert by_label(at.slider, "momentum").value == 0.5
+    heavy = momentum_text(at)
+    assert heavy != plain and "ηλ < 2(1 + μ) = 3 " in heavy and "the others diverge" not in heavy
+    assert any(m.value.startswith("**Gradient noise σ = 0.01**") for m in at.markdown)
+    names = [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "μ = 0.5, σ = 0.01" in names          # the dotted heavy-ball path is drawn
+
+
+def test_noise_sentence_is_the_closed_form_variance():
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params.update({"eta": "1", "noise": "0.1"})
+    at.run()
+    text = next(m.value for m in at.markdown if m.value.startswith("**Gradient noise"))
+    # λ_max = 1 at η = 1: ρ = 0, variance η²σ² = 0.01
+    assert "0.01 along λ = 1" in text
+
+
+@pytest.mark.parametrize("param, raw", [("momentum", "1.5"), ("momentum", "fast"), ("noise", "0.5")])
+def test_a_bad_momentum_or_noise_in_the_url_is_named(param, raw):
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params[param] = raw
+    at.run()
+    assert not at.exception
+    assert any(f"{param}={raw!r}" in w.value for w in at.warning)
+    assert len(at.get("plotly_chart")) == N_CHARTS

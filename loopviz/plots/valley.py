@@ -147,6 +147,18 @@ def path_figure(river: np.ndarray, valley: np.ndarray, level_river: np.ndarray,
     return fig
 
 
+def add_variant_path(fig: go.Figure, river: np.ndarray, valley: np.ndarray, *, color: str, name: str) -> go.Figure:
+    """A second path (heavy ball and/or gradient noise) drawn dashed over path_figure's plot.
+
+    Appended after path_figure's traces, so its frames (which move traces n + 1, n + 2) leave it alone.
+    """
+    river, valley = np.asarray(river, dtype=float), np.asarray(valley, dtype=float)
+    drawn = shown_steps(0, river.size - 1)
+    fig.add_trace(go.Scatter(x=_clean(river[drawn]), y=_clean(valley[drawn]), mode="lines", name=name,
+                             hoverinfo="name", line=dict(color=color, width=1.5, dash="dot")))
+    return fig
+
+
 def surface_figure(river: np.ndarray, valley: np.ndarray, loss_on_path: np.ndarray,
                    grid_river: np.ndarray, grid_valley: np.ndarray, grid_loss: np.ndarray, *,
                    title: str, color: str) -> go.Figure:

@@ -113,7 +113,9 @@ def stage_one(config: RunConfig, problem: Problem, prior=None, cancel: threading
     """
     single = config.replace(model="single")
     S = config.shift_epoch
-    if (prior is not None and prior.optimizer is not None and prior.config.key() == single.key()
+    # Only Adam's state is stored; SGD's momentum buffer is not, so sgd/gd always replay.
+    if (config.optimizer == "adam" and prior is not None and prior.optimizer is not None
+            and prior.config.key() == single.key()
             and len(prior.thetas) > S and np.array_equal(prior.weight_epochs[:S + 1], np.arange(S + 1))):
         records = _prior_records(prior, S)
         optimizer = prior.optimizer

@@ -35,7 +35,8 @@ def _shape_key(config: RunConfig) -> tuple:
     """Runs that can share one batch: everything but the seeds and the data's make-up."""
     return (config.model, config.loops if config.model != "single" else 1, config.d, config.epochs, config.lr,
             config.batch_size, config.n_train, config.shift_epoch if config.model == "shift" else -1,
-            config.reset_optimizer if config.model == "shift" else False, config.device)
+            config.reset_optimizer if config.model == "shift" else False, config.device,
+            config.optimizer, config.momentum)
 
 
 def _data_key(config: RunConfig) -> str:
@@ -58,7 +59,8 @@ def train_many(configs: list[RunConfig], curve: str | None = None) -> tuple[list
             problems[_data_key(config)] = prepare(config)
     for members in groups.values():
         batch = [configs[i] for i in members]
-        train = _train_group if batch[0].d % ALIGNED_D == 0 else _train_alone
+        # _train_group steps Adam only; sgd/gd runs train one at a time (training.Trainer)
+        train = _train_group if batch[0].d % ALIGNED_D == 0 and batch[0].optimizer == "adam" else _train_alone
         finals, series = train(batch, [problems[_data_key(c)] for c in batch], curve)
         for j, i in enumerate(members):
             rows[i] = finals[j]
@@ -82,8 +84,10 @@ def _train_alone(configs: list[RunConfig], problems: list[Problem], curve: str |
 
 
 def _train_group(configs: list[RunConfig], problems: list[Problem], curve: str | None):
-    """One batch: the same shapes and schedule, different seeds and data."""
+    """One batch: the same shapes and schedule, different seeds and data (Adam only)."""
     first = configs[0]
+    if first.optimizer != "adam":
+        raise ValueError(f"batched training steps Adam only, got optimizer {first.optimizer!r}")
     device = problems[0].device
     R, E_total = len(configs), first.epochs
     E0 = torch.stack([p.E0 for p in problems])                        # [R, 27, d, n]

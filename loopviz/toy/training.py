@@ -139,8 +139,16 @@ def adam_state(lr: float, moments: np.ndarray, steps: int) -> dict:
     return state
 
 
+def make_optimizer(config: RunConfig, theta: torch.Tensor) -> torch.optim.Optimizer:
+    """The run's optimiser on θ: Adam (the paper, App. E.1.1), or torch's SGD with the config's
+    momentum for sgd (minibatches) and gd (full batch; the batch size is the config's)."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam([theta], lr=config.lr)
+    return torch.optim.SGD([theta], lr=config.lr, momentum=config.momentum)
+
+
 class Trainer:
-    """Adam on θ, one epoch at a time; `state()` can be taken between epochs.
+    """The config's optimiser (Adam by default) on θ, one epoch at a time; `state()` can be taken between epochs.
 
     Training time is the CPU time of the training thread (time.thread_time): on an idle
     core it is the wall-clock time, and spectrum workers or other jobs running beside
@@ -156,7 +164,7 @@ class Trainer:
         self.epoch = resume.epoch if resume else 0
         init = resume.theta if resume else models.init_weights(config.d, config.init_scale, config.seed)
         self.theta = torch.tensor(init, dtype=DTYPE, device=self.problem.device, requires_grad=True)
-        self.optimizer = torch.optim.Adam([self.theta], lr=config.lr)
+        self.optimizer = make_optimizer(config, self.theta)
         if resume and resume.optimizer is not None:
             self.optimizer.load_state_dict(resume.optimizer)
         self.seconds = resume.seconds if resume else 0.0
@@ -176,7 +184,8 @@ class Trainer:
         if self._full_batch:  # that gradient is the next step's: training time, too
             self.seconds += time.thread_time() - tick
         adam, steps = None, 0
-        if (state := self.optimizer.state.get(self.theta)):
+        # Adam's moments are stored (optimizer.npz); SGD's momentum buffer is not
+        if self.config.optimizer == "adam" and (state := self.optimizer.state.get(self.theta)):
             adam = torch.stack([state["exp_avg"], state["exp_avg_sq"]]).cpu().numpy()
             steps = int(state["step"].item())
         return EpochRecord(self.epoch, loops, metrics, self.theta.detach().cpu().numpy().copy(), self.seconds,
@@ -192,7 +201,7 @@ class Trainer:
         epoch = self.epoch + 1
         loops = config.loops_at(epoch)
         if config.model == "shift" and config.reset_optimizer and epoch == config.shift_epoch + 1:
-            self.optimizer = torch.optim.Adam([self.theta], lr=config.lr)
+            self.optimizer = make_optimizer(config, self.theta)
         tick = time.thread_time()
         if self._full_batch:
             if self._grad is None or self._grad_loops != loops:

@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from ..config import ConfigError, RunConfig, TRANSITION_KINDS, EMBEDDINGS
+from ..config import ConfigError, RunConfig, TRANSITION_KINDS, EMBEDDINGS, OPTIMIZERS
 
 NOTES_KEY = "run_config_notes"
 SHARED_KEY = "run_config_shared"   # the config app.py drew in this run for the page it is about to run
@@ -36,8 +36,12 @@ KNOBS = (
     Knob("d", "embedding width d", "int", 2, 32, help="P = 3d² + 3d trainable weights"),
     Knob("loops", "loops T (Looped-Attn)", "int", 1, 8),
     Knob("epochs", "epochs", "int", 1, 3000),
-    Knob("lr", "Adam learning rate", "choice", choices=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)),
+    Knob("lr", "learning rate", "choice", choices=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)),
     Knob("batch_size", "batch size (0 = full batch)", "choice", choices=(0, 16, 32, 64, 128, 250)),
+    Knob("optimizer", "optimizer", "choice", choices=OPTIMIZERS,
+         help="adam: the paper; sgd: minibatches (batch size > 0); gd: full batch (batch size 0)"),
+    Knob("momentum", "momentum μ (sgd / gd)", "float", 0.0, 0.99,
+         help="torch SGD momentum: u ← μu + g, θ ← θ − lr·u; must be 0 for adam"),
     Knob("init_scale", "initial weight std", "float", 0.001, 1.0),
     Knob("seed", "weight seed", "int", 0, 1_000_000),
     Knob("data_seed", "data seed", "int", 0, 1_000_000),
@@ -113,10 +117,10 @@ def sidebar_config(default: RunConfig, shared: bool = True) -> RunConfig:
     side.header("Run configuration")
     chosen = {}
     with side.expander("model and training", expanded=True):
-        for knob in KNOBS[:7]:
+        for knob in KNOBS[:9]:
             chosen[knob.name] = _widget(knob, getattr(default, knob.name))
     with side.expander("task and curvature"):
-        for knob in KNOBS[7:]:
+        for knob in KNOBS[9:]:
             chosen[knob.name] = _widget(knob, getattr(default, knob.name))
     side.button("reset to defaults", key="cfg_reset", on_click=reset, args=(default,))
     for name, note in list(notes.items()):
