@@ -37,6 +37,12 @@ st.markdown(
   final accuracy against pure Looped-Attn over all shift epochs; Theorem 3's gradient alignment, measured.
 - **Length generalisation** — Table 1 and Figures 7 and 9: the trained models on sequences of length
   8 to 17, drawn exactly ∝ P(X)² by forward–backward sampling.
+- **Landscape** — the exact loss on a plane through the run with every model's path, sharpness against
+  the stability thresholds 2/η and 38/η (Adam), and the Hessian per weight matrix; GIF/MP4 export.
+- **Where does it hold?** — the bundled atlas: over a grid of configurations × seeds, how often Looped-Attn
+  is faster or higher than Single-Attn, with intervals.
+- **Algorithmic tasks** — the paper's App. E.2: GPT-2-block Single, Looped and SHIFT on Parity and Copy at
+  CPU scale, accuracy against test length and the loops chosen.
 """
 )
 

@@ -27,7 +27,10 @@ PAGES = [("home", ""), ("spectrum", "spectrum"), ("river-valley", "river-valley"
 def wait_for(predicate, timeout: float, step: float = 0.5):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except OSError:  # the server is not listening yet
+            value = None
         if value:
             return value
         time.sleep(step)
