@@ -23,15 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..runs.format import RunFormatError, load_npz  # one error class and one safe .npz reader for every run
 from .config import AlgoConfig, ConfigError
 
 FORMAT = "loopviz-algo/1"
 FILES = ("config.json", "meta.json", "records.csv", "weights.npz", "curvature.npz")
 SCALARS = ("loss", "val_loss", "grad_norm", "train_acc", "val_acc")
-
-
-class RunFormatError(ValueError):
-    """A run directory is missing a file, or a file is malformed; the message says which."""
 
 
 @dataclass
@@ -110,19 +107,6 @@ def write_run(run: AlgoRun, directory: Path, overwrite: bool = False) -> Path:
     return directory
 
 
-def _npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in keys if k not in data.files]
-            if missing:
-                raise RunFormatError(f"{path.name} lacks {', '.join(missing)}")
-            return {k: data[k] for k in data.files}
-    except RunFormatError:
-        raise
-    except Exception as exc:  # zip errors, truncated files, object arrays refused
-        raise RunFormatError(f"{path.name} is unreadable: {type(exc).__name__}: {exc}") from None
-
-
 def read_run(directory: Path) -> AlgoRun:
     """Load and check a run directory; RunFormatError names the first problem."""
     directory = Path(directory)
@@ -147,12 +131,12 @@ def read_run(directory: Path) -> AlgoRun:
         raise RunFormatError(f"records.csv lacks column(s) {', '.join(absent)}")
     if records.empty:
         raise RunFormatError("records.csv has no rows")
-    w = _npz(directory / "weights.npz", ("steps",))
+    w = load_npz(directory / "weights.npz", ("steps",))
     steps = w.pop("steps")
     weights = {k[2:]: v for k, v in w.items() if k.startswith("w/")}
     if any(len(v) != len(steps) for v in weights.values()):
         raise RunFormatError("weights.npz: a parameter's snapshot count differs from len(steps)")
-    c = _npz(directory / "curvature.npz", ("steps", "top"))
+    c = load_npz(directory / "curvature.npz", ("steps", "top"))
     if c["top"].ndim != 2 or len(c["top"]) != len(c["steps"]):
         raise RunFormatError(f"curvature.npz: top has shape {c['top'].shape} for {len(c['steps'])} steps")
     return AlgoRun(config, meta, records, steps, weights, c["steps"], c["top"])

@@ -160,7 +160,8 @@ TASK_KEYS = ("transitions", "token_embedding", "position_embedding", "train_inpu
              "train_bucket", "val_inputs", "val_targets", "val_ic", "val_bucket")
 
 
-def _load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+def load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """An .npz's arrays, never unpickled; RunFormatError if it is unreadable or lacks `keys`."""
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in keys if k not in data.files]
@@ -232,9 +233,9 @@ def _read_checked(directory: Path) -> RunData:
     if text:
         raise RunFormatError(f"records.csv: column(s) {', '.join(text)} hold non-numbers")
     records["valley_shape"] = records["valley_shape"].fillna("").astype(object)
-    spectra = _load_npz(directory / "spectra.npz", ("epochs", "eigenvalues"))
-    weights = _load_npz(directory / "weights.npz", ("epochs", *BLOCKS))
-    task = _load_npz(directory / "task.npz", TASK_KEYS)
+    spectra = load_npz(directory / "spectra.npz", ("epochs", "eigenvalues"))
+    weights = load_npz(directory / "weights.npz", ("epochs", *BLOCKS))
+    task = load_npz(directory / "task.npz", TASK_KEYS)
     P, d = param_count(config.d), config.d
     eig = spectra["eigenvalues"]
     if eig.ndim != 2 or (eig.size and eig.shape[1] != P) or spectra["epochs"].shape != (len(eig),):
@@ -249,7 +250,7 @@ def _read_checked(directory: Path) -> RunData:
     thetas = np.concatenate([weights[n].reshape(W, -1) for n in BLOCKS], axis=1)
     optimizer = None
     if (directory / "optimizer.npz").is_file():
-        optimizer = _load_npz(directory / "optimizer.npz", ("epochs", "exp_avg", "exp_avg_sq", "steps"))
+        optimizer = load_npz(directory / "optimizer.npz", ("epochs", "exp_avg", "exp_avg_sq", "steps"))
         if (optimizer["exp_avg"].shape != (W, P) or optimizer["exp_avg_sq"].shape != (W, P)
                 or optimizer["steps"].shape != (W,) or not np.array_equal(optimizer["epochs"], weights["epochs"])):
             raise RunFormatError(f"optimizer.npz does not fit weights.npz ({W} epochs, P = {P})")
