@@ -253,9 +253,10 @@ def shift_curve_at(driver, epoch: int) -> bool:
 
 
 def click_if_present(browser, xpath: str, tries: int = 10) -> float | None:
-    """Click the element if it is (still) there and return when; None if it is gone. The live
-    fragment redraws every second, so a found element can go stale before the click lands."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    """Click the element if it is (still) there and clickable, and return when; None if it is gone.
+    The live fragment redraws every second, so a found element can go stale before the click lands."""
+    from selenium.common.exceptions import (ElementClickInterceptedException, ElementNotInteractableException,
+                                            StaleElementReferenceException)
 
     for _ in range(tries):
         found = browser.find_elements(By.XPATH, xpath)
@@ -265,8 +266,8 @@ def click_if_present(browser, xpath: str, tries: int = 10) -> float | None:
             clicked = time.time()
             found[0].click()
             return clicked
-        except StaleElementReferenceException:
-            time.sleep(0.2)
+        except (StaleElementReferenceException, ElementNotInteractableException, ElementClickInterceptedException):
+            time.sleep(0.2)  # redrawn, or briefly covered/disabled while the fragment reruns
     return None
 
 
