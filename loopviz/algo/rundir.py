@@ -13,17 +13,14 @@ Written into a temporary sibling and renamed into place: a reader never sees hal
 from __future__ import annotations
 
 import json
-import os
-import platform
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..runs.format import RunFormatError, load_npz  # one error class and one safe .npz reader for every run
+# One error class, one safe .npz reader and one atomic writer for every kind of run.
+from ..runs.format import RunFormatError, load_npz, versions_meta, write_directory
 from .config import AlgoConfig, ConfigError
 
 FORMAT = "loopviz-algo/1"
@@ -85,26 +82,16 @@ def run_from_records(config: AlgoConfig, records: list, meta: dict) -> AlgoRun:
 
 
 def write_run(run: AlgoRun, directory: Path, overwrite: bool = False) -> Path:
-    directory = Path(directory)
-    if directory.exists() and not overwrite:
-        raise FileExistsError(f"{directory} exists; choose another directory or allow overwriting")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    """Write atomically (runs.format.write_directory), with no pickle anywhere."""
+    def fill(tmp: Path) -> None:
         (tmp / "config.json").write_text(run.config.to_json())
-        meta = dict(run.meta, format=FORMAT, versions={"python": platform.python_version(), "numpy": np.__version__})
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        (tmp / "meta.json").write_text(json.dumps(versions_meta(run.meta, format=FORMAT), indent=2))
         run.records.to_csv(tmp / "records.csv", index=False)
         np.savez_compressed(tmp / "weights.npz", steps=run.weight_steps,
                             **{f"w/{n}": a.astype(np.float32) for n, a in run.weights.items()})
         np.savez(tmp / "curvature.npz", steps=run.curvature_steps, top=run.curvature_top)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+
+    return write_directory(directory, fill, overwrite)
 
 
 def read_run(directory: Path) -> AlgoRun:

@@ -23,6 +23,7 @@ import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,18 +118,36 @@ def run_data_from_log(log: RunLog, task: dict[str, np.ndarray] | None = None) ->
                    task if task is not None else task_arrays(config), optimizer)
 
 
-def write_run(run: RunData, directory: Path, overwrite: bool = False) -> Path:
-    """Write atomically: into a temporary sibling, then rename over `directory`."""
+def write_directory(directory: Path, fill: Callable[[Path], None], overwrite: bool = False) -> Path:
+    """Write a run directory atomically: `fill` writes into a temporary sibling, which is then
+    renamed over `directory`, so a reader never sees half a run (toy and algo runs alike)."""
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise FileExistsError(f"{directory} exists; choose another directory or allow overwriting")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
+        fill(tmp)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def versions_meta(meta: dict, **extra) -> dict:
+    """meta.json's contents: the run's meta plus the versions that computed it."""
+    return dict(meta, **extra, versions={"python": platform.python_version(), "numpy": np.__version__})
+
+
+def write_run(run: RunData, directory: Path, overwrite: bool = False) -> Path:
+    """Write atomically: into a temporary sibling, then rename over `directory`."""
+    def fill(tmp: Path) -> None:
         d = run.config.d
         (tmp / "config.json").write_text(run.config.to_json())
-        meta = dict(run.meta, versions={"python": platform.python_version(), "numpy": np.__version__})
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        (tmp / "meta.json").write_text(json.dumps(versions_meta(run.meta), indent=2))
         run.records.to_csv(tmp / "records.csv", index=False)
         np.savez(tmp / "spectra.npz", epochs=run.spectrum_epochs, eigenvalues=run.eigenvalues)
         W = len(run.thetas)
@@ -137,13 +156,8 @@ def write_run(run: RunData, directory: Path, overwrite: bool = False) -> Path:
         np.savez(tmp / "task.npz", **run.task)
         if run.optimizer is not None:
             np.savez(tmp / "optimizer.npz", **run.optimizer)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+
+    return write_directory(directory, fill, overwrite)
 
 
 def run_npz_bytes(run: RunData) -> bytes:
