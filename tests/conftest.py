@@ -17,3 +17,15 @@ def fresh_jobs():
     fresh_registry()
     yield
     fresh_registry()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster (docs/background.md §4).
+    The algorithmic-task tests use it (`pytestmark = pytest.mark.usefixtures("one_torch_thread")`)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

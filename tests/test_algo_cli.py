@@ -12,15 +12,7 @@ from loopviz.__main__ import main
 from loopviz.algo import rundir
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster (docs/background.md §4)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = ["--width", "8", "--heads", "2", "--steps", "30", "--eval-every", "10", "--eval-samples", "8",
         "--train-max-len", "3", "--test-lengths", "2,4", "--checkpoints", "2", "--hessian-top", "2",

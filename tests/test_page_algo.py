@@ -10,15 +10,7 @@ from loopviz.__main__ import main
 from tests.apptest_helpers import REPO, app_test, texts
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster (docs/background.md §4)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PAGE = "app_pages/algo.py"
 TINY = ["--width", "8", "--heads", "2", "--steps", "20", "--eval-every", "10", "--eval-samples", "8",
