@@ -163,7 +163,7 @@ class RunConfig:
             raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
         values = {}
         for name, value in data.items():
-            values[name] = _coerce(name, known[name].type, value)
+            values[name] = coerce(name, known[name].type, value)
         return cls(**values).validate()
 
     @classmethod
@@ -201,7 +201,7 @@ class RunConfig:
         return self.loops
 
 
-def _coerce(name: str, type_name: str, value: Any) -> Any:
+def coerce(name: str, type_name: str, value: Any) -> Any:
     """JSON and query strings carry numbers loosely; accept exact equivalents only."""
     try:
         if type_name == "int":

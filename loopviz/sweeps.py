@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from . import atlas, stats
-from .config import ConfigError, RunConfig, _coerce
+from .config import ConfigError, RunConfig, coerce
 from .toy import markov
 
 SCHEDULER_ENV = "LOOPVIZ_SCHEDULER"
@@ -476,7 +476,7 @@ def parse_grid(items: list[str], base: RunConfig) -> dict[str, list]:
         parsed = []
         for text in values.split(","):
             try:  # the type here; ranges and combinations (onehot needs d >= 6) below
-                parsed.append(_coerce(name, RUN_FIELD_TYPES[name], text.strip()))
+                parsed.append(coerce(name, RUN_FIELD_TYPES[name], text.strip()))
             except ConfigError as exc:
                 raise SweepError(f"--grid {name}={text.strip()}: {exc}") from None
         if len(set(parsed)) != len(parsed):

@@ -13,16 +13,14 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ..config import ConfigError, coerce  # one error class and one set of coercion rules for every config
+
 TASKS = ("parity", "addition", "copy", "binary_sum", "unique_set")
 MODELS = ("single", "looped", "shift")
 POSITIONS = ("learned", "none")
 STOPPING = ("confidence", "oracle")
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTION_FIELDS = ("device",)
-
-
-class ConfigError(ValueError):
-    """A configuration value is out of range or malformed; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -157,36 +155,17 @@ class AlgoConfig:
 
 
 def _coerce(name: str, type_name: str, value: Any) -> Any:
-    """JSON and command lines carry numbers loosely; accept exact equivalents only."""
+    """The toy config's rules (loopviz.config.coerce), plus comma-separated integer tuples."""
+    if type_name != "tuple[int, ...]":
+        return coerce(name, type_name, value)
     try:
-        if type_name == "int":
-            if isinstance(value, bool):
-                raise ValueError
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            return int(value.strip()) if isinstance(value, str) else value
-        if type_name == "float":
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value) if isinstance(value, (int, str)) else value
-        if type_name == "bool":
-            if isinstance(value, str):
-                lowered = value.strip().lower()
-                if lowered in ("true", "1", "yes"):
-                    return True
-                if lowered in ("false", "0", "no"):
-                    return False
-                raise ValueError
-            return value
-        if type_name == "tuple[int, ...]":
-            if isinstance(value, str):
-                value = [v for v in value.replace(" ", "").split(",") if v]
-            if not isinstance(value, (list, tuple)):
-                raise ValueError
-            return tuple(int(v) if not isinstance(v, bool) and float(v) == int(float(v)) else v for v in value)
+        if isinstance(value, str):
+            value = [v for v in value.replace(" ", "").split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError
+        return tuple(int(v) if not isinstance(v, bool) and float(v) == int(float(v)) else v for v in value)
     except (ValueError, TypeError):
         raise ConfigError(f"{name} must be {type_name}, got {value!r}") from None
-    return value
 
 
 # Presets. `paper`: App. E.2's width 256, AdamW lr 1e-4, 50,001 steps (heads, depth, batch
