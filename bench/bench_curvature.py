@@ -36,6 +36,7 @@ from loopviz.runs.execute import execute  # noqa: E402
 from loopviz.runs.spectrum_worker import SpectrumWorker  # noqa: E402
 from loopviz.toy import hessian, models  # noqa: E402
 from loopviz.toy.training import Trainer, prepare  # noqa: E402
+from timing import best_cpu  # noqa: E402
 
 SPECTRA = 1202   # the protocol: epochs 0..600 for Single and Looped
 
@@ -57,16 +58,6 @@ def old_spectrum(problem, theta: np.ndarray, loops: int) -> np.ndarray:
     return curvature.eigenspectrum(curvature.exact_hessian(lambda p: problem.loss(p, loops), t))
 
 
-def best(fn, repeat: int) -> float:
-    """Least CPU time of this thread over `repeat` calls: on a shared machine, wall time
-    also counts other people's work, CPU time (nearly) only ours."""
-    times = []
-    for _ in range(repeat):
-        start = time.thread_time()
-        fn()
-        times.append(time.thread_time() - start)
-    return min(times)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,16 +74,16 @@ def main() -> None:
     list(trainer.run())
     theta = trainer.theta.detach().numpy().copy()          # a trained θ (epoch 100 of Looped-Attn)
     H = hessian.loss_hessian(theta, E0, counts, config.loops)
-    floor = best(lambda: curvature.symmetric_eigenvalues(H.copy()), args.repeat * 4)
+    floor = best_cpu(lambda: curvature.symmetric_eigenvalues(H.copy()), args.repeat * 4)
     print(f"d = {args.d}, P = {P}, 1 BLAS thread, min of {args.repeat} repeats")
     print(f"floor: dsyevr eigenvalues of one P × P matrix {floor * 1e3:8.2f} ms; "
           f"× {SPECTRA} spectra = {floor * SPECTRA:6.1f} s")
     old_spectrum(problem, theta, 1)  # torch.func's first call imports torch._dynamo: not part of a spectrum
     per_epoch = {}
     for model, loops in (("single", 1), ("looped", config.loops)):
-        t_new = best(lambda: hessian.spectra(theta[None], [loops], E0, counts), args.repeat)
-        t_old = best(lambda: old_spectrum(problem, theta, loops), max(1, args.repeat // 2))
-        t_lit = best(lambda: literal_hessian(problem, torch.as_tensor(theta), loops), 1)
+        t_new = best_cpu(lambda: hessian.spectra(theta[None], [loops], E0, counts), args.repeat)
+        t_old = best_cpu(lambda: old_spectrum(problem, theta, loops), max(1, args.repeat // 2))
+        t_lit = best_cpu(lambda: literal_hessian(problem, torch.as_tensor(theta), loops), 1)
         new = hessian.spectra(theta[None], [loops], E0, counts)[0]
         ref = np.linalg.eigvalsh(literal_hessian(problem, torch.as_tensor(theta), loops).numpy())
         err = np.abs(new - ref).max() / np.abs(ref).max()
@@ -103,7 +94,7 @@ def main() -> None:
               f"spectra agree to {err:.1e} (relative)")
     if args.d <= 8:  # at small d several epochs share one call (as the pipeline sends chunks of ten)
         thetas = np.repeat(theta[None], 10, axis=0)
-        t10 = best(lambda: hessian.spectra(thetas, [config.loops] * 10, E0, counts), args.repeat)
+        t10 = best_cpu(lambda: hessian.spectra(thetas, [config.loops] * 10, E0, counts), args.repeat)
         print(f"looped, a chunk of 10 epochs: {t10 / 10 * 1e3:.2f} ms per spectrum (×{t10 / 10 / floor:5.2f} floor)")
     serial = (per_epoch["single"] + per_epoch["looped"]) * SPECTRA / 2
     print(f"protocol's spectra, one core: {serial:6.1f} s = ×{serial / (floor * SPECTRA):4.2f} the floor")

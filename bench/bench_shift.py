@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -24,17 +23,10 @@ import torch  # noqa: E402
 from loopviz.config import RunConfig  # noqa: E402
 from loopviz.runs.execute import execute  # noqa: E402
 from loopviz.runs.format import read_run  # noqa: E402
+from timing import best_cpu  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "default"
 
-
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.thread_time()
-        fn()
-        times.append(time.thread_time() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -48,9 +40,9 @@ def main() -> None:
     for every, label in ((0, "training only"), (1, "with spectra")):
         base = RunConfig(hessian_every=every)
         shift = base.replace(model="shift", shift_epoch=150)
-        t_stored = best(lambda: execute(shift, workers=0, prior=stored), args.repeat)
-        t_replay = best(lambda: execute(shift, workers=0, prior=replay), args.repeat)
-        t_looped = best(lambda: execute(base.replace(model="looped"), workers=0), args.repeat)
+        t_stored = best_cpu(lambda: execute(shift, workers=0, prior=stored), args.repeat)
+        t_replay = best_cpu(lambda: execute(shift, workers=0, prior=replay), args.repeat)
+        t_looped = best_cpu(lambda: execute(base.replace(model="looped"), workers=0), args.repeat)
         print(f"slider move to epoch 150, {label}: stored state {t_stored:.2f} s (goal ≤ 1 s) | replay "
               f"{t_replay:.2f} s | pure Looped from scratch {t_looped:.2f} s | "
               f"stored/looped ×{t_stored / t_looped:.2f}")
