@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
 from loopviz import landscape as L
 from loopviz import shift
@@ -14,7 +13,6 @@ from loopviz.config import RunConfig
 from loopviz.export import export_command, render_bytes, spectrum_figures
 from loopviz.plots import landscape as lp
 from loopviz.runs.format import RunData
-from loopviz.toy.training import prepare
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import sidebar_config
 
@@ -22,38 +20,20 @@ REPO = Path(__file__).resolve().parent.parent
 PLANES = {"θ₀ and the final Single and Looped weights": "endpoints", "top-2 PCA directions of the paths": "pca"}
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def problem_for(config_json: str):
-    # One intra-op thread, as the training jobs use (docs/background.md §4): 31 Hessians of the looped run
-    # took 2.5 s with one thread and 47 s with two on the busy 2-core machine (same process).
-    torch.set_num_threads(1)
-    return prepare(RunConfig.from_json(config_json))
-
-
+# Cached by the configuration's JSON and the stored weights: the science, and torch, live in loopviz.landscape.
 @st.cache_data(max_entries=8, show_spinner="Evaluating the loss on the plane…")
-def surface(config_json: str, trajectories: dict[str, np.ndarray], kind: str, n: int, loops: int) -> L.SurfaceView:
-    return L.surface_view(problem_for(config_json), trajectories, kind, n, (1, loops), ("Single-Attn", "Looped-Attn"))
+def surface(config_json: str, trajectories: dict[str, np.ndarray], kind: str, n: int) -> L.SurfaceView:
+    return L.surface_view_of(config_json, trajectories, kind, n)
 
 
 @st.cache_data(max_entries=16, show_spinner="Exact Hessians along the run…")
 def curvature(config_json: str, thetas: np.ndarray, epochs: np.ndarray, stride: int, extra: tuple[int, ...]):
-    config = RunConfig.from_json(config_json)
-    return L.run_curvature_series(problem_for(config_json), config, thetas, epochs, stride, extra)
-
-
-def events(run: RunData) -> tuple[int, ...]:
-    """Epochs a stride must not step over: the stored λ_max's peak and a SHIFT run's switch."""
-    marks = [int(run.spectrum_epochs[np.argmax(run.eigenvalues[:, -1])])] if len(run.spectrum_epochs) else []
-    if run.config.model == "shift":
-        marks += [run.config.shift_epoch, run.config.shift_epoch + 1]
-    return tuple(marks)
+    return L.curvature_series_of(config_json, thetas, epochs, stride, extra)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def blocks_at(config_json: str, theta: np.ndarray, epoch: int) -> L.BlockSpectra:
-    config = RunConfig.from_json(config_json)
-    hessian = L.run_hessians(problem_for(config_json), config, theta[None], np.array([epoch]))[0]
-    return L.block_spectra(hessian, config.d)
+    return L.block_spectra_of(config_json, theta, epoch)
 
 
 def run_command(config: RunConfig) -> str:
@@ -106,7 +86,7 @@ kind = PLANES[left.radio("plane", list(PLANES), horizontal=True, key="landscape_
 n = right.select_slider("grid", [21, 41, 61], value=41, key="landscape_grid", help="points per axis")
 trajectories = {label: run.thetas for label, run in runs.items()}
 try:
-    view = surface(config.to_json(), trajectories, kind, n, config.loops)
+    view = surface(config.to_json(), trajectories, kind, n)
 except ValueError as exc:
     st.error(f"No plane: {exc}")
     st.stop()
@@ -140,7 +120,7 @@ stride = st.select_slider("Hessian every … epochs (preconditioned sharpness, b
                           value=20, key="landscape_stride",
                           help="λ_max(H) itself is read from the stored spectra at every epoch. 1 = exact Hessians at "
                                "all epochs (slower on first view; cached after).")
-series = {label: curvature(run.config.to_json(), run.thetas, run.weight_epochs, int(stride), events(run))
+series = {label: curvature(run.config.to_json(), run.thetas, run.weight_epochs, int(stride), L.event_epochs(run))
           for label, run in runs.items()}
 gd, adam = L.gd_threshold(config.lr), L.adam_threshold(config.lr)
 left, right = st.columns(2)

@@ -10,7 +10,6 @@ from loopviz.toy import lengthgen
 from loopviz.config import RunConfig
 from loopviz.plots import length as plots
 from loopviz.runs.format import RunData
-from loopviz.runs.store import STORED_STATUSES
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import sidebar_config
 from loopviz.ui import present
@@ -39,17 +38,17 @@ last_step = last.radio("last step", lengthgen.LAST_STEPS, key="len_last_step",
 
 
 @st.cache_data(max_entries=16, show_spinner="Sampling test sets and evaluating…")
-def evaluate(keys: tuple[str, ...], _runs: tuple[RunData, ...], lengths: tuple[int, ...], n: int,
+def accuracy_tables(keys: tuple[str, ...], _runs: tuple[RunData, ...], lengths: tuple[int, ...], n: int,
              seed: int, last_step: str = "T3") -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
     """Cached by the runs' config keys: only finished runs are evaluated, and those never change."""
-    table = lengthgen.evaluate(_runs, lengths, n, seed, last_step=last_step)
+    table = lengthgen.accuracy_table(_runs, lengths, n, seed, last_step=last_step)
     sets = lengthgen.test_sets(_runs[0], lengths, n, seed, last_step)
     return table, {L: s.ic for L, s in sets.items()}
 
 
 def finished(run: RunData | None) -> bool:
-    """A stored run (a live one is still changing its weights)."""
-    return run is not None and run.status in STORED_STATUSES
+    """A stored run (a live one is still changing its weights): complete or diverged, as the store keeps."""
+    return run is not None and run.status in jobs.STORED_STATUSES
 
 
 def shift_epoch_shown(single: RunData) -> int | None:
@@ -100,8 +99,8 @@ def body() -> None:
     try:
         args = (tuple(r.config.key() for r in runs.values()), tuple(runs.values()), tuple(sorted(lengths)),
                 int(n_test), int(test_seed))
-        table, test_ic = evaluate(*args, last_step)
-        other = evaluate(*args, "cyclic" if last_step == "T3" else "T3")[0]
+        table, test_ic = accuracy_tables(*args, last_step)
+        other = accuracy_tables(*args, "cyclic" if last_step == "T3" else "T3")[0]
     except lengthgen.LengthGenError as exc:
         st.error(f"Cannot evaluate these lengths: {exc}")
         return

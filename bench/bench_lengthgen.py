@@ -61,8 +61,8 @@ def main() -> None:
     print(f"sample {N} x L={LONG}:            {sample * 1e3:8.1f} ms  (target <= 500 ms)")
     print(f"  baseline brute force L=8:     {brute * 1e3:8.1f} ms  ratio {sample / brute:6.2f}x")
 
-    lengthgen.evaluate(runs, lengthgen.PAPER_LENGTHS, N)  # warm torch up once
-    evaluate = best_of(lambda: lengthgen.evaluate(runs, lengthgen.PAPER_LENGTHS, N), repeats=3)
+    lengthgen.accuracy_table(runs, lengthgen.PAPER_LENGTHS, N)  # warm torch up once
+    evaluate = best_of(lambda: lengthgen.accuracy_table(runs, lengthgen.PAPER_LENGTHS, N), repeats=3)
     c = looped.config
     contexts = markov.sample_sequences(T, LONG, N, 2.0, rng)[0][:, :-1]
     token, position = models.make_embedding(c.embedding, c.d, LONG - 1, c.data_seed)

@@ -399,8 +399,8 @@ LENGTHGEN_DEFAULTS = {"lengths": "8,11,14,17", "n": "5000", "max_length": 200, "
 def command_length_gen(args: argparse.Namespace) -> int:
     if args.out is not None:
         _check_out_file(_out_path(args.out), args.force)
-    from .toy.lengthgen import command_length_gen as evaluate_lengths
-    return evaluate_lengths(args)
+    from .toy.lengthgen import evaluate_run_dirs
+    return evaluate_run_dirs(args)
 
 
 # Paper constants of length-gen, repeated here so that parsing needs no torch (test_cli checks they agree).

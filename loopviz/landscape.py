@@ -12,17 +12,24 @@ With P = 3d² + Vd weights (60 at d = 4) everything here is exact, not sampled:
   the size of the coupling between blocks.
 
 The θ layout is ``loopviz.toy.embedding.block_slices``: [W_K, W_Q, W_V, W_h],
-each row-major. Pure functions over arrays; torch only where a loss is evaluated.
+each row-major. Pure functions over arrays; torch only where a loss is evaluated, imported
+there. The Landscape page calls the ``*_of(config_json, …)`` entry points at the end, which
+build the toy problem themselves, so the page imports neither torch nor the training module.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
 
+from .config import RunConfig
 from .toy.embedding import BLOCKS, block_slices
+
+if TYPE_CHECKING:
+    from .runs.format import RunData
 
 ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.9, 0.999, 1e-8   # torch.optim.Adam's defaults, which the Trainer uses
 
@@ -281,6 +288,15 @@ def edge_summary(values: np.ndarray, threshold: float) -> dict[str, float]:
 
 
 # ------------------------------------------------- from a run's stored weights
+def event_epochs(run: RunData) -> tuple[int, ...]:
+    """Epochs a stride must not step over: the stored λ_max's peak and a SHIFT run's switch
+    (its shift epoch and the one after)."""
+    marks = [int(run.spectrum_epochs[np.argmax(run.eigenvalues[:, -1])])] if len(run.spectrum_epochs) else []
+    if run.config.model == "shift":
+        marks += [run.config.shift_epoch, run.config.shift_epoch + 1]
+    return tuple(marks)
+
+
 def step_loops(config, epochs: np.ndarray) -> np.ndarray:
     """Loops of the loss that the step leaving θ_e descends: config.loops_at(e + 1).
 
@@ -394,3 +410,40 @@ def run_curvature_series(problem, config, thetas: np.ndarray, epochs: np.ndarray
              if len(thetas) > 1 else 0.0)
     preconds = adam_preconditioner(states.v[pick], states.step[pick])
     return curvature_series(epochs[pick], hessians, preconds, config.d), check
+
+
+# ------------------------------------- entry points by configuration (the page's cache keys)
+def _problem(config: RunConfig):
+    """The toy problem of `config` (``toy.training.prepare``, ~1 ms), torch loaded here.
+
+    One intra-op thread, as the training jobs use (docs/background.md §4): 31 Hessians of the
+    looped run took 2.5 s with one thread and 47 s with two on a busy 2-core machine. The
+    setting belongs to the calling thread, so it is made on every call, not once.
+    """
+    import torch
+
+    from .toy.training import prepare
+    torch.set_num_threads(1)
+    return prepare(config)
+
+
+def surface_view_of(config_json: str, trajectories: dict[str, np.ndarray], kind: str, n: int,
+                    ends: tuple[str, str] = ("Single-Attn", "Looped-Attn")) -> SurfaceView:
+    """`surface_view` with the Single (T = 1) and Looped (T = config.loops) losses of a
+    configuration given as JSON."""
+    config = RunConfig.from_json(config_json)
+    return surface_view(_problem(config), trajectories, kind, n, (1, config.loops), ends)
+
+
+def curvature_series_of(config_json: str, thetas: np.ndarray, epochs: np.ndarray, stride: int,
+                        extra: tuple[int, ...] = ()) -> tuple[CurvatureSeries, float]:
+    """`run_curvature_series` of a run given by its configuration's JSON and stored weights."""
+    config = RunConfig.from_json(config_json)
+    return run_curvature_series(_problem(config), config, thetas, epochs, stride, extra)
+
+
+def block_spectra_of(config_json: str, theta: np.ndarray, epoch: int) -> BlockSpectra:
+    """`block_spectra` of the exact Hessian of the loss the step leaving epoch `epoch` descends."""
+    config = RunConfig.from_json(config_json)
+    hessian = run_hessians(_problem(config), config, np.asarray(theta)[None], np.array([epoch]))[0]
+    return block_spectra(hessian, config.d)

@@ -179,3 +179,30 @@ def test_run_curvature_series_keeps_the_strided_last_and_extra_epochs(runs):
     # the step leaving the switch epoch descends Looped's loss from Single's weights: far sharper
     # than the stored spectrum of that epoch, which is Single's loss there
     assert series.lambda_max[1] > 10 * shifted.eigenvalues[switch, -1]
+
+
+def test_the_entry_points_by_configuration_equal_the_problem_ones(runs):
+    """What the Landscape page calls (by config JSON, torch loaded inside) is the science on the problem."""
+    single, looped, shifted = runs["single"], runs["looped"], runs["shift"]
+    trajectories = {"Single-Attn": single.thetas, "Looped-Attn": looped.thetas}
+    got = L.surface_view_of(looped.config.to_json(), trajectories, "endpoints", 5)
+    want = L.surface_view(prepare(looped.config), trajectories, "endpoints", 5, (1, looped.config.loops),
+                          ("Single-Attn", "Looped-Attn"))
+    assert got.loss.keys() == want.loss.keys() == {1, looped.config.loops}
+    for T in want.loss:
+        np.testing.assert_array_equal(got.loss[T], want.loss[T])
+    blocks = L.block_spectra_of(looped.config.to_json(), looped.thetas[400], 400)
+    full = L.run_hessians(prepare(looped.config), looped.config, looped.thetas[[400]], np.array([400]))[0]
+    for name, values in L.block_spectra(full, looped.config.d).eigenvalues.items():
+        np.testing.assert_array_equal(blocks.eigenvalues[name], values)
+    events = L.event_epochs(shifted)
+    assert events == (int(shifted.spectrum_epochs[np.argmax(shifted.eigenvalues[:, -1])]),
+                      shifted.config.shift_epoch, shifted.config.shift_epoch + 1)
+    assert len(L.event_epochs(single)) == 1   # no switch: the peak only
+    series, check = L.curvature_series_of(shifted.config.to_json(), shifted.thetas, shifted.weight_epochs, 300, events)
+    want_series, want_check = L.run_curvature_series(prepare(shifted.config), shifted.config, shifted.thetas,
+                                                     shifted.weight_epochs, 300, events)
+    np.testing.assert_array_equal(series.epochs, want_series.epochs)
+    np.testing.assert_array_equal(series.precond_lambda_max, want_series.precond_lambda_max)
+    assert check == want_check
+

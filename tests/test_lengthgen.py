@@ -32,7 +32,7 @@ def default_runs():
 def test_evaluation_matches_an_independent_per_sample_computation(last_step):
     run = tiny_run()
     lengths, n = (5, 9), 400
-    table = lengthgen.evaluate([run], lengths, n, seed=3, include_training=False, last_step=last_step)
+    table = lengthgen.accuracy_table([run], lengths, n, seed=3, include_training=False, last_step=last_step)
     W = reference.unflatten(run.thetas[-1], run.config.d)
     T = run.task["transitions"]
     threshold = run.task["train_ic"].max()
@@ -70,13 +70,13 @@ def test_threshold_is_the_max_training_ic_and_inclusive():
 def test_nothing_simple_gives_nan_not_zero():
     run = tiny_run()
     task = dict(run.task, train_ic=np.full_like(run.task["train_ic"], 0.1))  # below any sequence's IC
-    table = lengthgen.evaluate([dataclasses.replace(run, task=task)], (8,), 200, include_training=False)
+    table = lengthgen.accuracy_table([dataclasses.replace(run, task=task)], (8,), 200, include_training=False)
     assert table["share_simple"].iloc[0] == 0.0
     assert np.isnan(table["acc_simple"].iloc[0]) and np.isnan(table["bayes_simple"].iloc[0])
 
 
 def test_training_row_reproduces_the_run_s_final_training_accuracy(default_runs):
-    table = lengthgen.evaluate(default_runs, (8,), 100)
+    table = lengthgen.accuracy_table(default_runs, (8,), 100)
     for run in default_runs:
         row = table[(table["model"] == run.config.model) & (table["data"] == "train")].iloc[0]
         assert row["length"] == 4 and row["share_simple"] == 1.0
@@ -96,11 +96,11 @@ def test_both_models_meet_the_same_test_set_and_the_seed_changes_it(default_runs
 def test_an_embedding_without_vectors_for_long_positions_is_refused():
     run = tiny_run(embedding="onehot", d=6)  # one-hot positions 0..2 only
     with pytest.raises(lengthgen.LengthGenError, match="length 8"):
-        lengthgen.evaluate([run], (8,), 50)
+        lengthgen.accuracy_table([run], (8,), 50)
 
 
 def test_comparison_table_puts_the_paper_beside_ours(default_runs):
-    table = lengthgen.evaluate(default_runs, lengthgen.PAPER_LENGTHS, 300)
+    table = lengthgen.accuracy_table(default_runs, lengthgen.PAPER_LENGTHS, 300)
     compare = lengthgen.comparison_table(table)
     assert list(compare["length"]) == [4, 8, 11, 14, 17]
     row = compare[compare["length"] == 11].iloc[0]
@@ -137,7 +137,7 @@ def test_cli_writes_the_table_and_refuses_to_overwrite(capsys, tmp_path):
     assert len(table) == 3 * len(models) and set(table["model"]) == set(models)
     runs = [read_run(f"{DEFAULT_RUNS}/{m}") for m in models]
     order = ["model", "data", "length"]
-    expected = lengthgen.evaluate(runs, (8, 11), 200)
+    expected = lengthgen.accuracy_table(runs, (8, 11), 200)
     pd.testing.assert_frame_equal(table.sort_values(order).reset_index(drop=True),
                                   expected.sort_values(order).reset_index(drop=True), check_dtype=False)
     assert "paper_looped_acc_simple" in capsys.readouterr().out
@@ -159,7 +159,7 @@ def test_last_step_t3_ends_every_length_with_t3_and_cyclic_follows_the_cycle():
 
 def test_chance_bayes_and_intervals_stand_beside_every_accuracy():
     run = tiny_run()
-    table = lengthgen.evaluate([run], (8,), 300, include_training=True)
+    table = lengthgen.accuracy_table([run], (8,), 300, include_training=True)
     for row in table.itertuples():
         assert row.chance == pytest.approx(1 / 3)
         assert row.acc_total_low <= row.acc_total <= row.acc_total_high

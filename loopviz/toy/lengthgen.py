@@ -11,8 +11,8 @@ threshold was 14.57 nats). Per model and length we report the share of simple
 sequences, total accuracy, accuracy on simple sequences, and the Bayes rule's
 accuracy (argmax of the last transition's row given the second-to-last token) as
 the honest ceiling, and chance (1/V) as the floor; every accuracy is a share of n, with
-its Clopper–Pearson interval. Also the handler of the `length-gen` CLI command (registered in
-loopviz/__main__.py), which writes the same table.
+its Clopper–Pearson interval (`accuracy_table`). `evaluate_run_dirs` does the work of the
+`length-gen` CLI command (registered in loopviz/__main__.py), which writes the same table.
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .. import stats
-from . import markov, models
+from . import markov
+from .embedding import make_embedding
 from ..config import MODELS, overwrite_refused
 from ..runs.format import RunData, RunFormatError, read_run
 
@@ -117,7 +117,7 @@ def embedding_for(run: RunData, n_positions: int) -> tuple[np.ndarray, np.ndarra
     """
     c = run.config
     try:
-        token, position = models.make_embedding(c.embedding, c.d, n_positions, c.data_seed)
+        token, position = make_embedding(c.embedding, c.d, n_positions, c.data_seed)
     except ValueError as exc:
         raise LengthGenError(f"length {n_positions + 1}: {exc}") from None
     stored = run.task["position_embedding"]
@@ -129,7 +129,13 @@ def embedding_for(run: RunData, n_positions: int) -> tuple[np.ndarray, np.ndarra
 
 
 def final_predictions(run: RunData, contexts: np.ndarray) -> np.ndarray:
-    """argmax of the final model's logits for contexts [n, L-1]: the predicted last token."""
+    """argmax of the final model's logits for contexts [n, L-1]: the predicted last token.
+
+    torch is imported here, not at the top, so that the Length page loads this module
+    without it."""
+    import torch
+
+    from . import models
     c = run.config
     token, position = embedding_for(run, contexts.shape[1])
     E0 = models.embed(torch.from_numpy(contexts), torch.from_numpy(token), torch.from_numpy(position))
@@ -155,7 +161,7 @@ def _row(run: RunData, data: str, sequences: np.ndarray, ic: np.ndarray, thresho
             "bayes_simple": float(bayes[simple].mean()) if simple.any() else float("nan"), "threshold": threshold}
 
 
-def evaluate(runs: Sequence[RunData], lengths: Iterable[int] = PAPER_LENGTHS, n: int = PAPER_N_TEST,
+def accuracy_table(runs: Sequence[RunData], lengths: Iterable[int] = PAPER_LENGTHS, n: int = PAPER_N_TEST,
              seed: int = 0, include_training: bool = True, last_step: str = "T3") -> pd.DataFrame:
     """Table 1's columns per model and length (COLUMNS), from each run's final weights;
     test sequences end with T3 (last_step="T3") or follow the cycle from x0 ("cyclic").
@@ -270,7 +276,7 @@ def _int_option(name: str, text: str, low: int, high: int | None = None) -> int:
     return value
 
 
-def command_length_gen(args: argparse.Namespace) -> int:
+def evaluate_run_dirs(args: argparse.Namespace) -> int:
     """Evaluate DIR/<model>/ runs on longer sequences; write the table (CSV), print Table 1 beside the paper's."""
     try:
         lengths = parse_lengths(args.lengths)
@@ -291,7 +297,7 @@ def command_length_gen(args: argparse.Namespace) -> int:
             if run.status == "diverged" and np.isfinite(run.thetas[-1]).all():
                 print(f"note: {run.config.model} diverged at epoch {run.meta.get('diverged_epoch')}; its final "
                       "weights are not a trained model", file=sys.stderr)
-        table = evaluate(runs, lengths, n, seed, last_step=args.last_step)
+        table = accuracy_table(runs, lengths, n, seed, last_step=args.last_step)
     except (LengthGenError, RunFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
