@@ -95,8 +95,8 @@ paths = {label: (models[label], view.coords[label], runs[label].weight_epochs) f
 columns = st.columns(2)
 for column, (loops, name) in zip(columns, ((1, "Single-Attn's loss (T = 1)"),
                                           (config.loops, f"Looped-Attn's loss (T = {config.loops})"))):
-    column.plotly_chart(lp.surface_figure(view.alpha, view.beta, view.loss[loops], paths, epoch, name, 2 * start_loss),
-                        key=f"surface-{loops}")
+    column.plotly_chart(lp.loss_plane_figure(view.alpha, view.beta, view.loss[loops], paths, epoch, name,
+                                             2 * start_loss), key=f"surface-{loops}")
 each = ", ".join(f"{label} {share:.1%}" for label, share in view.captured_each.items())
 st.markdown(f"**The plane captures {view.captured:.1%} of the pooled trajectories' variance** ({each}); "
             f"the rest is off the plane: the farthest point of each path lies "

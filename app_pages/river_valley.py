@@ -19,6 +19,7 @@ if _ROOT not in sys.path:
 from loopviz import quadratic as q
 from loopviz.plots import valley as vp
 from loopviz.ui import present
+from loopviz.ui.inputs import parse_spectrum
 
 U_PRESET, V_PRESET, CUSTOM = "U-valley (Single-Attn)", "V-valley (Looped-Attn)", "Custom spectrum"
 MAX_DIM = 200          # d_V + d_R; the speed budget is set for this size
@@ -142,7 +143,7 @@ with st.expander("valley knobs", expanded=False) if present.enabled() else st.si
 spectra = {U_PRESET: q.u_valley_spectrum(d_v, LAM_MAX, kappa_u),
            V_PRESET: q.v_valley_spectrum(d_v, LAM_MAX, kappa_v)}
 if CUSTOM in (left, right):
-    custom, problem = q.parse_spectrum(custom_text, MAX_DIM - d_r)
+    custom, problem = parse_spectrum(custom_text, MAX_DIM - d_r)
     if custom is None:
         st.error(f"Custom spectrum: {problem}")
         st.stop()
@@ -240,7 +241,7 @@ for col, (key, side) in zip(st.columns(2), sides.items()):
         present.chart(st, figure, key=f"path_{key}")
         if show_3d:
             on_path = q.loss_slice(lam_i, drive, cross, gamma, progress[key], coord)
-            present.chart(st, vp.surface_figure(progress[key], coord, on_path, grid_x, grid_y, grid,
+            present.chart(st, vp.valley_surface_figure(progress[key], coord, on_path, grid_x, grid_y, grid,
                                               title="loss slice", color=colors[key]),
                             key=f"surface_{key}")
 
@@ -267,7 +268,7 @@ for col, (key, side) in zip(st.columns(2), sides.items()):
     with col:
         present.chart(st, vp.force_figure(*norms[key], side.bound, title=f"{key}: force vs 𝒞",
                                         color=colors[key], y_range=force_range), key=f"force_{key}")
-        present.chart(st, vp.spectrum_figure(side.eigenvalues, tau=tau, eta=eta,
+        present.chart(st, vp.valley_spectrum_figure(side.eigenvalues, tau=tau, eta=eta,
                                            title=f"{key}: valley spectrum"
                                                  + (" (H^B)" if setting_no == 2 else "")),
                         key=f"spectrum_{key}")

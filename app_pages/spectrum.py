@@ -163,8 +163,8 @@ def body() -> None:
     columns = st.columns(len(shown))
     for column, (label, run) in zip(columns, shown.items()):
         marks = {"paper's 600": verdicts.PAPER_EPOCHS} if run.config.epochs > verdicts.PAPER_EPOCHS else None
-        present.chart(column, plots.accuracy_figure(run, f"{label}: train (solid), validation (dashed)", bayes(run),
-                                                    marks), key=f"acc-{label}")
+        present.chart(column, plots.bucket_accuracy_figure(run, f"{label}: train (solid), validation (dashed)",
+                                                           bayes(run), marks), key=f"acc-{label}")
     st.caption(bucket_caption(next(iter(shown.values()))))
     present.chart(st, plots.loss_figure(shown), key="loss")
 
@@ -205,7 +205,7 @@ def body() -> None:
     epoch = epoch_cursor(with_spectra)
     columns = st.columns(len(with_spectra))
     for column, (label, run) in zip(columns, with_spectra.items()):
-        present.chart(column, plots.spectrum_figure(run, epoch, config.river_eps, config.low_curvature_tau),
+        present.chart(column, plots.eigenspectrum_figure(run, epoch, config.river_eps, config.low_curvature_tau),
                             key=f"spectrum-{label}")
     if len(with_spectra) == 2:
         assumption_panel(with_spectra["Single-Attn"], with_spectra["Looped-Attn"], epoch)

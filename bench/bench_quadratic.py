@@ -56,7 +56,7 @@ def figures(cmp: q.Comparison) -> None:
         figs.append(vp.force_figure(np.linalg.norm(s.run.force, axis=1),
                                     np.linalg.norm(s.unforced, axis=1), s.bound, title=n,
                                     color=vp.U_COLOR, y_range=None))
-        figs.append(vp.spectrum_figure(s.eigenvalues, tau=0.5, eta=1.8, title=n))
+        figs.append(vp.valley_spectrum_figure(s.eigenvalues, tau=0.5, eta=1.8, title=n))
     for f in figs:
         f.to_json(validate=False)
 

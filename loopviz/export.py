@@ -37,7 +37,7 @@ class ExportError(ValueError):
 def spectrum_figures(runs: dict[str, RunData], frames: int) -> list:
     """Frames of the |λ| histograms of every run, at `frames` epochs spread over the shared
     range, on fixed axes (the bins of the runs' entropy histogram, y up to the largest count)."""
-    from .plots.landscape import spectrum_frame
+    from .plots.training import eigenspectrum_frame
 
     if not runs:
         raise ExportError("no runs to draw")
@@ -49,7 +49,7 @@ def spectrum_figures(runs: dict[str, RunData], frames: int) -> list:
     epochs = np.unique(np.linspace(0, last, max(1, frames)).round().astype(int))
     y_max = 1.05 * max(np.histogram(np.clip(np.abs(e), edges[0], edges[-1]), bins=edges)[0].max()
                        for r in runs.values() for e in r.eigenvalues)
-    return [spectrum_frame({label: (r.config.model, r.spectrum_at(int(e))) for label, r in runs.items()},
+    return [eigenspectrum_frame({label: (r.config.model, r.spectrum_at(int(e))) for label, r in runs.items()},
                            edges, y_max, int(e), first.river_eps, first.low_curvature_tau) for e in epochs]
 
 
@@ -57,8 +57,7 @@ def valley_figures(frames: int, **knobs) -> list:
     """Frames of the River valleys page's paths (steepest valley direction against river
     progress, U and V valleys) for the page's knobs (quadratic.compare_valleys)."""
     from . import quadratic as q
-    from .plots.landscape import valley_frame
-    from .plots.valley import finite_range
+    from .plots.valley import finite_range, valley_frame
 
     d_v, kappa_u, kappa_v = knobs.pop("d_v"), knobs.pop("kappa_u"), knobs.pop("kappa_v")
     cmp = q.compare_valleys(q.u_valley_spectrum(d_v, 1.0, kappa_u), q.v_valley_spectrum(d_v, 1.0, kappa_v), **knobs)

@@ -18,7 +18,7 @@ def bundled(model: str):
 def test_log_axis_labels_stand_at_their_lines():
     # Plotly puts annotations on a log axis at log10 units: a label given the value 0.5 lands near 3.
     run = bundled("looped")
-    fig = training.spectrum_figure(run, 150, eps=1e-3, tau=0.5)
+    fig = training.eigenspectrum_figure(run, 150, eps=1e-3, tau=0.5)
     assert np.isclose(annotation(fig, "river ε").x, -3) and np.isclose(annotation(fig, "τ").x, np.log10(0.5))
     assert {s.x0 for s in fig.layout.shapes} == {1e-3, 0.5}  # the lines themselves take values
     assert "at epoch 150" in fig.layout.title.text
@@ -27,7 +27,7 @@ def test_log_axis_labels_stand_at_their_lines():
 
 
 def test_valley_spectrum_labels_each_line_and_names_the_bar_colours():
-    fig = valley.spectrum_figure(np.geomspace(1.0, 0.01, 20), tau=0.5, eta=1.8, title="V")
+    fig = valley.valley_spectrum_figure(np.geomspace(1.0, 0.01, 20), tau=0.5, eta=1.8, title="V")
     lines = {round(s.y0, 6) for s in fig.layout.shapes}
     assert lines == {0.5, round(1 / 1.8, 6), round(2 / 1.8, 6)}
     labels = {a.text: a.y for a in fig.layout.annotations}
@@ -60,7 +60,7 @@ def test_axis_titles_survive_the_shared_layout():
 
 def test_bayes_ceilings_are_named_in_the_legend_not_over_the_curves():
     run = bundled("single")
-    fig = training.accuracy_figure(run, "t", {"high": 0.55, "all": 0.66, "low": 0.9})
+    fig = training.bucket_accuracy_figure(run, "t", {"high": 0.55, "all": 0.66, "low": 0.9})
     names = [t.name for t in fig.data]
     assert "Bayes high 0.55" in names and "Bayes all 0.66" in names and not any("low 0.90" in n for n in names)
     assert not fig.layout.annotations

@@ -1,6 +1,5 @@
-"""Figures of the Landscape page and of `python -m loopviz export`: the loss surface with
-paths, sharpness against the stability thresholds, per-block spectra, and the fixed-axes
-frames that an exported animation is made of. Data in, figure out."""
+"""Figures of the Landscape page: the loss on a plane with the paths, sharpness against the
+stability thresholds, per-block spectra. Data in, figure out."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,10 +11,9 @@ from .style import MODEL_COLOURS
 from .style import layout as _layout
 
 BLOCK_COLOURS = {"W_K": "#e76f51", "W_Q": "#f4a261", "W_V": "#2a9d8f", "W_h": "#264653"}
-VALLEY_COLOURS = {"U": "#457b9d", "V": "#d62828"}
 
 
-def surface_figure(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray,
+def loss_plane_figure(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray,
                    paths: dict[str, tuple[str, np.ndarray, np.ndarray]], epoch: int, title: str,
                    cap: float) -> go.Figure:
     """Contours of log10(loss) on the plane; each path (label → (model, [N, 2] coords, epochs))
@@ -95,44 +93,3 @@ def block_spectrum_figure(blocks: BlockSpectra, title: str) -> go.Figure:
     fig.update_yaxes(type="log")
     return _layout(fig, title, "block", "|eigenvalue|", height=360)
 
-
-# ------------------------------------------------------------ export frames
-def spectrum_frame(eigenvalues: dict[str, tuple[str, np.ndarray]], edges: np.ndarray, y_max: float,
-                   epoch: int, eps: float, tau: float) -> go.Figure:
-    """One animation frame: histograms of |λ| on fixed log bins for each run (label → (model,
-    eigenvalues)), with fixed axes so that frames can be played one after another."""
-    centres = np.sqrt(edges[:-1] * edges[1:])
-    fig = go.Figure()
-    for label, (model, lam) in eigenvalues.items():
-        counts, _ = np.histogram(np.clip(np.abs(lam), edges[0], edges[-1]), bins=edges)
-        fig.add_bar(x=centres, y=counts, width=edges[1:] - edges[:-1], name=label, opacity=0.7,
-                    marker_color=MODEL_COLOURS.get(model, "#333"))
-    fig.add_vline(x=eps, line=dict(dash="dash", color="#2a9d8f"), annotation_text=f"ε = {eps:g}")
-    fig.add_vline(x=tau, line=dict(dash="dot", color="#7b2cbf"), annotation_text=f"τ = {tau:g}",
-                  annotation_position="bottom right")
-    fig.update_layout(barmode="overlay")
-    fig.update_xaxes(type="log", range=[np.log10(edges[0]), np.log10(edges[-1])])
-    fig.update_yaxes(range=[0, y_max])
-    fig = _layout(fig, f"Hessian eigenspectrum, epoch {epoch}", "|λ| (log bins)", "eigenvalues in bin", height=420)
-    fig.update_layout(legend=dict(orientation="h", y=1.0, x=1.0, xanchor="right", yanchor="bottom"))
-    return fig
-
-
-def valley_frame(paths: dict[str, tuple[np.ndarray, np.ndarray]], step: int, x_range: list[float],
-                 y_range: list[float], title: str) -> go.Figure:
-    """One animation frame of the River valleys paths: river progress (x) against the valley
-    coordinate (y) up to `step`, U and V side by side on shared fixed axes."""
-    fig = make_subplots(rows=1, cols=len(paths), subplot_titles=[f"{k} valley" for k in paths],
-                        shared_yaxes=True)
-    for col, (key, (river, valley)) in enumerate(paths.items(), start=1):
-        colour = VALLEY_COLOURS.get(key, "#333")
-        fig.add_scatter(x=river, y=valley, mode="lines", line=dict(color=colour, width=1), opacity=0.25,
-                        showlegend=False, row=1, col=col)
-        fig.add_scatter(x=river[:step + 1], y=valley[:step + 1], mode="lines", line=dict(color=colour, width=2),
-                        showlegend=False, row=1, col=col)
-        fig.add_scatter(x=[river[step]], y=[valley[step]], mode="markers", marker=dict(color=colour, size=10),
-                        showlegend=False, row=1, col=col)
-        fig.update_xaxes(range=x_range, title_text="river progress ĥ_Rᵀθ_R", row=1, col=col)
-    fig.update_yaxes(range=y_range)
-    fig.update_yaxes(title_text="valley coordinate v_iᵀθ_V", row=1, col=1)
-    return _layout(fig, f"{title}, step {step}", "river progress ĥ_Rᵀθ_R", "valley coordinate v_iᵀθ_V", height=420)

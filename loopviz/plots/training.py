@@ -1,5 +1,6 @@
 """Figures of training runs: accuracy by IC bucket, loss, entropy / MI with phases,
-valley condition number, the eigenspectrum through epochs, and the seed sweep."""
+valley condition number, the eigenspectrum through epochs (and its fixed-axes frames for
+`python -m loopviz export`), and the seed sweep."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,15 +9,15 @@ import plotly.graph_objects as go
 
 from ..curvature import PHASE_NAMES, bin_index, log_bin_edges
 from ..runs.format import RunData
-from .style import MODEL_COLOURS  # noqa: F401 (also importable from here, as before)
+from .style import MODEL_COLOURS
 from .style import layout as _layout
-from .style import log_axis_label  # noqa: F401 (also importable from here)
+from .style import log_axis_label
 
 BUCKET_COLOURS = {"low": "#2a9d8f", "high": "#e76f51", "all": "#264653"}
 PHASE_COLOURS = {1: "rgba(231,111,81,0.12)", 2: "rgba(233,196,106,0.18)", 3: "rgba(42,157,143,0.12)"}
 
 
-def accuracy_figure(run: RunData, title: str, bayes: dict[str, float] | None = None,
+def bucket_accuracy_figure(run: RunData, title: str, bayes: dict[str, float] | None = None,
                     marks: dict[str, int] | None = None) -> go.Figure:
     """Train accuracy (solid) and validation accuracy (dashed) per IC bucket, Bayes ceiling dotted."""
     rec = run.records
@@ -99,7 +100,7 @@ def _spectrum_bars(eigenvalues: np.ndarray, edges: np.ndarray) -> tuple[np.ndarr
     return positive, negative
 
 
-def spectrum_figure(run: RunData, epoch: int, eps: float, tau: float) -> go.Figure:
+def eigenspectrum_figure(run: RunData, epoch: int, eps: float, tau: float) -> go.Figure:
     """Histogram of |λ| on log bins for the spectrum at (or last before) `epoch`, negatives
     stacked; the river threshold ε and Assumption 1's τ marked. The page's epoch cursor
     (and its ▶ play) picks the epoch, so every panel on the page shows the same one."""
@@ -121,6 +122,27 @@ def spectrum_figure(run: RunData, epoch: int, eps: float, tau: float) -> go.Figu
     _layout(fig, f"{run.config.model} eigenspectrum at epoch {int(epochs[index])} (P = {run.eigenvalues.shape[1]})",
             "|λ| (log)", "eigenvalues in bin", height=400)
     fig.update_layout(margin=dict(t=80), hovermode="closest")
+    return fig
+
+
+def eigenspectrum_frame(eigenvalues: dict[str, tuple[str, np.ndarray]], edges: np.ndarray, y_max: float,
+                   epoch: int, eps: float, tau: float) -> go.Figure:
+    """One animation frame: histograms of |λ| on fixed log bins for each run (label → (model,
+    eigenvalues)), with fixed axes so that frames can be played one after another."""
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    fig = go.Figure()
+    for label, (model, lam) in eigenvalues.items():
+        counts, _ = np.histogram(np.clip(np.abs(lam), edges[0], edges[-1]), bins=edges)
+        fig.add_bar(x=centres, y=counts, width=edges[1:] - edges[:-1], name=label, opacity=0.7,
+                    marker_color=MODEL_COLOURS.get(model, "#333"))
+    fig.add_vline(x=eps, line=dict(dash="dash", color="#2a9d8f"), annotation_text=f"ε = {eps:g}")
+    fig.add_vline(x=tau, line=dict(dash="dot", color="#7b2cbf"), annotation_text=f"τ = {tau:g}",
+                  annotation_position="bottom right")
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(type="log", range=[np.log10(edges[0]), np.log10(edges[-1])])
+    fig.update_yaxes(range=[0, y_max])
+    fig = _layout(fig, f"Hessian eigenspectrum, epoch {epoch}", "|λ| (log bins)", "eigenvalues in bin", height=420)
+    fig.update_layout(legend=dict(orientation="h", y=1.0, x=1.0, xanchor="right", yanchor="bottom"))
     return fig
 
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from .style import MARGIN as _MARGIN
+from .style import MODEL_COLOURS
+from .style import layout as _layout
 
 U_COLOR, V_COLOR = "#1f77b4", "#d62728"
+# The exported animation draws U and V in the model colours of the runs they stand for.
+FRAME_COLOURS = {"U": MODEL_COLOURS["single"], "V": MODEL_COLOURS["looped"]}
 _HOP_COLOR, _CALM_COLOR, _WILD_COLOR = "#ff7f0e", "#7f7f7f", "#000000"
 
 # Hops flip sign every step, so any stride would alias them away: the first steps are
@@ -159,7 +164,7 @@ def add_variant_path(fig: go.Figure, river: np.ndarray, valley: np.ndarray, *, c
     return fig
 
 
-def surface_figure(river: np.ndarray, valley: np.ndarray, loss_on_path: np.ndarray,
+def valley_surface_figure(river: np.ndarray, valley: np.ndarray, loss_on_path: np.ndarray,
                    grid_river: np.ndarray, grid_valley: np.ndarray, grid_loss: np.ndarray, *,
                    title: str, color: str) -> go.Figure:
     """The loss slice as a 3D surface with the path on it (heights from the same slice)."""
@@ -239,7 +244,7 @@ def label_positions(levels: np.ndarray, gap: float) -> np.ndarray:
     return placed
 
 
-def spectrum_figure(eigenvalues: np.ndarray, *, tau: float, eta: float, title: str) -> go.Figure:
+def valley_spectrum_figure(eigenvalues: np.ndarray, *, tau: float, eta: float, title: str) -> go.Figure:
     """Valley eigenvalues, largest first, coloured by GD regime, with τ, 1/η and 2/η marked.
 
     1/η < λ < 2/η is valley hopping (ρ < 0); λ ≥ 2/η diverges (|ρ| ≥ 1). The lines' labels
@@ -275,3 +280,23 @@ def spectrum_figure(eigenvalues: np.ndarray, *, tau: float, eta: float, title: s
                       xaxis=dict(title="i (largest first)"),
                       yaxis=dict(title="λ_i", type="log", range=[lo, hi]))
     return fig
+
+
+def valley_frame(paths: dict[str, tuple[np.ndarray, np.ndarray]], step: int, x_range: list[float],
+                 y_range: list[float], title: str) -> go.Figure:
+    """One animation frame of the River valleys paths: river progress (x) against the valley
+    coordinate (y) up to `step`, U and V side by side on shared fixed axes."""
+    fig = make_subplots(rows=1, cols=len(paths), subplot_titles=[f"{k} valley" for k in paths],
+                        shared_yaxes=True)
+    for col, (key, (river, valley)) in enumerate(paths.items(), start=1):
+        colour = FRAME_COLOURS.get(key, "#333")
+        fig.add_scatter(x=river, y=valley, mode="lines", line=dict(color=colour, width=1), opacity=0.25,
+                        showlegend=False, row=1, col=col)
+        fig.add_scatter(x=river[:step + 1], y=valley[:step + 1], mode="lines", line=dict(color=colour, width=2),
+                        showlegend=False, row=1, col=col)
+        fig.add_scatter(x=[river[step]], y=[valley[step]], mode="markers", marker=dict(color=colour, size=10),
+                        showlegend=False, row=1, col=col)
+        fig.update_xaxes(range=x_range, title_text="river progress ĥ_Rᵀθ_R", row=1, col=col)
+    fig.update_yaxes(range=y_range)
+    fig.update_yaxes(title_text="valley coordinate v_iᵀθ_V", row=1, col=1)
+    return _layout(fig, f"{title}, step {step}", "river progress ĥ_Rᵀθ_R", "valley coordinate v_iᵀθ_V", height=420)

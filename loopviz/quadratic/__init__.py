@@ -7,7 +7,6 @@
 
 `from loopviz import quadratic as q; q.<name>` reaches every public name below.
 """
-from ..ui.inputs import parse_spectrum  # kept as q.parse_spectrum until the pages import it from ui
 from .claims import (MINOR_FEEDBACK, MUCH_GREATER, SETTLED, Claim, Comparison, Side,
                      check_claims, compare_valleys)
 from .simulate import (GeneralTrajectory, Trajectory, cumulative_force, eigh, force_bound,
@@ -23,7 +22,7 @@ __all__ = [
     "RiverValley", "SETTLED", "Side", "Trajectory", "check_assumption1", "check_claims",
     "compare_valleys", "cumulative_force", "eigh", "force_bound", "force_bound_split",
     "general_loss", "geometric_weights", "loss_slice", "make_problem", "momentum_stable",
-    "noise_floor_variance", "parse_spectrum", "quadratic_loss", "river_progress", "simulate",
+    "noise_floor_variance", "quadratic_loss", "river_progress", "simulate",
     "simulate_general", "simulate_general_pair", "simulate_momentum", "slice_contours",
     "slice_level_set", "u_valley_spectrum", "v_valley_spectrum", "valley_direction",
     "valley_pair", "unforced_force",
