@@ -49,9 +49,7 @@ st.caption("Every number here is exact at d = 4 (P = 60 weights): the training l
            "by autodiff in float64, Adam's state rebuilt from the stored weights.")
 
 config = sidebar_config(RunConfig())
-pair = jobs.model_pair(config)
-jobs.train_controls(pair)
-jobs.show_store_problems()
+pair = jobs.pair_controls(config)
 runs: dict[str, RunData | None] = {label: jobs.current_run(c) for label, c in pair.items()}
 if any(r is None or len(r.records) < 3 for r in runs.values()):
     jobs.progress_panel(pair)

@@ -24,8 +24,7 @@ st.caption("Test sequences of length L use the training transitions T1, T2, T3 c
            "Models see the first L − 1 tokens and predict the last, with their final weights.")
 
 config = sidebar_config(RunConfig())
-pair = jobs.model_pair(config)
-jobs.train_controls(pair)
+pair = jobs.pair_controls(config)
 
 left, middle, right, last = st.columns([3, 1, 1, 1])
 lengths = left.multiselect("test lengths L", list(range(5, 21)), default=list(lengthgen.PAPER_LENGTHS),

@@ -19,7 +19,7 @@ if _ROOT not in sys.path:
 from loopviz import quadratic as q
 from loopviz.plots import valley as vp
 from loopviz.ui import present
-from loopviz.ui.inputs import parse_spectrum
+from loopviz.ui.inputs import parse_spectrum, warn_refused_query
 
 U_PRESET, V_PRESET, CUSTOM = "U-valley (Single-Attn)", "V-valley (Looped-Attn)", "Custom spectrum"
 MAX_DIM = 200          # d_V + d_R; the speed budget is set for this size
@@ -39,19 +39,6 @@ URL = dict(bind="query-params", persist_state="session")
 @st.cache_resource(max_entries=8, show_spinner=False)
 def run(single: tuple[float, ...], looped: tuple[float, ...], **knobs) -> q.Comparison:
     return q.compare_valleys(np.array(single), np.array(looped), **knobs)
-
-
-def refused(where, key: str, ok, fallback: float) -> None:
-    """Before a widget bound to `?key=` is drawn: a visible note when the URL's value is refused."""
-    raw = st.query_params.get(key)
-    if raw is None:
-        return
-    try:
-        good = bool(ok(raw))
-    except ValueError:
-        good = False
-    if not good:
-        where.warning(f"query parameter {key}={raw!r} is outside this knob's values; using {fallback:g}")
 
 
 def run_variant(problem: q.RiverValley, eta: float, steps: int, momentum: float, noise: float,
@@ -120,11 +107,11 @@ with st.expander("valley knobs", expanded=False) if present.enabled() else st.si
                                      "upstream.")
     offset = st.slider("initial valley offset ‖θ_V,0‖", 0.0, 3.0, 1.0, 0.1, key="offset", **URL)
     # Bad URL values are named here: Streamlit drops a value its widget refuses without a word.
-    refused(st, "momentum", lambda v: 0.0 <= float(v) <= MOMENTUM_MAX, 0.0)
+    warn_refused_query("momentum", lambda v: 0.0 <= float(v) <= MOMENTUM_MAX, "is outside this knob's values; using 0")
     momentum = st.slider("momentum μ (heavy ball)", 0.0, MOMENTUM_MAX, 0.0, 0.05, key="momentum", **URL,
                          help="torch's SGD momentum: u ← μu + g, θ ← θ − ηu. Setting 1 only; the "
                               "stability threshold moves from ηλ < 2 to ηλ < 2(1 + μ).")
-    refused(st, "noise", lambda v: float(v) in NOISES, 0.0)
+    warn_refused_query("noise", lambda v: float(v) in NOISES, "is outside this knob's values; using 0")
     noise = st.select_slider("gradient noise σ", NOISES, value=0.0, key="noise", **URL,
                              help="g = ∇L + σξ, ξ ~ N(0, I) seeded: SGD's noise in Setting 1.")
     with st.expander("More knobs"):

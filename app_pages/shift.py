@@ -25,9 +25,7 @@ st.caption("Stage I trains Single-Attn; at the shift epoch the same weights (and
            "Looped-Attn. Stage I is the stored Single run itself: only Stage II is trained when you move the slider.")
 
 config = sidebar_config(RunConfig())
-base = jobs.model_pair(config)
-jobs.train_controls(base)
-jobs.show_store_problems()
+base = jobs.pair_controls(config)
 
 single = jobs.current_run(base["Single-Attn"])
 if single is None or single.status != "complete":

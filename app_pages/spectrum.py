@@ -28,9 +28,7 @@ st.caption("Markov language task (paper App. E.1): predict x3 from (x0, x1, x2).
            "(copies of one sequence never straddle a threshold, so the shares are not exactly 40 %).")
 
 config = sidebar_config(RunConfig())
-pair = jobs.model_pair(config)
-jobs.train_controls(pair)
-jobs.show_store_problems()
+pair = jobs.pair_controls(config)
 
 
 def open_selected_seed() -> None:

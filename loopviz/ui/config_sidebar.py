@@ -14,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from ..config import ConfigError, RunConfig, TRANSITION_KINDS, EMBEDDINGS, OPTIMIZERS
+from .inputs import warn_refused_query
 
 NOTES_KEY = "run_config_notes"
 SHARED_KEY = "run_config_shared"   # the config app.py drew in this run for the page it is about to run
@@ -150,15 +151,8 @@ def _widget(knob: Knob, default: Any) -> Any:
 def warn_refused_int(key: str, low: int, high: int, fallback: int) -> None:
     """Before an integer widget bound to `?key=` is drawn: a visible note when the URL's value
     is not an integer in [low, high] (Streamlit drops it without a word)."""
-    raw = st.query_params.get(key)
-    if raw is None:
-        return
-    try:
-        ok = low <= int(raw) <= high
-    except ValueError:
-        ok = False
-    if not ok:
-        st.warning(f"query parameter {key}={raw!r} is not an epoch in [{low}, {high}]; using {fallback}")
+    warn_refused_query(key, lambda raw: low <= int(raw) <= high,
+                       f"is not an epoch in [{low}, {high}]; using {fallback}")
 
 
 def selected_seed(selection: dict) -> int | None:

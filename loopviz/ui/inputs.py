@@ -1,7 +1,11 @@
-"""Parsing of user-typed inputs into the arrays the science functions take."""
+"""User inputs: typed text parsed into the arrays the science functions take, and URL
+query parameters that a widget refuses, named."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
+import streamlit as st
 
 
 def parse_spectrum(text: str, max_size: int) -> tuple[np.ndarray | None, str]:
@@ -31,3 +35,18 @@ def parse_spectrum(text: str, max_size: int) -> tuple[np.ndarray | None, str]:
         return None, (f"Too many eigenvalues: {lam.size} given, at most {max_size} here "
                       "(d_V + d_R ≤ 200).")
     return lam, ""
+
+
+def warn_refused_query(key: str, accept: Callable[[str], bool], refusal: str) -> None:
+    """Before a widget bound to `?key=` is drawn: a visible warning when the URL's value is
+    refused (`accept` is false or raises ValueError), since Streamlit drops it without a word.
+    The warning reads "query parameter key='value' " + refusal."""
+    raw = st.query_params.get(key)
+    if raw is None:
+        return
+    try:
+        ok = bool(accept(raw))
+    except ValueError:
+        ok = False
+    if not ok:
+        st.warning(f"query parameter {key}={raw!r} {refusal}")

@@ -215,6 +215,15 @@ def show_store_problems() -> None:
         st.warning(problem)
 
 
+def pair_controls(config: RunConfig) -> dict[str, RunConfig]:
+    """The top of a page over one configuration: its Single/Looped pair (model_pair) with
+    Train / Cancel in the sidebar, and any store problems as warnings. Returns the pair."""
+    pair = model_pair(config)
+    train_controls(pair)
+    show_store_problems()
+    return pair
+
+
 def live_fragment(body: Callable[[], None], configs: dict[str, RunConfig],
                   also_while: Callable[[], bool] = lambda: False, every: float = 1.0) -> None:
     """Draw `body` as a fragment that redraws every `every` seconds while any of `configs`
