@@ -30,14 +30,14 @@ st.caption("The paper's Observation 1 (Sec. 4.1): Looped-Attn learns the high-in
 
 
 @st.cache_data
-def load(path: str, mtime: float) -> pd.DataFrame:
+def load_atlas(path: str, mtime: float) -> pd.DataFrame:
     return read_rows(Path(path))
 
 
 if not ATLAS_FILE.exists():
     st.warning("No bundled atlas found (assets/atlas.csv); README.md, 'Sweeps and the atlas', says how to make it.")
     st.stop()
-table = load(str(ATLAS_FILE), ATLAS_FILE.stat().st_mtime)
+table = load_atlas(str(ATLAS_FILE), ATLAS_FILE.stat().st_mtime)
 axes = atlas.grid_axes(table, tuple(c for c in ATLAS_CONFIG_COLUMNS if c not in ("seed", "data_seed")))
 if len(axes) < 2:
     st.warning(f"This atlas varies {len(axes)} config field(s) ({', '.join(axes) or 'none'}); the map needs two.")

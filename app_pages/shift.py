@@ -98,7 +98,7 @@ def timing_panel(looped: RunData, shifted: RunData) -> None:
              f"{last_s['acc_all'] - last_l['acc_all']:+.1%} / {last_s['acc_high'] - last_l['acc_high']:+.1%}")
     S = int(shifted.config.shift_epoch)
     at = min(int(np.searchsorted(single.weight_epochs, S)), len(single.thetas) - 1)
-    jump = switch_jump(config.to_json(), S, single.thetas[at])
+    jump = switch_jump_at(config.to_json(), S, single.thetas[at])
     st.info(verdicts.shift_sentence(S, timing[2], last_s["acc_all"] - last_l["acc_all"],
                                     last_s["acc_high"] - last_l["acc_high"], jump, noise=TIMING_NOISE))
     st.caption(f"Speed-up: {timing[1]} Training time is the CPU time of the training thread (wall-clock on an "
@@ -125,7 +125,7 @@ def shift_timing(sweep: pd.DataFrame | None, epoch: int, t_looped: float, t_shif
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def switch_jump(config_json: str, epoch: int, _theta) -> dict:
+def switch_jump_at(config_json: str, epoch: int, _theta) -> dict:
     """Single and Looped loss and gradient norm at the Single weights of the switch epoch (cached by epoch)."""
     return shift.switch_jump_of(config_json, _theta)
 

@@ -106,7 +106,7 @@ def variance_captured(plane: Plane, trajectories: list[np.ndarray]) -> float:
     return float(((centred @ plane.basis.T) ** 2).sum() / total) if total > 0 else float("nan")
 
 
-def grid_axes(coords: list[np.ndarray], n: int, pad: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+def plane_axes(coords: list[np.ndarray], n: int, pad: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
     """α and β axes (n points each) covering every projected point with a margin of `pad` × span."""
     pooled = np.concatenate([np.atleast_2d(c) for c in coords])
     lo, hi = pooled.min(axis=0), pooled.max(axis=0)
@@ -385,7 +385,7 @@ def surface_view(problem, trajectories: dict[str, np.ndarray], kind: str, n: int
     else:
         raise ValueError(f"plane kind must be 'endpoints' or 'pca', got {kind!r}")
     coords = {label: plane.coords(t) for label, t in trajectories.items()}
-    alpha, beta = grid_axes(list(coords.values()), n)
+    alpha, beta = plane_axes(list(coords.values()), n)
     P = plane.origin.size
     loss = {T: plane_loss(batched_loss(lambda p, T=T: problem.loss(p, T), P), plane, alpha, beta) for T in loops}
     return SurfaceView(plane, alpha, beta, loss, coords, variance_captured(plane, list(trajectories.values())),

@@ -35,7 +35,7 @@ def test_plane_loss_equals_the_models_loss_at_sampled_points(runs):
     single, looped = runs["single"], runs["looped"]
     plane = L.endpoint_plane(single.thetas[0], single.thetas[-1], looped.thetas[-1])
     coords = [plane.coords(r.thetas) for r in runs.values()]
-    alpha, beta = L.grid_axes(coords, 9)
+    alpha, beta = L.plane_axes(coords, 9)
     problem = prepare(looped.config)
     rng = np.random.default_rng(0)
     for loops in (1, 3):

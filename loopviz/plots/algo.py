@@ -6,9 +6,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .style import MODEL_COLOURS
+from .style import MODEL_LABELS as LABELS  # the Algorithmic tasks page reads plots.LABELS
 from .style import layout as _layout
 
-LABELS = {"single": "Single-Attn", "looped": "Looped-Attn", "shift": "SHIFT"}
 
 
 def accuracy_figure(records: dict[str, pd.DataFrame], column: str, title: str, shift_step: int | None) -> go.Figure:

@@ -9,9 +9,8 @@ import plotly.colors
 import plotly.graph_objects as go
 
 from .style import MARGIN as _MARGIN
-from .style import MODEL_COLOURS
+from .style import MODEL_COLOURS, MODEL_LABELS
 
-MODEL_LABELS = {"single": "Single-Attn", "looped": "Looped-Attn", "shift": "SHIFT"}
 
 
 def ic_distribution_figure(test_ic: dict[int, np.ndarray], train_ic: np.ndarray, threshold: float,

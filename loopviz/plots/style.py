@@ -5,6 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 MODEL_COLOURS = {"single": "#457b9d", "looped": "#d62828", "shift": "#7b2cbf"}
+MODEL_LABELS = {"single": "Single-Attn", "looped": "Looped-Attn", "shift": "SHIFT"}
 MARGIN = dict(l=50, r=20, t=50, b=40)
 
 
