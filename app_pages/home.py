@@ -8,7 +8,6 @@ from loopviz import shift, stats, verdicts
 from loopviz.config import RunConfig
 from loopviz.plots import shift as shift_plots
 from loopviz.plots import training as plots
-from loopviz.runs.format import RunData
 from loopviz.ui import jobs
 from loopviz.ui import present
 
@@ -46,27 +45,6 @@ st.markdown(
 """
 )
 
-
-
-def bucket_mix(run: RunData, split: str) -> tuple[float, float]:
-    """(share of high-IC samples, mean IC in nats) of the training or validation set."""
-    return float((run.task[f"{split}_bucket"] == 2).mean()), float(run.task[f"{split}_ic"].mean())
-
-
-def loss_explanation(run: RunData) -> str:
-    """Why validation loss sits below training loss, from this run's two sets — or that it does not."""
-    last = run.records.iloc[-1]
-    (high_t, ic_t), (high_v, ic_v) = bucket_mix(run, "train"), bucket_mix(run, "val")
-    if last["val_loss"] >= last["loss"]:
-        return (f"Here validation loss ({last['val_loss']:.3f}) is not below training loss ({last['loss']:.3f}).")
-    if high_v < high_t and ic_v < ic_t:
-        return (f"Validation loss ({last['val_loss']:.3f}) sits below training loss ({last['loss']:.3f}) because the "
-                f"validation draw holds fewer rare, hard sequences: {high_v:.0%} of its samples are high-IC against "
-                f"{high_t:.0%} of the training set's (mean IC {ic_v:.2f} against {ic_t:.2f} nats). The training set "
-                "keeps each of the 81 possible sequences once, the rarest included; the validation set is drawn "
-                "∝ P(X)² only, so it is dominated by frequent, predictable sequences.")
-    return (f"Validation loss ({last['val_loss']:.3f}) sits below training loss ({last['loss']:.3f}), although the "
-            f"validation set is not easier by its mix ({high_v:.0%} high-IC against {high_t:.0%}).")
 
 
 def lecture_links(scp_epoch: int | None) -> str:
@@ -119,7 +97,7 @@ if single is not None and looped is not None:
                f"{stats.share_of(round(l['val_acc_high'] * n_val_high), n_val_high).text()}. "
                f"d = {config.d}, T = {config.loops}, {config.epochs} epochs, Adam lr {config.lr:g}, "
                f"seed {config.seed}, data seed {config.data_seed}.")
-    st.markdown(loss_explanation(looped))
+    st.markdown(verdicts.loss_gap_sentence(float(l["loss"]), float(l["val_loss"]), looped.task))
     with st.expander("the loss curves"):
         present.chart(st, plots.loss_figure({"Single-Attn": single, "Looped-Attn": looped}), key="home-loss")
     if seed_sweep is not None:

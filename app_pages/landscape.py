@@ -185,7 +185,7 @@ st.caption("A block's eigenvalues are the curvature when only that matrix moves 
 st.subheader("Export and reproduce")
 dirs = []
 for label, run in runs.items():
-    path = jobs.registry().store.path(run.config)
+    path = jobs.store_path(run.config)
     try:
         dirs.append(str(path.relative_to(REPO)))
     except ValueError:

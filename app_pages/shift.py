@@ -73,13 +73,17 @@ shift_config = config.replace(model="shift", shift_epoch=int(shift_epoch))
 # move away and back, or press the button below.
 moved = st.session_state.get("shift_position") != shift_config.key()
 st.session_state["shift_position"] = shift_config.key()
-if jobs.needs_training(shift_config) and (moved or jobs.registry().get(shift_config) is None):
-    jobs.registry().start(shift_config)
+refusal = ""
+if jobs.needs_training(shift_config) and (moved or not jobs.has_job(shift_config)):
+    refusal = jobs.start(shift_config)
 jobs.follow("shift", shift_config)
 if jobs.needs_training(shift_config) and not present.enabled():
     if st.button(f"Train the SHIFT run at epoch {int(shift_epoch)}", key="train-shift"):
-        jobs.registry().start(shift_config)
-        st.rerun()
+        refusal = jobs.start(shift_config)
+        if not refusal:
+            st.rerun()
+if refusal:
+    st.error(refusal)
 runs_config = {**base, "SHIFT": shift_config}
 SWEEP = pd.read_csv(SWEEP_FILE) if SWEEP_FILE.exists() else None
 
@@ -89,7 +93,9 @@ def timing_panel(looped: RunData, shifted: RunData) -> None:
     sweep (every point timed together, median of repeats) or runs all trained in this server."""
     t_looped, t_shift = float(looped.records["seconds"].iloc[-1]), float(shifted.records["seconds"].iloc[-1])
     last_l, last_s = looped.records.iloc[-1], shifted.records.iloc[-1]
-    timing = shift_timing(SWEEP, int(shift_epoch), t_looped, t_shift)
+    # The bundled sweep timed the default configuration only.
+    timing = verdicts.speedup_shown(SWEEP if config == RunConfig() else None, int(shift_epoch),
+                                    jobs.all_trained_here(runs_config), t_looped, t_shift)
     a, b, c, d = st.columns(4)
     a.metric("pure Looped-Attn training", f"{t_looped:.2f} s")
     b.metric("SHIFT training (Stage I + II)", f"{t_shift:.2f} s")
@@ -103,25 +109,6 @@ def timing_panel(looped: RunData, shifted: RunData) -> None:
                                     last_s["acc_high"] - last_l["acc_high"], jump, noise=TIMING_NOISE))
     st.caption(f"Speed-up: {timing[1]} Training time is the CPU time of the training thread (wall-clock on an "
                "idle core), evaluation excluded.")
-
-
-def shift_timing(sweep: pd.DataFrame | None, epoch: int, t_looped: float, t_shift: float) -> tuple[str, str, float]:
-    """(shown value, provenance, number or NaN) of the speed-up that may be shown for this shift epoch:
-    only one whose both sides were timed the same way."""
-    same_server = all((job := jobs.registry().get(c)) is not None and job.log.status == "complete"
-                      for c in runs_config.values())
-    if sweep is not None and config == RunConfig() and epoch in set(sweep["shift_epoch"]):
-        row = sweep[sweep["shift_epoch"] == epoch].iloc[0]
-        return (f"×{row['speedup']:.2f}", f"from the bundled sweep, where pure Looped-Attn and SHIFT at epoch {epoch} "
-                                          f"were timed together (median of {int(row['repeats'])} repeats).",
-                float(row["speedup"]))
-    if same_server:
-        value = shift.speedup(t_looped, t_shift)
-        return (f"×{value:.2f}", "Single, Looped and SHIFT were all trained by this server, one run each (timing "
-                                 "noise ±20 %).", value)
-    return ("—", "not timed together: these runs were timed at different times or on different machines (a stored "
-                 "run beside a live one), so their ratio would not be a speed-up; the sweep chart below times every "
-                 "point the same way.", float("nan"))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import shift
+
 PAPER_EPOCHS = 600          # the paper's horizon (App. E.1.1)
 SMOOTH_FRACTION = 0.02      # running-median window, as a share of the curve
 TAIL_FRACTION = 0.1         # "where a curve ends": the median of its last 10 %
@@ -132,6 +134,51 @@ def timing_noise(raw) -> float:
     raw table: a speed-up inside 1 ± this is indistinguishable from timing noise (0 without repeats)."""
     seconds = raw.loc[raw["model"] == "looped", "seconds"].to_numpy(dtype=float)
     return float(np.ptp(seconds) / np.median(seconds)) if seconds.size > 1 else 0.0
+
+
+def bucket_mix(task: dict[str, np.ndarray], split: str) -> tuple[float, float]:
+    """(share of high-IC samples, mean IC in nats) of a run's training or validation set."""
+    return float((task[f"{split}_bucket"] == 2).mean()), float(task[f"{split}_ic"].mean())
+
+
+def loss_gap_sentence(loss: float, val_loss: float, task: dict[str, np.ndarray]) -> str:
+    """Why validation loss sits below training loss, from the run's two sets — or that it does not.
+
+    The explanation (fewer rare, hard sequences in the validation draw) is given only when
+    both the high-IC share and the mean IC of the validation set are lower than the
+    training set's; otherwise the sentence says the mix does not explain it.
+    """
+    (high_t, ic_t), (high_v, ic_v) = bucket_mix(task, "train"), bucket_mix(task, "val")
+    if val_loss >= loss:
+        return f"Here validation loss ({val_loss:.3f}) is not below training loss ({loss:.3f})."
+    if high_v < high_t and ic_v < ic_t:
+        return (f"Validation loss ({val_loss:.3f}) sits below training loss ({loss:.3f}) because the "
+                f"validation draw holds fewer rare, hard sequences: {high_v:.0%} of its samples are high-IC against "
+                f"{high_t:.0%} of the training set's (mean IC {ic_v:.2f} against {ic_t:.2f} nats). The training set "
+                "keeps each of the 81 possible sequences once, the rarest included; the validation set is drawn "
+                "∝ P(X)² only, so it is dominated by frequent, predictable sequences.")
+    return (f"Validation loss ({val_loss:.3f}) sits below training loss ({loss:.3f}), although the "
+            f"validation set is not easier by its mix ({high_v:.0%} high-IC against {high_t:.0%}).")
+
+
+def speedup_shown(sweep, epoch: int, timed_here: bool, t_looped: float, t_shift: float) -> tuple[str, str, float]:
+    """(shown value, provenance, number or NaN) of the speed-up that may be shown for SHIFT at
+    `epoch`: only a ratio of two times measured the same way. First the sweep's row for that
+    epoch (pure Looped-Attn and SHIFT timed together, median of repeats; `sweep` None when it
+    is not of this configuration); else the ratio of the runs' own times when all of them were
+    trained by this server (`timed_here`); else none."""
+    if sweep is not None and epoch in set(sweep["shift_epoch"]):
+        row = sweep[sweep["shift_epoch"] == epoch].iloc[0]
+        return (f"×{row['speedup']:.2f}", f"from the bundled sweep, where pure Looped-Attn and SHIFT at epoch {epoch} "
+                                          f"were timed together (median of {int(row['repeats'])} repeats).",
+                float(row["speedup"]))
+    if timed_here:
+        value = shift.speedup(t_looped, t_shift)
+        return (f"×{value:.2f}", "Single, Looped and SHIFT were all trained by this server, one run each (timing "
+                                 "noise ±20 %).", value)
+    return ("—", "not timed together: these runs were timed at different times or on different machines (a stored "
+                 "run beside a live one), so their ratio would not be a speed-up; the sweep chart below times every "
+                 "point the same way.", float("nan"))
 
 
 def shift_sentence(shift_epoch: int, speedup: float, gap_all: float, gap_high: float, jump: dict[str, float] | None,

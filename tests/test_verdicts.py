@@ -129,3 +129,38 @@ def test_home_claims_put_our_number_beside_each_paper_claim():
     assert "1501 of 1501" in valleys
     assert "epoch 232" in shift and "×1.20 against pure Looped-Attn (faster)" in shift
     assert "not 'the same accuracy'" in shift
+
+
+def test_a_speedup_is_shown_only_from_times_measured_the_same_way():
+    sweep = pd.DataFrame({"shift_epoch": [50, 100], "speedup": [1.3, 1.1], "repeats": [5, 5]})
+    shown, why, value = verdicts.speedup_shown(sweep, 100, True, 9.0, 3.0)
+    assert (shown, value) == ("×1.10", 1.1) and "bundled sweep" in why and "median of 5" in why   # sweep first
+    shown, why, value = verdicts.speedup_shown(sweep, 75, True, 9.0, 3.0)    # not in the sweep: this server's
+    assert (shown, value) == ("×3.00", 3.0) and "trained by this server" in why
+    for sweep_or_none in (sweep, None):                                     # mixed provenance: no ratio at all
+        shown, why, value = verdicts.speedup_shown(sweep_or_none, 75, False, 9.0, 3.0)
+        assert shown == "—" and np.isnan(value) and "not timed together" in why
+
+
+def planted_task(rng, high_train: float, high_val: float, ic_shift: float) -> dict:
+    """Training and validation sets with a planted high-IC share and mean IC (bucket 2 = high)."""
+    def split(share):
+        bucket = np.where(rng.random(4000) < share, 2, rng.integers(0, 2, 4000))
+        return bucket, 5.0 + 3.0 * (bucket == 2) + rng.normal(0, 0.1, 4000)
+    (tb, ti), (vb, vi) = split(high_train), split(high_val)
+    return {"train_bucket": tb, "train_ic": ti, "val_bucket": vb, "val_ic": vi + ic_shift}
+
+
+def test_the_loss_gap_is_explained_by_the_mix_only_when_the_mix_says_so():
+    rng = np.random.default_rng(0)
+    easier = planted_task(rng, 0.3, 0.1, 0.0)      # planted: fewer hard sequences in validation
+    text = verdicts.loss_gap_sentence(1.0, 0.8, easier)
+    assert "because the validation draw holds fewer rare, hard sequences" in text
+    assert verdicts.bucket_mix(easier, "val")[0] == pytest.approx((easier["val_bucket"] == 2).mean())
+    same = planted_task(rng, 0.3, 0.3, 0.0)        # the same mix (noise only): no explanation claimed
+    assert "not easier by its mix" in verdicts.loss_gap_sentence(1.0, 0.8, same)
+    shuffled = dict(easier, val_bucket=easier["train_bucket"], val_ic=easier["train_ic"])
+    assert "not easier by its mix" in verdicts.loss_gap_sentence(1.0, 0.8, shuffled)
+    harder_ic = planted_task(rng, 0.3, 0.1, 5.0)   # fewer high-IC samples but a higher mean IC: not easier
+    assert "not easier by its mix" in verdicts.loss_gap_sentence(1.0, 0.8, harder_ic)
+    assert "is not below training loss" in verdicts.loss_gap_sentence(0.8, 1.0, easier)

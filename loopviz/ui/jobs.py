@@ -224,6 +224,32 @@ def pair_controls(config: RunConfig) -> dict[str, RunConfig]:
     return pair
 
 
+def has_job(config: RunConfig) -> bool:
+    """This server holds a job for `config` (running, queued or finished since it started)."""
+    return registry().get(config) is not None
+
+
+def start(config: RunConfig) -> str:
+    """Start `config`'s job (or reattach to its running one) outside the Train button, e.g.
+    the SHIFT slider's run: "" when started, else why it was not queued."""
+    try:
+        registry().start(config)
+    except QueueFull as exc:
+        return f"Not queued: {exc}."
+    return ""
+
+
+def all_trained_here(configs: dict[str, RunConfig]) -> bool:
+    """Every config's run was trained to completion by this server (timed the same way)."""
+    reg = registry()
+    return all((job := reg.get(c)) is not None and job.log.status == Status.COMPLETE for c in configs.values())
+
+
+def store_path(config: RunConfig):
+    """The directory `config`'s run is stored in (or will be)."""
+    return registry().store.path(config)
+
+
 def live_fragment(body: Callable[[], None], configs: dict[str, RunConfig],
                   also_while: Callable[[], bool] = lambda: False, every: float = 1.0) -> None:
     """Draw `body` as a fragment that redraws every `every` seconds while any of `configs`
