@@ -49,17 +49,25 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-def test_the_check_sees_a_forbidden_import(tmp_path):
+def registry_calls(path: Path) -> int:
+    """How often a file reaches into the job registry (`jobs.registry()`) instead of a ui.jobs helper."""
+    tree = ast.parse(path.read_text())
+    return sum(isinstance(node, ast.Attribute) and node.attr == "registry" for node in ast.walk(tree))
+
+
+def test_the_checks_see_a_forbidden_import_and_a_registry_call(tmp_path):
     page = tmp_path / "page.py"
     page.write_text("import streamlit as st\n\ndef f():\n    from loopviz.toy.training import prepare\n"
-                    "from loopviz import shift\n")
+                    "from loopviz import shift\nfrom loopviz.ui import jobs\njobs.registry().start(None)\n")
     assert {"loopviz.toy.training", "loopviz.shift", "streamlit"} <= imported_modules(page)
+    assert registry_calls(page) == 1
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_no_page_imports_torch_training_or_job_internals(page):
     bad = [n for n in imported_modules(page) if any(n == f or n.startswith(f + ".") for f in FORBIDDEN)]
     assert not bad, f"{page.name} imports {bad}: put the science behind a loopviz entry point"
+    assert registry_calls(page) == 0, f"{page.name} reaches into the job registry: use a loopviz.ui.jobs helper"
 
 
 def test_what_the_pages_import_loads_without_torch():
