@@ -66,12 +66,6 @@ def store_problems() -> list[str]:
     return reg.warnings + problems
 
 
-def _session_id() -> str | None:
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-    ctx = get_script_run_ctx()
-    return ctx.session_id if ctx is not None else None
-
-
 def any_running(configs: dict[str, RunConfig]) -> bool:
     reg = registry()
     return any((job := reg.get(c)) is not None and not job.log.done for c in configs.values())
