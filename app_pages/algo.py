@@ -138,7 +138,7 @@ if curves:
                "show the whole valley's shape.")
 
 st.subheader("Train your own")
-preset_name = st.selectbox("preset", list(PRESETS), key="algo_preset")
+preset_name = st.selectbox("preset", list(PRESETS), index=list(PRESETS).index("cpu"), key="algo_preset")
 task = st.selectbox("task", TASKS, key="algo_task")
 base = preset(preset_name, task=task)
 group = rundir.group_directory(USER_RUNS, base, preset_name)

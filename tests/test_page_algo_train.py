@@ -3,6 +3,8 @@ jobs through the job registry, show live progress, can be cancelled, obey the qu
 the finished runs are listed; the paper preset is refused on a server without a GPU."""
 import json
 import os
+import subprocess
+import sys
 import threading
 
 import pandas as pd
@@ -13,7 +15,7 @@ from loopviz.algo import rundir, training
 from loopviz.runs.log import RunLog
 from loopviz.runs.store import MAX_PER_OWNER, MAX_WAITING, Job
 from loopviz.ui import jobs
-from tests.apptest_helpers import app_test, run_until, texts
+from tests.apptest_helpers import REPO, app_test, run_until, texts
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "fresh_jobs")
 
@@ -147,3 +149,16 @@ def test_the_paper_preset_needs_a_gpu(page, monkeypatch, cuda):
     if refusal:
         assert "50,001 steps" in refusal[0]
     assert any("--preset paper" in c.value for c in at.code)   # the command line stays the alternative
+
+
+@pytest.mark.slow
+def test_the_page_loads_without_torch_until_the_paper_preset_is_picked():
+    code = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+            f"at = AppTest.from_file({str(REPO / PAGE)!r}, default_timeout=60).run()\n"
+            "assert not at.exception and at.selectbox(key='algo_preset').value == 'cpu'\n"
+            "print('torch' in sys.modules)\n"
+            "at.selectbox(key='algo_preset').set_value('paper').run()\n"
+            "print('torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
