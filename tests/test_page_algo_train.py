@@ -50,7 +50,8 @@ def test_train_runs_the_three_models_as_jobs_and_lists_the_runs(page):
     at.button(key="algo_train").click().run()
     configs = {m: algo_config.preset("tiny", task="copy", model=m) for m in ("single", "looped", "shift")}
     assert all(jobs.registry().get(c) is not None for c in configs.values())
-    at = run_until(at, lambda a: sum("complete in" in s for s in texts(a, "success")) == 3, timeout=120)
+    # Until the runs are written the jobs count as running; then the page (rerun) lists them.
+    at = run_until(at, lambda a: not jobs.any_running(configs), timeout=120).run()
     assert not at.exception
     assert sum("complete in" in s for s in texts(at, "success")) == 3
     for model, c in configs.items():

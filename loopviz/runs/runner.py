@@ -10,11 +10,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..config import RunConfig
 from .log import RunLog
 from .status import Status
+
+if TYPE_CHECKING:
+    from ..algo.config import AlgoConfig
 
 EVERY_STATUS = tuple(Status)   # what the CLI writes: whatever a run computed, cancelled or failed too
 
@@ -28,7 +31,7 @@ class Outcome:
     error: str = ""          # why it could not be written (the OSError's text)
 
 
-def new_log(config) -> RunLog:
+def new_log(config: RunConfig | AlgoConfig) -> RunLog:
     """A fresh log for `config`: RunLog for the toy, AlgoLog for an algorithmic task."""
     if isinstance(config, RunConfig):
         return RunLog(config)
@@ -36,7 +39,7 @@ def new_log(config) -> RunLog:
     return AlgoLog(config)
 
 
-def run(config, log: RunLog, cancel: threading.Event, prior: Callable[[], Any] | None = None,
+def run(config: RunConfig | AlgoConfig, log: RunLog, cancel: threading.Event, prior: Callable[[], Any] | None = None,
         target: Path | None = None, keep: tuple[Status, ...] = EVERY_STATUS, overwrite: bool = True,
         workers: int = 1) -> Outcome:
     """Train `config` into `log` (never raises for a bad run), then write it to `target`
@@ -49,7 +52,8 @@ def run(config, log: RunLog, cancel: threading.Event, prior: Callable[[], Any] |
     """
     import torch  # loaded with the first run, never with the parser or the first page
 
-    torch.set_num_threads(1)  # tiny tensors, beside a server or spectrum workers: one thread is fastest
+    # Tiny tensors beside a server or spectrum workers: one thread is ~10× faster (docs/background.md §4).
+    torch.set_num_threads(1)
     stage_one = None
     if config.model == "shift" and prior is not None and not cancel.is_set():
         stage_one = prior()

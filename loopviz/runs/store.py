@@ -14,12 +14,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import RunConfig
 from . import runner
 from .log import RunLog
 from .status import Status
 from .format import RunData, RunFormatError, read_run
+
+if TYPE_CHECKING:
+    from ..algo.config import AlgoConfig
 
 REPO = Path(__file__).resolve().parent.parent.parent
 BUNDLED_DIR = REPO / "assets"
@@ -104,7 +108,7 @@ class Job:
     """One config (RunConfig or AlgoConfig) being trained in a daemon thread; read it through
     `log.snapshot()`. It ends written into `directory` when complete or diverged."""
 
-    config: RunConfig
+    config: RunConfig | AlgoConfig
     log: RunLog
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -119,6 +123,11 @@ class Job:
     @property
     def waiting(self) -> bool:
         return self.started_at is None and not self.log.done
+
+    @property
+    def busy(self) -> bool:
+        """Queued, training, or still writing its run: a page waits for this before it lists the run."""
+        return not self.log.done or (self.thread is not None and self.thread.is_alive())
 
     @property
     def retryable(self) -> bool:
@@ -144,7 +153,7 @@ class JobRegistry:
         with self.lock:
             return self.jobs.get(config.key())
 
-    def start(self, config, owner: str | None = None, directory: Path | None = None) -> Job:
+    def start(self, config: RunConfig | AlgoConfig, owner: str | None = None, directory: Path | None = None) -> Job:
         """The job for `config`: the running one if any, else a new one (queued if busy).
 
         directory: where the ended run is written; a toy run goes into the store by default,
@@ -210,13 +219,14 @@ class JobRegistry:
             self._forget_finished()
 
     def _await_single(self, job: Job) -> None:
-        """A SHIFT job waits, queued and holding no slot, while this registry trains the Single
-        run of its config: that run's Stage I is then read or handed over, not trained twice."""
+        """A SHIFT job waits, queued and holding no slot, while this registry queues, trains or
+        writes the Single run of its config: its Stage I is then read or handed over, not trained
+        twice."""
         single = self.get(job.config.replace(model="single"))
-        while single is not None and not single.log.done and not job.cancel.wait(0.2):
+        while single is not None and single.busy and not job.cancel.wait(0.2):
             pass
 
-    def _stage_one(self, config):
+    def _stage_one(self, config: RunConfig | AlgoConfig):
         """Where a SHIFT run's Stage I comes from: for the toy the stored Single run (weights and
         Adam state are on disk); for an algorithmic task the Single job of this registry, whose
         handoff (weights and AdamW state at the switch) is kept in memory only."""

@@ -70,7 +70,7 @@ def store_problems() -> list[str]:
 
 def any_running(configs: dict[str, RunConfig]) -> bool:
     reg = registry()
-    return any((job := reg.get(c)) is not None and not job.log.done for c in configs.values())
+    return any((job := reg.get(c)) is not None and job.busy for c in configs.values())
 
 
 def train_controls(configs: dict[str, RunConfig]) -> None:
