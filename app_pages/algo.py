@@ -165,8 +165,13 @@ def train_panel() -> None:
 
 
 jobs.live_fragment(train_panel, train_configs)
-st.caption("Train runs Single-Attn, Looped-Attn and SHIFT as server jobs (SHIFT waits for the Single run and takes "
-           "its steps up to the switch as Stage I). The `cpu` preset takes a few CPU minutes per model. The same runs "
-           "from the command line:")
+made = rundir.timings(BUNDLED, base)
+took = (f"The bundled runs with these settings took {min(w for w, _ in made) / 60:.0f}–"
+        f"{max(w for w, _ in made) / 60:.0f} min each from start to finish, evaluation included "
+        f"({min(t for _, t in made):.0f}–{max(t for _, t in made):.0f} s of it training), on the machine that made "
+        "them; jobs here share this server's cores." if made else
+        "No bundled run was made with these settings, so there is no measured time to show.")
+st.caption("Train runs Single-Attn, Looped-Attn and SHIFT as server jobs (SHIFT waits for the Single job and takes "
+           f"its steps up to the switch as Stage I). {took} The same runs from the command line:")
 st.code(f"python -m loopviz algo run --task {task} --model single,looped,shift --preset {preset_name} "
         f"--out runs/algo/{task}-{preset_name}", language="bash")

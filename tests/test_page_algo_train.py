@@ -163,3 +163,17 @@ def test_the_page_loads_without_torch_until_the_paper_preset_is_picked():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_the_time_a_preset_takes_is_the_bundled_runs_measured_time(page):
+    at, _ = page
+    assert any("No bundled run was made with these settings" in c.value for c in at.caption)   # tiny
+    at.selectbox(key="algo_preset").set_value("cpu").run()
+    metas = [json.loads(path.read_text()) for path in (REPO / "assets" / "algo").glob("*/*/meta.json")]
+    assert len(metas) == 6   # parity and copy, three models each, all made with the cpu preset
+    walls = [(m["finished"] - m["started"]) / 60 for m in metas]
+    trains = [m["train_seconds"] for m in metas]
+    assert any(f"took {min(walls):.0f}–{max(walls):.0f} min each" in c.value
+               and f"({min(trains):.0f}–{max(trains):.0f} s of it training)" in c.value for c in at.caption)
+    # A bundled run made with other settings does not count.
+    assert rundir.timings(REPO / "assets" / "algo", algo_config.preset("cpu", task="copy", steps=4001)) == []

@@ -153,11 +153,33 @@ def group_directory(root: Path, config: AlgoConfig, preset_name: str) -> Path:
     return Path(root) / f"{config.task}-{preset_name}-{config.replace(model='shift').key()}"
 
 
-def stored_status(directory: Path) -> str | None:
-    """The status in a run directory's meta.json (None when there is no readable one): a cheap
-    check of whether a run is stored, without reading its tables."""
+def stored_meta(directory: Path) -> dict | None:
+    """A run directory's meta.json (None when there is no readable one), without its tables."""
     try:
         meta = json.loads((Path(directory) / "meta.json").read_text())
     except (OSError, ValueError):
         return None
-    return meta.get("status") if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) else None
+
+
+def stored_status(directory: Path) -> str | None:
+    """The stored run's status: a cheap check of whether a run is stored."""
+    return (stored_meta(directory) or {}).get("status")
+
+
+def timings(root: Path, config: AlgoConfig) -> list[tuple[float, float]]:
+    """(seconds from start to finish, seconds of training) of each complete run under `root`
+    made with `config`'s settings, on any task and as any model."""
+    found = []
+    for models in find_runs(root).values():
+        for directory in models.values():
+            meta = stored_meta(directory)
+            try:
+                same = AlgoConfig.from_json((directory / "config.json").read_text())
+                same = same.replace(task=config.task, model=config.model) == config
+                wall, train = float(meta["finished"]) - float(meta["started"]), float(meta["train_seconds"])
+            except (ConfigError, OSError, KeyError, TypeError, ValueError):
+                continue
+            if same and meta.get("status") == "complete":
+                found.append((wall, train))
+    return found
