@@ -19,14 +19,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
-import signal
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Self
 
 from .config import (
     DEVICES,
@@ -38,10 +35,10 @@ from .config import (
     RunConfig,
     overwrite_refused,
 )
-from .runs.log import remaining_seconds
+from .foreground import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_DIVERGED, EXIT_FAILED, Interrupts, run_attached
+from .runs.log import RunLog, remaining_seconds
 from .runs.status import Status
 
-EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_CANCELLED = 2, 3, 1, 130
 MAX_SEEDS = 10_000          # sweep-seeds points: 10 000 × two 600-epoch runs is already days of CPU
 MAX_REPEATS = 100
 MAX_WORKERS = 256
@@ -195,47 +192,6 @@ def _check_workers(workers: int) -> int:
     return workers
 
 
-# ------------------------------------------------------------------ signals
-class Interrupts:
-    """SIGINT/SIGTERM stop the run at the next epoch instead of raising in the middle of it.
-
-    The handler only sets flags, so a second Ctrl-C, or one during the final write, cannot
-    tear a write in half: the write finishes, then the command stops. Spectrum workers live
-    in their own session (spectrum_worker.py), so a terminal's Ctrl-C reaches only us.
-    """
-
-    def __init__(self):
-        self.signum: int | None = None
-        self.cancel: threading.Event | None = None
-        self.previous: dict[int, object] = {}
-
-    def __enter__(self) -> Self:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self.previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.signum is not None:
-            # Interrupted: the command is on its way out with exit_code. Python's finalisation
-            # resets a Python-level handler to SIG_DFL, so a second Ctrl-C landing while the
-            # interpreter shuts down would kill us (exit -2) instead: ignore further ones.
-            for signum in self.previous:
-                signal.signal(signum, signal.SIG_IGN)
-            return
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum, frame) -> None:
-        self.signum = self.signum or signum
-        if self.cancel is not None:
-            self.cancel.set()
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + (self.signum or signal.SIGINT)
-
-
 class Progress:
     """A one-line progress bar on stderr, redrawn at most 10 times a second."""
 
@@ -318,43 +274,26 @@ def command_run(args: argparse.Namespace) -> int:
     _check_device(configs)
     _check_writable_dir(out)
 
-    import torch
-
-    from .runs.execute import RunLog, execute
-    from .runs.format import run_data_from_log, write_run
-    torch.set_num_threads(1)  # tiny tensors: one thread is faster, and all work stays in the timed thread
     worst = 0
-    finished: dict = {}
+    finished: dict = {}   # model → RunData of this invocation (SHIFT's Stage I comes from "single")
     with Interrupts() as interrupts:
         for config, target in zip(configs, targets):
             if interrupts.signum is not None:
                 break  # stopped during the previous model's write: no further models
             log = RunLog(config)
             bar = Progress(config.model, log.work()[1])
-            prior = _single_prior(config, finished, out) if config.model == "shift" else None
-            cancel, done = threading.Event(), threading.Event()
-            interrupts.cancel = cancel
-            if interrupts.signum is not None:
-                cancel.set()
 
-            def work(config, log, cancel, prior, done) -> None:
-                try:
-                    execute(config, log, cancel, workers=workers, prior=prior)
-                finally:
-                    done.set()
-
-            threading.Thread(target=work, args=(config, log, cancel, prior, done), daemon=True).start()
-            while not done.wait(0.1):
+            def show(log=log, bar=bar, epochs=config.epochs) -> None:
                 epoch = log.records[-1].epoch if log.records else 0
-                bar.show(log.work()[0], f"epoch {epoch}/{config.epochs} spectra {len(log.spectra)}")
-            units = log.work()[0]
-            bar.show(units, "stopped" if log.status == Status.CANCELLED else log.status, final=True)
-            if log.records:
-                finished[config.model] = run = run_data_from_log(log)
-                try:
-                    write_run(run, target, overwrite=args.force)
-                except OSError as exc:
-                    print(f"error: {config.model}: could not write {target}: {exc}", file=sys.stderr)
+                bar.show(log.work()[0], f"epoch {epoch}/{epochs} spectra {len(log.spectra)}")
+
+            outcome = run_attached(config, log, interrupts, show, workers=workers, target=target,
+                                   overwrite=args.force, prior=lambda c=config: _single_prior(c, finished, out))
+            bar.show(log.work()[0], "stopped" if log.status == Status.CANCELLED else log.status, final=True)
+            if outcome.run is not None:
+                finished[config.model] = run = outcome.run
+                if outcome.error:
+                    print(f"error: {config.model}: could not write {target}: {outcome.error}", file=sys.stderr)
                     return EXIT_FAILED
                 if log.status in (Status.COMPLETE, Status.DIVERGED):
                     print(f"{config.model}: {log.status} in {log.finished - log.started:.1f} s "
@@ -390,8 +329,6 @@ def _single_prior(config: RunConfig, finished: dict, out: Path):
         return None
 
 
-
-
 # Paper constants of length-gen, repeated here so that parsing needs no torch (test_cli checks they agree).
 LENGTHGEN_DEFAULTS = {"lengths": "8,11,14,17", "n": "5000", "max_length": 200, "max_n": 50_000}
 
@@ -403,8 +340,6 @@ def command_length_gen(args: argparse.Namespace) -> int:
     return evaluate_run_dirs(args)
 
 
-# Paper constants of length-gen, repeated here so that parsing needs no torch (test_cli checks they agree).
-LENGTHGEN_DEFAULTS = {"lengths": "8,11,14,17", "n": "5000", "max_length": 200, "max_n": 50_000}
 
 
 # ------------------------------------------------------------------ sweeps (points run on dask.distributed)

@@ -94,7 +94,8 @@ def test_divergence_keeps_the_records_and_exits_3(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_ctrl_c_writes_what_was_computed_and_exits_130(tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_writes_what_was_computed_and_exits_128_plus_the_signal(tmp_path, signum, code):
     out = tmp_path / "o"
     args = [a for a in TINY]
     args[args.index("--steps") + 1] = "100000"
@@ -107,9 +108,9 @@ def test_ctrl_c_writes_what_was_computed_and_exits_130(tmp_path):
         seen += line
         if "step 20/" in line:
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, seen + err
+    assert proc.returncode == code, seen + err
     meta = json.loads((out / "looped" / "meta.json").read_text())
     assert meta["status"] == "cancelled"
     assert len(pd.read_csv(out / "looped" / "records.csv")) >= 2

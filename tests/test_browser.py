@@ -51,7 +51,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     port = free_port()
-    env = dict(os.environ, LOOPVIZ_STORE=tempfile.mkdtemp(prefix="loopviz-browser-store-"))
+    env = dict(os.environ, LOOPVIZ_STORE=tempfile.mkdtemp(prefix="loopviz-browser-store-"),
+               LOOPVIZ_ALGO_RUNS=tempfile.mkdtemp(prefix="loopviz-browser-algo-"))
     started = time.time()
     SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
     log = open(SERVER_LOG, "w")
@@ -386,6 +387,25 @@ def test_a_lecturer_clicks_through_scrubs_and_plays(server, browser, capsys):
         switches = timings.pop("page switch")
         print(f"\n[browser] page switch by link: median {np.median(switches):.2f} s, max {max(switches):.2f} s; " +
               "; ".join(f"{k}: {v:.2f} s" for k, v in timings.items()))
+
+
+def test_the_algorithmic_tasks_page_trains_live_and_cancels(server, browser):
+    """Train on the Algorithmic tasks page (cpu preset) starts three server jobs whose progress
+    shows live; Cancel stops them all (nothing is written)."""
+    url, _, _ = server
+    browser.get(url + "/algo")
+    assert wait_page(browser, "Algorithmic tasks", charts=5)
+    body = lambda: browser.find_element(By.TAG_NAME, "body").text  # noqa: E731
+    button = browser.find_element(By.XPATH, '//button[contains(., "Train Single-Attn + Looped-Attn + SHIFT")]')
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+    button.click()
+    assert wait_for(lambda: re.search(r"Single-Attn: step \d+/4000", body()), 120), body()[-1500:]
+    assert "SHIFT: queued" in body() or "SHIFT: step" in body()
+    assert_no_exception(browser)
+    assert click_if_present(browser, '//button[contains(., "Cancel")]') is not None
+    assert wait_for(lambda: all(f"{m}: cancelled" in body() for m in ("Single-Attn", "Looped-Attn", "SHIFT")), 60), \
+        body()[-1500:]
+    assert_no_exception(browser)
 
 
 def test_the_server_log_holds_no_warnings(server):

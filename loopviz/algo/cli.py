@@ -1,21 +1,23 @@
 """`python -m loopviz algo run`: Single / Looped / SHIFT on an algorithmic task (App. E.2).
 
-Bad input: one `error:` line, exit 2, nothing written. Ctrl-C: what was computed is
-written with status cancelled, exit 130. A non-finite loss: status diverged, records
-kept, exit 3. torch is imported by the command, never at parse time.
+Bad input: one `error:` line, exit 2, nothing written. Ctrl-C (or SIGTERM) stops within one
+training step: what was computed is written with status cancelled, exit 130 (143). A
+non-finite loss: status diverged, records kept, exit 3. Each model runs through the one
+runner (runs/runner.py) as `python -m loopviz run` does. torch is imported by the command,
+never at parse time.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import fields
 from pathlib import Path
 
 from ..config import overwrite_refused
+from ..foreground import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, Interrupts, run_attached
+from ..runs.status import Status
 from .config import MODELS, PRESETS, AlgoConfig, ConfigError, preset
 
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_CANCELLED = 1, 2, 3, 130
 SKIP = ("model", "task")
 
 
@@ -68,57 +70,40 @@ def command_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    import torch
+    from .job import AlgoLog
 
-    from . import rundir, training
-
-    torch.set_num_threads(1)
     worst = 0
-    single = None   # (records, handoff) of this invocation's Single run, for SHIFT's Stage I
-    for config in configs:
-        records: list = []
-        info: dict = {}
-        status, message = "complete", ""
-        started = time.time()
-        try:
-            problem = training.prepare(config)
-            if config.model == "shift":
-                stream = training.train_shift(config, *(single or (None, None)), problem=problem, info=info)
-            else:
-                trainer = training.Trainer(config, config.model == "looped", problem)
-                stream = trainer.run()
-            for record in stream:
-                records.append(record)
-                _progress(config, record)
-                if record.diverged:
-                    status, message = "diverged", f"diverged at step {record.step}: the loss is not finite"
-            if config.model == "single":
-                single = (records, trainer.handoff or trainer.fallback)
-        except KeyboardInterrupt:
-            status = "cancelled"
-            message = f"cancelled after step {records[-1].step if records else 0}; {len(records)} records kept"
-        except Exception as exc:  # a failed run still reports and keeps what it computed
-            status, message = "failed", f"{type(exc).__name__}: {exc}"
-        if records:
-            from .models import build, param_count
-            from .tasks import VOCAB
+    finished: dict[str, AlgoLog] = {}   # SHIFT's Stage I is this invocation's Single run (its handoff)
+    with Interrupts() as interrupts:
+        for config in configs:
+            if interrupts.signum is not None:
+                break
+            log, shown = AlgoLog(config), [0]
 
-            meta = {"status": status, "message": message, "key": config.key(), "started": started,
-                    "finished": time.time(), "train_seconds": records[-1].seconds,
-                    "diverged_step": records[-1].step if status == "diverged" else None,
-                    "params": param_count(build(config, VOCAB, problem.max_len)), "device": str(problem.device),
-                    **info}
-            rundir.write_run(rundir.run_from_records(config, records, meta), targets[config.model], overwrite=True)
-            print(f"{config.model}: {status}; {len(records)} records → {targets[config.model]}", file=sys.stderr)
-        if status == "cancelled":
-            print(f"{config.model}: {message}", file=sys.stderr)
-            return EXIT_CANCELLED
-        if status == "diverged":
-            print(f"error: {config.model} {message}; records up to it are kept", file=sys.stderr)
-            worst = max(worst, EXIT_DIVERGED)
-        elif status == "failed":
-            print(f"error: {config.model} failed: {message}", file=sys.stderr)
-            worst = max(worst, EXIT_FAILED)
+            def show(log=log, shown=shown) -> None:
+                for record in log.records[shown[0]:]:
+                    _progress(log.config, record)
+                shown[0] = len(log.records)
+
+            outcome = run_attached(config, log, interrupts, show, target=targets[config.model],
+                                   prior=lambda: finished.get("single"))
+            finished[config.model] = log
+            if outcome.error:
+                print(f"error: {config.model}: could not write {targets[config.model]}: {outcome.error}",
+                      file=sys.stderr)
+                return EXIT_FAILED
+            if outcome.path is not None:
+                print(f"{config.model}: {log.status}; {len(log.records)} records → {outcome.path}", file=sys.stderr)
+            if log.status == Status.CANCELLED:
+                print(f"{config.model}: {log.message}", file=sys.stderr)
+            elif log.status == Status.DIVERGED:
+                print(f"error: {config.model} {log.message}; records up to it are kept", file=sys.stderr)
+                worst = max(worst, EXIT_DIVERGED)
+            elif log.status == Status.FAILED:
+                print(f"error: {config.model} failed: {log.message}", file=sys.stderr)
+                worst = max(worst, EXIT_FAILED)
+    if interrupts.signum is not None:
+        return interrupts.exit_code
     return worst
 
 

@@ -131,14 +131,55 @@ def read_run(directory: Path) -> AlgoRun:
 
 def find_runs(root: Path) -> dict[str, dict[str, Path]]:
     """{group: {model: run directory}} for every run under `root`; a group is the --out
-    directory of one `algo run` (its models are OUT/<model>/)."""
+    directory of one `algo run` (its models are OUT/<model>/). Hidden directories (a write
+    in progress, see write_directory) are skipped."""
     found: dict[str, dict[str, Path]] = {}
     if not Path(root).is_dir():
         return found
     for config_file in sorted(Path(root).glob("**/config.json")):
+        if any(part.startswith(".") for part in config_file.relative_to(root).parts):
+            continue
         try:
             config = AlgoConfig.from_json(config_file.read_text())
         except Exception:  # not an algorithmic-task run (or a broken one): not offered
             continue
         found.setdefault(str(config_file.parent.parent), {})[config.model] = config_file.parent
+    return found
+
+
+def group_directory(root: Path, config: AlgoConfig, preset_name: str) -> Path:
+    """Where the app writes one Train's three runs: ROOT/<task>-<preset>-<key>/<model>/, the key
+    being the SHIFT config's (every field that changes any of the three runs)."""
+    return Path(root) / f"{config.task}-{preset_name}-{config.replace(model='shift').key()}"
+
+
+def stored_meta(directory: Path) -> dict | None:
+    """A run directory's meta.json (None when there is no readable one), without its tables."""
+    try:
+        meta = json.loads((Path(directory) / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def stored_status(directory: Path) -> str | None:
+    """The stored run's status: a cheap check of whether a run is stored."""
+    return (stored_meta(directory) or {}).get("status")
+
+
+def timings(root: Path, config: AlgoConfig) -> list[tuple[float, float]]:
+    """(seconds from start to finish, seconds of training) of each complete run under `root`
+    made with `config`'s settings, on any task and as any model."""
+    found = []
+    for models in find_runs(root).values():
+        for directory in models.values():
+            meta = stored_meta(directory)
+            try:
+                same = AlgoConfig.from_json((directory / "config.json").read_text())
+                same = same.replace(task=config.task, model=config.model) == config
+                wall, train = float(meta["finished"]) - float(meta["started"]), float(meta["train_seconds"])
+            except (ConfigError, OSError, KeyError, TypeError, ValueError):
+                continue
+            if same and meta.get("status") == "complete":
+                found.append((wall, train))
     return found

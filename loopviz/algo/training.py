@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -145,8 +146,9 @@ class Trainer:
     """One paradigm's training; `looped` selects T = n (else T = 1)."""
 
     def __init__(self, config: AlgoConfig, looped: bool, problem: Problem | None = None,
-                 handoff: Handoff | None = None):
+                 handoff: Handoff | None = None, cancel: threading.Event | None = None):
         self.config, self.looped = config, looped
+        self.cancel = cancel   # when set, run() stops before the next step (records so far stand)
         self.problem = problem or prepare(config)
         torch.manual_seed(config.seed)
         self.model = models.build(config, tasks.VOCAB, self.problem.max_len).to(self.problem.device)
@@ -266,6 +268,8 @@ class Trainer:
         for target in todo:
             diverged = False
             while self.step < target:
+                if self.cancel is not None and self.cancel.is_set():
+                    return
                 if not math.isfinite(self.train_step()):
                     diverged = True
                     break
@@ -295,13 +299,15 @@ def train(config: AlgoConfig, problem: Problem | None = None) -> Iterator[EvalRe
 
 
 def train_shift(config: AlgoConfig, single_records: list[EvalRecord] | None = None, handoff: Handoff | None = None,
-                problem: Problem | None = None, info: dict | None = None) -> Iterator[EvalRecord]:
+                problem: Problem | None = None, info: dict | None = None,
+                cancel: threading.Event | None = None) -> Iterator[EvalRecord]:
     """SHIFT: Stage I is the Single run up to the switch (`single_records` and `handoff`
     when that run is at hand, else trained here identically), Stage II Looped from there.
-    `info` (if given) receives the switch step, its rule and SCP's plateau step."""
+    `info` (if given) receives the switch step, its rule and SCP's plateau step; a set `cancel`
+    stops either stage before its next step."""
     problem = problem or prepare(config)
     if handoff is None:
-        single = Trainer(config, looped=False, problem=problem)
+        single = Trainer(config, looped=False, problem=problem, cancel=cancel)
         single_records = []
         for record in single.run(stop_at_handoff=True):
             single_records.append(record)
@@ -309,10 +315,13 @@ def train_shift(config: AlgoConfig, single_records: list[EvalRecord] | None = No
                 yield from single_records
                 return
         handoff = single.handoff or single.fallback
+        if cancel is not None and cancel.is_set():  # cancelled during Stage I: its records, no Stage II
+            yield from single_records
+            return
     if handoff is None:  # a run too short for SCP or the fallback: SHIFT never switches
         yield from single_records
         return
     if info is not None:
         info.update(shift_step=handoff.step, shift_rule=handoff.rule, plateau_step=handoff.plateau_step)
     yield from (r for r in single_records if r.step <= handoff.step)
-    yield from Trainer(config, looped=True, problem=problem, handoff=handoff).run()
+    yield from Trainer(config, looped=True, problem=problem, handoff=handoff, cancel=cancel).run()

@@ -3,7 +3,9 @@
 A run is found by its config's key: first among the bundled runs in assets/ (read
 only), then in the store directory. Jobs live in one JobRegistry per server process:
 the same config is one job for every session; at most `max_running` jobs train at
-once and the rest wait in order. A job's thread never touches Streamlit.
+once and the rest wait in order. A job is a toy RunConfig (written into the store) or an
+algorithmic task's AlgoConfig (written into the directory its page names); both run
+through the one runner (runner.py). A job's thread never touches Streamlit.
 """
 from __future__ import annotations
 
@@ -12,11 +14,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import RunConfig
+from . import runner
 from .log import RunLog
 from .status import Status
-from .format import RunData, RunFormatError, read_run, run_data_from_log, write_run
+from .format import RunData, RunFormatError, read_run
+
+if TYPE_CHECKING:
+    from ..algo.config import AlgoConfig
 
 REPO = Path(__file__).resolve().parent.parent.parent
 BUNDLED_DIR = REPO / "assets"
@@ -95,15 +102,13 @@ class RunStore:
         self.problems.append(f"stored run {path.name} was unreadable ({problem}); it was moved to {aside.name} "
                              "and will be recomputed")
 
-    def save(self, run: RunData) -> Path:
-        return write_run(run, self.root / run.config.key(), overwrite=True)
-
 
 @dataclass
 class Job:
-    """One config being trained in a daemon thread; read it through `log.snapshot()`."""
+    """One config (RunConfig or AlgoConfig) being trained in a daemon thread; read it through
+    `log.snapshot()`. It ends written into `directory` when complete or diverged."""
 
-    config: RunConfig
+    config: RunConfig | AlgoConfig
     log: RunLog
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -113,10 +118,16 @@ class Job:
     error: str = ""
     owner: str | None = None   # the session that started it (for the per-session cap)
     watchers: set[str] = field(default_factory=set)   # sessions that show this job (see JobRegistry.watch)
+    directory: Path | None = None
 
     @property
     def waiting(self) -> bool:
         return self.started_at is None and not self.log.done
+
+    @property
+    def busy(self) -> bool:
+        """Queued, training, or still writing its run: a page waits for this before it lists the run."""
+        return not self.log.done or (self.thread is not None and self.thread.is_alive())
 
     @property
     def retryable(self) -> bool:
@@ -142,13 +153,19 @@ class JobRegistry:
         with self.lock:
             return self.jobs.get(config.key())
 
-    def start(self, config: RunConfig, owner: str | None = None) -> Job:
+    def start(self, config: RunConfig | AlgoConfig, owner: str | None = None, directory: Path | None = None) -> Job:
         """The job for `config`: the running one if any, else a new one (queued if busy).
 
-        Raises QueueFull when `owner` (a session) already has MAX_PER_OWNER unfinished jobs
-        or MAX_WAITING jobs wait: one visitor must not fill a shared server's queue.
+        directory: where the ended run is written; a toy run goes into the store by default,
+        an algorithmic task's must be named. Raises QueueFull when `owner` (a session) already
+        has MAX_PER_OWNER unfinished jobs or MAX_WAITING jobs wait: one visitor must not fill
+        a shared server's queue.
         """
         key = config.key()
+        if directory is None:
+            if not isinstance(config, RunConfig):
+                raise ValueError(f"a {type(config).__name__} job needs the directory its run is written to")
+            directory = self.store.root / key
         with self.lock:
             job = self.jobs.get(key)
             if job is not None and not job.retryable:
@@ -159,7 +176,7 @@ class JobRegistry:
                                 "wait for one to finish or cancel it")
             if sum(j.waiting for j in unfinished) >= MAX_WAITING:
                 raise QueueFull(f"{MAX_WAITING} jobs are already queued on this server; try again later")
-            job = Job(config, RunLog(config), owner=owner)
+            job = Job(config, runner.new_log(config), owner=owner, directory=Path(directory))
             job.thread = threading.Thread(target=self._run, args=(job,), name=f"loopviz-{key}", daemon=True)
             self.jobs[key] = job
             self._forget_finished()
@@ -184,10 +201,8 @@ class JobRegistry:
             return running, ahead
 
     def _run(self, job: Job) -> None:
-        import torch  # loaded with the first job, not with the first page
-
-        from .execute import execute
-        torch.set_num_threads(1)  # beside the server a single thread is 10× faster (docs/background.md §4)
+        if job.config.model == "shift":
+            self._await_single(job)
         with self.slots:
             with self.lock:  # against _cancel: a job is either still waiting (and ended there) or started
                 if job.cancel.is_set():
@@ -195,17 +210,31 @@ class JobRegistry:
                         job.log.finish(Status.CANCELLED, "cancelled before it started")
                     return
                 job.started_at = time.time()
-            # SHIFT reuses the stored Single run's Stage I (records and spectra).
-            prior = self.store.load(job.config.replace(model="single")) if job.config.model == "shift" else None
-            execute(job.config, job.log, job.cancel, workers=self.spectrum_workers, prior=prior)
-        if job.log.status in STORED_STATUSES:
-            try:
-                self.store.save(run_data_from_log(job.log))
-                job.saved = True
-            except OSError as exc:
-                job.error = f"the run finished but could not be saved: {exc}"
+            outcome = runner.run(job.config, job.log, job.cancel, prior=lambda: self._stage_one(job.config),
+                                 target=job.directory, keep=STORED_STATUSES, workers=self.spectrum_workers)
+        job.saved = outcome.path is not None
+        if outcome.error:
+            job.error = f"the run finished but could not be saved: {outcome.error}"
         with self.lock:
             self._forget_finished()
+
+    def _await_single(self, job: Job) -> None:
+        """A SHIFT job waits, queued and holding no slot, while this registry queues, trains or
+        writes the Single run of its config: its Stage I is then read or handed over, not trained
+        twice."""
+        single = self.get(job.config.replace(model="single"))
+        while single is not None and single.busy and not job.cancel.wait(0.2):
+            pass
+
+    def _stage_one(self, config: RunConfig | AlgoConfig):
+        """Where a SHIFT run's Stage I comes from: for the toy the stored Single run (weights and
+        Adam state are on disk); for an algorithmic task the Single job of this registry, whose
+        handoff (weights and AdamW state at the switch) is kept in memory only."""
+        single = config.replace(model="single")
+        if isinstance(config, RunConfig):
+            return self.store.load(single)
+        job = self.get(single)
+        return job.log if job is not None and job.log.done else None
 
     def cancel(self, config: RunConfig) -> None:
         job = self.get(config)

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Callable
 
 import streamlit as st
 
+from ..algo import rundir
 from ..config import RunConfig
 from ..runs.log import spectrum_epochs
 from ..runs.status import Status
@@ -68,7 +70,7 @@ def store_problems() -> list[str]:
 
 def any_running(configs: dict[str, RunConfig]) -> bool:
     reg = registry()
-    return any((job := reg.get(c)) is not None and not job.log.done for c in configs.values())
+    return any((job := reg.get(c)) is not None and job.busy for c in configs.values())
 
 
 def train_controls(configs: dict[str, RunConfig]) -> None:
@@ -76,23 +78,33 @@ def train_controls(configs: dict[str, RunConfig]) -> None:
     Presenter mode draws neither (the sidebar is hidden)."""
     if present.enabled():
         return
-    reg = registry()
-    missing = {label: c for label, c in configs.items() if needs_training(c)}
     side = st.sidebar
+    missing = train_button(configs, side, key="train")
     running = any_running(configs)
-    if side.button("Train " + " + ".join(configs), key="train", type="primary", disabled=not missing or running):
-        try:
-            for config in missing.values():
-                reg.start(config, owner=_session_id())
-                st.session_state.setdefault(SEEN_KEY, set()).add(config.key())
-        except QueueFull as exc:
-            side.error(f"Not queued: {exc}.")
-        else:
-            st.rerun()
     if not missing and not running:
         side.caption("These runs are stored: change a setting to train a new one.")
     if running:
         cancel_button(configs, side, key="cancel")
+
+
+def train_button(configs: dict, where, key: str, directories: dict[str, Path] | None = None,
+                 refused: bool = False) -> dict:
+    """A Train button that starts a server job for each config (by label) that needs one, owned
+    by this session (the registry's per-session and server caps apply). `directories` (by
+    label) name where algorithmic-task runs are written. Returns the configs that need training."""
+    directories = directories or {}
+    missing = {label: c for label, c in configs.items() if needs_training(c, directories.get(label))}
+    if where.button("Train " + " + ".join(configs), key=key, type="primary",
+                    disabled=refused or not missing or any_running(configs)):
+        try:
+            for label, config in missing.items():
+                registry().start(config, owner=_session_id(), directory=directories.get(label))
+                st.session_state.setdefault(SEEN_KEY, set()).add(config.key())
+        except QueueFull as exc:
+            where.error(f"Not queued: {exc}.")
+        else:
+            st.rerun()
+    return missing
 
 
 def cancel_button(configs: dict[str, RunConfig], where, key: str, label: str = "Cancel") -> None:
@@ -116,24 +128,36 @@ def _cancel_all(configs: list[RunConfig]) -> None:
         registry().cancel(config)
 
 
-def needs_training(config: RunConfig) -> bool:
-    """No job and nothing stored, or a job that was cancelled or failed (cheap: no tables built)."""
+def needs_training(config, directory: Path | None = None) -> bool:
+    """No job and nothing stored (a toy run in the store, an algorithmic task's at `directory`),
+    or a job that was cancelled or failed (cheap: no tables built)."""
     job = registry().get(config)
     if job is not None:
         return job.retryable
+    if directory is not None:
+        return rundir.stored_status(directory) not in STORED_STATUSES
     return current_run(config) is None
 
 
+def cuda_available() -> bool:
+    """Whether this server's torch sees a CUDA device; imports torch, so a page calls it only
+    when the user asks for something that needs a GPU."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def progress_panel(configs: dict[str, RunConfig]) -> None:
-    """Per model: status, epoch and spectrum progress bars, an ETA; how jobs this session
+    """Per model: status, epoch (or step) and spectrum progress bars, an ETA; how jobs this session
     watched ended (a run finished before this session came is simply shown, not announced)."""
     reg = registry()
     seen = st.session_state.setdefault(SEEN_KEY, set())
     for label, config in configs.items():
         job = reg.get(config)
+        toy = isinstance(config, RunConfig)
         if job is None:
             # A stored diverged run says so in every process, not only in the one that trained it.
-            stored = current_run(config)
+            stored = current_run(config) if toy else None
             if stored is not None and stored.status == Status.DIVERGED:
                 st.error(f"{label}: {stored.meta.get('message') or 'diverged'}; the curves up to it are kept")
             continue
@@ -147,22 +171,19 @@ def progress_panel(configs: dict[str, RunConfig]) -> None:
             st.info(f"{label}: queued behind {running} training and {ahead} waiting job(s)")
             continue
         if not log.done and job.cancel.is_set():
-            st.warning(f"{label}: cancelling… (stops at the end of the current epoch)")
+            st.warning(f"{label}: cancelling… (stops at the end of the current {'epoch' if toy else 'step'})")
             continue
-        n_spectra = len(spectrum_epochs(config, config.epochs))
-        epoch = log.records[-1].epoch if log.records else 0
         units, total = log.work()
         done = units / max(total, 1)
         elapsed = (log.finished or time.time()) - (job.started_at or log.started)
         if log.status == Status.RUNNING:
             eta = log.eta(elapsed)
-            eta_text = f"ETA {eta:.0f} s" if eta == eta else "ETA after the first epoch"   # nan before any work
-            spectra = (f"spectra {len(log.spectra)}/{n_spectra}" if log.spectra or not n_spectra
-                       else "spectra: starting")
-            st.progress(min(done, 1.0), text=f"{label}: epoch {epoch}/{config.epochs}, {spectra}, "
-                                             f"{elapsed:.0f} s, {eta_text}")
+            eta_text = f"ETA {eta:.0f} s" if eta == eta else f"ETA after the first {'epoch' if toy else 'evaluation'}"
+            st.progress(min(done, 1.0), text=f"{label}: {_position(config, log)}, {elapsed:.0f} s, {eta_text}")
         elif log.status == Status.COMPLETE:
-            st.success(f"{label}: complete in {elapsed:.1f} s ({len(log.records)} epochs, {len(log.spectra)} spectra)")
+            made = (f"{len(log.records)} epochs, {len(log.spectra)} spectra" if toy
+                    else f"{len(log.records)} evaluations up to step {units}")
+            st.success(f"{label}: complete in {elapsed:.1f} s ({made})")
         elif log.status == Status.DIVERGED:
             st.error(f"{label}: {log.message}; the curves up to it are kept")
         elif log.status == Status.CANCELLED:
@@ -171,6 +192,16 @@ def progress_panel(configs: dict[str, RunConfig]) -> None:
             st.error(f"{label}: failed: {log.message}")
         if job.error:
             st.error(job.error)
+
+
+def _position(config, log) -> str:
+    """Where a live run is: the toy's epoch and spectra, an algorithmic task's step."""
+    if not isinstance(config, RunConfig):
+        return f"step {log.work()[0]}/{config.steps}"
+    n_spectra = len(spectrum_epochs(config, config.epochs))
+    epoch = log.records[-1].epoch if log.records else 0
+    spectra = f"spectra {len(log.spectra)}/{n_spectra}" if log.spectra or not n_spectra else "spectra: starting"
+    return f"epoch {epoch}/{config.epochs}, {spectra}"
 
 
 def follow(slot: str, config: RunConfig) -> None:
