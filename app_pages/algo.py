@@ -9,7 +9,6 @@ import streamlit as st
 from loopviz.algo import rundir, summary
 from loopviz.algo.config import MODELS, PRESETS, TASKS, preset
 from loopviz.plots import algo as plots
-from loopviz.runs.store import STORED_STATUSES
 from loopviz.ui import jobs, present
 
 REPO = Path(__file__).resolve().parent.parent
@@ -159,7 +158,7 @@ def train_panel() -> None:
     """Live: each model's status, step/steps and ETA, and Cancel; where the runs went."""
     jobs.progress_panel(train_configs)
     jobs.cancel_button(train_configs, st, key="algo_cancel")
-    if all(rundir.stored_status(d) in STORED_STATUSES for d in directories.values()):
+    if all(jobs.is_stored(d) for d in directories.values()):
         st.caption(f"These runs are stored in {group}; they are listed above as "
                    f"“yours: {group.relative_to(USER_RUNS)}”.")
 

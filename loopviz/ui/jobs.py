@@ -135,8 +135,13 @@ def needs_training(config, directory: Path | None = None) -> bool:
     if job is not None:
         return job.retryable
     if directory is not None:
-        return rundir.stored_status(directory) not in STORED_STATUSES
+        return not is_stored(directory)
     return current_run(config) is None
+
+
+def is_stored(directory: Path) -> bool:
+    """An algorithmic task's run is written at `directory`, complete or diverged (cheap: meta.json only)."""
+    return rundir.stored_status(directory) in STORED_STATUSES
 
 
 def cuda_available() -> bool:
