@@ -72,6 +72,10 @@ def command_run(args: argparse.Namespace) -> int:
 
     from . import rundir, training
 
+    if any(c.device == "cuda" for c in configs) and not torch.cuda.is_available():  # one error, before any work
+        print("error: --device cuda was asked for but CUDA is not available here; use --device cpu or auto",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     torch.set_num_threads(1)
     worst = 0
     single = None   # (records, handoff) of this invocation's Single run, for SHIFT's Stage I

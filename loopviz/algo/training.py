@@ -245,7 +245,7 @@ class Trainer:
         self.history.append((record.metrics["val_loss"], record.metrics["grad_norm"]))
         val, grad = np.array(self.history).T
         plateau, shift = scp(val, grad, delta1=config.scp_delta1, plateau_epochs=config.scp_window,
-                             patience=config.scp_patience)
+                             patience=config.scp_patience, plateau=config.scp_plateau)
         if shift is not None and shift <= len(self.history) - 1 and record.step < config.steps:
             self.handoff = self._snapshot("scp", steps[plateau])
         elif self.fallback is None and record.step >= config.steps // 2:
