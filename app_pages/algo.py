@@ -117,8 +117,9 @@ if "shift" in runs and "looped" in runs:
              help=f"Beyond the training lengths: SHIFT − Looped {shift_pool[0] - looped_pool[0]:+.1%}.")
     st.plotly_chart(plots.timing_figure(saving), key="algo-time")
     st.caption("Training time is the CPU time of the training thread (synchronised wall-clock on a GPU), evaluation "
-               "excluded; the two runs were timed in separate processes, so the ratio carries their timing noise. "
-               "SHIFT's Stage I is the Single run's own steps, not retrained.")
+               "excluded; the two runs were timed one after the other on a shared machine, so the ratio carries "
+               "their timing noise. SHIFT's Stage I is the Single run's first steps exactly (same seeds and batches; "
+               "reused, not retrained, when both are trained by one command).")
 
 curves = {m: (r.curvature_steps, r.curvature_top) for m, r in runs.items() if len(r.curvature_steps)}
 if curves:
@@ -127,7 +128,7 @@ if curves:
     st.caption("The largest Hessian eigenvalues of each model's own training loss (T = 1 or T = n) on a fixed batch, "
                "by Lanczos on Hessian-vector products (float64). A steeper valley for Looped-Attn (larger top "
                "eigenvalues) is what the River-V-Valley conjecture predicts; the top few eigenvalues alone cannot "
-               "show the whole valley's shape.")
+               "show the whole valley's shape. " + summary.curvature_sentence(curves, plots.LABELS))
 
 st.subheader("Train your own")
 preset_name = st.selectbox("preset", list(PRESETS), key="algo_preset")

@@ -110,3 +110,17 @@ def test_final_training_accuracy_counts_the_samples_behind_it():
     share, lo, hi, count = summary.final_train_accuracy(run)
     assert count == 126 and share == 1.0 and hi == 1.0
     assert lo == pytest.approx(0.025 ** (1 / 126))   # Clopper-Pearson lower bound at 126 of 126
+
+
+def test_curvature_sentence_counts_the_checkpoints_where_looped_is_steeper():
+    labels = {"single": "Single-Attn", "looped": "Looped-Attn"}
+    steps = np.array([0, 100, 200, 300])
+    single = np.array([[9.0, 1.0], [2.0, 1.0], [2.0, 1.0], [2.0, 1.0]])
+    steeper = {"single": (steps, single), "looped": (steps, single + np.array([[0.0], [1], [1], [1]]))}
+    text = summary.curvature_sentence(steeper, labels)
+    assert "Single-Attn 2 (step 300), Looped-Attn 3 (step 300)" in text
+    assert "at 3 of the 3 checkpoints after step 0 (the steeper valley" in text
+    flatter = {"single": (steps, single), "looped": (steps, single - np.array([[0.0], [1], [0], [0]]))}
+    assert "at 0 of the 3 checkpoints after step 0 (not the uniformly steeper" in summary.curvature_sentence(
+        flatter, labels)
+    assert summary.curvature_sentence({}, labels) == ""

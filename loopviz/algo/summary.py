@@ -139,3 +139,25 @@ def switch_sentence(shift: AlgoRun) -> str:
         text += (f". Paper, Fig. 11: shift step {paper // 1000}k of {PAPER_STEPS:,} steps "
                  f"({paper / PAPER_STEPS:.0%}) on this task")
     return text + "."
+
+
+def curvature_sentence(curves: dict[str, tuple[np.ndarray, np.ndarray]], labels: dict[str, str]) -> str:
+    """The largest Hessian eigenvalue of each run at its last checkpoint, and at how many
+    checkpoints after step 0 (shared by both runs) Looped-Attn's exceeds Single-Attn's: the
+    River-V-Valley conjecture (Sec. 4.2) predicts a steeper valley for Looped-Attn."""
+    last = {m: (int(steps[-1]), float(np.max(top[-1]))) for m, (steps, top) in curves.items() if len(steps)}
+    if not last:
+        return ""
+    text = "Largest eigenvalue at the last checkpoint: " + ", ".join(
+        f"{labels[m]} {value:.3g} (step {step})" for m, (step, value) in last.items()) + "."
+    if "single" in curves and "looped" in curves:
+        (s_steps, s_top), (l_steps, l_top) = curves["single"], curves["looped"]
+        shared = sorted(set(s_steps.tolist()) & set(l_steps.tolist()) - {0})
+        if shared:
+            s_max = {int(k): float(np.max(v)) for k, v in zip(s_steps, s_top)}
+            l_max = {int(k): float(np.max(v)) for k, v in zip(l_steps, l_top)}
+            above = sum(l_max[k] > s_max[k] for k in shared)
+            text += (f" Looped-Attn's exceeds Single-Attn's at {above} of the {len(shared)} checkpoints after step 0"
+                     + (" (the steeper valley the conjecture predicts)." if above == len(shared) else
+                        " (not the uniformly steeper valley the conjecture predicts)."))
+    return text
