@@ -1,0 +1,49 @@
+"""The Algorithmic tasks page's sentences above "Train your own" are the bundled runs' numbers:
+SHIFT's switch as SCP made it, training accuracy beside the paper's claim, curvature."""
+import json
+
+import pandas as pd
+import pytest
+
+from loopviz.algo import rundir, summary
+from loopviz.plots.algo import LABELS
+from tests.apptest_helpers import REPO, app_test, texts
+
+PAGE = "app_pages/algo.py"
+BUNDLED = REPO / "assets" / "algo"
+
+
+@pytest.mark.parametrize("task", ["parity", "copy"])
+def test_the_bundled_shift_runs_switched_by_the_papers_rule(task):
+    meta = json.loads((BUNDLED / task / "shift" / "meta.json").read_text())
+    assert meta["shift_rule"] == "scp"
+    config = rundir.read_run(BUNDLED / task / "shift").config
+    assert meta["shift_step"] == meta["plateau_step"] + config.scp_patience * config.eval_every
+    # SCP recomputed from the Single run's own records gives the same steps
+    from loopviz.shift import scp
+    single = pd.read_csv(BUNDLED / task / "single" / "records.csv")
+    plateau, switch = scp(single["val_loss"], single["grad_norm"], config.scp_delta1, config.scp_window,
+                          config.scp_patience, plateau=config.scp_plateau)
+    assert (single["step"][plateau], single["step"][switch]) == (meta["plateau_step"], meta["shift_step"])
+
+
+@pytest.mark.parametrize("task", ["parity", "copy"])
+def test_the_page_sentences_are_the_runs_numbers(task, monkeypatch, tmp_path):
+    monkeypatch.setenv("LOOPVIZ_ALGO_RUNS", str(tmp_path))   # only the bundled runs
+    at = app_test(PAGE).run()
+    at.selectbox(key="algo_group").set_value(f"bundled: {task}").run()
+    assert not at.exception
+    runs = {m: rundir.read_run(BUNDLED / task / m) for m in ("single", "looped", "shift")}
+    captions = texts(at, "caption")
+    switch = next(c for c in captions if c.startswith("SHIFT — "))
+    assert switch == "SHIFT — " + summary.switch_sentence(runs["shift"])
+    assert f"switched at step {runs['shift'].meta['shift_step']} " in switch and "not the paper's rule" not in switch
+    accuracy = next(c for c in captions if c.startswith("Final training accuracy"))
+    assert "paper, App. E.2.2 (a): near 100 % for all three" in accuracy
+    for model, run in runs.items():
+        share, lo, hi, count = summary.final_train_accuracy(run)
+        assert f"{LABELS[model]} {share:.1%} (95 % CI {lo:.1%}–{hi:.1%}, {count} samples)" in accuracy
+        assert share == run.records["train_acc"].iloc[-1]
+    curvature = next(c for c in captions if "Largest eigenvalue at the last checkpoint" in c)
+    top = float(runs["looped"].curvature_top[-1].max())
+    assert f"Looped-Attn {top:.3g} (step {int(runs['looped'].curvature_steps[-1])})" in curvature
