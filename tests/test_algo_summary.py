@@ -124,3 +124,13 @@ def test_curvature_sentence_counts_the_checkpoints_where_looped_is_steeper():
     assert "at 0 of the 3 checkpoints after step 0 (not the uniformly steeper" in summary.curvature_sentence(
         flatter, labels)
     assert summary.curvature_sentence({}, labels) == ""
+
+
+def test_same_but_positions_pairs_only_runs_that_differ_in_positions_and_records():
+    learned = AlgoConfig(task="parity", model="looped").validate()
+    nope = learned.replace(positions="none", model="single", checkpoints=0, hessian_top=2)
+    assert summary.same_but_positions(learned, nope)
+    assert not summary.same_but_positions(nope, learned)                       # the NoPE one is the second
+    assert not summary.same_but_positions(learned, nope.replace(lr=1e-3))      # a science field differs
+    assert not summary.same_but_positions(learned, nope.replace(task="copy"))
+    assert not summary.same_but_positions(learned, learned)

@@ -47,3 +47,28 @@ def test_the_page_sentences_are_the_runs_numbers(task, monkeypatch, tmp_path):
     curvature = next(c for c in captions if "Largest eigenvalue at the last checkpoint" in c)
     top = float(runs["looped"].curvature_top[-1].max())
     assert f"Looped-Attn {top:.3g} (step {int(runs['looped'].curvature_steps[-1])})" in curvature
+
+
+def pooled(run) -> str:
+    share, lo, hi, _ = summary.beyond_training(run)
+    return f"{share:.1%} ({lo:.1%}–{hi:.1%})"
+
+
+def test_the_learned_positions_warning_quotes_the_runs_without_positions(monkeypatch, tmp_path):
+    monkeypatch.setenv("LOOPVIZ_ALGO_RUNS", str(tmp_path))
+    at = app_test(PAGE).run()
+    at.selectbox(key="algo_group").set_value("bundled: parity").run()
+    assert not at.exception
+    nope = {m: rundir.read_run(BUNDLED / "parity_nope" / m) for m in ("single", "looped", "shift")}
+    assert all(r.config.positions == "none" for r in nope.values())
+    warning = next(w for w in texts(at, "warning") if "does **not** appear" in w)
+    assert "Without them (bundled: parity_nope, otherwise the same settings)" in warning
+    for model, run in nope.items():
+        assert f"{LABELS[model]} {pooled(run)}" in warning
+    looped_does = summary.verdict(summary.beyond_training(nope["looped"]), summary.beyond_training(nope["single"]))
+    assert ("Looped-Attn does generalise" if looped_does else "Looped-Attn does not generalise") in warning
+    # on the NoPE group itself there is no sibling to quote, and SHIFT's line is its own numbers
+    at.selectbox(key="algo_group").set_value("bundled: parity_nope").run()
+    assert not at.exception and not any("Without them" in w for w in texts(at, "warning"))
+    shift_line = next(c for c in texts(at, "caption") if c.startswith("SHIFT beyond the training lengths"))
+    assert pooled(nope["shift"]) in shift_line

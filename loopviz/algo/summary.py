@@ -161,3 +161,14 @@ def curvature_sentence(curves: dict[str, tuple[np.ndarray, np.ndarray]], labels:
                      + (" (the steeper valley the conjecture predicts)." if above == len(shared) else
                         " (not the uniformly steeper valley the conjecture predicts)."))
     return text
+
+
+SIBLING_IGNORES = ("positions", "checkpoints", "hessian_top", "hessian_samples", "device", "model")
+
+
+def same_but_positions(a, b) -> bool:
+    """Whether two configs differ at most in positions and in what is only recorded
+    (checkpoints, curvature, device), with `b` the NoPE one: the comparison the
+    learned-positions warning makes."""
+    strip = lambda c: {k: v for k, v in c.to_dict().items() if k not in SIBLING_IGNORES}  # noqa: E731
+    return b.positions == "none" and a.positions != "none" and strip(a) == strip(b)
