@@ -234,7 +234,9 @@ class Trainer:
                        self.seconds, rule, plateau)
 
     def _maybe_hand_off(self, record: EvalRecord, steps: list[int]) -> None:
-        """A Single trainer decides SHIFT's switch as it goes (SCP only looks back)."""
+        """A Single trainer decides SHIFT's switch as it goes (SCP only looks back). The
+        half-way snapshot is a last resort, used only if SCP never fires (rule "fallback",
+        flagged on the page as not the paper's rule)."""
         config = self.config
         if self.looped or self.handoff is not None:
             return
