@@ -72,3 +72,15 @@ def test_the_learned_positions_warning_quotes_the_runs_without_positions(monkeyp
     assert not at.exception and not any("Without them" in w for w in texts(at, "warning"))
     shift_line = next(c for c in texts(at, "caption") if c.startswith("SHIFT beyond the training lengths"))
     assert pooled(nope["shift"]) in shift_line
+
+
+def test_on_the_bundled_copy_single_run_the_window_reading_is_fooled_by_a_spike():
+    """README's SCP row: the toy's reading declares a plateau at step 1000, at an upward spike,
+    with 0.17 still to fall; the best-so-far reading waits for the real plateau."""
+    from loopviz.shift import scp
+    single = pd.read_csv(BUNDLED / "copy" / "single" / "records.csv")
+    val, grad, steps = single["val_loss"].to_numpy(), single["grad_norm"].to_numpy(), single["step"].to_numpy()
+    window = scp(val, grad, 0.01, 3, 2, plateau="window")[0]
+    best = scp(val, grad, 0.01, 3, 2, plateau="best")[0]
+    assert (steps[window], steps[best]) == (1000, 2800)
+    assert val[window] > val[window - 1] and round(val[window] - val.min(), 2) == 0.17
