@@ -17,7 +17,8 @@ USER_RUNS = Path(os.environ.get("LOOPVIZ_ALGO_RUNS", REPO / "runs" / "algo"))
 
 st.title("Algorithmic tasks: Single vs Looped vs SHIFT")
 st.caption("Paper App. E.2: decoder-only GPT-2 layers (pre-LayerNorm, causal multi-head attention, GELU MLP ×4, "
-           "learned positions). **Single-Attn** predicts the whole output in one pass; **Looped-Attn** "
+           "learned positions, or none with `--positions none`). **Single-Attn** predicts the whole output in one "
+           "pass; **Looped-Attn** "
            "(FOP-Loop-Adaptive, after Fan et al. 2024) applies the same layers T = n times for an input of length n, "
            "loss at the last loop only, and picks its loop count at inference by the most confident output; "
            "**SHIFT** trains Single-Attn until the SHIFT Criterion with Patience fires, then continues the same "
@@ -53,22 +54,40 @@ config = first.config
 params = {m: r.meta.get("params") for m, r in runs.items()}
 st.markdown(f"**Task {config.task}**: trained on lengths {config.train_min_len}–{config.train_max_len}, tested on "
             f"{', '.join(map(str, config.test_lengths))}; width {config.width}, {config.heads} heads, depth "
-            f"{config.depth}, AdamW lr {config.lr:g}, batch {config.batch_size}, {config.steps} steps; parameters "
+            f"{config.depth}, {'learned positions' if config.positions == 'learned' else 'no position vectors'}, "
+            f"AdamW lr {config.lr:g}, batch {config.batch_size}, {config.steps} steps; parameters "
             + ", ".join(f"{plots.LABELS[m]} {p:,}" for m, p in params.items() if p is not None) + ".")
 for model, run in runs.items():
     if run.status != "complete":
         st.warning(f"{plots.LABELS[model]}: {run.status}. {run.meta.get('message', '')}")
 
 shift_step = runs["shift"].meta.get("shift_step") if "shift" in runs else None
-if "shift" in runs and shift_step is not None:
-    rule = runs["shift"].meta.get("shift_rule")
-    plateau = runs["shift"].meta.get("plateau_step")
-    text = {"scp": f"SCP: validation-loss plateau at step {plateau}, switch after the patience at step {shift_step}",
-            "fixed": f"switch fixed at step {shift_step} by the config",
-            "fallback": ("SCP did not fire on the Single run (" + (f"plateau at step {plateau}, but the gradient norm "
-                         "never settled" if plateau is not None else "no validation-loss plateau") +
-                         f"); switched half-way, at step {shift_step}")}
-    st.caption("SHIFT — " + text.get(rule, f"switch at step {shift_step}") + ".")
+if "shift" in runs:
+    st.caption("SHIFT — " + summary.switch_sentence(runs["shift"]))
+
+def pooled_text(pool) -> str:
+    share, lo, hi, _ = pool
+    return f"{share:.1%} ({lo:.1%}–{hi:.1%})"
+
+
+def nope_sentence() -> str:
+    """The same settings without position vectors, where such a group of runs is at hand."""
+    for name, models in groups.items():
+        try:
+            other = {m: load(str(p), (p / "records.csv").stat().st_mtime) for m, p in models.items()}
+        except rundir.RunFormatError:
+            continue
+        if "single" in other and "looped" in other and summary.same_but_positions(config, other["single"].config):
+            pool = {m: summary.beyond_training(r) for m, r in other.items()}
+            text = (f" Without them ({name}, otherwise the same settings), beyond the training lengths: "
+                    + ", ".join(f"{plots.LABELS[m]} {pooled_text(p)}" for m, p in pool.items()) + "; Looped-Attn "
+                    + ("does" if summary.verdict(pool["looped"], pool["single"]) else "does not")
+                    + " generalise further than Single-Attn there")
+            if "shift" in pool:
+                text += ", SHIFT " + ("does" if summary.verdict(pool["shift"], pool["single"]) else "does not")
+            return text + "."
+    return ""
+
 
 # ---------------------------------------------------------------- verdict
 pooled = {m: summary.beyond_training(r) for m, r in runs.items()}
@@ -82,13 +101,20 @@ if "looped" in pooled and "single" in pooled:
         why = ""
         if config.positions == "learned":
             why = (" With learned positions, the position vectors past the longest training sequence never receive a "
-                   "gradient, so no model has been taught what those positions mean (`--positions none` drops them).")
+                   "gradient, so no model has been taught what those positions mean (`--positions none` drops them)."
+                   + nope_sentence())
         st.warning(f"The paper's effect (Looped generalises to longer inputs, Single does not) does **not** appear in "
                    f"these runs: {numbers}.{why} The paper's claim is for width 256 and 50,001 steps on a GPU "
                    "(`--preset paper`).")
-    in_dist = {m: float(r.records["train_acc"].iloc[-1]) for m, r in runs.items()}
-    st.caption("Final training accuracy (trained lengths): " + ", ".join(
-        f"{plots.LABELS[m]} {a:.1%}" for m, a in in_dist.items()) + ". The paper reports ~100 % for all three.")
+    if "shift" in pooled:
+        st.caption(f"SHIFT beyond the training lengths: {pooled_text(pooled['shift'])}; by the same test "
+                   f"(at least {summary.MIN_GAP * 100:.0f} points more, disjoint 95 % intervals) it "
+                   + ("does" if summary.verdict(pooled["shift"], pooled["single"]) else "does not")
+                   + " generalise further than Single-Attn (paper, Fig. 14(c): SHIFT comparable to Looped-Attn).")
+    in_dist = {m: summary.final_train_accuracy(r) for m, r in runs.items()}
+    st.caption("Final training accuracy (trained lengths, T as trained): paper, App. E.2.2 (a): near 100 % for all "
+               "three; these runs: " + ", ".join(f"{plots.LABELS[m]} {a:.1%} (95 % CI {lo:.1%}–{hi:.1%}, {k} samples)"
+                                                 for m, (a, lo, hi, k) in in_dist.items()) + ".")
 
 # ---------------------------------------------------------------- curves
 records = {m: r.records for m, r in runs.items()}
@@ -124,8 +150,9 @@ if "shift" in runs and "looped" in runs:
              help=f"Beyond the training lengths: SHIFT − Looped {shift_pool[0] - looped_pool[0]:+.1%}.")
     st.plotly_chart(plots.timing_figure(saving), key="algo-time")
     st.caption("Training time is the CPU time of the training thread (synchronised wall-clock on a GPU), evaluation "
-               "excluded; the two runs were timed in separate processes, so the ratio carries their timing noise. "
-               "SHIFT's Stage I is the Single run's own steps, not retrained.")
+               "excluded; the two runs were timed one after the other on a shared machine, so the ratio carries "
+               "their timing noise. SHIFT's Stage I is the Single run's first steps exactly (same seeds and batches; "
+               "reused, not retrained, when both are trained by one command).")
 
 curves = {m: (r.curvature_steps, r.curvature_top) for m, r in runs.items() if len(r.curvature_steps)}
 if curves:
@@ -134,7 +161,7 @@ if curves:
     st.caption("The largest Hessian eigenvalues of each model's own training loss (T = 1 or T = n) on a fixed batch, "
                "by Lanczos on Hessian-vector products (float64). A steeper valley for Looped-Attn (larger top "
                "eigenvalues) is what the River-V-Valley conjecture predicts; the top few eigenvalues alone cannot "
-               "show the whole valley's shape.")
+               "show the whole valley's shape. " + summary.curvature_sentence(curves, plots.LABELS))
 
 st.subheader("Train your own")
 preset_name = st.selectbox("preset", list(PRESETS), index=list(PRESETS).index("cpu"), key="algo_preset")

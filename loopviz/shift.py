@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 SCP_DEFAULTS = {"delta1": 0.01, "plateau_epochs": 20, "patience": 20, "delta2": 0.1}
 SCP_WAITS = ("patience", "gradient")
+SCP_PLATEAUS = ("window", "best")
 
 
 def gradient_spread(grad_norm: np.ndarray, epoch: int, window: int) -> float:
@@ -37,11 +38,17 @@ def gradient_spread(grad_norm: np.ndarray, epoch: int, window: int) -> float:
 
 def scp(val_loss: np.ndarray, grad_norm: np.ndarray, delta1: float = SCP_DEFAULTS["delta1"],
         plateau_epochs: int = SCP_DEFAULTS["plateau_epochs"], patience: int = SCP_DEFAULTS["patience"],
-        delta2: float = SCP_DEFAULTS["delta2"], wait: str = "patience") -> tuple[int | None, int | None]:
+        delta2: float = SCP_DEFAULTS["delta2"], wait: str = "patience",
+        plateau: str = "window") -> tuple[int | None, int | None]:
     """(E_plateau, E_shift), None where not found; arrays are indexed by epoch.
 
-    E_plateau: the first epoch e >= p at which the validation loss has fallen by less
-    than delta1 over the previous p epochs: val_loss[e - p] - val_loss[e] < delta1.
+    Sec. 5: E_plateau is where "the validation loss fails to decrease by a threshold δ1
+    over several consecutive epochs" (p of them); δ1 is absolute (nats), as in the paper.
+    plateau = "window" (the toy's reading): the first epoch e >= p at which the loss has
+    fallen by less than delta1 over the previous p epochs: val_loss[e - p] - val_loss[e] < delta1.
+    plateau = "best" (the algorithmic tasks' reading): the same test on the best loss so
+    far, min(val_loss[:e + 1]): none of the last p epochs beat the best before them by
+    delta1. One upward spike then is no plateau, and noise about a flat level is one.
     E_shift, wait = "patience" (the paper's rule, Sec. 5): E_plateau + W.
     E_shift, wait = "gradient" (our stricter option): the first epoch e >= E_plateau + W
     at which the gradient norm has settled, its relative spread over epochs
@@ -50,7 +57,11 @@ def scp(val_loss: np.ndarray, grad_norm: np.ndarray, delta1: float = SCP_DEFAULT
     """
     if wait not in SCP_WAITS:
         raise ValueError(f"wait must be one of {', '.join(SCP_WAITS)}, got {wait!r}")
+    if plateau not in SCP_PLATEAUS:
+        raise ValueError(f"plateau must be one of {', '.join(SCP_PLATEAUS)}, got {plateau!r}")
     val_loss = np.asarray(val_loss, dtype=float)
+    if plateau == "best":
+        val_loss = np.minimum.accumulate(val_loss)
     grad_norm = np.asarray(grad_norm, dtype=float)
     p = int(plateau_epochs)
     if p < 1 or len(val_loss) <= p:
@@ -59,14 +70,14 @@ def scp(val_loss: np.ndarray, grad_norm: np.ndarray, delta1: float = SCP_DEFAULT
     flat = np.nonzero(drops < delta1)[0]
     if flat.size == 0:
         return None, None
-    plateau = int(flat[0]) + p
+    found = int(flat[0]) + p
     if wait == "patience":
-        shift_epoch = plateau + int(patience)
-        return plateau, shift_epoch if shift_epoch < len(val_loss) else None
-    for e in range(max(plateau + patience, p - 1), len(grad_norm)):
+        shift_epoch = found + int(patience)
+        return found, shift_epoch if shift_epoch < len(val_loss) else None
+    for e in range(max(found + patience, p - 1), len(grad_norm)):
         if gradient_spread(grad_norm, e, p) < delta2:
-            return plateau, e
-    return plateau, None
+            return found, e
+    return found, None
 
 
 def speedup(looped_seconds: float, shift_seconds: float) -> float:

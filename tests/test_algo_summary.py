@@ -68,3 +68,69 @@ def test_shift_saving():
     shift = fake_run("shift", {4: 1.0}, phases=[("single", 0.0), ("single", 30.0), ("looped", 60.0)])
     saving = summary.shift_saving(looped, shift)
     assert saving["speedup"] == pytest.approx(100 / 60) and saving["stage1_seconds"] == 30.0
+
+
+def shift_run(meta: dict, grad=(1.0, 1.0, 1.0, 1.0), **changes) -> AlgoRun:
+    config = AlgoConfig(model="shift", task="parity", steps=1000, eval_every=100, scp_window=3, scp_patience=2,
+                        **changes).validate()
+    rows = [{**{c: 0.0 for c in columns(config)}, "step": 100 * i, "phase": "single", "grad_norm": g}
+            for i, g in enumerate(grad)]
+    records = pd.DataFrame(rows, columns=columns(config))
+    return AlgoRun(config, meta, records, np.zeros(0), {}, np.zeros(0), np.zeros((0, 0)))
+
+
+def test_switch_sentence_says_what_scp_did_with_the_papers_step_beside_it():
+    text = summary.switch_sentence(shift_run({"shift_step": 300, "shift_rule": "scp", "plateau_step": 100},
+                                             grad=(5.0, 1.0, 1.0, 1.05)))
+    assert "best validation loss so far" in text and "δ1 = 0.01" in text and "p = 3" in text
+    assert "step 100 (E_plateau)" in text and "W = 2" in text and "step 300 = 30% of 1000" in text
+    # the spread over the last p = 3 evaluations (1.0, 1.0, 1.05): 0.05 / 1.0167
+    assert f"{0.05 / (3.05 / 3):.2f} (below" in text
+    assert "Fig. 11: shift step 30k of 50,001 steps (60%)" in text
+    loud = summary.switch_sentence(shift_run({"shift_step": 300, "shift_rule": "scp", "plateau_step": 100},
+                                             grad=(1.0, 5.0, 1.0, 1.0)))
+    assert "(not below" in loud
+
+
+def test_switch_sentence_flags_the_fallback_and_the_fixed_step():
+    none = summary.switch_sentence(shift_run({"shift_step": 500, "shift_rule": "fallback", "plateau_step": None}))
+    assert "**not the paper's rule**" in none and "never stopped falling" in none and "half-way, at step 500" in none
+    late = summary.switch_sentence(shift_run({"shift_step": 500, "shift_rule": "fallback", "plateau_step": 900}))
+    assert "plateau at step 900" in late and "past the run's end" in late
+    window = summary.switch_sentence(shift_run({"shift_step": 500, "shift_rule": "fallback", "plateau_step": None},
+                                               scp_plateau="window"))
+    assert "the validation loss never stopped" in window
+    fixed = summary.switch_sentence(shift_run({"shift_step": 200, "shift_rule": "fixed", "plateau_step": None}))
+    assert "fixed at step 200" in fixed and "not by SCP" in fixed
+    assert "never switched" in summary.switch_sentence(shift_run({}))
+
+
+def test_final_training_accuracy_counts_the_samples_behind_it():
+    run = fake_run("looped", {8: 0.5})           # train lengths 1-6, 128 samples → 21 per length
+    share, lo, hi, count = summary.final_train_accuracy(run)
+    assert count == 126 and share == 1.0 and hi == 1.0
+    assert lo == pytest.approx(0.025 ** (1 / 126))   # Clopper-Pearson lower bound at 126 of 126
+
+
+def test_curvature_sentence_counts_the_checkpoints_where_looped_is_steeper():
+    labels = {"single": "Single-Attn", "looped": "Looped-Attn"}
+    steps = np.array([0, 100, 200, 300])
+    single = np.array([[9.0, 1.0], [2.0, 1.0], [2.0, 1.0], [2.0, 1.0]])
+    steeper = {"single": (steps, single), "looped": (steps, single + np.array([[0.0], [1], [1], [1]]))}
+    text = summary.curvature_sentence(steeper, labels)
+    assert "Single-Attn 2 (step 300), Looped-Attn 3 (step 300)" in text
+    assert "at 3 of the 3 checkpoints after step 0 (the steeper valley" in text
+    flatter = {"single": (steps, single), "looped": (steps, single - np.array([[0.0], [1], [0], [0]]))}
+    assert "at 0 of the 3 checkpoints after step 0 (not the uniformly steeper" in summary.curvature_sentence(
+        flatter, labels)
+    assert summary.curvature_sentence({}, labels) == ""
+
+
+def test_same_but_positions_pairs_only_runs_that_differ_in_positions_and_records():
+    learned = AlgoConfig(task="parity", model="looped").validate()
+    nope = learned.replace(positions="none", model="single", checkpoints=0, hessian_top=2)
+    assert summary.same_but_positions(learned, nope)
+    assert not summary.same_but_positions(nope, learned)                       # the NoPE one is the second
+    assert not summary.same_but_positions(learned, nope.replace(lr=1e-3))      # a science field differs
+    assert not summary.same_but_positions(learned, nope.replace(task="copy"))
+    assert not summary.same_but_positions(learned, learned)

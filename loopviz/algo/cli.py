@@ -72,6 +72,12 @@ def command_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     from .job import AlgoLog
 
+    if any(c.device == "cuda" for c in configs):  # one error, before any work
+        import torch
+        if not torch.cuda.is_available():
+            print("error: --device cuda was asked for but CUDA is not available here; use --device cpu or auto",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
     worst = 0
     finished: dict[str, AlgoLog] = {}   # SHIFT's Stage I is this invocation's Single run (its handoff)
     with Interrupts() as interrupts:

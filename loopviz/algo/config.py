@@ -19,6 +19,7 @@ TASKS = ("parity", "addition", "copy", "binary_sum", "unique_set")
 MODELS = ("single", "looped", "shift")
 POSITIONS = ("learned", "none")
 STOPPING = ("confidence", "oracle")
+SCP_PLATEAUS = ("best", "window")   # loopviz.shift.scp's readings of Sec. 5's plateau test
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTION_FIELDS = ("device",)
 
@@ -59,9 +60,10 @@ class AlgoConfig:
     hessian_samples: int = 32      # per training length, for the curvature batch
     # -- SHIFT (paper Sec. 5 SCP, in evaluation units) --
     shift_step: int = 0            # 0 = chosen by SCP on the Single run; > 0 = switch at this step
-    scp_delta1: float = 0.01
-    scp_window: int = 5            # p: evaluations over which the validation loss must fall by delta1
-    scp_patience: int = 3          # W: evaluations waited after the plateau
+    scp_delta1: float = 0.01       # absolute, in nats per output token
+    scp_window: int = 3            # p: evaluations in which the best validation loss must fall by delta1
+    scp_patience: int = 2          # W: evaluations waited after the plateau (E_shift = E_plateau + W)
+    scp_plateau: str = "best"      # best: on the best loss so far | window: on the loss itself (the toy's)
 
     def validate(self) -> AlgoConfig:
         def need(ok: bool, message: str) -> None:
@@ -82,6 +84,8 @@ class AlgoConfig:
         need(self.model in MODELS, f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         need(self.positions in POSITIONS, f"positions must be one of {', '.join(POSITIONS)}, got {self.positions!r}")
         need(self.stopping in STOPPING, f"stopping must be one of {', '.join(STOPPING)}, got {self.stopping!r}")
+        need(self.scp_plateau in SCP_PLATEAUS,
+             f"scp_plateau must be one of {', '.join(SCP_PLATEAUS)}, got {self.scp_plateau!r}")
         need(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         need(1 <= self.train_min_len <= self.train_max_len <= 200,
              f"need 1 <= train_min_len <= train_max_len <= 200, got {self.train_min_len}, {self.train_max_len}")
@@ -177,7 +181,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   checkpoints=10, hessian_top=0, scp_window=5, scp_patience=3, device="auto"),
     "cpu": dict(width=64, heads=4, depth=1, lr=2e-3, steps=4000, batch_size=64, train_min_len=1, train_max_len=6,
                 test_lengths=(4, 6, 8, 10, 12), eval_every=200, eval_samples=128, checkpoints=4, hessian_top=4,
-                scp_window=5, scp_patience=3, device="cpu"),
+                scp_window=3, scp_patience=2, device="cpu"),
 }
 
 

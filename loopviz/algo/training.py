@@ -236,7 +236,9 @@ class Trainer:
                        self.seconds, rule, plateau)
 
     def _maybe_hand_off(self, record: EvalRecord, steps: list[int]) -> None:
-        """A Single trainer decides SHIFT's switch as it goes (SCP only looks back)."""
+        """A Single trainer decides SHIFT's switch as it goes (SCP only looks back). The
+        half-way snapshot is a last resort, used only if SCP never fires (rule "fallback",
+        flagged on the page as not the paper's rule)."""
         config = self.config
         if self.looped or self.handoff is not None:
             return
@@ -247,7 +249,7 @@ class Trainer:
         self.history.append((record.metrics["val_loss"], record.metrics["grad_norm"]))
         val, grad = np.array(self.history).T
         plateau, shift = scp(val, grad, delta1=config.scp_delta1, plateau_epochs=config.scp_window,
-                             patience=config.scp_patience)
+                             patience=config.scp_patience, plateau=config.scp_plateau)
         if shift is not None and shift <= len(self.history) - 1 and record.step < config.steps:
             self.handoff = self._snapshot("scp", steps[plateau])
         elif self.fallback is None and record.step >= config.steps // 2:
