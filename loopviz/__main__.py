@@ -35,7 +35,7 @@ from .config import (
     RunConfig,
     overwrite_refused,
 )
-from .foreground import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_DIVERGED, EXIT_FAILED, Interrupts, run_attached
+from .foreground import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED, Interrupts, report_end, run_attached
 from .runs.log import RunLog, remaining_seconds
 from .runs.status import Status
 
@@ -300,16 +300,7 @@ def command_run(args: argparse.Namespace) -> int:
                           f"({run.meta['train_seconds']:.1f} s of it training); {len(log.records)} records, "
                           f"{len(log.spectra)} spectra → {target}", file=sys.stderr)
                     print(f"{config.model}\n{accuracy_summary(run)}")
-            if log.status == Status.DIVERGED:
-                print(f"error: {config.model} {log.message}; records up to it are kept in {target}",
-                      file=sys.stderr)
-                worst = max(worst, EXIT_DIVERGED)
-            elif log.status == Status.FAILED:
-                print(f"error: {config.model} failed: {log.message}", file=sys.stderr)
-                worst = max(worst, EXIT_FAILED)
-            elif log.status == Status.CANCELLED:
-                where = f" in {target}" if log.records else ""
-                print(f"{config.model}: {log.message}{where}", file=sys.stderr)
+            worst = max(worst, report_end(config.model, log, kept_in=f" in {target}"))
     if interrupts.signum is not None:
         return interrupts.exit_code
     return worst
@@ -553,10 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--force", action="store_true", help="overwrite --out (default: refuse)")
     lg.set_defaults(handler=command_length_gen)
 
-    from .export import add_commands as add_export  # light: its heavy imports wait for the command
-    add_export(sub)
-    from .algo.cli import add_commands as add_algo_commands  # App. E.2's tasks; no torch at parse time
-    add_algo_commands(sub)
+    from .export import add_export_command  # light: its heavy imports wait for the command
+    add_export_command(sub)
+    from .algo.cli import add_algo_command  # App. E.2's tasks; no torch at parse time
+    add_algo_command(sub)
     return parser
 
 

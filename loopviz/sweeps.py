@@ -47,10 +47,6 @@ class SweepError(Exception):
     """Bad input or an output file that cannot be resumed; the message says which."""
 
 
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
 # ------------------------------------------------------------------ training (the one seam)
 def train_curves(configs: list[RunConfig]) -> list[dict[str, np.ndarray]]:
     """Per-epoch metrics (epochs 0..E) and training seconds of each config, spectra off.
