@@ -420,7 +420,7 @@ def command_sweep_shift(args: argparse.Namespace) -> int:
     if not shift_epochs or bad:
         raise UsageError(f"shift epochs must lie in [0, epochs = {base.epochs}]; bad: {bad or 'none given'}")
     out = _check_sweep_out(_out_path(args.out))
-    raw_path = Path(str(out) + ".raw.csv")
+    raw_path = sweeps.raw_path(out)
     points = sweeps.plan("shift", sweeps.shift_configs(base, shift_epochs, repeats))
     rows, interrupted, _ = sweeps.sweep(points, raw_path, args.force, workers, scheduler,
                                  Progress("sweep-shift", len(points)))
