@@ -383,13 +383,18 @@ def _one_line_errors(handler):
     return run
 
 
-def command_sweep_seeds(args: argparse.Namespace) -> int:
-    from . import sweeps
-
+def _seeded_sweep(args: argparse.Namespace) -> tuple[int, int, int, str | None, RunConfig]:
+    """(seeds, first seed, workers, scheduler, base config) of sweep-seeds and atlas, checked in that order."""
     seeds = _int("seeds", args.seeds, 1, MAX_SEEDS)
     first = _int("first-seed", args.first_seed, 0)
     workers, scheduler = _where(args)
-    base = _config_from_args(args)
+    return seeds, first, workers, scheduler, _config_from_args(args)
+
+
+def command_sweep_seeds(args: argparse.Namespace) -> int:
+    from . import sweeps
+
+    seeds, first, workers, scheduler, base = _seeded_sweep(args)
     out = _check_sweep_out(_out_path(args.out))
     summary = Path(str(out) + ".summary.txt")
     if summary.exists() and not out.exists() and not args.force:  # beside a resumed OUT it is OUT's own summary
@@ -439,10 +444,7 @@ def command_sweep_shift(args: argparse.Namespace) -> int:
 def command_atlas(args: argparse.Namespace) -> int:
     from . import sweeps
 
-    seeds = _int("seeds", args.seeds, 1, MAX_SEEDS)
-    first = _int("first-seed", args.first_seed, 0)
-    workers, scheduler = _where(args)
-    base = _config_from_args(args)
+    seeds, first, workers, scheduler, base = _seeded_sweep(args)
     grid = sweeps.parse_grid(args.grid or [], base)
     out = _check_sweep_out(_out_path(args.out))
     points = sweeps.plan("atlas", sweeps.atlas_configs(base, grid, seeds, first), spectra=bool(args.spectra))
