@@ -73,7 +73,8 @@ def bucket_caption(run: RunData) -> str:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def observation2(key: str, n_spectra: int, definition: str, _run: RunData) -> tuple[RunData, curvature.Observation2]:
+def with_observation2(key: str, n_spectra: int, definition: str,
+                      _run: RunData) -> tuple[RunData, curvature.Observation2]:
     """The run with entropy, MI and phases recomputed from its spectra under `definition`
     (curvature.observation2); cached by (config key, spectra so far, definition)."""
     c = _run.config
@@ -170,7 +171,7 @@ def body() -> None:
     columns = st.columns(len(with_spectra))
     sentences = []
     for column, (label, run) in zip(columns, with_spectra.items()):
-        shown_run, found = observation2(run.config.key(), len(run.spectrum_epochs), definition, run)
+        shown_run, found = with_observation2(run.config.key(), len(run.spectrum_epochs), definition, run)
         present.chart(column, plots.entropy_figure(shown_run, label), key=f"entropy-{label}")
         sentences.append(found.sentence(label, run.spectrum_epochs))
     st.caption("Observation 2's shape depends on this choice: the paper writes p(|λ_i|) without saying what it "
