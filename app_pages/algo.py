@@ -30,10 +30,52 @@ def load(path: str, stamp: float) -> rundir.AlgoRun:
     return rundir.read_run(Path(path))
 
 
+def train_your_own() -> None:
+    """Train your own: the three models as server jobs, and the same runs' command line. Drawn
+    below the runs, and alone when there are none to show (then it is how one gets made)."""
+    st.subheader("Train your own")
+    preset_name = st.selectbox("preset", list(PRESETS), index=list(PRESETS).index("cpu"), key="algo_preset")
+    task = st.selectbox("task", TASKS, key="algo_task")
+    base = preset(preset_name, task=task)
+    group = rundir.group_directory(USER_RUNS, base, preset_name)
+    train_configs = {plots.LABELS[m]: base.replace(model=m) for m in MODELS}
+    directories = {label: group / c.model for label, c in train_configs.items()}
+    # The paper preset (50,001 steps at width 256) is the paper's GPU setting: a shared CPU server
+    # does not train it. torch is imported for this check only when the user picks it.
+    no_gpu = preset_name == "paper" and not jobs.cuda_available()
+    if no_gpu:
+        st.warning("The `paper` preset (width 256, AdamW lr 1e-4, 50,001 steps) needs a GPU, and this server's torch "
+                   "sees none (`torch.cuda.is_available()` is false): it cannot train here. Run the command below on a "
+                   "machine with a GPU, or pick `cpu`.")
+    if not present.enabled():
+        jobs.train_button(train_configs, st, key="algo_train", directories=directories, refused=no_gpu)
+
+    def train_panel() -> None:
+        """Live: each model's status, step/steps and ETA, and Cancel; where the runs went."""
+        jobs.progress_panel(train_configs)
+        jobs.cancel_button(train_configs, st, key="algo_cancel")
+        if all(jobs.is_stored(d) for d in directories.values()):
+            st.caption(f"These runs are stored in {group}; they are listed above as "
+                       f"“yours: {group.relative_to(USER_RUNS)}”.")
+
+    jobs.live_fragment(train_panel, train_configs)
+    made = rundir.timings(BUNDLED, base)
+    took = (f"The bundled runs with these settings took {min(w for w, _ in made) / 60:.0f}–"
+            f"{max(w for w, _ in made) / 60:.0f} min each from start to finish, evaluation included "
+            f"({min(t for _, t in made):.0f}–{max(t for _, t in made):.0f} s of it training), on the machine that made "
+            "them; jobs here share this server's cores." if made else
+            "No bundled run was made with these settings, so there is no measured time to show.")
+    st.caption("Train runs Single-Attn, Looped-Attn and SHIFT as server jobs (SHIFT waits for the Single job and takes "
+               f"its steps up to the switch as Stage I). {took} The same runs from the command line:")
+    st.code(f"python -m loopviz algo run --task {task} --model single,looped,shift --preset {preset_name} "
+            f"--out runs/algo/{task}-{preset_name}", language="bash")
+
+
 groups = {**{f"bundled: {Path(g).name}": m for g, m in rundir.find_runs(BUNDLED).items()},
           **{f"yours: {Path(g).relative_to(USER_RUNS)}": m for g, m in rundir.find_runs(USER_RUNS).items()}}
 if not groups:
-    st.error(f"No algorithmic-task runs found in {BUNDLED} or {USER_RUNS}; the command below makes one.")
+    st.error(f"No algorithmic-task runs found in {BUNDLED} or {USER_RUNS}; Train below (or its command) makes one.")
+    train_your_own()
     st.stop()
 choice = st.selectbox("runs", list(groups), key="algo_group",
                       help="Bundled CPU-preset runs, and any `python -m loopviz algo run --out runs/algo/NAME` "
@@ -47,6 +89,7 @@ for model in ("single", "looped", "shift"):
         except rundir.RunFormatError as exc:
             st.warning(f"{model}: {exc}")
 if not runs:
+    train_your_own()
     st.stop()
 
 first = next(iter(runs.values()))
@@ -163,41 +206,4 @@ if curves:
                "eigenvalues) is what the River-V-Valley conjecture predicts; the top few eigenvalues alone cannot "
                "show the whole valley's shape. " + summary.curvature_sentence(curves, plots.LABELS))
 
-st.subheader("Train your own")
-preset_name = st.selectbox("preset", list(PRESETS), index=list(PRESETS).index("cpu"), key="algo_preset")
-task = st.selectbox("task", TASKS, key="algo_task")
-base = preset(preset_name, task=task)
-group = rundir.group_directory(USER_RUNS, base, preset_name)
-train_configs = {plots.LABELS[m]: base.replace(model=m) for m in MODELS}
-directories = {label: group / c.model for label, c in train_configs.items()}
-# The paper preset (50,001 steps at width 256) is the paper's GPU setting: a shared CPU server
-# does not train it. torch is imported for this check only when the user picks it.
-no_gpu = preset_name == "paper" and not jobs.cuda_available()
-if no_gpu:
-    st.warning("The `paper` preset (width 256, AdamW lr 1e-4, 50,001 steps) needs a GPU, and this server's torch sees "
-               "none (`torch.cuda.is_available()` is false): it cannot train here. Run the command below on a machine "
-               "with a GPU, or pick `cpu`.")
-if not present.enabled():
-    jobs.train_button(train_configs, st, key="algo_train", directories=directories, refused=no_gpu)
-
-
-def train_panel() -> None:
-    """Live: each model's status, step/steps and ETA, and Cancel; where the runs went."""
-    jobs.progress_panel(train_configs)
-    jobs.cancel_button(train_configs, st, key="algo_cancel")
-    if all(jobs.is_stored(d) for d in directories.values()):
-        st.caption(f"These runs are stored in {group}; they are listed above as "
-                   f"“yours: {group.relative_to(USER_RUNS)}”.")
-
-
-jobs.live_fragment(train_panel, train_configs)
-made = rundir.timings(BUNDLED, base)
-took = (f"The bundled runs with these settings took {min(w for w, _ in made) / 60:.0f}–"
-        f"{max(w for w, _ in made) / 60:.0f} min each from start to finish, evaluation included "
-        f"({min(t for _, t in made):.0f}–{max(t for _, t in made):.0f} s of it training), on the machine that made "
-        "them; jobs here share this server's cores." if made else
-        "No bundled run was made with these settings, so there is no measured time to show.")
-st.caption("Train runs Single-Attn, Looped-Attn and SHIFT as server jobs (SHIFT waits for the Single job and takes "
-           f"its steps up to the switch as Stage I). {took} The same runs from the command line:")
-st.code(f"python -m loopviz algo run --task {task} --model single,looped,shift --preset {preset_name} "
-        f"--out runs/algo/{task}-{preset_name}", language="bash")
+train_your_own()

@@ -8,6 +8,7 @@ from loopviz import shift, stats, verdicts
 from loopviz.config import RunConfig
 from loopviz.plots import shift as shift_plots
 from loopviz.plots import training as plots
+from loopviz.sweeps import shift_timing_noise
 from loopviz.ui import jobs
 from loopviz.ui import present
 
@@ -68,8 +69,7 @@ if single is not None and looped is not None:
                              wait=config.scp_wait)
     shifted = jobs.current_run(config.replace(model="shift", shift_epoch=scp_epoch)) if scp_epoch is not None else None
     shift_sweep = pd.read_csv(SHIFT_SWEEP_FILE) if SHIFT_SWEEP_FILE.exists() else None
-    raw_file = SHIFT_SWEEP_FILE.with_name(SHIFT_SWEEP_FILE.name + ".raw.csv")
-    noise = verdicts.timing_noise(pd.read_csv(raw_file)) if raw_file.exists() else 0.0
+    noise = shift_timing_noise(SHIFT_SWEEP_FILE)
     seed_sweep = pd.read_csv(SWEEP_FILE) if SWEEP_FILE.exists() else None
     claims = verdicts.home_claims(single.records, looped.records, shifted.records if shifted is not None else None,
                                   seed_sweep, shift_sweep,

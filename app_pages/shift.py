@@ -11,14 +11,14 @@ from loopviz.config import RunConfig
 from loopviz.plots import shift as shift_plots
 from loopviz.plots import training as plots
 from loopviz.runs.format import RunData
+from loopviz.sweeps import shift_timing_noise
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import sidebar_config, warn_refused_int
 from loopviz.ui import present
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_shift.csv"
-RAW_FILE = SWEEP_FILE.with_name(SWEEP_FILE.name + ".raw.csv")
 # Pure Looped-Attn's repeated timings in the bundled sweep: a speed-up within this is noise.
-TIMING_NOISE = verdicts.timing_noise(pd.read_csv(RAW_FILE)) if RAW_FILE.exists() else 0.0
+TIMING_NOISE = shift_timing_noise(SWEEP_FILE)
 
 st.title("SHIFT: Single-Attn first, then Looped-Attn")
 st.caption("Stage I trains Single-Attn; at the shift epoch the same weights (and Adam state) continue as "

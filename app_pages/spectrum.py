@@ -73,21 +73,14 @@ def bucket_caption(run: RunData) -> str:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def observation2(key: str, n_spectra: int, definition: str, _run: RunData) -> tuple[RunData, curvature.PhaseFit]:
-    """The run with entropy, MI and phases recomputed from its spectra under `definition`;
-    cached by (config key, spectra so far, definition)."""
+def with_observation2(key: str, n_spectra: int, definition: str,
+                      _run: RunData) -> tuple[RunData, curvature.Observation2]:
+    """The run with entropy, MI and phases recomputed from its spectra under `definition`
+    (curvature.observation2); cached by (config key, spectra so far, definition)."""
     c = _run.config
-    edges = curvature.log_bin_edges(c.entropy_bins, c.entropy_min, c.entropy_max)
-    entropy, mi = curvature.entropy_and_mi(_run.eigenvalues, definition, edges)
-    fit = curvature.phase_test(entropy)
-    rec = _run.records.copy()
-    rows = rec["epoch"].isin(_run.spectrum_epochs).to_numpy()
-    order = pd.Series(range(len(_run.spectrum_epochs)), index=_run.spectrum_epochs)
-    where = order[rec.loc[rows, "epoch"]].to_numpy()
-    for name, values in (("entropy", entropy), ("mutual_info", mi), ("phase", fit.labels)):
-        rec[name] = float("nan")
-        rec.loc[rows, name] = values[where]
-    return dataclasses.replace(_run, records=rec), fit
+    found = curvature.observation2(_run.eigenvalues, _run.spectrum_epochs, _run.records["epoch"].to_numpy(),
+                                   definition, curvature.log_bin_edges(c.entropy_bins, c.entropy_min, c.entropy_max))
+    return dataclasses.replace(_run, records=_run.records.assign(**found.columns)), found
 
 
 def comparable(single: RunData | None, looped: RunData | None) -> bool:
@@ -178,12 +171,9 @@ def body() -> None:
     columns = st.columns(len(with_spectra))
     sentences = []
     for column, (label, run) in zip(columns, with_spectra.items()):
-        shown_run, fit = observation2(run.config.key(), len(run.spectrum_epochs), definition, run)
+        shown_run, found = with_observation2(run.config.key(), len(run.spectrum_epochs), definition, run)
         present.chart(column, plots.entropy_figure(shown_run, label), key=f"entropy-{label}")
-        spectra_rows = shown_run.records.dropna(subset=["entropy"])
-        copies = curvature.mi_copy_share(spectra_rows["entropy"].to_numpy(), spectra_rows["mutual_info"].to_numpy())
-        sentences.append(f"{fit.sentence(label, run.spectrum_epochs)} MI equals min(E_s, E_s+1) at "
-                         f"{copies.text()} of its epochs.")
+        sentences.append(found.sentence(label, run.spectrum_epochs))
     st.caption("Observation 2's shape depends on this choice: the paper writes p(|λ_i|) without saying what it "
                "is, and the two readings give different curves and different phases. Phases are shaded only "
                "where a permutation test against time-shuffled curves finds structure (α = "

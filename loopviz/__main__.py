@@ -35,7 +35,7 @@ from .config import (
     RunConfig,
     overwrite_refused,
 )
-from .foreground import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_DIVERGED, EXIT_FAILED, Interrupts, run_attached
+from .foreground import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED, Interrupts, report_end, run_attached
 from .runs.log import RunLog, remaining_seconds
 from .runs.status import Status
 
@@ -300,16 +300,7 @@ def command_run(args: argparse.Namespace) -> int:
                           f"({run.meta['train_seconds']:.1f} s of it training); {len(log.records)} records, "
                           f"{len(log.spectra)} spectra → {target}", file=sys.stderr)
                     print(f"{config.model}\n{accuracy_summary(run)}")
-            if log.status == Status.DIVERGED:
-                print(f"error: {config.model} {log.message}; records up to it are kept in {target}",
-                      file=sys.stderr)
-                worst = max(worst, EXIT_DIVERGED)
-            elif log.status == Status.FAILED:
-                print(f"error: {config.model} failed: {log.message}", file=sys.stderr)
-                worst = max(worst, EXIT_FAILED)
-            elif log.status == Status.CANCELLED:
-                where = f" in {target}" if log.records else ""
-                print(f"{config.model}: {log.message}{where}", file=sys.stderr)
+            worst = max(worst, report_end(config.model, log, kept_in=f" in {target}"))
     if interrupts.signum is not None:
         return interrupts.exit_code
     return worst
@@ -392,13 +383,18 @@ def _one_line_errors(handler):
     return run
 
 
-def command_sweep_seeds(args: argparse.Namespace) -> int:
-    from . import sweeps
-
+def _seeded_sweep(args: argparse.Namespace) -> tuple[int, int, int, str | None, RunConfig]:
+    """(seeds, first seed, workers, scheduler, base config) of sweep-seeds and atlas, checked in that order."""
     seeds = _int("seeds", args.seeds, 1, MAX_SEEDS)
     first = _int("first-seed", args.first_seed, 0)
     workers, scheduler = _where(args)
-    base = _config_from_args(args)
+    return seeds, first, workers, scheduler, _config_from_args(args)
+
+
+def command_sweep_seeds(args: argparse.Namespace) -> int:
+    from . import sweeps
+
+    seeds, first, workers, scheduler, base = _seeded_sweep(args)
     out = _check_sweep_out(_out_path(args.out))
     summary = Path(str(out) + ".summary.txt")
     if summary.exists() and not out.exists() and not args.force:  # beside a resumed OUT it is OUT's own summary
@@ -429,7 +425,7 @@ def command_sweep_shift(args: argparse.Namespace) -> int:
     if not shift_epochs or bad:
         raise UsageError(f"shift epochs must lie in [0, epochs = {base.epochs}]; bad: {bad or 'none given'}")
     out = _check_sweep_out(_out_path(args.out))
-    raw_path = Path(str(out) + ".raw.csv")
+    raw_path = sweeps.raw_path(out)
     points = sweeps.plan("shift", sweeps.shift_configs(base, shift_epochs, repeats))
     rows, interrupted, _ = sweeps.sweep(points, raw_path, args.force, workers, scheduler,
                                  Progress("sweep-shift", len(points)))
@@ -448,10 +444,7 @@ def command_sweep_shift(args: argparse.Namespace) -> int:
 def command_atlas(args: argparse.Namespace) -> int:
     from . import sweeps
 
-    seeds = _int("seeds", args.seeds, 1, MAX_SEEDS)
-    first = _int("first-seed", args.first_seed, 0)
-    workers, scheduler = _where(args)
-    base = _config_from_args(args)
+    seeds, first, workers, scheduler, base = _seeded_sweep(args)
     grid = sweeps.parse_grid(args.grid or [], base)
     out = _check_sweep_out(_out_path(args.out))
     points = sweeps.plan("atlas", sweeps.atlas_configs(base, grid, seeds, first), spectra=bool(args.spectra))
@@ -553,10 +546,10 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--force", action="store_true", help="overwrite --out (default: refuse)")
     lg.set_defaults(handler=command_length_gen)
 
-    from .export import add_commands as add_export  # light: its heavy imports wait for the command
-    add_export(sub)
-    from .algo.cli import add_commands as add_algo_commands  # App. E.2's tasks; no torch at parse time
-    add_algo_commands(sub)
+    from .export import add_export_command  # light: its heavy imports wait for the command
+    add_export_command(sub)
+    from .algo.cli import add_algo_command  # App. E.2's tasks; no torch at parse time
+    add_algo_command(sub)
     return parser
 
 

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .verdicts import time_to_reach
+
 MODELS = ("single", "looped")
 SPLITS = ("acc", "val_acc")                      # training, held-out
 BUCKETS = ("low", "high", "all")
@@ -32,6 +34,7 @@ HIGHER_MARGIN = 0.01                             # "higher" = by more than one a
 CONFIDENCE = 0.95
 FDR = 0.05                                       # Benjamini–Hochberg level across the cells of a map
 TIMING_SUFFIX = "seconds"                        # columns that measure time, not results
+REACH_SLACK = 1e-12                              # count ratios equal in exact arithmetic count as reached
 
 
 def gain_label(gain: float) -> str:
@@ -41,13 +44,6 @@ def gain_label(gain: float) -> str:
 
 def reach_column(model: str, split: str, gain: float) -> str:
     return f"{model}_reach{gain_label(gain)}_{split}_high"
-
-
-def time_to_reach(curve: np.ndarray, level: float) -> float:
-    """First index (epoch) at which `curve` ≥ level, NaN if never. A 1e-12 slack absorbs
-    the float noise of count ratios that are equal in exact arithmetic."""
-    hits = np.flatnonzero(np.asarray(curve, float) >= level - 1e-12)
-    return float(hits[0]) if hits.size else float("nan")
 
 
 def pair_row(curves: dict[str, dict[str, np.ndarray]]) -> dict[str, float]:
@@ -80,7 +76,9 @@ def pair_row(curves: dict[str, dict[str, np.ndarray]]) -> dict[str, float]:
         for gain in REACH_GAINS:
             row[f"level{gain_label(gain)}_{metric}"] = start + gain
             for model in MODELS:
-                row[reach_column(model, split, gain)] = time_to_reach(curves[model][metric], start + gain)
+                curve = curves[model][metric]   # one value per epoch 0..E: the index is the epoch
+                row[reach_column(model, split, gain)] = float(
+                    time_to_reach(np.arange(len(curve)), curve, [start + gain], slack=REACH_SLACK)[0])
     return row
 
 

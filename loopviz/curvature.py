@@ -389,6 +389,40 @@ def detect_phases(entropy: np.ndarray) -> np.ndarray:
     return phase_test(entropy).labels
 
 
+@dataclass(frozen=True)
+class Observation2:
+    """Observation 2 (Sec. 4.1) on one run's spectra under one reading of p(|λ|): entropy,
+    MI and phase per training record (NaN at epochs without a spectrum), the phase test,
+    and how often the MI curve is only a copy of min(E_s, E_s+1) (App. E.1.2's bound met)."""
+
+    columns: dict[str, np.ndarray]   # "entropy", "mutual_info", "phase", one value per record epoch
+    fit: PhaseFit
+    copies: object                   # stats.Share over the records that have a spectrum
+
+    def sentence(self, label: str, spectrum_epochs: np.ndarray) -> str:
+        return (f"{self.fit.sentence(label, spectrum_epochs)} MI equals min(E_s, E_s+1) at "
+                f"{self.copies.text()} of its epochs.")
+
+
+def observation2(eigenvalues: np.ndarray, spectrum_epochs: np.ndarray, record_epochs: np.ndarray,
+                 definition: str, edges: np.ndarray) -> Observation2:
+    """Entropy, MI and phases recomputed from spectra [S, P] (taken at `spectrum_epochs`)
+    under `definition`, laid out on the run's record epochs: the page's toggle between the
+    two readings of p(|λ|) without retraining."""
+    entropy, mi = entropy_and_mi(eigenvalues, definition, edges)
+    fit = phase_test(entropy)
+    position = {int(e): i for i, e in enumerate(spectrum_epochs)}
+    index = np.array([position.get(int(e), -1) for e in record_epochs], dtype=np.int64)
+    has = index >= 0
+    columns = {}
+    for name, values in (("entropy", entropy), ("mutual_info", mi), ("phase", fit.labels)):
+        column = np.full(index.size, np.nan)
+        column[has] = values[index[has]]
+        columns[name] = column
+    shown = np.isfinite(columns["entropy"])
+    return Observation2(columns, fit, mi_copy_share(columns["entropy"][shown], columns["mutual_info"][shown]))
+
+
 def summarise_spectra(eigenvalues: np.ndarray, eps: float, delta: float, tau: float,
                       edges: np.ndarray, definition: str = "histogram") -> dict[str, np.ndarray]:
     """Per-spectrum columns for S spectra [S, P]: entropy and MI with the previous one (by

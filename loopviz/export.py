@@ -181,7 +181,7 @@ def export_command(what: str, run_dirs: list[str], out: str, frames: int, **vall
     return " ".join(parts)
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_export_command(subparsers: argparse._SubParsersAction) -> None:
     """Register `export` (called from loopviz.__main__)."""
     cmd = subparsers.add_parser("export", help="an animation (GIF or MP4, fixed axes) of a run's spectrum or of "
                                                "the River valleys paths")

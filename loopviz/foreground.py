@@ -6,6 +6,7 @@ Light at import (the parser imports it): no torch, no pandas.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from typing import Callable, Self
 
@@ -70,3 +71,20 @@ def run_attached(config, log, interrupts: Interrupts, show: Callable[[], None], 
         thread.join(0.1)
         show()
     return outcome[0]
+
+
+def report_end(model: str, log, kept_in: str = "") -> int:
+    """One stderr line for a run that did not complete (diverged, failed, cancelled; `kept_in`
+    names where its records were written) and the exit code it asks for (0 unless diverged
+    or failed; a cancel's code comes from the signal)."""
+    from .runs.status import Status
+
+    if log.status == Status.DIVERGED:
+        print(f"error: {model} {log.message}; records up to it are kept{kept_in}", file=sys.stderr)
+        return EXIT_DIVERGED
+    if log.status == Status.FAILED:
+        print(f"error: {model} failed: {log.message}", file=sys.stderr)
+        return EXIT_FAILED
+    if log.status == Status.CANCELLED:
+        print(f"{model}: {log.message}{kept_in if log.records else ''}", file=sys.stderr)
+    return 0

@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from . import atlas, stats
+from . import atlas, stats, verdicts
 from .config import ConfigError, RunConfig, coerce
 from .toy import markov
 
@@ -45,10 +45,6 @@ EXIT_BAD_INPUT, EXIT_FAILED, EXIT_CANCELLED = 2, 1, 130
 
 class SweepError(Exception):
     """Bad input or an output file that cannot be resumed; the message says which."""
-
-
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 # ------------------------------------------------------------------ training (the one seam)
@@ -366,6 +362,18 @@ class RowFile:
 def read_rows(path: Path) -> pd.DataFrame:
     """A sweep file as written (floats exactly as computed)."""
     return pd.read_csv(path)  # pandas 3 parses repr floats exactly (tests/test_sweeps.py checks it)
+
+
+def raw_path(out: Path) -> Path:
+    """Where `sweep-shift --out OUT` appends its raw timed runs: OUT.raw.csv (OUT holds the summary)."""
+    return Path(str(out) + ".raw.csv")
+
+
+def shift_timing_noise(out: Path) -> float:
+    """verdicts.timing_noise of the raw runs beside a sweep-shift summary OUT: the relative
+    spread of pure Looped-Attn's repeated timings (0 when no raw file is there)."""
+    raw = raw_path(out)
+    return verdicts.timing_noise(read_rows(raw)) if raw.exists() else 0.0
 
 
 def in_plan_order(table: pd.DataFrame, points: list[Point]) -> pd.DataFrame:

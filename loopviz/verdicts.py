@@ -32,10 +32,12 @@ def smooth(values: np.ndarray, fraction: float = SMOOTH_FRACTION) -> np.ndarray:
     return np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, w), axis=1)
 
 
-def time_to_reach(epochs: np.ndarray, accuracy: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """For each level, the first epoch at which `accuracy` is ≥ it (NaN if never)."""
+def time_to_reach(epochs: np.ndarray, accuracy: np.ndarray, levels: np.ndarray, *, slack: float = 0.0) -> np.ndarray:
+    """For each level, the first epoch at which `accuracy` is ≥ level − slack (NaN if never).
+    The atlas passes a slack of 1e-12 so that count ratios equal in exact arithmetic but not
+    in floats (0.1 + 0.2 against 0.3) count as reached; the verdicts compare exactly."""
     epochs = np.asarray(epochs, dtype=float)
-    above = np.asarray(accuracy, dtype=float)[None, :] >= np.asarray(levels, dtype=float)[:, None]
+    above = np.asarray(accuracy, dtype=float)[None, :] >= np.asarray(levels, dtype=float)[:, None] - slack
     first = np.argmax(above, axis=1)
     return np.where(above.any(axis=1), epochs[first], np.nan)
 

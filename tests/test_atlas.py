@@ -1,13 +1,21 @@
 """The atlas's science: time-to-reach, shares with intervals, and the 'where it holds'
 verdicts, checked against brute force, closed forms, planted effects, shuffles and noise."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
 from loopviz import atlas
+from loopviz.verdicts import time_to_reach
 
 SPLITS = atlas.SPLITS
+
+
+def reach(curve, level: float) -> float:
+    """The atlas's time to reach: the one time_to_reach (verdicts.py), epochs 0..E, its slack."""
+    return float(time_to_reach(np.arange(len(curve)), curve, [level], slack=atlas.REACH_SLACK)[0])
 
 
 def test_time_to_reach_is_the_first_epoch_at_or_above_the_level():
@@ -16,10 +24,54 @@ def test_time_to_reach_is_the_first_epoch_at_or_above_the_level():
         curve = rng.choice([0.3, 0.35, 0.4, 0.45], size=30)
         level = float(rng.choice([0.3, 0.35, 0.4, 0.45, 0.5]))
         brute = next((float(i) for i, v in enumerate(curve) if v >= level), float("nan"))
-        got = atlas.time_to_reach(curve, level)
+        got = reach(curve, level)
         assert got == brute or (np.isnan(got) and np.isnan(brute))
     # Count ratios equal in exact arithmetic but not in floats still count as reached.
-    assert atlas.time_to_reach(np.array([0.1, 0.1 + 0.2]), 0.3) == 1.0
+    assert reach(np.array([0.1, 0.3]), 0.1 + 0.2) == 1.0   # 0.3 < 0.1 + 0.2 in floats
+
+
+def test_the_atlas_reach_and_the_verdicts_reach_are_the_old_two_at_ties():
+    """One time_to_reach serves both: with the atlas's slack it is the atlas's former
+    `curve >= level - 1e-12`; without it, the verdicts' former exact `>=`. Checked at exact
+    ties, float-noise ties (k/n against a level summed in another order) and just below."""
+    rng = np.random.default_rng(1)
+    n = 7  # accuracies are counts over n samples, as in a run
+    differ = 0
+    for _ in range(200):
+        curve = rng.integers(0, n + 1, size=25) / n
+        start = float(rng.integers(0, n + 1)) / n
+        level = start + float(rng.choice([0.0, 1 / n, 2 / n, 1 / n - 1e-9, 1e-13]))
+        old_atlas = np.flatnonzero(curve >= level - 1e-12)
+        old_atlas = float(old_atlas[0]) if old_atlas.size else float("nan")
+        assert reach(curve, level) == old_atlas or (np.isnan(old_atlas) and np.isnan(reach(curve, level)))
+        epochs = np.arange(curve.size) * 3
+        above = curve[None, :] >= np.array([level])[:, None]
+        old_verdict = np.where(above.any(axis=1), epochs[np.argmax(above, axis=1)], np.nan)
+        np.testing.assert_array_equal(time_to_reach(epochs, curve, [level]), old_verdict)
+        differ += bool(np.any((curve < level) & (curve >= level - 1e-12)))
+    assert differ > 0   # the draw holds float-noise ties, where the two rules part
+    # The one case where the two differ, and must go on differing.
+    assert reach(np.array([0.3]), 0.1 + 0.2) == 0.0
+    assert np.isnan(time_to_reach(np.array([0]), np.array([0.3]), [0.1 + 0.2])[0])
+
+
+@pytest.mark.slow
+def test_a_bundled_atlas_row_is_recomputed_with_the_same_levels_and_times_to_reach():
+    """The bundled atlas (assets/atlas.csv) is what pair_row computes now: one row (its
+    cheapest) trained again, its levels and every time to reach equal to the stored ones."""
+    from loopviz.config import RunConfig
+    from loopviz.sweeps import ATLAS_CONFIG_COLUMNS, read_rows, train_curves
+
+    table = read_rows(Path(__file__).resolve().parent.parent / "assets" / "atlas.csv")
+    row = table.loc[(table["single_seconds"] + table["looped_seconds"]).idxmin()]
+    config = RunConfig(**{c: row[c].item() if hasattr(row[c], "item") else row[c]
+                          for c in ATLAS_CONFIG_COLUMNS if c in row.index})
+    pair = dict(zip(atlas.MODELS, train_curves([config.replace(model=m) for m in atlas.MODELS])))
+    new = atlas.pair_row(pair)
+    columns = [c for c in new if "reach" in c or c.startswith(("level", "start_"))]
+    assert len(columns) == 2 * len(atlas.REACH_GAINS) * 3 + 2
+    for column in columns:
+        assert new[column] == row[column] or (np.isnan(new[column]) and np.isnan(row[column])), column
 
 
 def curves(high: list[float], val_high: list[float] | None = None) -> dict[str, np.ndarray]:

@@ -128,3 +128,25 @@ def test_the_module_runs_as_a_program(tmp_path):
                              "2", "--workers", "0", "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "o" / "single" / "records.csv").exists()
+
+
+@pytest.mark.parametrize("status, records, kept_in, line, code", [
+    ("diverged", [1], " in out/looped", "error: looped loss is NaN at epoch 3; records up to it are kept in out/looped",
+     3),
+    ("diverged", [1], "", "error: looped loss is NaN at epoch 3; records up to it are kept", 3),
+    ("failed", [1], " in out/looped", "error: looped failed: loss is NaN at epoch 3", 1),
+    ("cancelled", [1], " in out/looped", "looped: loss is NaN at epoch 3 in out/looped", 0),
+    ("cancelled", [], " in out/looped", "looped: loss is NaN at epoch 3", 0),   # nothing written: no "in"
+    ("cancelled", [1], "", "looped: loss is NaN at epoch 3", 0),
+    ("complete", [1], " in out/looped", "", 0),
+])
+def test_run_and_algo_run_end_a_model_with_one_line_and_its_exit_code(capsys, status, records, kept_in, line, code):
+    """foreground.report_end, shared by `run` (kept_in = " in OUT/<model>") and `algo run` (none)."""
+    from types import SimpleNamespace
+
+    from loopviz.foreground import report_end
+    from loopviz.runs.status import Status
+
+    log = SimpleNamespace(status=Status(status), message="loss is NaN at epoch 3", records=records)
+    assert report_end("looped", log, kept_in) == code
+    assert capsys.readouterr().err == (line + "\n" if line else "")

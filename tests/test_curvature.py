@@ -275,3 +275,49 @@ def test_phase_sentence_speaks_in_epochs():
     text = fit.sentence("run", epochs=np.arange(300) * 5)
     first = np.nonzero(fit.labels == 1)[0][0]
     assert f"collapse {5 * first}–" in text
+
+
+@pytest.mark.parametrize("definition", curvature.ENTROPY_DEFINITIONS)
+def test_observation2_lays_entropy_mi_and_phases_on_the_record_epochs(definition):
+    """Against the page's former pandas alignment, on records with epochs that have no
+    spectrum and a spectrum whose epoch has no record (a live run's snapshot)."""
+    import pandas as pd
+
+    from loopviz import stats
+
+    rng = np.random.default_rng(3)
+    eigenvalues = np.sort(rng.lognormal(-2, 2, (30, 12)) * rng.choice([-1, 1], (30, 12)), axis=1)
+    spectrum_epochs = np.arange(30) * 5
+    record_epochs = np.arange(0, 141)            # epoch 145's spectrum has no record yet
+    edges = curvature.log_bin_edges(40, 1e-8, 100.0)
+    found = curvature.observation2(eigenvalues, spectrum_epochs, record_epochs, definition, edges)
+
+    entropy, mi = curvature.entropy_and_mi(eigenvalues, definition, edges)
+    fit = curvature.phase_test(entropy)
+    rec = pd.DataFrame({"epoch": record_epochs})
+    rows = rec["epoch"].isin(spectrum_epochs).to_numpy()
+    where = pd.Series(range(30), index=spectrum_epochs)[rec.loc[rows, "epoch"]].to_numpy()
+    for name, values in (("entropy", entropy), ("mutual_info", mi), ("phase", fit.labels)):
+        rec[name] = float("nan")
+        rec.loc[rows, name] = values[where]
+        np.testing.assert_array_equal(found.columns[name], rec[name].to_numpy())
+    assert np.isfinite(found.columns["entropy"]).sum() == 29 and np.isnan(found.columns["entropy"][1:5]).all()
+    np.testing.assert_array_equal(found.fit.labels, fit.labels)
+    rows = rec.dropna(subset=["entropy"])
+    assert found.copies == curvature.mi_copy_share(rows["entropy"].to_numpy(), rows["mutual_info"].to_numpy())
+    assert found.copies.n == 28 and isinstance(found.copies, stats.Share)
+    assert found.sentence("Looped-Attn", spectrum_epochs) == (
+        f"{fit.sentence('Looped-Attn', spectrum_epochs)} MI equals min(E_s, E_s+1) at "
+        f"{found.copies.text()} of its epochs.")
+
+
+def test_observation2_sees_a_frozen_spectrum_as_mi_copying_entropy():
+    """A planted copy: the same spectrum at every epoch has I(H_s; H_s+1) = E(H_s) (histogram
+    reading), so MI equals min(E_s, E_s+1) at every epoch; fresh random spectra never."""
+    edges = curvature.log_bin_edges(40, 1e-8, 100.0)
+    rng = np.random.default_rng(4)
+    frozen = np.tile(np.sort(rng.lognormal(-2, 2, 12)), (20, 1))
+    found = curvature.observation2(frozen, np.arange(20), np.arange(20), "histogram", edges)
+    assert found.copies.k == found.copies.n == 19
+    fresh = np.sort(rng.lognormal(-2, 2, (20, 200)), axis=1)   # many eigenvalues share a bin: a joint, not a copy
+    assert curvature.observation2(fresh, np.arange(20), np.arange(20), "histogram", edges).copies.k == 0

@@ -183,3 +183,30 @@ def test_the_time_a_preset_takes_is_the_bundled_runs_measured_time(page):
                and f"({min(trains):.0f}–{max(trains):.0f} s of it training)" in c.value for c in at.caption)
     # A bundled run made with other settings does not count.
     assert rundir.timings(REPO / "assets" / "algo", algo_config.preset("cpu", task="copy", steps=4001)) == []
+
+
+@pytest.mark.parametrize("user_runs", ["none", "unreadable"])
+def test_with_no_run_to_show_train_and_its_command_are_still_drawn(tmp_path, monkeypatch, user_runs):
+    """No bundled runs (a copy of the page with no assets/algo/ beside it) and no readable run
+    of the user's: the page says so, and Train your own and its command are drawn, not stopped."""
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    (tmp_path / "app_pages").mkdir()
+    shutil.copy(REPO / PAGE, tmp_path / PAGE)   # the page's REPO is now tmp_path: its BUNDLED is empty
+    runs = tmp_path / "runs"
+    if user_runs == "unreadable":
+        (runs / "g" / "single").mkdir(parents=True)
+        (runs / "g" / "single" / "config.json").write_text(algo_config.preset("cpu", task="copy").to_json())
+        (runs / "g" / "single" / "records.csv").write_text("not,a\nrun")
+    monkeypatch.setitem(os.environ, "LOOPVIZ_ALGO_RUNS", str(runs))
+    at = AppTest.from_file(str(tmp_path / PAGE), default_timeout=60).run()
+    assert not at.exception
+    if user_runs == "none":
+        assert any("No algorithmic-task runs found" in e for e in texts(at, "error"))
+    else:
+        assert at.selectbox(key="algo_group").value == "yours: g" and texts(at, "warning")
+    assert texts(at, "subheader") == ["Train your own"]
+    assert not at.button(key="algo_train").disabled
+    assert at.code[0].value.startswith("python -m loopviz algo run --task parity --model single,looped,shift")

@@ -224,3 +224,18 @@ def test_atlas_spectra_match_a_finite_difference_hessian():
         assert row[f"{model}_lambda_max"] == pytest.approx(torch.linalg.eigvalsh((fd + fd.T) / 2)[-1].item(),
                                                            rel=1e-6, abs=1e-8)
     assert isinstance(row["assumption1_holds"], bool)
+
+
+def test_shift_timing_noise_reads_the_raw_runs_beside_a_shift_sweep(tmp_path):
+    """The one reader of OUT.raw.csv (home and SHIFT pages): pure Looped-Attn's (max − min) / median."""
+    from loopviz.sweeps import raw_path, shift_timing_noise
+
+    out = tmp_path / "sweep_shift.csv"
+    assert raw_path(out) == tmp_path / "sweep_shift.csv.raw.csv"
+    assert shift_timing_noise(out) == 0.0                       # no raw runs kept: no noise claimed
+    pd.DataFrame({"model": ["looped", "shift", "looped", "looped"],
+                  "seconds": [10.0, 1.0, 12.0, 11.0]}).to_csv(raw_path(out), index=False)
+    assert shift_timing_noise(out) == pytest.approx((12 - 10) / 11)   # the shift run's 1 s is not Looped's
+    bundled = REPO / "assets" / "sweep_shift.csv"
+    looped = pd.read_csv(REPO / "assets" / "sweep_shift.csv.raw.csv").query("model == 'looped'")["seconds"]
+    assert shift_timing_noise(bundled) == pytest.approx(np.ptp(looped) / np.median(looped)) and len(looped) > 1

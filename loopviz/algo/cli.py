@@ -14,14 +14,13 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..config import overwrite_refused
-from ..foreground import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, Interrupts, run_attached
-from ..runs.status import Status
+from ..foreground import EXIT_BAD_INPUT, EXIT_FAILED, Interrupts, report_end, run_attached
 from .config import MODELS, PRESETS, AlgoConfig, ConfigError, preset
 
 SKIP = ("model", "task")
 
 
-def add_commands(subparsers) -> None:
+def add_algo_command(subparsers) -> None:
     """Register `algo run` on the main parser's subparsers."""
     algo = subparsers.add_parser("algo", help="App. E.2: GPT-2 blocks, Single vs Looped vs SHIFT on algorithmic tasks")
     sub = algo.add_subparsers(dest="algo_command", required=True)
@@ -36,7 +35,7 @@ def add_commands(subparsers) -> None:
         if f.name not in SKIP:
             run.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
                              metavar=f.type.split("[")[0].upper(), help="default: the preset's")
-    run.set_defaults(handler=command_run)
+    run.set_defaults(handler=command_algo_run)
 
 
 def configs_from_args(args: argparse.Namespace) -> list[AlgoConfig]:
@@ -60,7 +59,7 @@ def configs_from_args(args: argparse.Namespace) -> list[AlgoConfig]:
     return [AlgoConfig.from_dict({**base, "model": m}) for m in sorted(set(models), key=MODELS.index)]
 
 
-def command_run(args: argparse.Namespace) -> int:
+def command_algo_run(args: argparse.Namespace) -> int:
     try:
         configs = configs_from_args(args)
         out = Path(args.out)
@@ -100,14 +99,7 @@ def command_run(args: argparse.Namespace) -> int:
                 return EXIT_FAILED
             if outcome.path is not None:
                 print(f"{config.model}: {log.status}; {len(log.records)} records → {outcome.path}", file=sys.stderr)
-            if log.status == Status.CANCELLED:
-                print(f"{config.model}: {log.message}", file=sys.stderr)
-            elif log.status == Status.DIVERGED:
-                print(f"error: {config.model} {log.message}; records up to it are kept", file=sys.stderr)
-                worst = max(worst, EXIT_DIVERGED)
-            elif log.status == Status.FAILED:
-                print(f"error: {config.model} failed: {log.message}", file=sys.stderr)
-                worst = max(worst, EXIT_FAILED)
+            worst = max(worst, report_end(config.model, log))
     if interrupts.signum is not None:
         return interrupts.exit_code
     return worst

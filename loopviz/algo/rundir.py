@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 # One error class, one safe .npz reader and one atomic writer for every kind of run.
-from ..runs.format import RunFormatError, load_npz, versions_meta, write_directory
+from ..runs.format import RunFormatError, read_npz, versions_meta, write_directory
 from .config import AlgoConfig, ConfigError
 
 FORMAT = "loopviz-algo/1"
@@ -118,12 +118,12 @@ def read_run(directory: Path) -> AlgoRun:
         raise RunFormatError(f"records.csv lacks column(s) {', '.join(absent)}")
     if records.empty:
         raise RunFormatError("records.csv has no rows")
-    w = load_npz(directory / "weights.npz", ("steps",))
+    w = read_npz(directory / "weights.npz", ("steps",))
     steps = w.pop("steps")
     weights = {k[2:]: v for k, v in w.items() if k.startswith("w/")}
     if any(len(v) != len(steps) for v in weights.values()):
         raise RunFormatError("weights.npz: a parameter's snapshot count differs from len(steps)")
-    c = load_npz(directory / "curvature.npz", ("steps", "top"))
+    c = read_npz(directory / "curvature.npz", ("steps", "top"))
     if c["top"].ndim != 2 or len(c["top"]) != len(c["steps"]):
         raise RunFormatError(f"curvature.npz: top has shape {c['top'].shape} for {len(c['steps'])} steps")
     return AlgoRun(config, meta, records, steps, weights, c["steps"], c["top"])

@@ -174,8 +174,9 @@ TASK_KEYS = ("transitions", "token_embedding", "position_embedding", "train_inpu
              "train_bucket", "val_inputs", "val_targets", "val_ic", "val_bucket")
 
 
-def load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """An .npz's arrays, never unpickled; RunFormatError if it is unreadable or lacks `keys`."""
+def read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """A run file's .npz arrays, never unpickled; RunFormatError if it is unreadable or lacks `keys`
+    (spectrum_worker.load_npz decodes the frames of its own child process instead)."""
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in keys if k not in data.files]
@@ -247,9 +248,9 @@ def _read_checked(directory: Path) -> RunData:
     if text:
         raise RunFormatError(f"records.csv: column(s) {', '.join(text)} hold non-numbers")
     records["valley_shape"] = records["valley_shape"].fillna("").astype(object)
-    spectra = load_npz(directory / "spectra.npz", ("epochs", "eigenvalues"))
-    weights = load_npz(directory / "weights.npz", ("epochs", *BLOCKS))
-    task = load_npz(directory / "task.npz", TASK_KEYS)
+    spectra = read_npz(directory / "spectra.npz", ("epochs", "eigenvalues"))
+    weights = read_npz(directory / "weights.npz", ("epochs", *BLOCKS))
+    task = read_npz(directory / "task.npz", TASK_KEYS)
     P, d = param_count(config.d), config.d
     eig = spectra["eigenvalues"]
     if eig.ndim != 2 or (eig.size and eig.shape[1] != P) or spectra["epochs"].shape != (len(eig),):
@@ -264,7 +265,7 @@ def _read_checked(directory: Path) -> RunData:
     thetas = np.concatenate([weights[n].reshape(W, -1) for n in BLOCKS], axis=1)
     optimizer = None
     if (directory / "optimizer.npz").is_file():
-        optimizer = load_npz(directory / "optimizer.npz", ("epochs", "exp_avg", "exp_avg_sq", "steps"))
+        optimizer = read_npz(directory / "optimizer.npz", ("epochs", "exp_avg", "exp_avg_sq", "steps"))
         if (optimizer["exp_avg"].shape != (W, P) or optimizer["exp_avg_sq"].shape != (W, P)
                 or optimizer["steps"].shape != (W,) or not np.array_equal(optimizer["epochs"], weights["epochs"])):
             raise RunFormatError(f"optimizer.npz does not fit weights.npz ({W} epochs, P = {P})")
