@@ -142,8 +142,8 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
     Ebar = u[:, :, None]                          # adjoint of the last loop's output (one column)
     dEbar = None
     G_A = np.zeros((N, d, d))
-    dA_bar = np.zeros((N, d, d, K))               # ∂Ā_ij/∂φ_k
-    dV_bar = np.zeros((N, d, d, K))
+    dphi_bar = np.zeros((N, 2, d, d, K))          # ∂Ā_ij/∂φ_k, then ∂V̄_ij/∂φ_k: ∇²_φ's rows
+    dA_bar, dV_bar = dphi_bar[:, 0], dphi_bar[:, 1]
     for t in reversed(range(loops)):
         E, Er, AEr, AtE, S, X, dE, dEr, dS, dX = tape[t]
         # E' = Er + W_V X:  V̄ += Σ Ē' Xᵀ,  X̄ = W_Vᵀ Ē'
@@ -162,17 +162,17 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
         dSbar_t = np.swapaxes(dSbar, 1, 2)        # the tangent of S̄ᵀ
         # S = Eᵀ A Er:  Ē += A Er S̄ᵀ,  Ēr += Aᵀ E S̄,  Ā += Σ E S̄ Erᵀ
         ES = E @ Sbar                             # [B, d, c]
-        ErSt = Er @ _t(Sbar)                      # [B, d, n]
         G_A += (ES.reshape(N, B0, d, -1).transpose(0, 2, 1, 3).reshape(N, d, -1)
                 @ Er.reshape(N, B0, d, -1).transpose(0, 1, 3, 2).reshape(N, -1, d))
         dES = lmul(E, dSbar)                      # d(E S̄), its Ȧ-free part
-        dErSt = lmul(Er, dSbar_t)                 # d(Er S̄ᵀ)
         if dE is not None:
             dES += rmul(dE, Sbar)
-            dErSt += rmul(dEr, _t(Sbar))
         dA_bar += np.swapaxes(rowsum(Er, dES), 1, 2)
-        if dE is not None:
-            dA_bar += rowsum(ES, dEr)
+        if dE is None:                            # the first loop: E0's adjoint is not needed
+            break
+        dA_bar += rowsum(ES, dEr)
+        ErSt = Er @ _t(Sbar)                      # [B, d, n]
+        dErSt = lmul(Er, dSbar_t) + rmul(dEr, _t(Sbar))   # d(Er S̄ᵀ)
         dEbar_in = rmul(dXbar, _t(S)) + lmul(Xbar, np.swapaxes(dS, 1, 2)) + lmul(A, dErSt)
         dEr_bar = lmul(At, dES)
         if dEbar is not None:
@@ -197,7 +197,7 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
         J[:, y, K + y * d:K + (y + 1) * d] = z
     LJ = Lam @ J                                  # [B, V, P]
     H = _t(J.reshape(N, B0 * V, P)) @ LJ.reshape(N, B0 * V, P)
-    H[:, :K, :K] += np.concatenate([dA_bar.reshape(N, dd, K), dV_bar.reshape(N, dd, K)], axis=1)
+    H[:, :K, :K] += dphi_bar.reshape(N, K, K)
     cross = (_t(r.reshape(N, B0, V)) @ dz.reshape(N, B0, d * K)).reshape(N, V * d, K)
     H[:, K:, :K] += cross
     H[:, :K, K:] += _t(cross)
@@ -208,13 +208,18 @@ def _lift_rows(M: np.ndarray, W_K: np.ndarray, W_Q: np.ndarray) -> np.ndarray:
     """Rows indexed by ψ = (A, ...) → rows indexed by θ = (W_K, W_Q, ...): Jᵀ M, per weight set.
 
     ∂A_ij/∂(W_K)_mi' = δ_ii' (W_Q)_mj and ∂A_ij/∂(W_Q)_mj' = δ_jj' (W_K)_mi.
+    M [N, P_ψ, R] → [N, P, R], C-contiguous; every block is batched BLAS products.
     """
     N, d = W_K.shape[:2]
-    A_rows = M[:, :d * d].reshape(N, d, d, -1)
-    by_K = W_Q[:, None] @ A_rows          # [e, i, m, :] = Σ_j W_Q[e, m, j] M[e, (i, j), :]  (broadcast over i)
-    by_Q = _einsum("emi,eijr->emjr", W_K, A_rows)
-    return np.concatenate([by_K.swapaxes(1, 2).reshape(N, d * d, -1), by_Q.reshape(N, d * d, -1), M[:, d * d:]],
-                          axis=1)
+    dd, R = d * d, M.shape[2]
+    A_rows = M[:, :dd].reshape(N, d, d, R)
+    out = np.empty((N, dd + M.shape[1], R))
+    # [e, m, i, :] = Σ_j W_Q[e, m, j] M[e, (i, j), :]: for each i, W_Q times the rows (i, ·)
+    np.matmul(W_Q[:, None], A_rows, out=np.swapaxes(out[:, :dd].reshape(N, d, d, R), 1, 2))
+    # [e, m, j, :] = Σ_i W_K[e, m, i] M[e, (i, j), :]: one product per weight set
+    np.matmul(W_K, M[:, :dd].reshape(N, d, d * R), out=out[:, dd:2 * dd].reshape(N, d, d * R))
+    out[:, 2 * dd:] = M[:, dd:]
+    return out
 
 
 def loss_hessians(thetas: np.ndarray, E0: np.ndarray, counts: np.ndarray, loops: int) -> np.ndarray:
@@ -228,7 +233,8 @@ def loss_hessians(thetas: np.ndarray, E0: np.ndarray, counts: np.ndarray, loops:
     d, V = E0.shape[1], counts.shape[1]
     W_K, W_Q, W_V, W_h = unflatten(thetas, d, V)
     H_psi, G_A = reduced_hessians(_t(W_K) @ W_Q, W_V, W_h, E0, counts, loops)
-    H = _t(_lift_rows(_t(_lift_rows(H_psi, W_K, W_Q)), W_K, W_Q))   # Jᵀ H_ψ J
+    # Jᵀ H_ψ J = ((Jᵀ H_ψ) J)ᵀᵀ: lift the rows, then the rows of the transpose (made contiguous)
+    H = _t(_lift_rows(np.ascontiguousarray(_t(_lift_rows(H_psi, W_K, W_Q))), W_K, W_Q))
     dd = d * d
     KQ = np.einsum("mn,eij->eminj", np.eye(d), G_A).reshape(-1, dd, dd)   # I_d ⊗ G: Σ_ij G_ij ∇²A_ij
     H[:, :dd, dd:2 * dd] += KQ
