@@ -258,9 +258,10 @@ def training_arrays(config) -> tuple[np.ndarray, np.ndarray]:
 
 
 def batch_size(d: int) -> int:
-    """Weight sets per call: batching amortises per-call overhead at small d; at d ≥ 16
-    one set already fills the caches."""
-    return max(1, 256 // (d * d))
+    """Weight sets per call: batching amortises numpy's per-call overhead at small d, but
+    past ~64 / d² sets the tangents (~27 · 2d⁴ · N doubles each) outgrow the L2 cache
+    and a Looped spectrum at d = 4 costs twice as much (bench/bench_curvature.py --d 4)."""
+    return max(1, 64 // (d * d))
 
 
 def spectra(thetas: np.ndarray, loops: np.ndarray, E0: np.ndarray, counts: np.ndarray) -> np.ndarray:
