@@ -99,6 +99,16 @@ def test_spectra_group_by_loops_and_keep_the_order(problems):
         np.testing.assert_allclose(e, expected, rtol=0, atol=1e-13 * np.abs(expected).max())
 
 
+def test_spectra_across_several_batches_equal_one_at_a_time(problems):
+    problem = problems[4]
+    n = 2 * hessian.batch_size(4) + 1          # two full batches and a partial one
+    thetas = np.random.default_rng(8).standard_normal((n, models.param_count(4))) * 0.3
+    eig = hessian.spectra(thetas, [3] * n, *arrays(problem))
+    for theta, e in zip(thetas, eig):
+        alone = np.linalg.eigvalsh(hessian.loss_hessian(theta, *arrays(problem), 3))
+        np.testing.assert_allclose(e, alone, rtol=0, atol=1e-13 * np.abs(alone).max())
+
+
 def test_training_arrays_are_the_problems_without_torch(problems):
     for problem in problems.values():
         E0, counts = hessian.training_arrays(problem.config)
