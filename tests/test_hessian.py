@@ -137,3 +137,26 @@ def test_the_new_path_does_not_import_torch_func():
             "print('torch' in sys.modules, 'torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_a_long_small_run_sends_its_spectra_to_a_worker_with_the_same_numbers(problems):
+    from loopviz.runs.execute import WORKER_MIN_SPECTRA, SpectrumPool
+
+    problem = problems[4]
+    config = problem.config
+    thetas = np.random.default_rng(9).standard_normal((3, models.param_count(4))) * 0.3
+    jobs = [(epoch, theta, 3) for epoch, theta in enumerate(thetas)]
+    results = {}
+    for spectra, workers in ((WORKER_MIN_SPECTRA - 1, 1), (WORKER_MIN_SPECTRA, 0), (WORKER_MIN_SPECTRA, 1)):
+        pool = SpectrumPool(config, problem, workers, spectra)
+        try:
+            assert bool(pool.workers) == (workers > 0 and spectra >= WORKER_MIN_SPECTRA)
+            pool.submit(jobs)
+            results[spectra, workers] = dict(pool.harvest(wait=True))
+        finally:
+            pool.close()
+    inline = results[WORKER_MIN_SPECTRA - 1, 1]
+    for got in results.values():
+        assert sorted(got) == [0, 1, 2]
+        for epoch in got:   # the same code in another process (its BLAS may thread differently)
+            np.testing.assert_allclose(got[epoch], inline[epoch], rtol=0, atol=1e-13 * np.abs(inline[epoch]).max())
