@@ -36,7 +36,7 @@ from loopviz.runs.execute import execute  # noqa: E402
 from loopviz.runs.spectrum_worker import SpectrumWorker  # noqa: E402
 from loopviz.toy import hessian, models  # noqa: E402
 from loopviz.toy.training import Trainer, prepare  # noqa: E402
-from timing import best_cpu  # noqa: E402
+from timing import best_cpu, load_note  # noqa: E402
 
 SPECTRA = 1202   # the protocol: epochs 0..600 for Single and Looped
 
@@ -75,7 +75,7 @@ def main() -> None:
     theta = trainer.theta.detach().numpy().copy()          # a trained θ (epoch 100 of Looped-Attn)
     H = hessian.loss_hessian(theta, E0, counts, config.loops)
     floor = best_cpu(lambda: curvature.symmetric_eigenvalues(H.copy()), args.repeat * 4)
-    print(f"d = {args.d}, P = {P}, 1 BLAS thread, min of {args.repeat} repeats")
+    print(f"d = {args.d}, P = {P}, 1 BLAS thread, min of {args.repeat} repeats, CPU time of this thread; {load_note()}")
     print(f"floor: dsyevr eigenvalues of one P × P matrix {floor * 1e3:8.2f} ms; "
           f"× {SPECTRA} spectra = {floor * SPECTRA:6.1f} s")
     old_spectrum(problem, theta, 1)  # torch.func's first call imports torch._dynamo: not part of a spectrum
@@ -97,7 +97,8 @@ def main() -> None:
         t10 = best_cpu(lambda: hessian.spectra(thetas, [config.loops] * 10, E0, counts), args.repeat)
         print(f"looped, a chunk of 10 epochs: {t10 / 10 * 1e3:.2f} ms per spectrum (×{t10 / 10 / floor:5.2f} floor)")
     serial = (per_epoch["single"] + per_epoch["looped"]) * SPECTRA / 2
-    print(f"protocol's spectra, one core: {serial:6.1f} s = ×{serial / (floor * SPECTRA):4.2f} the floor")
+    print(f"protocol's spectra, one core: {serial:6.1f} s = ×{serial / (floor * SPECTRA):4.2f} the floor "
+          f"(goal ≤ 2.5); {load_note()}")
     if args.protocol:
         start = time.perf_counter()
         for model in ("single", "looped"):

@@ -57,8 +57,8 @@ def main() -> None:
         print(f"server started: {memory(server.pid)['VmRSS']:.0f} MB RSS")
         options = webdriver.ChromeOptions()
         options.binary_location = shutil.which("chromium")
-        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,2200",
-                     f"--user-data-dir={tempfile.mkdtemp(prefix='loopviz-memory-chromium-')}"):
+        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1400,2200", f"--user-data-dir={tempfile.mkdtemp(prefix='loopviz-mem-')}"):
             options.add_argument(flag)
         driver = webdriver.Chrome(options=options,
                                   service=webdriver.ChromeService(executable_path=shutil.which("chromedriver")))

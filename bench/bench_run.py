@@ -38,6 +38,7 @@ import torch  # noqa: E402
 from loopviz.config import RunConfig  # noqa: E402
 from loopviz.sweeps import final_metrics, plan, seed_configs, sweep  # noqa: E402
 from loopviz.toy.batched import final_metrics_many  # noqa: E402
+from timing import load_note  # noqa: E402
 
 
 def wall(command: list[str]) -> tuple[float, float]:
@@ -85,7 +86,7 @@ def default_run(repeat: int, epochs: list[int]) -> None:
         what = f"{e} epochs" if e else f"default {RunConfig().epochs} epochs"
         print(f"default run (Single + Looped, {what}, a spectrum every epoch): {run_wall:.2f} s wall = "
               f"×{run_wall / floor_wall:.2f} import torch ({floor_wall:.2f} s); CPU {run_cpu:.2f} s = "
-              f"×{run_cpu / floor_cpu:.2f} import torch's {floor_cpu:.2f} s (goal ≤ 3)")
+              f"×{run_cpu / floor_cpu:.2f} import torch's {floor_cpu:.2f} s (goal ≤ 3); {load_note()}")
 
 
 def sweep_figures(args: argparse.Namespace) -> None:
@@ -113,7 +114,7 @@ def sweep_figures(args: argparse.Namespace) -> None:
           f"(toy/batched.py): {min(many):.2f} s CPU = ×{min(many) / base:.2f} one seed")
     print(f"sweep-seeds --seeds {args.seeds} --serial (sweeps.sweep: chunks, ceilings, CSV): "
           f"{min(swept):.2f} s CPU = ×{min(swept) / base:.2f} one seed (goal ≤ 1.5); "
-          f"before batching (each seed alone): {alone:.2f} s CPU = ×{alone / base:.2f}")
+          f"before batching (each seed alone): {alone:.2f} s CPU = ×{alone / base:.2f}; {load_note()}")
     if args.cluster:
         print(f"sweep-seeds --seeds {args.seeds} --workers {args.cluster} (LocalCluster start included): "
               f"{cluster:.2f} s wall = ×{cluster / one_wall:.2f} one seed's {one_wall:.2f} s wall")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import resource
 import sys
 import time
@@ -28,7 +27,7 @@ import torch  # noqa: E402
 from loopviz.config import RunConfig  # noqa: E402
 from loopviz.runs.execute import execute  # noqa: E402
 from loopviz.runs.format import read_run  # noqa: E402
-from timing import best_cpu  # noqa: E402
+from timing import best_cpu, load_note  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "default"
 
@@ -50,7 +49,7 @@ def main() -> None:
         t_looped = best_cpu(lambda: execute(base.replace(model="looped"), workers=0), args.repeat)
         print(f"slider move to epoch 150, {label}, spectra inline: stored state {t_stored:.2f} s CPU (goal ≤ 1 s) | "
               f"replay {t_replay:.2f} s | pure Looped from scratch {t_looped:.2f} s | "
-              f"stored/looped ×{t_stored / t_looped:.2f}")
+              f"stored/looped ×{t_stored / t_looped:.2f}; {load_note()}")
         if every:
             app_figures(shift, stored, args.repeat)
 
@@ -71,7 +70,7 @@ def app_figures(shift: RunConfig, stored, repeat: int) -> None:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         workers.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     print(f"slider move to epoch 150, with spectra, as the app runs it (workers=1): {min(walls):.2f} s wall "
-          f"(goal ≤ 1 s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores) | training thread "
+          f"(goal ≤ 1 s; {load_note()}) | training thread "
           f"{min(threads):.2f} s CPU | spectrum worker {min(workers):.2f} s CPU")
 
 if __name__ == "__main__":
