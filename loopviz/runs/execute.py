@@ -35,15 +35,16 @@ class SpectrumPool:
 
     Chunks go to the workers in turn; `harvest` yields results in submission order.
     Inline when workers = 0, on a GPU, or at P ≤ INLINE_MAX_P for fewer than
-    WORKER_MIN_SPECTRA spectra.
+    WORKER_MIN_SPECTRA spectra; at P ≤ INLINE_MAX_P one worker at most.
     """
 
     def __init__(self, config: RunConfig, problem: Problem, workers: int, spectra: int = 0):
         self.problem = problem
         self.workers: list[SpectrumWorker] = []
-        if (workers > 0 and problem.device.type == "cpu"
-                and (param_count(config.d) > INLINE_MAX_P or spectra >= WORKER_MIN_SPECTRA)):
-            self.workers = [SpectrumWorker(config.to_json()) for _ in range(workers)]
+        small = param_count(config.d) <= INLINE_MAX_P
+        if workers > 0 and problem.device.type == "cpu" and (not small or spectra >= WORKER_MIN_SPECTRA):
+            # A small model's spectrum costs less than its training epoch: one worker keeps up.
+            self.workers = [SpectrumWorker(config.to_json()) for _ in range(1 if small else workers)]
         self.pending: list[SpectrumWorker | list[tuple[int, np.ndarray]]] = []
         self.turn = 0
 
