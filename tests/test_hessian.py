@@ -161,3 +161,12 @@ def test_a_long_small_run_sends_its_spectra_to_a_worker_with_the_same_numbers(pr
         assert sorted(got) == [0, 1, 2]
         for epoch in got:   # the same code in another process (its BLAS may thread differently)
             np.testing.assert_allclose(got[epoch], inline[epoch], rtol=0, atol=1e-13 * np.abs(inline[epoch]).max())
+
+
+def test_keep_heap_thresholds_are_c_ints_that_grow_with_the_tangents():
+    sizes = [8 * 27 * 3 * d * 2 * d * d * hessian.batch_size(d) for d in (1, 4, 16, 32, 64)]
+    thresholds = [hessian.heap_thresholds(size) for size in sizes]
+    for (mmap, trim), size in zip(thresholds, sizes):
+        assert 0 < mmap <= 32 << 20 and 0 < trim < 2**31   # d = 64's 32 tangents would overflow a C int
+        assert trim >= min(2**31 - 1, 32 * size) and mmap >= min(32 << 20, 4 * size)
+    assert thresholds == sorted(thresholds)

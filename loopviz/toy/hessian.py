@@ -308,5 +308,13 @@ def keep_heap(tangent_bytes: int) -> None:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return
-    libc.mallopt(_M_MMAP_THRESHOLD, min(32 << 20, max(1 << 20, 4 * tangent_bytes)))
-    libc.mallopt(_M_TRIM_THRESHOLD, max(16 << 20, 32 * tangent_bytes))
+    mmap_threshold, trim_threshold = heap_thresholds(tangent_bytes)
+    libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+    libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+
+
+def heap_thresholds(tangent_bytes: int) -> tuple[int, int]:
+    """keep_heap's (mmap threshold, trim threshold) in bytes: C ints (ctypes would silently
+    wrap a larger value), the mmap threshold within glibc's 32 MB maximum."""
+    return (min(32 << 20, max(1 << 20, 4 * tangent_bytes)),
+            min(2**31 - 1, max(16 << 20, 32 * tangent_bytes)))
