@@ -34,10 +34,6 @@ from . import markov
 from .embedding import make_embedding
 
 
-def _einsum(spec: str, *operands: np.ndarray) -> np.ndarray:
-    return np.einsum(spec, *operands, optimize=True)
-
-
 def _t(x: np.ndarray) -> np.ndarray:
     return np.swapaxes(x, -1, -2)
 
