@@ -99,6 +99,16 @@ def test_spectra_group_by_loops_and_keep_the_order(problems):
         np.testing.assert_allclose(e, expected, rtol=0, atol=1e-13 * np.abs(expected).max())
 
 
+def test_spectra_across_several_batches_equal_one_at_a_time(problems):
+    problem = problems[4]
+    n = 2 * hessian.batch_size(4) + 1          # two full batches and a partial one
+    thetas = np.random.default_rng(8).standard_normal((n, models.param_count(4))) * 0.3
+    eig = hessian.spectra(thetas, [3] * n, *arrays(problem))
+    for theta, e in zip(thetas, eig):
+        alone = np.linalg.eigvalsh(hessian.loss_hessian(theta, *arrays(problem), 3))
+        np.testing.assert_allclose(e, alone, rtol=0, atol=1e-13 * np.abs(alone).max())
+
+
 def test_training_arrays_are_the_problems_without_torch(problems):
     for problem in problems.values():
         E0, counts = hessian.training_arrays(problem.config)
@@ -127,3 +137,36 @@ def test_the_new_path_does_not_import_torch_func():
             "print('torch' in sys.modules, 'torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_a_long_small_run_sends_its_spectra_to_a_worker_with_the_same_numbers(problems):
+    from loopviz.runs.execute import WORKER_MIN_SPECTRA, SpectrumPool
+
+    problem = problems[4]
+    config = problem.config
+    thetas = np.random.default_rng(9).standard_normal((3, models.param_count(4))) * 0.3
+    jobs = [(epoch, theta, 3) for epoch, theta in enumerate(thetas)]
+    results = {}
+    for spectra, workers in ((WORKER_MIN_SPECTRA - 1, 1), (WORKER_MIN_SPECTRA, 0), (WORKER_MIN_SPECTRA, 2)):
+        pool = SpectrumPool(config, problem, workers, spectra)
+        try:   # one worker at most: a d = 4 spectrum costs less than a training epoch
+            assert len(pool.workers) == (1 if workers > 0 and spectra >= WORKER_MIN_SPECTRA else 0)
+            pool.submit(jobs)
+            results[spectra, workers] = dict(pool.harvest(wait=True))
+        finally:
+            pool.close()
+    inline = results[WORKER_MIN_SPECTRA - 1, 1]
+    assert len(results) == 3
+    for got in results.values():
+        assert sorted(got) == [0, 1, 2]
+        for epoch in got:   # the same code in another process (its BLAS may thread differently)
+            np.testing.assert_allclose(got[epoch], inline[epoch], rtol=0, atol=1e-13 * np.abs(inline[epoch]).max())
+
+
+def test_keep_heap_thresholds_are_c_ints_that_grow_with_the_tangents():
+    sizes = [8 * 27 * 3 * d * 2 * d * d * hessian.batch_size(d) for d in (1, 4, 16, 32, 64)]
+    thresholds = [hessian.heap_thresholds(size) for size in sizes]
+    for (mmap, trim), size in zip(thresholds, sizes):
+        assert 0 < mmap <= 32 << 20 and 0 < trim < 2**31   # d = 64's 32 tangents would overflow a C int
+        assert trim >= min(2**31 - 1, 32 * size) and mmap >= min(32 << 20, 4 * size)
+    assert thresholds == sorted(thresholds)

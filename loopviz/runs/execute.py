@@ -21,23 +21,30 @@ from ..toy.embedding import param_count
 from ..toy.training import Problem, Trainer, TrainState, adam_state, prepare
 
 # Up to this many parameters spectra are computed in the training thread: a chunk of ten
-# costs a few milliseconds there (d = 4: ~2 ms per looped spectrum), less than a worker's
-# start-up and pipe round trips, and a live run shows its first spectrum at once.
+# costs a few milliseconds there (d = 4: ~0.5 ms per looped spectrum), less than a worker's
+# start-up and pipe round trips, and a live run shows its first spectrum at once...
 INLINE_MAX_P = 150
+# ...unless the run wants this many spectra: then they add up to more than a worker's
+# start-up (~0.4 s on the other core), and a worker keeps them off the training thread
+# (the default run's 1501 Looped spectra at d = 4: ~0.7 s; a SHIFT slider move's 1350).
+WORKER_MIN_SPECTRA = 500
 
 
 class SpectrumPool:
     """Computes spectra for chunks of (epoch, θ, loops): in worker subprocesses, or inline.
 
     Chunks go to the workers in turn; `harvest` yields results in submission order.
-    Inline when workers = 0, on a GPU, or at P ≤ INLINE_MAX_P.
+    Inline when workers = 0, on a GPU, or at P ≤ INLINE_MAX_P for fewer than
+    WORKER_MIN_SPECTRA spectra; at P ≤ INLINE_MAX_P one worker at most.
     """
 
-    def __init__(self, config: RunConfig, problem: Problem, workers: int):
+    def __init__(self, config: RunConfig, problem: Problem, workers: int, spectra: int = 0):
         self.problem = problem
         self.workers: list[SpectrumWorker] = []
-        if workers > 0 and problem.device.type == "cpu" and param_count(config.d) > INLINE_MAX_P:
-            self.workers = [SpectrumWorker(config.to_json()) for _ in range(workers)]
+        small = param_count(config.d) <= INLINE_MAX_P
+        if workers > 0 and problem.device.type == "cpu" and (not small or spectra >= WORKER_MIN_SPECTRA):
+            # A small model's spectrum costs less than its training epoch: one worker keeps up.
+            self.workers = [SpectrumWorker(config.to_json()) for _ in range(1 if small else workers)]
         self.pending: list[SpectrumWorker | list[tuple[int, np.ndarray]]] = []
         self.turn = 0
 
@@ -179,9 +186,9 @@ def execute(config: RunConfig, log: RunLog | None = None, cancel: threading.Even
                 later = Trainer(config, problem, resume).run(include_current=False)
         elif not cancel.is_set():
             later = Trainer(config, problem).run()
-        if not cancel.is_set():
-            pool = SpectrumPool(config, problem, workers)
         wanted = set(spectrum_epochs(config, config.epochs))
+        if not cancel.is_set():
+            pool = SpectrumPool(config, problem, workers, len(wanted - set(log.spectra)))
         batch: list[tuple[int, np.ndarray, int]] = []
         requested: set[int] = set()   # epochs whose spectrum is computed or on its way
         for n, record in enumerate(itertools.chain(first, later if pool is not None else ())):

@@ -130,8 +130,7 @@ def _train_group(configs: list[RunConfig], problems: list[Problem], curve: str |
         if full_batch:
             if loops != first.loops_at(epoch - 1):
                 _, grad = gradient(loops, train_counts)
-            optimizer.zero_grad(set_to_none=True)
-            theta.grad = grad
+            theta.grad = grad   # replaces the old gradient: no zero_grad needed
             optimizer.step()
         else:
             orders = [np.random.default_rng([c.seed, epoch]).permutation(len(p.task.train))

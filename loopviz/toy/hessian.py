@@ -17,23 +17,21 @@ In ψ, with r_b = ∂ℓ/∂o_b and u_b = W_hᵀ r_b (one row b per distinct con
         + [φ, φ] block    ∇²_φ Σ_b u_b · z_b(φ)      (u held fixed)
 
 The last block is forward-over-reverse: the reverse pass of F(φ) = Σ_b u_b · z_b is
-differentiated along all 2d² directions at once, each step a tensor contraction over
-a leading direction axis; the forward tangents also give J. For Single-Attn z is
+differentiated along all 2d² directions at once, each step one batched matrix product
+with the directions as a trailing axis; the forward tangents also give J. For Single-Attn z is
 bilinear in (A, W_V), so the same code reduces to the closed form (its A–A and
 V–V blocks vanish). Checked against autograd (curvature.exact_hessian) and finite
 differences in tests/test_hessian.py.
 """
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
 from ..curvature import symmetric_eigenvalues
 from . import markov
 from .embedding import make_embedding
-
-
-def _einsum(spec: str, *operands: np.ndarray) -> np.ndarray:
-    return np.einsum(spec, *operands, optimize=True)
 
 
 def _t(x: np.ndarray) -> np.ndarray:
@@ -56,6 +54,13 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
     table (models.weighted_cross_entropy); rows with no count are skipped. The N weight
     sets share nothing but the data: rows are (weight set, context) pairs, and sums
     over contexts stay within a weight set.
+
+    Layout, chosen so that every tangent contraction is one batched BLAS product: the
+    tangent of a per-row matrix M [p, q] along the K = 2d² directions of φ = (A, W_V)
+    is stored as [B, q, p, K] (Mᵀ per row, directions last). Then W·dM is a stack of
+    [p', p] × [p, K] products, dM·W one [q', q] × [q, p·K] product per row, and the
+    sums over (context, column) that give ∇²_φ are one [d, B₀q] × [B₀q, d·K] product
+    per weight set.
     """
     keep = counts.sum(1) > 0
     E0, counts = E0[keep], counts[keep]
@@ -63,58 +68,65 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
     B0, d, n = E0.shape
     B = N * B0                                   # rows: weight set e, context b → e * B0 + b
     dd = d * d
-    K = 2 * dd                                   # directions: A's d² entries, then W_V's
-    one = (A[0], W_V[0], _t(A[0]), _t(W_V[0])) if N == 1 else None
+    K = 2 * dd                                   # directions: A's d² entries (i, j), then W_V's
     A, W_V = np.repeat(A, B0, axis=0), np.repeat(W_V, B0, axis=0)   # per row [B, d, d]
     At, Vt = _t(A), _t(W_V)
 
-    def wmul(which: int, T: np.ndarray) -> np.ndarray:
-        """(A, W_V, Aᵀ, W_Vᵀ)[which] times a tangent T [K, B, d, c]: one BLAS product for
-        a single weight set, else per row."""
-        if one is not None:
-            return _einsum("ij,kbjc->kbic", one[which], T)
-        return _einsum("bij,kbjc->kbic", (A, W_V, At, Vt)[which], T)
+    def lmul(M: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """Tangent of M·Y from Y's tangent T [B, q, p, K]; M [B, m, p] per row."""
+        return M[:, None] @ T
 
-    def group(x: np.ndarray, axis: int) -> np.ndarray:   # split the row axis into (weight set, context)
-        return x.reshape(x.shape[:axis] + (N, B0) + x.shape[axis + 1:])
+    def rmul(T: np.ndarray, M: np.ndarray) -> np.ndarray:
+        """Tangent of Y·M from Y's tangent T [B, q, p, K]; M [B, q, r] per row."""
+        b, q, p, k = T.shape
+        return (_t(M) @ T.reshape(b, q, p * k)).reshape(b, -1, p, k)
+
+    def tmul(M: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """Tangent of Yᵀ·M from Y's tangent T [B, q, p, K]; M [B, p, r] per row. The product
+        Mᵀ·dY comes out as the tangent of (Yᵀ M)ᵀ; swapping the two small axes relays it."""
+        return np.swapaxes(_t(M)[:, None] @ T, 1, 2)
+
+    def rowsum(P: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """Σ over a weight set's rows b and columns c of P[b, i, c] T[b, c, j, K] → [N, i, j, K]."""
+        c = P.shape[2]
+        Pg = P.reshape(N, B0, d, c).transpose(0, 2, 1, 3).reshape(N, d, B0 * c)
+        return (Pg @ T.reshape(N, B0 * c, -1)).reshape(N, d, d, K)
 
     # ------------------------------------------------------------------ forward + tangents
     # Loop t maps E to E' = Er + W_V E S, S = Eᵀ A Er, where Er is E (loops before the
     # last) or only its last column (the last loop: only z_T is read).
     tape = []
-    E, dE = np.tile(E0, (N, 1, 1)), None          # dE [K, B, d, c]: tangents along the K directions
+    E, dE = np.tile(E0, (N, 1, 1)), None          # dE [B, n, d, K]
     for t in range(loops):
         Er = E if t < loops - 1 else E[:, :, -1:]
-        dEr = None if dE is None else (dE if t < loops - 1 else dE[..., -1:])
+        dEr = None if dE is None else (dE if t < loops - 1 else dE[:, -1:])
         c = Er.shape[2]
         AEr = A @ Er                              # [B, d, c]
         AtE = At @ E                              # [B, d, n]
         S = _t(E) @ AEr                           # [B, n, c]
         X = E @ S                                 # [B, d, c]
         # dS = dEᵀ A Er + Eᵀ A dEr + Eᵀ Ȧ Er; for Ȧ = e_i e_jᵀ the last is E[b, i, :]ᵀ Er[b, j, :].
-        dS = np.empty((K, B, n, c))
-        dS[:dd] = _einsum("bin,bjc->ijbnc", E, Er).reshape(dd, B, n, c)
-        if dE is None:
-            dS[dd:] = 0.0
-            dX = _einsum("bdn,kbnc->kbdc", E, dS[:dd])
-            dX = np.concatenate([dX, np.zeros_like(dX)])
+        dS = np.empty((B, c, n, K))
+        dS[..., :dd] = (_t(Er)[:, :, None, None, :] * _t(E)[:, None, :, :, None]).reshape(B, c, n, dd)
+        if dE is None:                            # the first loop: only the A directions move S and X
+            dS[..., dd:] = 0.0
+            dX = np.zeros((B, c, d, K))
+            dX[..., :dd] = lmul(E, dS[..., :dd])
         else:
-            dS[dd:] = 0.0
-            dS += _einsum("kbdn,bdc->kbnc", dE, AEr) + _einsum("bdn,kbdc->kbnc", AtE, dEr)
-            dX = _einsum("bdn,kbnc->kbdc", E, dS) + _einsum("kbdn,bnc->kbdc", dE, S)
-        dE_next = wmul(1, dX)
+            dS[..., dd:] = 0.0
+            dS += lmul(_t(AtE), dEr) + tmul(AEr, dE)
+            dX = lmul(E, dS) + rmul(dE, S)
+        dE_next = lmul(W_V, dX)
         if dEr is not None:
             dE_next += dEr
-        dV = dE_next[dd:].reshape(d, d, B, d, c)  # direction W_V = e_i e_jᵀ adds e_i X[b, j, :]
-        Xs = np.swapaxes(X, 0, 1)
-        for i in range(d):
-            dV[i, :, :, i, :] += Xs
+        for i in range(d):                        # direction W_V = e_i e_jᵀ adds e_i X[b, j, :]
+            dE_next[:, :, i, dd + i * d:dd + (i + 1) * d] += _t(X)
         tape.append((E, Er, AEr, AtE, S, X, dE, dEr, dS, dX))
         E, dE = Er + W_V @ X, dE_next
-    z, dz = E[:, :, 0], dE[..., 0]                # [B, d], [K, B, d]
+    z, dz = E[:, :, 0], dE[:, 0]                  # [B, d], [B, d, K]
     # ------------------------------------------------------------------ loss derivatives in o
     W_hr = np.repeat(W_h, B0, axis=0)             # [B, V, d]
-    o = _einsum("byj,bj->by", W_hr, z)
+    o = (W_hr @ z[:, :, None])[:, :, 0]
     p = np.exp(o - o.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     counts = np.tile(counts, (N, 1))
@@ -123,72 +135,68 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
     r = (n_b[:, None] * p - counts) / total       # ∂ℓ/∂o
     V = p.shape[1]
     Lam = (n_b / total)[:, None, None] * (p[:, :, None] * np.eye(V) - p[:, :, None] * p[:, None, :])
-    u = _einsum("by,byj->bj", r, W_hr)            # W_hᵀ r
+    u = (r[:, None, :] @ W_hr)[:, 0]              # W_hᵀ r
     # ------------------------------------------------------------------ reverse + its tangents
     Ebar = u[:, :, None]                          # adjoint of the last loop's output (one column)
     dEbar = None
     G_A = np.zeros((N, d, d))
-    dA_bar = np.zeros((K, N, d, d))
-    dV_bar = np.zeros((K, N, d, d))
+    dphi_bar = np.zeros((N, 2, d, d, K))          # ∂Ā_ij/∂φ_k, then ∂V̄_ij/∂φ_k: ∇²_φ's rows
+    dA_bar, dV_bar = dphi_bar[:, 0], dphi_bar[:, 1]
     for t in reversed(range(loops)):
         E, Er, AEr, AtE, S, X, dE, dEr, dS, dX = tape[t]
         # E' = Er + W_V X:  V̄ += Σ Ē' Xᵀ,  X̄ = W_Vᵀ Ē'
-        dV_bar += _einsum("ebic,kebjc->keij", group(Ebar, 0), group(dX, 1))
+        dV_bar += rowsum(Ebar, dX)
         if dEbar is not None:
-            dV_bar += _einsum("kebic,ebjc->keij", group(dEbar, 1), group(X, 0))
+            dV_bar += np.swapaxes(rowsum(X, dEbar), 1, 2)
         Xbar = Vt @ Ebar                          # [B, d, c]
-        dXbar = wmul(3, dEbar) if dEbar is not None else np.zeros((K,) + Xbar.shape)
-        dXv = dXbar[dd:].reshape(d, d, B, d, -1)  # direction W_V = e_i e_jᵀ: W_Vᵀ-tangent adds e_j Ē'[b, i, :]
-        Ebs = np.swapaxes(Ebar, 0, 1)
-        for j in range(d):
-            dXv[:, j, :, j, :] += Ebs
+        dXbar = lmul(Vt, dEbar) if dEbar is not None else np.zeros((B, Xbar.shape[2], d, K))
+        for j in range(d):                        # direction W_V = e_i e_jᵀ: W_Vᵀ-tangent adds e_j Ē'[b, i, :]
+            dXbar[:, :, j, dd + j::d] += _t(Ebar)
         # X = E S:  Ē = X̄ Sᵀ,  S̄ = Eᵀ X̄
         Sbar = _t(E) @ Xbar                       # [B, n, c]
-        dSbar = _einsum("bdn,kbdc->kbnc", E, dXbar)
+        dSbar = lmul(_t(E), dXbar)
         if dE is not None:
-            dSbar += _einsum("kbdn,bdc->kbnc", dE, Xbar)
+            dSbar += tmul(Xbar, dE)
+        dSbar_t = np.swapaxes(dSbar, 1, 2)        # the tangent of S̄ᵀ
         # S = Eᵀ A Er:  Ē += A Er S̄ᵀ,  Ēr += Aᵀ E S̄,  Ā += Σ E S̄ Erᵀ
         ES = E @ Sbar                             # [B, d, c]
+        G_A += (ES.reshape(N, B0, d, -1).transpose(0, 2, 1, 3).reshape(N, d, -1)
+                @ Er.reshape(N, B0, d, -1).transpose(0, 1, 3, 2).reshape(N, -1, d))
+        dES = lmul(E, dSbar)                      # d(E S̄), its Ȧ-free part
+        if dE is not None:
+            dES += rmul(dE, Sbar)
+        dA_bar += np.swapaxes(rowsum(Er, dES), 1, 2)
+        if dE is None:                            # the first loop: E0's adjoint is not needed
+            break
+        dA_bar += rowsum(ES, dEr)
         ErSt = Er @ _t(Sbar)                      # [B, d, n]
-        G_A += _einsum("ebic,ebjc->eij", group(ES, 0), group(Er, 0))
-        dES = _einsum("bdn,kbnc->kbdc", E, dSbar)                  # d(E S̄), its Ȧ-free part
-        dErSt = _einsum("bdc,kbnc->kbdn", Er, dSbar)               # d(Er S̄ᵀ)
-        if dE is not None:
-            dES += _einsum("kbdn,bnc->kbdc", dE, Sbar)
-            dErSt += _einsum("kbdc,bnc->kbdn", dEr, Sbar)
-        dA_bar += _einsum("kebic,ebjc->keij", group(dES, 1), group(Er, 0))
-        if dE is not None:
-            dA_bar += _einsum("ebic,kebjc->keij", group(ES, 0), group(dEr, 1))
-        dEbar_in = (_einsum("kbdc,bnc->kbdn", dXbar, S) + _einsum("bdc,kbnc->kbdn", Xbar, dS)
-                    + wmul(0, dErSt))
-        dEr_bar = wmul(2, dES)
+        dErSt = lmul(Er, dSbar_t) + rmul(dEr, _t(Sbar))   # d(Er S̄ᵀ)
+        dEbar_in = rmul(dXbar, _t(S)) + lmul(Xbar, np.swapaxes(dS, 1, 2)) + lmul(A, dErSt)
+        dEr_bar = lmul(At, dES)
         if dEbar is not None:
             dEr_bar += dEbar
         # Ȧ = e_i e_jᵀ: (Ȧ Er) S̄ᵀ puts (Er S̄ᵀ)[b, j, :] in row i; (Ȧᵀ E) S̄ puts (E S̄)[b, i, :] in row j.
-        dA_in = dEbar_in[:dd].reshape(d, d, B, d, -1)
-        dA_r = dEr_bar[:dd].reshape(d, d, B, d, -1)
-        ErSts, ESs = np.swapaxes(ErSt, 0, 1), np.swapaxes(ES, 0, 1)
         for i in range(d):
-            dA_in[i, :, :, i, :] += ErSts
-            dA_r[:, i, :, i, :] += ESs
+            dEbar_in[:, :, i, i * d:(i + 1) * d] += _t(ErSt)
+            dEr_bar[:, :, i, i:dd:d] += _t(ES)
         Ebar_in = Xbar @ _t(S) + A @ ErSt
         Er_bar = Ebar + At @ ES                   # [B, d, c]
         if Er.shape[2] == E.shape[2]:
             Ebar, dEbar = Ebar_in + Er_bar, dEbar_in + dEr_bar
         else:                                     # Er is E's last column
             Ebar_in[:, :, -1:] += Er_bar
-            dEbar_in[..., -1:] += dEr_bar
+            dEbar_in[:, -1:] += dEr_bar
             Ebar, dEbar = Ebar_in, dEbar_in
     # ------------------------------------------------------------------ assemble ∇²ℓ in ψ
     P = K + V * d
     J = np.zeros((B, V, P))                       # ∂o_b/∂ψ
-    J[:, :, :K] = _einsum("byj,kbj->byk", W_hr, dz)
+    J[:, :, :K] = W_hr @ dz
     for y in range(V):
         J[:, y, K + y * d:K + (y + 1) * d] = z
     LJ = Lam @ J                                  # [B, V, P]
-    H = _einsum("ebxp,ebxq->epq", group(J, 0), group(LJ, 0))
-    H[:, :K, :K] += np.concatenate([dA_bar.reshape(K, N, dd), dV_bar.reshape(K, N, dd)], axis=2).transpose(1, 0, 2)
-    cross = _einsum("eby,kebj->eyjk", group(r, 0), group(dz, 1)).reshape(N, V * d, K)
+    H = _t(J.reshape(N, B0 * V, P)) @ LJ.reshape(N, B0 * V, P)
+    H[:, :K, :K] += dphi_bar.reshape(N, K, K)
+    cross = (_t(r.reshape(N, B0, V)) @ dz.reshape(N, B0, d * K)).reshape(N, V * d, K)
     H[:, K:, :K] += cross
     H[:, :K, K:] += _t(cross)
     return H, G_A
@@ -198,13 +206,18 @@ def _lift_rows(M: np.ndarray, W_K: np.ndarray, W_Q: np.ndarray) -> np.ndarray:
     """Rows indexed by ψ = (A, ...) → rows indexed by θ = (W_K, W_Q, ...): Jᵀ M, per weight set.
 
     ∂A_ij/∂(W_K)_mi' = δ_ii' (W_Q)_mj and ∂A_ij/∂(W_Q)_mj' = δ_jj' (W_K)_mi.
+    M [N, P_ψ, R] → [N, P, R], C-contiguous; every block is batched BLAS products.
     """
     N, d = W_K.shape[:2]
-    A_rows = M[:, :d * d].reshape(N, d, d, -1)
-    by_K = W_Q[:, None] @ A_rows          # [e, i, m, :] = Σ_j W_Q[e, m, j] M[e, (i, j), :]  (broadcast over i)
-    by_Q = _einsum("emi,eijr->emjr", W_K, A_rows)
-    return np.concatenate([by_K.swapaxes(1, 2).reshape(N, d * d, -1), by_Q.reshape(N, d * d, -1), M[:, d * d:]],
-                          axis=1)
+    dd, R = d * d, M.shape[2]
+    A_rows = M[:, :dd].reshape(N, d, d, R)
+    out = np.empty((N, dd + M.shape[1], R))
+    # [e, m, i, :] = Σ_j W_Q[e, m, j] M[e, (i, j), :]: for each i, W_Q times the rows (i, ·)
+    np.matmul(W_Q[:, None], A_rows, out=np.swapaxes(out[:, :dd].reshape(N, d, d, R), 1, 2))
+    # [e, m, j, :] = Σ_i W_K[e, m, i] M[e, (i, j), :]: one product per weight set
+    np.matmul(W_K, M[:, :dd].reshape(N, d, d * R), out=out[:, dd:2 * dd].reshape(N, d, d * R))
+    out[:, 2 * dd:] = M[:, dd:]
+    return out
 
 
 def loss_hessians(thetas: np.ndarray, E0: np.ndarray, counts: np.ndarray, loops: int) -> np.ndarray:
@@ -218,7 +231,8 @@ def loss_hessians(thetas: np.ndarray, E0: np.ndarray, counts: np.ndarray, loops:
     d, V = E0.shape[1], counts.shape[1]
     W_K, W_Q, W_V, W_h = unflatten(thetas, d, V)
     H_psi, G_A = reduced_hessians(_t(W_K) @ W_Q, W_V, W_h, E0, counts, loops)
-    H = _t(_lift_rows(_t(_lift_rows(H_psi, W_K, W_Q)), W_K, W_Q))   # Jᵀ H_ψ J
+    # Jᵀ H_ψ J = ((Jᵀ H_ψ) J)ᵀᵀ: lift the rows, then the rows of the transpose (made contiguous)
+    H = _t(_lift_rows(np.ascontiguousarray(_t(_lift_rows(H_psi, W_K, W_Q))), W_K, W_Q))
     dd = d * d
     KQ = np.einsum("mn,eij->eminj", np.eye(d), G_A).reshape(-1, dd, dd)   # I_d ⊗ G: Σ_ij G_ij ∇²A_ij
     H[:, :dd, dd:2 * dd] += KQ
@@ -242,9 +256,10 @@ def training_arrays(config) -> tuple[np.ndarray, np.ndarray]:
 
 
 def batch_size(d: int) -> int:
-    """Weight sets per call: batching amortises per-call overhead at small d; at d ≥ 16
-    one set already fills the caches."""
-    return max(1, 256 // (d * d))
+    """Weight sets per call: batching amortises numpy's per-call overhead at small d, but
+    past ~64 / d² sets the tangents (~27 · 2d⁴ · N doubles each) outgrow the L2 cache
+    and a Looped spectrum at d = 4 costs twice as much (bench/bench_curvature.py --d 4)."""
+    return max(1, 64 // (d * d))
 
 
 def spectra(thetas: np.ndarray, loops: np.ndarray, E0: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -254,7 +269,9 @@ def spectra(thetas: np.ndarray, loops: np.ndarray, E0: np.ndarray, counts: np.nd
     thetas = np.asarray(thetas, dtype=np.float64)
     loops = np.asarray(loops).astype(int)
     out = np.empty_like(thetas)
-    step = batch_size(E0.shape[1])
+    B0, d, n = E0.shape
+    step = batch_size(d)
+    keep_heap(8 * step * B0 * n * d * 2 * d * d)
     for T in np.unique(loops):
         idx = np.nonzero(loops == T)[0]
         for begin in range(0, len(idx), step):
@@ -262,3 +279,38 @@ def spectra(thetas: np.ndarray, loops: np.ndarray, E0: np.ndarray, counts: np.nd
             for i, H in zip(part, loss_hessians(thetas[part], E0, counts, int(T))):
                 out[i] = symmetric_eigenvalues(H)
     return out
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # glibc's mallopt parameters (malloc.h)
+_kept = 0
+
+
+def keep_heap(tangent_bytes: int) -> None:
+    """Let glibc keep the Hessian's freed temporaries for the next call instead of handing
+    them back to the OS.
+
+    A call allocates and frees tens of arrays the size of one tangent (B·n·d·K doubles:
+    5 MB at d = 16, 0.3 MB at d = 4). By default each is a fresh mmap or trimmed heap,
+    and the page faults of zeroing them again cost as much CPU as the arithmetic
+    (d = 16 Looped: 57 → 37 ms; d = 4: 0.8 → 0.5 ms per spectrum; bench_curvature.py).
+    So blocks up to 4 tangents come from the heap, and up to 32 tangents of free heap stay
+    mapped. Only ever raised; process-wide; nothing happens off glibc.
+    """
+    global _kept
+    if tangent_bytes <= _kept:
+        return
+    _kept = tangent_bytes
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    mmap_threshold, trim_threshold = heap_thresholds(tangent_bytes)
+    libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+    libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+
+
+def heap_thresholds(tangent_bytes: int) -> tuple[int, int]:
+    """keep_heap's (mmap threshold, trim threshold) in bytes: C ints (ctypes would silently
+    wrap a larger value), the mmap threshold within glibc's 32 MB maximum."""
+    return (min(32 << 20, max(1 << 20, 4 * tangent_bytes)),
+            min(2**31 - 1, max(16 << 20, 32 * tangent_bytes)))

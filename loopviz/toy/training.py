@@ -53,6 +53,13 @@ class Problem:
         return self.__dict__["_totals"]
 
     @property
+    def bucket_tables(self) -> torch.Tensor:
+        """The bucket_counts tables stacked [buckets, 27, V] (built once, read every epoch)."""
+        if "_tables" not in self.__dict__:
+            self.__dict__["_tables"] = torch.stack(list(self.bucket_counts.values()))
+        return self.__dict__["_tables"]
+
+    @property
     def train_counts(self) -> torch.Tensor:
         return self.bucket_counts["acc_all"]
 
@@ -108,8 +115,7 @@ def evaluate(problem: Problem, theta: torch.Tensor, loops: int) -> tuple[dict[st
         # correct[c, y]: the model's argmax for context c is y (ties go to the lowest token).
         correct = torch.nn.functional.one_hot(out.argmax(-1), markov.VOCAB).to(DTYPE)
         # All accuracies in one product and one transfer (integer counts: the sums are exact).
-        tables = torch.stack(list(problem.bucket_counts.values()))
-        hits = (correct * tables).sum(dim=(1, 2))
+        hits = (correct * problem.bucket_tables).sum(dim=(1, 2))
         values = torch.cat([torch.stack([loss.detach(), val_loss, grad.norm()]), hits]).tolist()
         totals = [float(t) for t in problem.bucket_totals]
         metrics = {"loss": values[0], "val_loss": values[1], "grad_norm": values[2]}
@@ -206,8 +212,7 @@ class Trainer:
         if self._full_batch:
             if self._grad is None or self._grad_loops != loops:
                 _, self._grad = evaluate(problem, self.theta, loops)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.theta.grad = self._grad
+            self.theta.grad = self._grad   # replaces the old gradient: no zero_grad (~0.1 ms a step)
             self.optimizer.step()
         else:
             train_seqs = problem.task.train
