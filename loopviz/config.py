@@ -86,20 +86,7 @@ class RunConfig:
     # ----------------------------------------------------------------- checks
     def validate(self) -> "RunConfig":
         """Raise ConfigError naming the first bad field; return self when all are fine."""
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ConfigError(message)
-
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "float":
-                need(isinstance(value, (int, float)) and not isinstance(value, bool)
-                     and math.isfinite(value), f"{f.name} must be a finite number, got {value!r}")
-            elif f.type == "int":
-                need(isinstance(value, int) and not isinstance(value, bool),
-                     f"{f.name} must be an integer, got {value!r}")
-            elif f.type == "bool":
-                need(isinstance(value, bool), f"{f.name} must be true or false, got {value!r}")
+        check_field_types(self)
         need(self.model in MODELS, f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         need(self.embedding in EMBEDDINGS, f"embedding must be one of {', '.join(EMBEDDINGS)}, got {self.embedding!r}")
         need(self.transitions in TRANSITION_KINDS,
@@ -155,24 +142,11 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         """Build and validate; unknown keys and wrong types are errors, not ignored."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"a config must be a JSON object, got {type(data).__name__}")
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
-        values = {}
-        for name, value in data.items():
-            values[name] = coerce(name, known[name].type, value)
-        return cls(**values).validate()
+        return cls(**known_fields(cls, data, coerce)).validate()
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError) as exc:  # also: too deeply nested, integers of 4300+ digits
-            raise ConfigError(f"config is not valid JSON: {str(exc)[:200]}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text))
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes).validate()
@@ -199,6 +173,46 @@ class RunConfig:
         if self.model == "shift" and epoch <= self.shift_epoch:
             return 1
         return self.loops
+
+
+def need(ok: bool, message: str) -> None:
+    """A config check: raise ConfigError(message) unless ok."""
+    if not ok:
+        raise ConfigError(message)
+
+
+def check_field_types(config) -> None:
+    """Every float field a finite number, every int field an int, every bool field a bool
+    (bool is not accepted as a number: True would pass as 1)."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.type == "float":
+            need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+                 f"{f.name} must be a finite number, got {value!r}")
+        elif f.type == "int":
+            need(isinstance(value, int) and not isinstance(value, bool), f"{f.name} must be an integer, got {value!r}")
+        elif f.type == "bool":
+            need(isinstance(value, bool), f"{f.name} must be true or false, got {value!r}")
+
+
+def parse_json(text: str) -> Any:
+    """A config file's JSON, or one ConfigError line."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # also: too deeply nested, integers of 4300+ digits
+        raise ConfigError(f"config is not valid JSON: {str(exc)[:200]}") from None
+
+
+def known_fields(cls, data: Any, coerce_one) -> dict[str, Any]:
+    """A config's fields from a JSON object: unknown keys and wrong types are errors, not ignored;
+    each value goes through coerce_one(name, type name, value)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a JSON object, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+    return {name: coerce_one(name, known[name].type, value) for name, value in data.items()}
 
 
 def coerce(name: str, type_name: str, value: Any) -> Any:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from ..config import ConfigError, coerce  # one error class and one set of coercion rules for every config
+# One error class, one set of type checks and coercion rules, one JSON reader for every config.
+from ..config import ConfigError, check_field_types, coerce, known_fields, need, parse_json
 
 TASKS = ("parity", "addition", "copy", "binary_sum", "unique_set")
 MODELS = ("single", "looped", "shift")
@@ -66,20 +66,7 @@ class AlgoConfig:
     scp_plateau: str = "best"      # best: on the best loss so far | window: on the loss itself (the toy's)
 
     def validate(self) -> AlgoConfig:
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ConfigError(message)
-
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "float":
-                need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-                     f"{f.name} must be a finite number, got {value!r}")
-            elif f.type == "int":
-                need(isinstance(value, int) and not isinstance(value, bool),
-                     f"{f.name} must be an integer, got {value!r}")
-            elif f.type == "bool":
-                need(isinstance(value, bool), f"{f.name} must be true or false, got {value!r}")
+        check_field_types(self)
         need(self.task in TASKS, f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         need(self.model in MODELS, f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         need(self.positions in POSITIONS, f"positions must be one of {', '.join(POSITIONS)}, got {self.positions!r}")
@@ -126,21 +113,11 @@ class AlgoConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlgoConfig:
         """Build and validate; unknown keys and wrong types are errors, not ignored."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"a config must be a JSON object, got {type(data).__name__}")
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
-        return cls(**{k: _coerce(k, known[k].type, v) for k, v in data.items()}).validate()
+        return cls(**known_fields(cls, data, _coerce)).validate()
 
     @classmethod
     def from_json(cls, text: str) -> AlgoConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"config is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text))
 
     def replace(self, **changes: Any) -> AlgoConfig:
         return dataclasses.replace(self, **changes).validate()
