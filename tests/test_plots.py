@@ -64,3 +64,21 @@ def test_bayes_ceilings_are_named_in_the_legend_not_over_the_curves():
     names = [t.name for t in fig.data]
     assert "Bayes high 0.55" in names and "Bayes all 0.66" in names and not any("low 0.90" in n for n in names)
     assert not fig.layout.annotations
+
+
+def test_shift_sweep_labels_do_not_collide_and_gaps_are_points():
+    """QA: the band's "paper's SCP range" label ran into "SCP 232" (both at the top, 80 px apart);
+    the accuracy gap read "−6%" for 6.8 percentage points."""
+    import pandas as pd
+
+    from loopviz.plots import shift as shift_plots
+    sweep = pd.read_csv(RunStore().bundled[RunConfig(model="single").key()].parent.parent / "sweep_shift.csv")
+    fig = shift_plots.sweep_shift_figure(sweep, 232, 232)
+    texts = [a.text for a in fig.layout.annotations]
+    assert not any("paper's SCP range" in t for t in texts)
+    assert any(t.name and "paper's SCP range" in t.name for t in fig.data)
+    at_top = [a.text for a in fig.layout.annotations if "top" in (a.yanchor or "") or a.y == 1]
+    assert len(at_top) <= 1, at_top
+    gaps = next(t for t in fig.data if t.name == "final accuracy − pure Looped")
+    assert np.allclose(gaps.y, 100 * sweep["gap_acc_all"])
+    assert "%" not in (fig.layout.yaxis2.tickformat or "") and "points" in fig.layout.yaxis2.title.text
