@@ -101,7 +101,8 @@ def timing_panel(looped: RunData, shifted: RunData) -> None:
     b.metric("SHIFT training (Stage I + II)", f"{t_shift:.2f} s")
     c.metric("speed-up", timing[0], help=timing[1])
     d.metric("SHIFT − Looped final accuracy (all / high)",
-             f"{100 * (last_s['acc_all'] - last_l['acc_all']):+.1f} / {100 * (last_s['acc_high'] - last_l['acc_high']):+.1f} points")
+             f"{100 * (last_s['acc_all'] - last_l['acc_all']):+.1f} / "
+             f"{100 * (last_s['acc_high'] - last_l['acc_high']):+.1f} points")
     S = int(shifted.config.shift_epoch)
     at = min(int(np.searchsorted(single.weight_epochs, S)), len(single.thetas) - 1)
     jump = switch_jump_at(config.to_json(), S, single.thetas[at])
