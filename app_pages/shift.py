@@ -153,7 +153,8 @@ if SWEEP is not None:
     st.caption(f"Bundled `python -m loopviz sweep-shift` at the default configuration ({int(sweep['epoch'].max())} "
                f"epochs): pure Looped-Attn {sweep['looped_seconds'].iloc[0]:.2f} s (median of its repeats); best "
                f"speed-up ×{best['speedup']:.2f} at epoch {int(best['shift_epoch'])}, final accuracy gap "
-               f"{100 * best['gap_acc_all']:+.1f} points (all-IC) / {100 * best['gap_acc_high']:+.1f} points (high-IC). "
+               f"{100 * best['gap_acc_all']:+.1f} points (all-IC) / "
+               f"{100 * best['gap_acc_high']:+.1f} points (high-IC). "
                f"{verdicts.shift_sweep_sentence(sweep, noise=TIMING_NOISE)} "
                "The paper reports ×1.26 for a shift between epochs 100 and "
                "150, without compromising final performance.")
