@@ -59,7 +59,8 @@ def shift_epoch_shown(single: RunData) -> int | None:
 
 
 def table1_view(comparison: pd.DataFrame):
-    """Table 1 for the screen: short headers, percentages, and empty cells left empty (not "None")."""
+    """Table 1 for the screen: short headers, percentages, and a dash in empty cells. Not "": the
+    browser's grid shows an empty display value as "None"."""
     labels = {"data": "data", "length": "L", "share_simple": "simple share", "paper_share_simple": "paper",
               "single_acc_simple": "Single", "paper_single_acc_simple": "paper Single",
               "looped_acc_simple": "Looped", "paper_looped_acc_simple": "paper Looped",
@@ -67,7 +68,7 @@ def table1_view(comparison: pd.DataFrame):
               "last_step": "last step", "chance": "chance"}
     shown = comparison.rename(columns=labels)
     percent = [labels[c] for c in comparison.columns if c not in ("data", "length", "last_step", "threshold")]
-    return shown.style.format("{:.1%}", subset=percent, na_rep="").format("{:.2f}", subset=["threshold (nats)"])
+    return shown.style.format("{:.1%}", subset=percent, na_rep="—").format("{:.2f}", subset=["threshold (nats)"])
 
 
 def body() -> None:
@@ -119,7 +120,7 @@ def body() -> None:
     st.subheader("Table 1: accuracy on relatively simple sequences, ours beside the paper's")
     comparison = lengthgen.comparison_table(table)
     st.dataframe(table1_view(comparison), hide_index=True, key="len-table")
-    st.caption("Empty cells: no simple sequence at that length (the paper's N/A) or no paper value. The paper's "
+    st.caption("—: no simple sequence at that length (the paper's N/A) or no paper value. The paper's "
                "last row says L = 18, its text says 17. Per-model totals and 95 % Clopper–Pearson intervals of every "
                "accuracy are in the full table below.")
     t3, cyclic = (table, other) if last_step == "T3" else (other, table)
