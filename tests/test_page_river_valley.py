@@ -175,11 +175,24 @@ def test_noise_sentence_is_the_closed_form_variance():
     assert "0.01 along λ = 1" in text
 
 
-@pytest.mark.parametrize("param, raw", [("momentum", "1.5"), ("momentum", "fast"), ("noise", "0.5")])
-def test_a_bad_momentum_or_noise_in_the_url_is_named(param, raw):
+@pytest.mark.parametrize("param, raw", [("momentum", "1.5"), ("momentum", "fast"), ("noise", "0.5"),
+                                        # QA: these were dropped without a word
+                                        ("eta", "abc"), ("eta", "5"), ("steps", "-3"), ("coupling", "0.7"),
+                                        ("kappa_v", "7"), ("d_r", "x")])
+def test_a_bad_knob_value_in_the_url_is_named(param, raw):
     at = AppTest.from_file(PAGE, default_timeout=30)
     at.query_params[param] = raw
     at.run()
     assert not at.exception
     assert any(f"{param}={raw!r}" in w.value for w in at.warning)
     assert len(at.get("plotly_chart")) == N_CHARTS
+
+
+def test_good_knob_values_in_the_url_raise_no_warning():
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params.update({"eta": "2.2", "steps": "500", "coupling": "-0.003", "kappa_v": "1000", "drive": "0.0001",
+                            "momentum": "0.5", "noise": "0.01", "tau": "0.3"})
+    at.run()
+    assert not at.exception
+    assert not [w.value for w in at.warning if "query parameter" in w.value]
+    assert at.slider(key="eta").value == 2.2 and at.slider(key="steps").value == 500
