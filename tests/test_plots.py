@@ -82,3 +82,28 @@ def test_shift_sweep_labels_do_not_collide_and_gaps_are_points():
     gaps = next(t for t in fig.data if t.name == "final accuracy − pure Looped")
     assert np.allclose(gaps.y, 100 * sweep["gap_acc_all"])
     assert "%" not in (fig.layout.yaxis2.tickformat or "") and "points" in fig.layout.yaxis2.title.text
+
+
+def test_path_animation_slider_starts_after_its_buttons_at_any_width():
+    """QA: the slider began at 0.22 of the plot's width; in presenter mode at 1280 px (a ~410 px
+    panel) the ▶/❚❚ buttons (~105 px) covered its start and its "step k = 0" label. The offset
+    is now in pixels, so no width can make them meet."""
+    k = np.arange(30.0)
+    grid = np.linspace(0, 1, 5)
+    fig = valley.path_figure(k / 30, (-0.5) ** k, grid, np.zeros((3, 5)), np.ones((3, 5)), title="t", color="#000",
+                             x_range=[0, 1], y_range=[-1, 1])
+    slider, buttons = fig.layout.sliders[0], fig.layout.updatemenus[0]
+    assert slider.x == buttons.x == 0 and slider.len == 1
+    labels = sum(len(b.label) for b in buttons.buttons) + 2  # characters at 12 px ≈ 7 px each, 2 buttons' padding
+    assert slider.pad.l >= 7 * labels + 2 * 20
+
+
+def test_log_axes_spanning_few_decades_name_every_tick_in_full():
+    """QA: Plotly labels the 2× and 5× ticks of a log axis over 2–3 decades by their digit only,
+    so Adam's sharpness axis read "5, 2, 10k, 5, 2, 1000" and the V valley's "1, 5, 2, 0.1"."""
+    from loopviz.plots import landscape
+    fig = landscape.sharpness_figure({"Looped-Attn": ("looped", np.arange(3), np.array([60.0, 5e3, 5e4]))},
+                                     38000.0, "38/η", "t", "λ")
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.tickformat
+    spectrum = valley.valley_spectrum_figure(np.geomspace(1.0, 0.01, 20), tau=0.5, eta=1.8, title="V")
+    assert spectrum.layout.yaxis.type == "log" and spectrum.layout.yaxis.tickformat

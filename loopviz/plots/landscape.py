@@ -57,7 +57,9 @@ def sharpness_figure(curves: dict[str, tuple[str, np.ndarray, np.ndarray]], thre
                     line=dict(color="#111", dash="dash"))
     if epoch is not None:
         fig.add_vline(x=epoch, line=dict(color="#777", dash="dot"))
-    fig.update_yaxes(type="log")
+    # A tick format names every tick in full: Plotly's default labels the 2× and 5× ticks of a
+    # log axis spanning a few decades by their digit alone ("5, 2, 10k, 5, 2, 1000").
+    fig.update_yaxes(type="log", tickformat="~g")
     return _layout(fig, title, "epoch", y_title, height=380)
 
 
