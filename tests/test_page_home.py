@@ -75,3 +75,21 @@ def test_lecture_links_open_their_page_in_their_state():
             widget = next(w for w in [*page.slider, *page.radio] if w.key == key)
             assert np.isclose(float(widget.value), float(value)) if key != "direction" else widget.value == value, link
         assert not [b for b in page.button if b.key in ("train", "cancel")]  # presenter mode: no Train / Cancel
+
+
+def test_presenter_mode_moves_the_shared_legend_below_the_axis_title():
+    """QA: at projector font sizes the legend (0.25 of the plot height below it) sat on the
+    x-axis title ("epoch" over the legend) on every page; in presenter mode it is pinned to the
+    figure's bottom edge in pixels, in a taller margin."""
+    at = app_test("app_pages/shift.py")
+    at.query_params["present"] = "1"
+    at.run()
+    assert not at.exception
+    charts = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")]
+    accuracy = next(c for c in charts if c["title"]["text"].startswith("Accuracy on"))
+    assert accuracy["legend"]["yref"] == "container" and accuracy["legend"]["y"] == 0
+    assert accuracy["margin"]["b"] >= 40 + 80 and accuracy["font"]["size"] >= 17
+    # Outside presenter mode nothing moves.
+    plain = app_test("app_pages/shift.py").run()
+    layouts = [json.loads(c.proto.spec)["layout"] for c in plain.get("plotly_chart")]
+    assert all(c.get("legend", {}).get("yref") != "container" for c in layouts)
