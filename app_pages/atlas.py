@@ -53,8 +53,10 @@ cells = atlas.cell_shares(table, x, y, measure)
 overall = atlas.share_summary(atlas.outcomes(table, measure))
 others = [a for a in axes if a not in (x, y)]
 st.markdown("\n".join(f"- {line}" for line in atlas.where_it_holds(cells, x, y, measure, overall)))
+seeds_per = table.groupby(axes).size()
+seeds_text = f"{seeds_per.min()}" + (f"–{seeds_per.max()}" if seeds_per.max() != seeds_per.min() else "")  # not "10–10"
 st.caption(f"{len(table)} runs: {table.groupby(axes).ngroups} configurations × "
-           f"{table.groupby(axes).size().min()}–{table.groupby(axes).size().max()} seeds, {int(table['epochs'].max())} "
+           f"{seeds_text} seeds, {int(table['epochs'].max())} "
            f"epochs. Each cell pools its seeds" + (f" over {', '.join(others)}" if others else "") +
            ". * / †: Looped / Single significantly more often ahead (two-sided sign test over the decided seeds, "
            f"Benjamini–Hochberg q < {atlas.FDR:g} across the cells). 'Faster' levels are accuracy points above the "
