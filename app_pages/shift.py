@@ -96,13 +96,16 @@ def timing_panel(looped: RunData, shifted: RunData) -> None:
     # The bundled sweep timed the default configuration only.
     timing = verdicts.speedup_shown(SWEEP if config == RunConfig() else None, int(shift_epoch),
                                     jobs.all_trained_here(runs_config), t_looped, t_shift)
-    a, b, c, d = st.columns(4)
+    # Two rows of two: four in a row truncated labels and values ("-1.4 …") in an 800 px window.
+    a, b = st.columns(2)
     a.metric("pure Looped-Attn training", f"{t_looped:.2f} s")
     b.metric("SHIFT training (Stage I + II)", f"{t_shift:.2f} s")
+    c, d = st.columns(2)
     c.metric("speed-up", timing[0], help=timing[1])
     d.metric("SHIFT − Looped final accuracy (all / high)",
              f"{100 * (last_s['acc_all'] - last_l['acc_all']):+.1f} / "
-             f"{100 * (last_s['acc_high'] - last_l['acc_high']):+.1f} points")
+             f"{100 * (last_s['acc_high'] - last_l['acc_high']):+.1f} pp",
+             help="Differences of two accuracies, in percentage points (pp): all-IC / high-IC training accuracy.")
     S = int(shifted.config.shift_epoch)
     at = min(int(np.searchsorted(single.weight_epochs, S)), len(single.thetas) - 1)
     jump = switch_jump_at(config.to_json(), S, single.thetas[at])

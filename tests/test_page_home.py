@@ -26,7 +26,7 @@ def test_app_opens_on_the_home_page_with_the_bundled_run():
     assert "Looped-Attn high-IC train accuracy" in labels
     # QA: differences of two accuracies are percentage points, not "-0.7%" (read as a relative change).
     gap = next(m for m in at.metric if m.label == "Looped − Single high-IC validation")
-    assert gap.value.endswith(" points") and "%" not in gap.value, gap.value
+    assert gap.value.endswith(" pp") and "%" not in gap.value, gap.value
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     accuracy = next(c for c in charts if c["layout"]["title"]["text"] == "Accuracy on high-information samples")
     names = {trace["name"] for trace in accuracy["data"]}
