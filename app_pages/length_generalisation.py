@@ -59,8 +59,8 @@ def shift_epoch_shown(single: RunData) -> int | None:
 
 
 def table1_view(comparison: pd.DataFrame):
-    """Table 1 for the screen: short headers, percentages, and a dash in empty cells. Not "": the
-    browser's grid shows an empty display value as "None"."""
+    """Table 1 for the screen: short headers, percentages, and a dash in empty cells. The cells are
+    strings: the browser's grid shows a missing value as "None" whatever a Styler's na_rep says."""
     labels = {"data": "data", "length": "L", "share_simple": "simple share", "paper_share_simple": "paper",
               "single_acc_simple": "Single", "paper_single_acc_simple": "paper Single",
               "looped_acc_simple": "Looped", "paper_looped_acc_simple": "paper Looped",
@@ -68,7 +68,10 @@ def table1_view(comparison: pd.DataFrame):
               "last_step": "last step", "chance": "chance"}
     shown = comparison.rename(columns=labels)
     percent = [labels[c] for c in comparison.columns if c not in ("data", "length", "last_step", "threshold")]
-    return shown.style.format("{:.1%}", subset=percent, na_rep="—").format("{:.2f}", subset=["threshold (nats)"])
+    for column in percent:
+        shown[column] = [f"{v:.1%}" if pd.notna(v) else "—" for v in shown[column]]
+    shown["threshold (nats)"] = [f"{v:.2f}" for v in shown["threshold (nats)"]]
+    return shown
 
 
 def body() -> None:
