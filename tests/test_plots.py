@@ -82,6 +82,7 @@ def test_shift_sweep_labels_do_not_collide_and_gaps_are_points():
     gaps = next(t for t in fig.data if t.name == "final accuracy − pure Looped")
     assert np.allclose(gaps.y, 100 * sweep["gap_acc_all"])
     assert "%" not in (fig.layout.yaxis2.tickformat or "") and "points" in fig.layout.yaxis2.title.text
+    assert fig.layout.yaxis2.dtick == 5  # round steps, not −19, −13, −6
 
 
 def test_path_animation_slider_starts_after_its_buttons_at_any_width():

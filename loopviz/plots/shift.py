@@ -54,7 +54,9 @@ def sweep_shift_figure(table: pd.DataFrame, scp_epoch: int | None, chosen: int |
         fig.add_vline(x=chosen, line=dict(color=MODEL_COLOURS["shift"], width=1), annotation_text="slider",
                       annotation_position="bottom right")
     fig.update_yaxes(title_text="speed-up (× pure Looped)", secondary_y=False)
-    fig.update_yaxes(title_text="accuracy gap (points)", tickformat="+.0f", secondary_y=True)
+    # Whole 5-point steps: left to itself the right axis ticked at −19, −13, −6.
+    fig.update_yaxes(title_text="accuracy gap (points)", tickformat="+.0f", tickmode="linear", tick0=0, dtick=5,
+                     showgrid=False, secondary_y=True)
     return _layout(fig, "SHIFT efficiency: speed-up and final accuracy against the shift epoch", "shift epoch", None,
                    right=60)
 
