@@ -101,10 +101,18 @@ def test_path_animation_slider_starts_after_its_buttons_at_any_width():
 
 def test_log_axes_spanning_few_decades_name_every_tick_in_full():
     """QA: Plotly labels the 2× and 5× ticks of a log axis over 2–3 decades by their digit only,
-    so Adam's sharpness axis read "5, 2, 10k, 5, 2, 1000" and the V valley's "1, 5, 2, 0.1"."""
+    so Adam's sharpness axis read "5, 2, 10k, 5, 2, 1000" and the V valley's "1, 5, 2, 0.1"; a
+    tick format alone labels all nine ticks a decade, which piled up ("0.9 0.8 0.7 0.6")."""
     from loopviz.plots import landscape
+    from loopviz.plots.style import log_ticks
     fig = landscape.sharpness_figure({"Looped-Attn": ("looped", np.arange(3), np.array([60.0, 5e3, 5e4]))},
                                      38000.0, "38/η", "t", "λ")
-    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.tickformat
+    assert list(fig.layout.yaxis.tickvals) == [100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000]
+    assert list(fig.layout.yaxis.ticktext)[-1] == "50,000"
     spectrum = valley.valley_spectrum_figure(np.geomspace(1.0, 0.01, 20), tau=0.5, eta=1.8, title="V")
-    assert spectrum.layout.yaxis.type == "log" and spectrum.layout.yaxis.tickformat
+    assert list(spectrum.layout.yaxis.ticktext) == ["0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1"]
+    # Over more decades, one tick a decade; under one decade, Plotly's own (full) labels.
+    assert log_ticks(-8, 0)["tickvals"] == [10.0 ** e for e in range(-8, 1)]
+    assert log_ticks(np.log10(0.4), np.log10(1.4)) == {}
+    diverging = valley.valley_spectrum_figure(np.array([5.0, 4.0]), tau=0.5, eta=1.8, title="V")
+    assert len(diverging.layout.yaxis.tickvals) <= 4  # 0.5, 1, 2, 5: not every tenth

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .style import MARGIN as _MARGIN
-from .style import MODEL_COLOURS
+from .style import MODEL_COLOURS, log_ticks
 from .style import layout as _layout
 
 U_COLOR, V_COLOR = "#1f77b4", "#d62728"
@@ -284,7 +284,7 @@ def valley_spectrum_figure(eigenvalues: np.ndarray, *, tau: float, eta: float, t
                       legend=dict(orientation="h", y=-0.3, x=0), barmode="overlay", modebar=dict(orientation="v"),
                       xaxis=dict(title="i (largest first)"),
                       # every tick in full, not "1, 5, 2, 0.1, 5, 2" (Plotly's digit-only 2× and 5× labels)
-                      yaxis=dict(title="λ_i", type="log", range=[lo, hi], tickformat="~g"))
+                      yaxis=dict(title="λ_i", type="log", range=[lo, hi], **log_ticks(lo, hi)))
     return fig
 
 
