@@ -215,8 +215,11 @@ if variant_on:
     for k, s in sides.items():
         traj = run_variant(s.problem, eta, steps, momentum, noise, feedback)
         variants[k] = (q.river_progress(traj.theta_r, s.problem.h_r), q.valley_direction(s.problem, traj, direction)[2])
-x_range = vp.finite_range(*progress.values(), *(v[0] for v in variants.values()))
-y_range = vp.finite_range(*(p[2] for p in paths.values()), *(v[1] for v in variants.values()))
+# Shared axes over the sides that do not diverge: a diverging side's 1e300 would shrink the
+# other's path to a dot. The diverging path then leaves the frame, which is what it does.
+framed = [k for k, s in sides.items() if not s.diverged] or list(sides)
+x_range = vp.finite_range(*(progress[k] for k in framed), *(variants[k][0] for k in framed if k in variants))
+y_range = vp.finite_range(*(paths[k][2] for k in framed), *(variants[k][1] for k in framed if k in variants))
 grid_x = np.linspace(*x_range, 60)
 grid_y = np.linspace(*y_range, 60)
 colors = {"U": vp.U_COLOR, "V": vp.V_COLOR}

@@ -196,3 +196,17 @@ def test_good_knob_values_in_the_url_raise_no_warning():
     assert not at.exception
     assert not [w.value for w in at.warning if "query parameter" in w.value]
     assert at.slider(key="eta").value == 2.2 and at.slider(key="steps").value == 500
+
+
+def test_a_diverging_side_does_not_shrink_the_other_sides_path_to_a_dot():
+    """QA: with the Looped side a custom spectrum 5, 4 at η = 1.8 (ηλ = 9: diverges), the shared
+    path axes spanned ±1e304 and the U path was a dot. The frame now fits the sides that do not
+    diverge; the diverging path leaves it."""
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params.update({"looped_side": CUSTOM, "custom": "5,4"})
+    at.run()
+    assert not at.exception
+    assert "V diverges" in verdict(at)
+    paths = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")][:2]
+    for layout in paths:
+        assert max(abs(v) for v in layout["yaxis"]["range"] + layout["xaxis"]["range"]) < 10, layout["yaxis"]["range"]
