@@ -93,3 +93,13 @@ def test_presenter_mode_moves_the_shared_legend_below_the_axis_title():
     plain = app_test("app_pages/shift.py").run()
     layouts = [json.loads(c.proto.spec)["layout"] for c in plain.get("plotly_chart")]
     assert all(c.get("legend", {}).get("yref") != "container" for c in layouts)
+
+
+def test_presenter_mode_enlarges_captions_too():
+    """QA: on a projector the grey captions (the numbers behind each chart) stayed at 14 px."""
+    at = app_test("app.py")
+    at.query_params["present"] = "1"
+    at.run()
+    assert not at.exception
+    css = " ".join(h.proto.body for h in at.get("html"))
+    assert "stCaptionContainer" in css and "stSidebar" in css

@@ -30,6 +30,7 @@ _CSS = """
 html, .stMarkdown, [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li
   { font-size: 1.3rem; }
 [data-testid="stMetricValue"] { font-size: 2.6rem; }
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 1.05rem !important; }
 h1 { font-size: 2.8rem !important; }
 </style>
 """
