@@ -10,6 +10,7 @@ from loopviz import atlas
 from loopviz.config import RunConfig
 from loopviz.plots import atlas as plots
 from loopviz.sweeps import ATLAS_CONFIG_COLUMNS, read_rows
+from loopviz.ui import present
 from loopviz.ui.config_sidebar import KNOB_NAMES
 
 ATLAS_FILE = Path(__file__).resolve().parent.parent / "assets" / "atlas.csv"
@@ -62,7 +63,7 @@ st.caption(f"{len(table)} runs: {table.groupby(axes).ngroups} configurations × 
            f"Benjamini–Hochberg q < {atlas.FDR:g} across the cells). 'Faster' levels are accuracy points above the "
            "higher of the two models' epoch-0 high-IC accuracy; never reaching a level counts as slower.")
 
-event = st.plotly_chart(plots.share_map(cells, x, y, measures[measure]), key="atlas-map", on_select="rerun",
+event = present.chart(st, plots.share_map(cells, x, y, measures[measure]), key="atlas-map", on_select="rerun",
                         selection_mode="points")
 with st.expander("the numbers of every cell"):
     st.dataframe(cells, hide_index=True)
@@ -90,7 +91,7 @@ def open_seed() -> None:
         st.session_state["atlas_open"] = atlas.explorer_params(table.loc[int(picked[0]["customdata"])])
 
 
-st.plotly_chart(plots.cell_seeds(rows, atlas.difference(rows, measure), label), key="atlas-seeds",
+present.chart(st, plots.cell_seeds(rows, atlas.difference(rows, measure), label), key="atlas-seeds",
                 on_select=open_seed, selection_mode="points")
 split = "val_acc" if "val_acc" in measure else "acc"
 st.dataframe(rows[["seed", f"single_{split}_high", f"looped_{split}_high", f"bayes_{split}_high",
