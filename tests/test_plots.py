@@ -116,3 +116,16 @@ def test_log_axes_spanning_few_decades_name_every_tick_in_full():
     assert log_ticks(np.log10(0.4), np.log10(1.4)) == {}
     diverging = valley.valley_spectrum_figure(np.array([5.0, 4.0]), tau=0.5, eta=1.8, title="V")
     assert len(diverging.layout.yaxis.tickvals) <= 4  # 0.5, 1, 2, 5: not every tenth
+
+
+def test_eigenspectrum_negatives_stand_on_their_own_bins_positives():
+    """QA: with barmode="stack" on a log axis Plotly stacked the bars of different tiny-|λ| bins
+    on one another (a bar at 1.5e-7 floated at 15–16 above the 1e-8 bin's 15)."""
+    run = bundled("single")
+    fig = training.eigenspectrum_figure(run, 0, eps=1e-3, tau=0.5)
+    pos = next(t for t in fig.data if t.name == "λ > 0")
+    neg = next(t for t in fig.data if t.name.startswith("λ ≤ 0"))
+    assert fig.layout.barmode != "stack"
+    assert np.array_equal(np.asarray(neg.base), np.asarray(pos.y))
+    counts = np.asarray(pos.y) + np.asarray(neg.y)
+    assert counts.sum() == run.eigenvalues.shape[1]
