@@ -103,6 +103,10 @@ def test_presenter_mode_enlarges_captions_too():
     assert not at.exception
     css = " ".join(h.proto.body for h in at.get("html"))
     assert "stCaptionContainer" in css and "stSidebar" in css
+    # QA: metric values stayed at the (smaller) paragraph size and labels were cut with "…":
+    # the value's inner markdown paragraph took the 1.3rem paragraph rule.
+    assert '[data-testid="stMetricValue"] * { font-size: 2.6rem !important; }' in css
+    assert "stMetricLabel" in css and "white-space: normal" in css
 
 
 def test_every_chart_goes_through_presenter_mode():

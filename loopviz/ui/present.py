@@ -29,7 +29,9 @@ _CSS = """
   { display: none !important; }
 html, .stMarkdown, [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li
   { font-size: 1.3rem; }
-[data-testid="stMetricValue"] { font-size: 2.6rem; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] * { font-size: 2.6rem !important; }
+[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] *
+  { white-space: normal !important; overflow: visible !important; }
 [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 1.05rem !important; }
 h1 { font-size: 2.8rem !important; }
 </style>
