@@ -94,9 +94,7 @@ def open_seed() -> None:
 present.chart(st, plots.cell_seeds(rows, atlas.difference(rows, measure), label), key="atlas-seeds",
                 on_select=open_seed, selection_mode="points")
 split = "val_acc" if "val_acc" in measure else "acc"
-st.dataframe(rows[["seed", f"single_{split}_high", f"looped_{split}_high", f"bayes_{split}_high",
-                   f"single_reach5_{split}_high", f"looped_reach5_{split}_high", "gap_loss", "config"]],
-             hide_index=True)
+st.dataframe(atlas.seeds_view(rows, split), hide_index=True)
 seed = st.selectbox("or pick a seed", list(rows.index), key="atlas-pick",
                     format_func=lambda i: f"seed {rows.loc[i, 'seed']} ({rows.loc[i, 'config']})")
 st.page_link(EXPLORER, label="open it in the spectrum explorer", query_params=atlas.explorer_params(rows.loc[seed]),
