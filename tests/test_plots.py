@@ -129,3 +129,11 @@ def test_eigenspectrum_negatives_stand_on_their_own_bins_positives():
     assert np.array_equal(np.asarray(neg.base), np.asarray(pos.y))
     counts = np.asarray(pos.y) + np.asarray(neg.y)
     assert counts.sum() == run.eigenvalues.shape[1]
+
+
+def test_algo_curvature_axis_names_its_ticks_in_full():
+    """QA: the Algorithmic tasks page's eigenvalue axis (0.1 … 300) read "5 2 100 5 2 10 5 2 1"."""
+    from loopviz.plots import algo
+    top = np.array([[300.0, 20.0], [5.0, 0.1]])
+    fig = algo.curvature_figure({"single": (np.array([0, 1000]), top)}, None)
+    assert list(fig.layout.yaxis.ticktext) == ["0.1", "1", "10", "100"]
