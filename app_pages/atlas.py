@@ -10,6 +10,7 @@ from loopviz import atlas
 from loopviz.config import RunConfig
 from loopviz.plots import atlas as plots
 from loopviz.sweeps import ATLAS_CONFIG_COLUMNS, read_rows
+from loopviz.ui import present
 from loopviz.ui.config_sidebar import KNOB_NAMES
 
 ATLAS_FILE = Path(__file__).resolve().parent.parent / "assets" / "atlas.csv"
@@ -53,14 +54,16 @@ cells = atlas.cell_shares(table, x, y, measure)
 overall = atlas.share_summary(atlas.outcomes(table, measure))
 others = [a for a in axes if a not in (x, y)]
 st.markdown("\n".join(f"- {line}" for line in atlas.where_it_holds(cells, x, y, measure, overall)))
+seeds_per = table.groupby(axes).size()
+seeds_text = f"{seeds_per.min()}" + (f"–{seeds_per.max()}" if seeds_per.max() != seeds_per.min() else "")  # not "10–10"
 st.caption(f"{len(table)} runs: {table.groupby(axes).ngroups} configurations × "
-           f"{table.groupby(axes).size().min()}–{table.groupby(axes).size().max()} seeds, {int(table['epochs'].max())} "
+           f"{seeds_text} seeds, {int(table['epochs'].max())} "
            f"epochs. Each cell pools its seeds" + (f" over {', '.join(others)}" if others else "") +
            ". * / †: Looped / Single significantly more often ahead (two-sided sign test over the decided seeds, "
            f"Benjamini–Hochberg q < {atlas.FDR:g} across the cells). 'Faster' levels are accuracy points above the "
            "higher of the two models' epoch-0 high-IC accuracy; never reaching a level counts as slower.")
 
-event = st.plotly_chart(plots.share_map(cells, x, y, measures[measure]), key="atlas-map", on_select="rerun",
+event = present.chart(st, plots.share_map(cells, x, y, measures[measure]), key="atlas-map", on_select="rerun",
                         selection_mode="points")
 with st.expander("the numbers of every cell"):
     st.dataframe(cells, hide_index=True)
@@ -88,12 +91,10 @@ def open_seed() -> None:
         st.session_state["atlas_open"] = atlas.explorer_params(table.loc[int(picked[0]["customdata"])])
 
 
-st.plotly_chart(plots.cell_seeds(rows, atlas.difference(rows, measure), label), key="atlas-seeds",
+present.chart(st, plots.cell_seeds(rows, atlas.difference(rows, measure), label), key="atlas-seeds",
                 on_select=open_seed, selection_mode="points")
 split = "val_acc" if "val_acc" in measure else "acc"
-st.dataframe(rows[["seed", f"single_{split}_high", f"looped_{split}_high", f"bayes_{split}_high",
-                   f"single_reach5_{split}_high", f"looped_reach5_{split}_high", "gap_loss", "config"]],
-             hide_index=True)
+st.dataframe(atlas.seeds_view(rows, split), hide_index=True)
 seed = st.selectbox("or pick a seed", list(rows.index), key="atlas-pick",
                     format_func=lambda i: f"seed {rows.loc[i, 'seed']} ({rows.loc[i, 'config']})")
 st.page_link(EXPLORER, label="open it in the spectrum explorer", query_params=atlas.explorer_params(rows.loc[seed]),

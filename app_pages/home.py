@@ -83,8 +83,11 @@ if single is not None and looped is not None:
     s, l = single.records.iloc[-1], looped.records.iloc[-1]
     a, b, c = st.columns(3)
     a.metric("Single-Attn high-IC train accuracy", f"{s['acc_high']:.1%}")
-    b.metric("Looped-Attn high-IC train accuracy", f"{l['acc_high']:.1%}", f"{l['acc_high'] - s['acc_high']:+.1%}")
-    c.metric("Looped − Single high-IC validation", f"{l['val_acc_high'] - s['val_acc_high']:+.1%}")
+    b.metric("Looped-Attn high-IC train accuracy", f"{l['acc_high']:.1%}",
+             f"{100 * (l['acc_high'] - s['acc_high']):+.1f} pp")
+    c.metric("Looped − Single high-IC validation", f"{100 * (l['val_acc_high'] - s['val_acc_high']):+.1f} pp",
+             help="A difference of two accuracies, in percentage points (pp); each accuracy's 95 % interval is "
+                  "below the chart.")
     present.chart(st, shift_plots.compare_accuracy_figure({"Single-Attn": single, "Looped-Attn": looped}, "high", None),
                   key="home-acc")
     task = single.task

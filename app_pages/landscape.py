@@ -13,7 +13,7 @@ from loopviz.config import RunConfig
 from loopviz.export import export_command, render_bytes, spectrum_figures
 from loopviz.plots import landscape as lp
 from loopviz.runs.format import RunData
-from loopviz.ui import jobs
+from loopviz.ui import jobs, present
 from loopviz.ui.config_sidebar import sidebar_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,7 +93,7 @@ paths = {label: (models[label], view.coords[label], runs[label].weight_epochs) f
 columns = st.columns(2)
 for column, (loops, name) in zip(columns, ((1, "Single-Attn's loss (T = 1)"),
                                           (config.loops, f"Looped-Attn's loss (T = {config.loops})"))):
-    column.plotly_chart(lp.loss_plane_figure(view.alpha, view.beta, view.loss[loops], paths, epoch, name,
+    present.chart(column, lp.loss_plane_figure(view.alpha, view.beta, view.loss[loops], paths, epoch, name,
                                              2 * start_loss), key=f"surface-{loops}")
 each = ", ".join(f"{label} {share:.1%}" for label, share in view.captured_each.items())
 st.markdown(f"**The plane captures {view.captured:.1%} of the pooled trajectories' variance** ({each}); "
@@ -122,11 +122,11 @@ series = {label: curvature(run.config.to_json(), run.thetas, run.weight_epochs, 
           for label, run in runs.items()}
 gd, adam = L.gd_threshold(config.lr), L.adam_threshold(config.lr)
 left, right = st.columns(2)
-left.plotly_chart(lp.sharpness_figure({label: (models[label], r.spectrum_epochs, r.eigenvalues[:, -1])
+present.chart(left, lp.sharpness_figure({label: (models[label], r.spectrum_epochs, r.eigenvalues[:, -1])
                                        for label, r in runs.items() if len(r.spectrum_epochs)},
                                       gd, f"2/η = {gd:g}", "λ_max(H): the GD picture", "λ_max", epoch),
                   key="sharpness-gd")
-right.plotly_chart(lp.sharpness_figure({label: (models[label], s.epochs, s.precond_lambda_max)
+present.chart(right, lp.sharpness_figure({label: (models[label], s.epochs, s.precond_lambda_max)
                                         for label, (s, _) in series.items()
                                         if np.all(np.isfinite(s.precond_lambda_max))},
                                        adam, f"38/η = {adam:g}", "λ_max(P⁻¹H): Adam's preconditioned sharpness",
@@ -162,14 +162,14 @@ st.caption("Full-batch GD is stable on a quadratic while λ_max < 2/η; these ru
 st.subheader("3. The Hessian block by block: W_K, W_Q, W_V, W_h")
 columns = st.columns(len(runs))
 for column, (label, run) in zip(columns, runs.items()):
-    column.plotly_chart(lp.block_series_figure(series[label][0], label, epoch), key=f"blocks-{label}")
+    present.chart(column, lp.block_series_figure(series[label][0], label, epoch), key=f"blocks-{label}")
 columns = st.columns(len(runs))
 summary = []
 for column, (label, run) in zip(columns, runs.items()):
     idx = int(np.clip(np.searchsorted(run.weight_epochs, epoch), 0, len(run.weight_epochs) - 1))
     at = int(run.weight_epochs[idx])
     blocks = blocks_at(run.config.to_json(), run.thetas[idx], at)
-    column.plotly_chart(lp.block_spectrum_figure(blocks, f"{label}: block eigenvalues at epoch {at}"),
+    present.chart(column, lp.block_spectrum_figure(blocks, f"{label}: block eigenvalues at epoch {at}"),
                         key=f"block-spectrum-{label}")
     top = blocks.largest()
     summary.append(f"{label}: {top} (λ_max {blocks.eigenvalues[top][-1]:.3g}; coupling "

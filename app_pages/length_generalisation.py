@@ -59,7 +59,8 @@ def shift_epoch_shown(single: RunData) -> int | None:
 
 
 def table1_view(comparison: pd.DataFrame):
-    """Table 1 for the screen: short headers, percentages, and empty cells left empty (not "None")."""
+    """Table 1 for the screen: short headers, percentages, and a dash in empty cells. The cells are
+    strings: the browser's grid shows a missing value as "None" whatever a Styler's na_rep says."""
     labels = {"data": "data", "length": "L", "share_simple": "simple share", "paper_share_simple": "paper",
               "single_acc_simple": "Single", "paper_single_acc_simple": "paper Single",
               "looped_acc_simple": "Looped", "paper_looped_acc_simple": "paper Looped",
@@ -67,7 +68,10 @@ def table1_view(comparison: pd.DataFrame):
               "last_step": "last step", "chance": "chance"}
     shown = comparison.rename(columns=labels)
     percent = [labels[c] for c in comparison.columns if c not in ("data", "length", "last_step", "threshold")]
-    return shown.style.format("{:.1%}", subset=percent, na_rep="").format("{:.2f}", subset=["threshold (nats)"])
+    for column in percent:
+        shown[column] = [f"{v:.1%}" if pd.notna(v) else "—" for v in shown[column]]
+    shown["threshold (nats)"] = [f"{v:.2f}" for v in shown["threshold (nats)"]]
+    return shown
 
 
 def body() -> None:
@@ -119,7 +123,7 @@ def body() -> None:
     st.subheader("Table 1: accuracy on relatively simple sequences, ours beside the paper's")
     comparison = lengthgen.comparison_table(table)
     st.dataframe(table1_view(comparison), hide_index=True, key="len-table")
-    st.caption("Empty cells: no simple sequence at that length (the paper's N/A) or no paper value. The paper's "
+    st.caption("—: no simple sequence at that length (the paper's N/A) or no paper value. The paper's "
                "last row says L = 18, its text says 17. Per-model totals and 95 % Clopper–Pearson intervals of every "
                "accuracy are in the full table below.")
     t3, cyclic = (table, other) if last_step == "T3" else (other, table)

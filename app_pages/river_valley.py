@@ -84,6 +84,19 @@ st.markdown(
     "pushing (1/λ_i in Theorem 1's 𝒞)."
 )
 
+# Bad URL values are named here, on the page (not in the sidebar or a closed expander):
+# Streamlit drops a value its widget refuses without a word. (key, accepts, default shown)
+URL_KNOBS = [("eta", lambda v: 0.05 <= float(v) <= 2.2, "1.8"), ("steps", lambda v: 10 <= float(v) <= 2000, "1000"),
+             ("coupling", lambda v: float(v) in COUPLINGS, "0.002"),
+             ("offset", lambda v: 0.0 <= float(v) <= 3.0, "1"),
+             ("momentum", lambda v: 0.0 <= float(v) <= MOMENTUM_MAX, "0"), ("noise", lambda v: float(v) in NOISES, "0"),
+             ("d_r", lambda v: 1 <= float(v) <= 50, "5"), ("d_v", lambda v: 2 <= float(v) <= MAX_DIM - 1, "20"),
+             ("kappa_u", lambda v: 1.0 <= float(v) <= 3.0, "1.2"), ("kappa_v", lambda v: float(v) in KAPPAS_V, "100"),
+             ("tau", lambda v: 0.05 <= float(v) <= 1.0, "0.5"), ("drive", lambda v: float(v) in DRIVES, "1e-05"),
+             ("stiffening", lambda v: 0.0 <= float(v) <= 2.0, "0.5")]
+for knob, accepts, default in URL_KNOBS:
+    warn_refused_query(knob, accepts, f"is outside this knob's values; using {default}")
+
 # Presenter mode hides the sidebar; the knobs then sit in an expander on the page, so a
 # lecturer can still move η or κ in front of the room.
 with st.expander("valley knobs", expanded=False) if present.enabled() else st.sidebar:
@@ -106,12 +119,9 @@ with st.expander("valley knobs", expanded=False) if present.enabled() else st.si
                                 help="Negative flips the push: the valley then drives the river "
                                      "upstream.")
     offset = st.slider("initial valley offset ‖θ_V,0‖", 0.0, 3.0, 1.0, 0.1, key="offset", **URL)
-    # Bad URL values are named here: Streamlit drops a value its widget refuses without a word.
-    warn_refused_query("momentum", lambda v: 0.0 <= float(v) <= MOMENTUM_MAX, "is outside this knob's values; using 0")
     momentum = st.slider("momentum μ (heavy ball)", 0.0, MOMENTUM_MAX, 0.0, 0.05, key="momentum", **URL,
                          help="torch's SGD momentum: u ← μu + g, θ ← θ − ηu. Setting 1 only; the "
                               "stability threshold moves from ηλ < 2 to ηλ < 2(1 + μ).")
-    warn_refused_query("noise", lambda v: float(v) in NOISES, "is outside this knob's values; using 0")
     noise = st.select_slider("gradient noise σ", NOISES, value=0.0, key="noise", **URL,
                              help="g = ∇L + σξ, ξ ~ N(0, I) seeded: SGD's noise in Setting 1.")
     with st.expander("More knobs"):
@@ -205,8 +215,11 @@ if variant_on:
     for k, s in sides.items():
         traj = run_variant(s.problem, eta, steps, momentum, noise, feedback)
         variants[k] = (q.river_progress(traj.theta_r, s.problem.h_r), q.valley_direction(s.problem, traj, direction)[2])
-x_range = vp.finite_range(*progress.values(), *(v[0] for v in variants.values()))
-y_range = vp.finite_range(*(p[2] for p in paths.values()), *(v[1] for v in variants.values()))
+# Shared axes over the sides that do not diverge: a diverging side's 1e300 would shrink the
+# other's path to a dot. The diverging path then leaves the frame, which is what it does.
+framed = [k for k, s in sides.items() if not s.diverged] or list(sides)
+x_range = vp.finite_range(*(progress[k] for k in framed), *(variants[k][0] for k in framed if k in variants))
+y_range = vp.finite_range(*(paths[k][2] for k in framed), *(variants[k][1] for k in framed if k in variants))
 grid_x = np.linspace(*x_range, 60)
 grid_y = np.linspace(*y_range, 60)
 colors = {"U": vp.U_COLOR, "V": vp.V_COLOR}

@@ -96,12 +96,16 @@ def timing_panel(looped: RunData, shifted: RunData) -> None:
     # The bundled sweep timed the default configuration only.
     timing = verdicts.speedup_shown(SWEEP if config == RunConfig() else None, int(shift_epoch),
                                     jobs.all_trained_here(runs_config), t_looped, t_shift)
-    a, b, c, d = st.columns(4)
+    # Two rows of two: four in a row truncated labels and values ("-1.4 …") in an 800 px window.
+    a, b = st.columns(2)
     a.metric("pure Looped-Attn training", f"{t_looped:.2f} s")
     b.metric("SHIFT training (Stage I + II)", f"{t_shift:.2f} s")
+    c, d = st.columns(2)
     c.metric("speed-up", timing[0], help=timing[1])
     d.metric("SHIFT − Looped final accuracy (all / high)",
-             f"{last_s['acc_all'] - last_l['acc_all']:+.1%} / {last_s['acc_high'] - last_l['acc_high']:+.1%}")
+             f"{100 * (last_s['acc_all'] - last_l['acc_all']):+.1f} / "
+             f"{100 * (last_s['acc_high'] - last_l['acc_high']):+.1f} pp",
+             help="Differences of two accuracies, in percentage points (pp): all-IC / high-IC training accuracy.")
     S = int(shifted.config.shift_epoch)
     at = min(int(np.searchsorted(single.weight_epochs, S)), len(single.thetas) - 1)
     jump = switch_jump_at(config.to_json(), S, single.thetas[at])
@@ -152,7 +156,8 @@ if SWEEP is not None:
     st.caption(f"Bundled `python -m loopviz sweep-shift` at the default configuration ({int(sweep['epoch'].max())} "
                f"epochs): pure Looped-Attn {sweep['looped_seconds'].iloc[0]:.2f} s (median of its repeats); best "
                f"speed-up ×{best['speedup']:.2f} at epoch {int(best['shift_epoch'])}, final accuracy gap "
-               f"{best['gap_acc_all']:+.1%} (all-IC) / {best['gap_acc_high']:+.1%} (high-IC). "
+               f"{100 * best['gap_acc_all']:+.1f} points (all-IC) / "
+               f"{100 * best['gap_acc_high']:+.1f} points (high-IC). "
                f"{verdicts.shift_sweep_sentence(sweep, noise=TIMING_NOISE)} "
                "The paper reports ×1.26 for a shift between epochs 100 and "
                "150, without compromising final performance.")

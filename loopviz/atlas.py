@@ -243,3 +243,14 @@ def config_label(row: pd.Series, axes: list[str]) -> str:
     """'d=8, lr=0.003' for the given axes of one row."""
     return ", ".join(f"{a}={row[a]:g}" if isinstance(row[a], (int, float, np.number)) and not isinstance(row[a], bool)
                      else f"{a}={row[a]}" for a in axes)
+
+
+def seeds_view(rows: pd.DataFrame, split: str) -> pd.DataFrame:
+    """One cell's seeds for the screen: final high-IC accuracies, Bayes, the epoch each model
+    first reaches the +5-point level ("never" where it does not: the browser's grid would draw
+    a missing value as "None"), the loss gap and the configuration."""
+    shown = rows[["seed", f"single_{split}_high", f"looped_{split}_high", f"bayes_{split}_high",
+                  f"single_reach5_{split}_high", f"looped_reach5_{split}_high", "gap_loss", "config"]].copy()
+    for reach in (f"single_reach5_{split}_high", f"looped_reach5_{split}_high"):
+        shown[reach] = [str(int(v)) if pd.notna(v) else "never" for v in shown[reach]]
+    return shown

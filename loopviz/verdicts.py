@@ -209,10 +209,16 @@ def shift_sentence(shift_epoch: int, speedup: float, gap_all: float, gap_high: f
     else:
         parts.append(f"so here it is not 'the same accuracy' (more than ±{100 * min_gap:.0f} points off)")
     text = "; ".join(parts) + "."
-    if jump is not None:
+    if shift_epoch == 0:
+        # No Stage I: both models start from the same initial weights, whose loss is ln 3.
+        text += " At epoch 0 there is no Stage I: SHIFT is pure Looped-Attn, so only timing noise tells them apart."
+    elif jump is not None:
         worse = jump["looped_loss"] > jump["chance_loss"]
-        text += (f" At the switch the same weights cost {jump['single_loss']:.3f} nats as Single-Attn and "
-                 f"{jump['looped_loss']:.3f} as Looped-Attn ({'above' if worse else 'below'} ln 3 = "
+
+        def nats(x: float) -> str:  # a diverged loss (3e+11) is no "310345109972.637"
+            return f"{x:.3f}" if abs(x) < 1000 else f"{x:.3g}"
+        text += (f" At the switch the same weights cost {nats(jump['single_loss'])} nats as Single-Attn and "
+                 f"{nats(jump['looped_loss'])} as Looped-Attn ({'above' if worse else 'below'} ln 3 = "
                  f"{jump['chance_loss']:.3f}, a uniform guess); the gradient norm jumps "
                  f"{jump['single_grad_norm']:.3g} → {jump['looped_grad_norm']:.3g}"
                  + (": Stage II restarts from worse than chance rather than continuing." if worse else "."))

@@ -227,3 +227,18 @@ def test_a_weak_effect_everywhere_is_reported_pooled_not_located():
     assert overall["p_value"] < 0.01 and overall["wins"] == 72
     lines = atlas.where_it_holds(cells, "d", "lr", "higher_acc", overall)
     assert "pooled over the whole atlas Looped-Attn is ahead more often" in lines[-1]
+
+
+def test_the_seeds_view_says_never_for_a_level_not_reached():
+    """QA: the clicked cell's table drew "None" where a model never reached the +5-point level."""
+    from pathlib import Path
+
+    from loopviz.sweeps import read_rows
+    table = read_rows(Path(__file__).resolve().parent.parent / "assets" / "atlas.csv")
+    rows = table.assign(config="this cell")
+    view = atlas.seeds_view(rows, "acc")
+    reach = view["single_reach5_acc_high"]
+    missing = rows["single_reach5_acc_high"].isna()
+    assert missing.any() and (reach[missing] == "never").all()
+    assert (reach[~missing] == rows.loc[~missing, "single_reach5_acc_high"].astype(int).astype(str)).all()
+    assert not view.isna().to_numpy().any()

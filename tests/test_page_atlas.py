@@ -24,6 +24,11 @@ def test_the_map_and_its_statements_come_from_the_bundled_atlas():
     assert f"Over all {len(TABLE)} runs of the atlas, Looped-Attn is higher" in text
     assert f"in {overall['wins']} ({overall['share_win'] * 100:.0f} %, 95 % CI" in text
     assert "Click a cell" in at.info[0].value
+    # QA: the same seed count everywhere reads "× 10 seeds", not "× 10–10 seeds".
+    import re
+    caption = next(c.value for c in at.caption if "configurations ×" in c.value)
+    assert re.search(r"configurations × \d+(–\d+)? seeds", caption), caption
+    assert not re.search(r"× (\d+)–\1 seeds", caption), caption
 
 
 def test_the_axes_can_be_swapped():

@@ -24,6 +24,9 @@ def test_app_opens_on_the_home_page_with_the_bundled_run():
     assert "why looped transformers" in at.title[0].value
     labels = [m.label for m in at.metric]
     assert "Looped-Attn high-IC train accuracy" in labels
+    # QA: differences of two accuracies are percentage points, not "-0.7%" (read as a relative change).
+    gap = next(m for m in at.metric if m.label == "Looped − Single high-IC validation")
+    assert gap.value.endswith(" pp") and "%" not in gap.value, gap.value
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     accuracy = next(c for c in charts if c["layout"]["title"]["text"] == "Accuracy on high-information samples")
     names = {trace["name"] for trace in accuracy["data"]}
@@ -72,3 +75,45 @@ def test_lecture_links_open_their_page_in_their_state():
             widget = next(w for w in [*page.slider, *page.radio] if w.key == key)
             assert np.isclose(float(widget.value), float(value)) if key != "direction" else widget.value == value, link
         assert not [b for b in page.button if b.key in ("train", "cancel")]  # presenter mode: no Train / Cancel
+
+
+def test_presenter_mode_moves_the_shared_legend_below_the_axis_title():
+    """QA: at projector font sizes the legend (0.25 of the plot height below it) sat on the
+    x-axis title ("epoch" over the legend) on every page; in presenter mode it is pinned to the
+    figure's bottom edge in pixels, in a taller margin."""
+    at = app_test("app_pages/shift.py")
+    at.query_params["present"] = "1"
+    at.run()
+    assert not at.exception
+    charts = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")]
+    accuracy = next(c for c in charts if c["title"]["text"].startswith("Accuracy on"))
+    assert accuracy["legend"]["yref"] == "container" and accuracy["legend"]["y"] == 0
+    assert accuracy["margin"]["b"] >= 40 + 80 and accuracy["font"]["size"] >= 17
+    # Outside presenter mode nothing moves.
+    plain = app_test("app_pages/shift.py").run()
+    layouts = [json.loads(c.proto.spec)["layout"] for c in plain.get("plotly_chart")]
+    assert all(c.get("legend", {}).get("yref") != "container" for c in layouts)
+
+
+def test_presenter_mode_enlarges_captions_too():
+    """QA: on a projector the grey captions (the numbers behind each chart) stayed at 14 px."""
+    at = app_test("app.py")
+    at.query_params["present"] = "1"
+    at.run()
+    assert not at.exception
+    css = " ".join(h.proto.body for h in at.get("html"))
+    assert "stCaptionContainer" in css and "stSidebar" in css
+    # QA: metric values stayed at the (smaller) paragraph size and labels were cut with "…":
+    # the value's inner markdown paragraph took the 1.3rem paragraph rule.
+    assert '[data-testid="stMetricValue"] * { font-size: 2.6rem !important; }' in css
+    assert "stMetricLabel" in css and "white-space: normal" in css
+
+
+def test_every_chart_goes_through_presenter_mode():
+    """QA: the Landscape and atlas pages drew with st.plotly_chart directly, so in presenter mode
+    their charts kept 11 px text and the x-axis title sat on the legend. algo.py is left to its
+    owner (listed in the QA report)."""
+    import pathlib
+    pages = pathlib.Path(__file__).resolve().parent.parent / "app_pages"
+    direct = [p.name for p in sorted(pages.glob("*.py")) if ".plotly_chart(" in p.read_text() and p.name != "algo.py"]
+    assert not direct, direct

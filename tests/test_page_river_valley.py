@@ -175,11 +175,38 @@ def test_noise_sentence_is_the_closed_form_variance():
     assert "0.01 along λ = 1" in text
 
 
-@pytest.mark.parametrize("param, raw", [("momentum", "1.5"), ("momentum", "fast"), ("noise", "0.5")])
-def test_a_bad_momentum_or_noise_in_the_url_is_named(param, raw):
+@pytest.mark.parametrize("param, raw", [("momentum", "1.5"), ("momentum", "fast"), ("noise", "0.5"),
+                                        # QA: these were dropped without a word
+                                        ("eta", "abc"), ("eta", "5"), ("steps", "-3"), ("coupling", "0.7"),
+                                        ("kappa_v", "7"), ("d_r", "x")])
+def test_a_bad_knob_value_in_the_url_is_named(param, raw):
     at = AppTest.from_file(PAGE, default_timeout=30)
     at.query_params[param] = raw
     at.run()
     assert not at.exception
     assert any(f"{param}={raw!r}" in w.value for w in at.warning)
     assert len(at.get("plotly_chart")) == N_CHARTS
+
+
+def test_good_knob_values_in_the_url_raise_no_warning():
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params.update({"eta": "2.2", "steps": "500", "coupling": "-0.003", "kappa_v": "1000", "drive": "0.0001",
+                            "momentum": "0.5", "noise": "0.01", "tau": "0.3"})
+    at.run()
+    assert not at.exception
+    assert not [w.value for w in at.warning if "query parameter" in w.value]
+    assert at.slider(key="eta").value == 2.2 and at.slider(key="steps").value == 500
+
+
+def test_a_diverging_side_does_not_shrink_the_other_sides_path_to_a_dot():
+    """QA: with the Looped side a custom spectrum 5, 4 at η = 1.8 (ηλ = 9: diverges), the shared
+    path axes spanned ±1e304 and the U path was a dot. The frame now fits the sides that do not
+    diverge; the diverging path leaves it."""
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params.update({"looped_side": CUSTOM, "custom": "5,4"})
+    at.run()
+    assert not at.exception
+    assert "V diverges" in verdict(at)
+    paths = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")][:2]
+    for layout in paths:
+        assert max(abs(v) for v in layout["yaxis"]["range"] + layout["xaxis"]["range"]) < 10, layout["yaxis"]["range"]

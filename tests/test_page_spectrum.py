@@ -60,6 +60,17 @@ def test_bad_query_parameters_fall_back_to_defaults_with_a_note():
     assert number_input(at, "embedding width").value == RunConfig().d
 
 
+def test_an_invalid_sidebar_configuration_is_said_on_the_page_not_only_in_the_sidebar():
+    """QA: optimizer sgd with full batch is refused; the sidebar said so under its knobs, while the
+    page drew the default (adam) run's charts and verdicts below a sidebar that reads "sgd"."""
+    at = app_test(PAGE)
+    at.query_params.update({"optimizer": "sgd", "momentum": "0.9"})
+    at.run()
+    assert not at.exception
+    assert any("invalid configuration" in e.value for e in at.sidebar.error)
+    assert any("shows the default configuration" in w.value for w in at.main.warning)
+
+
 def test_two_sessions_asking_for_one_config_share_one_job():
     first, second = page(), page()
     for at in (first, second):

@@ -64,3 +64,76 @@ def test_bayes_ceilings_are_named_in_the_legend_not_over_the_curves():
     names = [t.name for t in fig.data]
     assert "Bayes high 0.55" in names and "Bayes all 0.66" in names and not any("low 0.90" in n for n in names)
     assert not fig.layout.annotations
+
+
+def test_shift_sweep_labels_do_not_collide_and_gaps_are_points():
+    """QA: the band's "paper's SCP range" label ran into "SCP 232" (both at the top, 80 px apart);
+    the accuracy gap read "−6%" for 6.8 percentage points."""
+    import pandas as pd
+
+    from loopviz.plots import shift as shift_plots
+    sweep = pd.read_csv(RunStore().bundled[RunConfig(model="single").key()].parent.parent / "sweep_shift.csv")
+    fig = shift_plots.sweep_shift_figure(sweep, 232, 232)
+    texts = [a.text for a in fig.layout.annotations]
+    assert not any("paper's SCP range" in t for t in texts)
+    assert any(t.name and "paper's SCP range" in t.name for t in fig.data)
+    at_top = [a.text for a in fig.layout.annotations if "top" in (a.yanchor or "") or a.y == 1]
+    assert len(at_top) <= 1, at_top
+    gaps = next(t for t in fig.data if t.name == "final accuracy − pure Looped")
+    assert np.allclose(gaps.y, 100 * sweep["gap_acc_all"])
+    assert "%" not in (fig.layout.yaxis2.tickformat or "") and "points" in fig.layout.yaxis2.title.text
+    assert fig.layout.yaxis2.dtick == 5  # round steps, not −19, −13, −6
+
+
+def test_path_animation_slider_starts_after_its_buttons_at_any_width():
+    """QA: the slider began at 0.22 of the plot's width; in presenter mode at 1280 px (a ~410 px
+    panel) the ▶/❚❚ buttons (~105 px) covered its start and its "step k = 0" label. The offset
+    is now in pixels, so no width can make them meet."""
+    k = np.arange(30.0)
+    grid = np.linspace(0, 1, 5)
+    fig = valley.path_figure(k / 30, (-0.5) ** k, grid, np.zeros((3, 5)), np.ones((3, 5)), title="t", color="#000",
+                             x_range=[0, 1], y_range=[-1, 1])
+    slider, buttons = fig.layout.sliders[0], fig.layout.updatemenus[0]
+    assert slider.x == buttons.x == 0 and slider.len == 1
+    labels = sum(len(b.label) for b in buttons.buttons) + 2  # characters at 12 px ≈ 7 px each, 2 buttons' padding
+    assert slider.pad.l >= 7 * labels + 2 * 20
+
+
+def test_log_axes_spanning_few_decades_name_every_tick_in_full():
+    """QA: Plotly labels the 2× and 5× ticks of a log axis over 2–3 decades by their digit only,
+    so Adam's sharpness axis read "5, 2, 10k, 5, 2, 1000" and the V valley's "1, 5, 2, 0.1"; a
+    tick format alone labels all nine ticks a decade, which piled up ("0.9 0.8 0.7 0.6")."""
+    from loopviz.plots import landscape
+    from loopviz.plots.style import log_ticks
+    fig = landscape.sharpness_figure({"Looped-Attn": ("looped", np.arange(3), np.array([60.0, 5e3, 5e4]))},
+                                     38000.0, "38/η", "t", "λ")
+    assert list(fig.layout.yaxis.tickvals) == [100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000]
+    assert list(fig.layout.yaxis.ticktext)[-1] == "50,000"
+    spectrum = valley.valley_spectrum_figure(np.geomspace(1.0, 0.01, 20), tau=0.5, eta=1.8, title="V")
+    assert list(spectrum.layout.yaxis.ticktext) == ["0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1"]
+    # Over more decades, one tick a decade; under one decade, Plotly's own (full) labels.
+    assert log_ticks(-8, 0)["tickvals"] == [10.0 ** e for e in range(-8, 1)]
+    assert log_ticks(np.log10(0.4), np.log10(1.4)) == {}
+    diverging = valley.valley_spectrum_figure(np.array([5.0, 4.0]), tau=0.5, eta=1.8, title="V")
+    assert len(diverging.layout.yaxis.tickvals) <= 4  # 0.5, 1, 2, 5: not every tenth
+
+
+def test_eigenspectrum_negatives_stand_on_their_own_bins_positives():
+    """QA: with barmode="stack" on a log axis Plotly stacked the bars of different tiny-|λ| bins
+    on one another (a bar at 1.5e-7 floated at 15–16 above the 1e-8 bin's 15)."""
+    run = bundled("single")
+    fig = training.eigenspectrum_figure(run, 0, eps=1e-3, tau=0.5)
+    pos = next(t for t in fig.data if t.name == "λ > 0")
+    neg = next(t for t in fig.data if t.name.startswith("λ ≤ 0"))
+    assert fig.layout.barmode != "stack"
+    assert np.array_equal(np.asarray(neg.base), np.asarray(pos.y))
+    counts = np.asarray(pos.y) + np.asarray(neg.y)
+    assert counts.sum() == run.eigenvalues.shape[1]
+
+
+def test_algo_curvature_axis_names_its_ticks_in_full():
+    """QA: the Algorithmic tasks page's eigenvalue axis (0.1 … 300) read "5 2 100 5 2 10 5 2 1"."""
+    from loopviz.plots import algo
+    top = np.array([[300.0, 20.0], [5.0, 0.1]])
+    fig = algo.curvature_figure({"single": (np.array([0, 1000]), top)}, None)
+    assert list(fig.layout.yaxis.ticktext) == ["0.1", "1", "10", "100"]

@@ -95,6 +95,12 @@ def test_shift_sentence_follows_the_numbers():
     assert "as the paper claims" in verdicts.shift_sentence(120, 1.26, 0.0, 0.01, None)
     assert "not faster" in verdicts.shift_sentence(0, 0.97, 0.0, 0.0, dict(jump, looped_loss=0.9))
     assert "no measured speed-up" in verdicts.shift_sentence(5, float("nan"), 0.0, 0.0, None)
+    # QA: at epoch 0 there is no Stage I, so no "restarts from worse than chance" (1.100 vs ln 3 = 1.099)
+    at_zero = verdicts.shift_sentence(0, 1.01, 0.0, 0.0, dict(jump, single_loss=1.1, looped_loss=1.1))
+    assert "no Stage I" in at_zero and "worse than chance" not in at_zero
+    # QA: a diverged Looped loss reads 3.1e+11, not 310345109972.637
+    late = verdicts.shift_sentence(1500, float("nan"), 0.002, 0.005, dict(jump, looped_loss=310345109972.637))
+    assert "3.1e+11 as Looped-Attn" in late and "310345109972" not in late
 
 
 def test_shift_sweep_sentence_names_the_epochs_that_are_faster_and_as_accurate():

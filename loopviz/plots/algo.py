@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .style import MODEL_COLOURS
+from .style import MODEL_COLOURS, log_ticks
 from .style import MODEL_LABELS as LABELS  # the Algorithmic tasks page reads plots.LABELS
 from .style import layout as _layout
 
@@ -68,7 +68,9 @@ def curvature_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], shift_ste
                             line=dict(color=MODEL_COLOURS[model], width=2.5 if i == 0 else 1))
     if shift_step is not None:
         fig.add_vline(x=shift_step, line=dict(color=MODEL_COLOURS["shift"], dash="dot"))
-    fig.update_yaxes(type="log")
+    shown = np.concatenate([np.ravel(top) for _, top in curves.values()] + [np.empty(0)])
+    shown = shown[np.isfinite(shown) & (shown > 0)]
+    fig.update_yaxes(type="log", **(log_ticks(np.log10(shown.min()), np.log10(shown.max())) if shown.size else {}))
     return _layout(fig, "Top Hessian eigenvalues of the training loss", "step", "eigenvalue")
 
 

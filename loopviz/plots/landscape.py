@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..landscape import BLOCKS, BlockSpectra, CurvatureSeries
-from .style import MODEL_COLOURS
+from .style import MODEL_COLOURS, log_ticks
 from .style import layout as _layout
 
 BLOCK_COLOURS = {"W_K": "#e76f51", "W_Q": "#f4a261", "W_V": "#2a9d8f", "W_h": "#264653"}
@@ -57,7 +57,9 @@ def sharpness_figure(curves: dict[str, tuple[str, np.ndarray, np.ndarray]], thre
                     line=dict(color="#111", dash="dash"))
     if epoch is not None:
         fig.add_vline(x=epoch, line=dict(color="#777", dash="dot"))
-    fig.update_yaxes(type="log")
+    shown = np.concatenate([np.asarray(c[2], float) for c in curves.values()] + [[threshold]])
+    shown = shown[np.isfinite(shown) & (shown > 0)]
+    fig.update_yaxes(type="log", **(log_ticks(np.log10(shown.min()), np.log10(shown.max())) if shown.size else {}))
     return _layout(fig, title, "epoch", y_title, height=380)
 
 

@@ -112,13 +112,16 @@ def eigenspectrum_figure(run: RunData, epoch: int, eps: float, tau: float) -> go
     index = max(int(np.searchsorted(epochs, epoch, side="right")) - 1, 0)
     pos, neg = _spectrum_bars(run.eigenvalues[index], edges)
     fig = go.Figure([go.Bar(x=centres, y=pos, width=widths, name="λ > 0", marker_color="#264653"),
-                     go.Bar(x=centres, y=neg, width=widths, name="λ ≤ 0 (|λ| shown)", marker_color="#e76f51")])
+                     go.Bar(x=centres, y=neg, base=pos, width=widths, name="λ ≤ 0 (|λ| shown)",
+                            marker_color="#e76f51")])
     fig.add_vline(x=eps, line=dict(dash="dash", color="#2a9d8f"))
     fig.add_vline(x=tau, line=dict(dash="dot", color="#7b2cbf"))
     log_axis_label(fig, "x", eps, f"river ε = {eps:g}", y=1, yanchor="bottom", xanchor="right",
                    font=dict(color="#2a9d8f"))
     log_axis_label(fig, "x", tau, f"τ = {tau:g}", y=1, yanchor="bottom", xanchor="left", font=dict(color="#7b2cbf"))
-    fig.update_layout(barmode="stack", xaxis_type="log")
+    # Stacked by hand (base=pos), not barmode="stack": on a log axis Plotly groups bars to stack
+    # by their linear x, so all the tiny-|λ| bins (1e-8, 1.5e-7, …) stacked into one floating pile.
+    fig.update_layout(barmode="overlay", xaxis_type="log")
     _layout(fig, f"{run.config.model} eigenspectrum at epoch {int(epochs[index])} (P = {run.eigenvalues.shape[1]})",
             "|λ| (log)", "eigenvalues in bin", height=400)
     fig.update_layout(margin=dict(t=80), hovermode="closest")

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .style import MARGIN as _MARGIN
-from .style import MODEL_COLOURS
+from .style import MODEL_COLOURS, log_ticks
 from .style import layout as _layout
 
 U_COLOR, V_COLOR = "#1f77b4", "#d62728"
@@ -32,6 +32,7 @@ _LATER_FRAMES = 16
 _TAIL = 20
 # Level-set shades, valley floor first.
 _SHADES = 3
+PLAY_BUTTONS_PX = 125  # "▶ play" and "❚❚" at 12 px with their padding are ~105 px wide
 _SHADE_COLORS = ("rgb(8,48,107)", "rgb(66,146,198)", "rgb(198,219,239)")
 
 
@@ -144,7 +145,11 @@ def path_figure(river: np.ndarray, valley: np.ndarray, level_river: np.ndarray,
                           direction="left", showactive=False, font=dict(size=12),
                           buttons=[dict(label="▶ play", method="animate", args=[None, play]),
                                    dict(label="❚❚", method="animate", args=[[None], still])])],
-        sliders=[dict(x=0.22, len=0.78, y=-0.24, yanchor="top", active=0, font=dict(size=11),
+        # The slider starts where the buttons end, in pixels (pad.l), not at a fraction of the
+        # width: at 0.22 of a narrow panel (presenter mode at 1280 px) the buttons hid its start
+        # and its "step k =" label.
+        sliders=[dict(x=0.0, len=1.0, pad=dict(l=PLAY_BUTTONS_PX, t=20), y=-0.24, yanchor="top", active=0,
+                      font=dict(size=11),
                       currentvalue=dict(prefix="step k = ", font=dict(size=12)),
                       steps=[dict(label=str(k), method="animate", args=[[str(k)], still])
                              for k in frames_at])],
@@ -278,7 +283,8 @@ def valley_spectrum_figure(eigenvalues: np.ndarray, *, tau: float, eta: float, t
                       margin=dict(_MARGIN, r=140, b=70), bargap=0.15, showlegend=True,
                       legend=dict(orientation="h", y=-0.3, x=0), barmode="overlay", modebar=dict(orientation="v"),
                       xaxis=dict(title="i (largest first)"),
-                      yaxis=dict(title="λ_i", type="log", range=[lo, hi]))
+                      # every tick in full, not "1, 5, 2, 0.1, 5, 2" (Plotly's digit-only 2× and 5× labels)
+                      yaxis=dict(title="λ_i", type="log", range=[lo, hi], **log_ticks(lo, hi)))
     return fig
 
 

@@ -133,6 +133,9 @@ def sidebar_config(default: RunConfig, shared: bool = True) -> RunConfig:
         return default.replace(**chosen)
     except ConfigError as exc:
         side.error(f"invalid configuration: {exc}")
+        # On the page too: the charts below are the default run's, not the sidebar's (and
+        # presenter mode hides the sidebar).
+        st.warning(f"The sidebar's configuration is invalid ({exc}); the page shows the default configuration.")
         return default
 
 
