@@ -162,20 +162,20 @@ if "looped" in pooled and "single" in pooled:
 # ---------------------------------------------------------------- curves
 records = {m: r.records for m, r in runs.items()}
 left, right = st.columns(2)
-left.plotly_chart(plots.accuracy_figure(records, "train_acc", "Training accuracy (T as trained)", shift_step),
-                  key="algo-train")
-right.plotly_chart(plots.accuracy_figure(records, "val_acc", "Validation accuracy (fresh samples, trained lengths)",
-                                         shift_step), key="algo-val")
+present.chart(left, plots.accuracy_figure(records, "train_acc", "Training accuracy (T as trained)", shift_step),
+              key="algo-train")
+present.chart(right, plots.accuracy_figure(records, "val_acc", "Validation accuracy (fresh samples, trained lengths)",
+                                           shift_step), key="algo-val")
 
 rule = st.radio("Looped inference", ("adaptive (most confident loop)", "T = n (the training rule)"), horizontal=True,
                 key="algo_rule")
 column = "acc" if rule.startswith("adaptive") else "oracle_acc"
 tables = {m: summary.length_table(r) for m, r in runs.items()}
 left, right = st.columns(2)
-left.plotly_chart(plots.length_figure(tables, column, (config.train_min_len, config.train_max_len),
-                                      f"Accuracy against test length, final weights ({rule.split(' (')[0]})"),
-                  key="algo-length")
-right.plotly_chart(plots.loops_figure({m: t for m, t in tables.items() if m != "single"}), key="algo-loops")
+present.chart(left, plots.length_figure(tables, column, (config.train_min_len, config.train_max_len),
+                                        f"Accuracy against test length, final weights ({rule.split(' (')[0]})"),
+              key="algo-length")
+present.chart(right, plots.loops_figure({m: t for m, t in tables.items() if m != "single"}), key="algo-loops")
 with st.expander("Numbers per length"):
     st.dataframe(pd.concat({plots.LABELS[m]: t.set_index("length") for m, t in tables.items()}, axis=1),
                  width="stretch")
@@ -189,9 +189,10 @@ if "shift" in runs and "looped" in runs:
     c.metric("speed-up", f"×{saving['speedup']:.2f}")
     shift_pool, looped_pool = pooled["shift"], pooled["looped"]
     d.metric("final training accuracy, SHIFT − Looped",
-             f"{saving['shift_train_acc'] - saving['looped_train_acc']:+.1%}",
-             help=f"Beyond the training lengths: SHIFT − Looped {shift_pool[0] - looped_pool[0]:+.1%}.")
-    st.plotly_chart(plots.timing_figure(saving), key="algo-time")
+             f"{100 * (saving['shift_train_acc'] - saving['looped_train_acc']):+.1f} pp",
+             help="Percentage points. Beyond the training lengths: SHIFT − Looped "
+                  f"{100 * (shift_pool[0] - looped_pool[0]):+.1f} pp.")
+    present.chart(st, plots.timing_figure(saving), key="algo-time")
     st.caption("Training time is the CPU time of the training thread (synchronised wall-clock on a GPU), evaluation "
                "excluded; the two runs were timed one after the other on a shared machine, so the ratio carries "
                "their timing noise. SHIFT's Stage I is the Single run's first steps exactly (same seeds and batches; "
@@ -200,7 +201,7 @@ if "shift" in runs and "looped" in runs:
 curves = {m: (r.curvature_steps, r.curvature_top) for m, r in runs.items() if len(r.curvature_steps)}
 if curves:
     st.subheader("Curvature at the checkpoints")
-    st.plotly_chart(plots.curvature_figure(curves, shift_step), key="algo-curv")
+    present.chart(st, plots.curvature_figure(curves, shift_step), key="algo-curv")
     st.caption("The largest Hessian eigenvalues of each model's own training loss (T = 1 or T = n) on a fixed batch, "
                "by Lanczos on Hessian-vector products (float64). A steeper valley for Looped-Attn (larger top "
                "eigenvalues) is what the River-V-Valley conjecture predicts; the top few eigenvalues alone cannot "

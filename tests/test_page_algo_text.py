@@ -84,3 +84,14 @@ def test_on_the_bundled_copy_single_run_the_window_reading_is_fooled_by_a_spike(
     best = scp(val, grad, 0.01, 3, 2, plateau="best")[0]
     assert (steps[window], steps[best]) == (1000, 2800)
     assert val[window] > val[window - 1] and round(val[window] - val.min(), 2) == 0.17
+
+
+def test_the_accuracy_difference_is_in_percentage_points(monkeypatch, tmp_path):
+    """QA: '+0.0%' / '-8.7%' read as a relative change; the difference of two accuracies is points."""
+    monkeypatch.setenv("LOOPVIZ_ALGO_RUNS", str(tmp_path))
+    at = app_test(PAGE).run()
+    at.selectbox(key="algo_group").set_value("bundled: parity").run()
+    runs = {m: rundir.read_run(BUNDLED / "parity" / m) for m in ("looped", "shift")}
+    saving = summary.shift_saving(runs["looped"], runs["shift"])
+    metric = next(m for m in at.metric if m.label == "final training accuracy, SHIFT − Looped")
+    assert metric.value == f"{100 * (saving['shift_train_acc'] - saving['looped_train_acc']):+.1f} pp"
