@@ -106,6 +106,9 @@ def timing_panel(looped: RunData, shifted: RunData) -> None:
              f"{100 * (last_s['acc_all'] - last_l['acc_all']):+.1f} / "
              f"{100 * (last_s['acc_high'] - last_l['acc_high']):+.1f} pp",
              help="Differences of two accuracies, in percentage points (pp): all-IC / high-IC training accuracy.")
+    # Said on screen, not only on hover: the two times above are these runs' own, and the
+    # speed-up may come from elsewhere (the sweep), so the three need not agree.
+    st.caption(f"The two times are these runs' own training times; the speed-up ({timing[0]}) is {timing[1]}")
     S = int(shifted.config.shift_epoch)
     at = min(int(np.searchsorted(single.weight_epochs, S)), len(single.thetas) - 1)
     jump = switch_jump_at(config.to_json(), S, single.thetas[at])

@@ -112,7 +112,9 @@ def test_the_speed_up_is_only_shown_between_times_measured_together():
     epoch = at.slider(key="shift_epoch").value
     row = sweep[sweep["shift_epoch"] == epoch].iloc[0]
     assert speedup.value == f"×{row['speedup']:.2f}"
-    assert any("from the bundled sweep" in c.value for c in at.caption)
+    # QA: beside "pure Looped 2.89 s / SHIFT 3.47 s" a ×0.97 looked contradictory; the page says why.
+    assert any(c.value.startswith(f"The two times are these runs' own training times; the speed-up "
+                                  f"(×{row['speedup']:.2f}) is from the bundled sweep") for c in at.caption)
 
 
 def test_the_url_sets_the_shift_epoch_and_a_bad_one_is_named():
