@@ -6,7 +6,9 @@ steps on a 60-entry θ costs ~44 µs of dispatch. A toy run trains one flat θ, 
 classes carry only what it needs, with the very ops, in the very order, of torch's
 single-tensor kernels (torch/optim/adam.py `_single_tensor_adam`, sgd.py
 `_single_tensor_sgd`, the kernels torch runs on the CPU): every step is bit for bit
-torch's (tests/test_optim.py checks 1000+ steps against torch.optim as the peer).
+torch's (tests/test_optim.py checks 1000+ steps against torch.optim as the peer). On a
+GPU torch.optim would pick its foreach kernels instead: the same formula, not checked
+bit for bit there.
 
 Their state_dict has torch's layout ({"state": {0: {...}}, "param_groups": [...]}), so
 a stored state resumes exactly as a torch one (training.adam_state, SHIFT's Stage II).
