@@ -85,13 +85,17 @@ def test_sgd_is_torchs_sgd_bit_for_bit(shape, momentum):
 
 @pytest.mark.parametrize("optimizer", ["adam", "gd"])
 def test_a_toy_run_leaves_torch_dynamo_unloaded(optimizer):
-    """torch.optim imports torch._dynamo (~1 s, ~70 MB); a toy run must not, whatever the optimiser."""
+    """torch.optim imports torch._dynamo (~1 s, ~70 MB); a toy run (and a batched seed sweep)
+    must not, whatever the optimiser."""
     code = (
         "import sys\n"
         "from loopviz.config import RunConfig\n"
         "from loopviz.runs.execute import execute\n"
-        f"log = execute(RunConfig(d=4, epochs=3, optimizer={optimizer!r}), workers=0)\n"
+        "from loopviz.toy.batched import final_metrics_many\n"
+        f"config = RunConfig(d=4, epochs=3, optimizer={optimizer!r})\n"
+        "log = execute(config, workers=0)\n"
         "assert log.status == 'complete', log.status\n"
+        "final_metrics_many([config.replace(seed=s, hessian_every=0) for s in (1, 2)])\n"
         "print('torch._dynamo' in sys.modules, 'torch.optim' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "False", "torch._dynamo was imported by a default toy run"
