@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from . import markov, models
+from .optim import Adam
 from ..config import RunConfig
 from .training import DTYPE, Problem, Trainer, evaluate, prepare
 
@@ -94,7 +95,7 @@ def _train_group(configs: list[RunConfig], problems: list[Problem], curve: str |
     train_counts = torch.stack([p.train_counts for p in problems])    # [R, 27, V]
     theta = torch.tensor(np.stack([models.init_weights(c.d, c.init_scale, c.seed) for c in configs]),
                          dtype=DTYPE, device=device, requires_grad=True)
-    optimizer = torch.optim.Adam([theta], lr=first.lr)
+    optimizer = Adam(theta, lr=first.lr)
     full_batch = first.batch_size in (0, first.n_train)
     alive = np.ones(R, dtype=bool)
     stopped: list[tuple[int, np.ndarray] | None] = [None] * R     # (epoch, θ) of a diverged run
@@ -125,7 +126,7 @@ def _train_group(configs: list[RunConfig], problems: list[Problem], curve: str |
             break
         loops = first.loops_at(epoch)
         if first.model == "shift" and first.reset_optimizer and epoch == first.shift_epoch + 1:
-            optimizer = torch.optim.Adam([theta], lr=first.lr)
+            optimizer = Adam(theta, lr=first.lr)
         tick = time.thread_time()
         if full_batch:
             if loops != first.loops_at(epoch - 1):

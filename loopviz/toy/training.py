@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from . import hessian, markov, models
+from .optim import SGD, Adam
 from ..config import RunConfig
 from ..curvature import eigenspectrum, exact_hessian
 from ..runs.log import EpochRecord
@@ -130,7 +131,7 @@ class TrainState:
 
     epoch: int
     theta: np.ndarray
-    optimizer: dict | None    # torch Adam state_dict; None for a fresh optimiser
+    optimizer: dict | None    # the optimiser's state_dict (torch's layout, optim.py); None for a fresh one
     seconds: float = 0.0
 
 
@@ -138,19 +139,20 @@ def adam_state(lr: float, moments: np.ndarray, steps: int) -> dict:
     """TrainState.optimizer (an Adam state_dict for θ) rebuilt from stored moments [2, P]
     (exp_avg, exp_avg_sq) and the step count: continuing from it is bit for bit the
     continuation of the run that stored them."""
-    state = torch.optim.Adam([torch.zeros(1, dtype=DTYPE)], lr=lr).state_dict()
+    state = Adam(torch.zeros(1, dtype=DTYPE), lr).state_dict()
     state["state"] = {0: {"step": torch.tensor(float(steps)),  # Adam keeps its step as a float32 tensor
                           "exp_avg": torch.tensor(moments[0], dtype=DTYPE),
                           "exp_avg_sq": torch.tensor(moments[1], dtype=DTYPE)}}
     return state
 
 
-def make_optimizer(config: RunConfig, theta: torch.Tensor) -> torch.optim.Optimizer:
-    """The run's optimiser on θ: Adam (the paper, App. E.1.1), or torch's SGD with the config's
-    momentum for sgd (minibatches) and gd (full batch; the batch size is the config's)."""
+def make_optimizer(config: RunConfig, theta: torch.Tensor) -> Adam | SGD:
+    """The run's optimiser on θ: Adam (the paper, App. E.1.1), or SGD with the config's momentum
+    for sgd (minibatches) and gd (full batch; the batch size is the config's). Both are optim.py's,
+    bit for bit torch.optim's steps without importing torch._dynamo."""
     if config.optimizer == "adam":
-        return torch.optim.Adam([theta], lr=config.lr)
-    return torch.optim.SGD([theta], lr=config.lr, momentum=config.momentum)
+        return Adam(theta, lr=config.lr)
+    return SGD(theta, lr=config.lr, momentum=config.momentum)
 
 
 class Trainer:
