@@ -107,3 +107,29 @@ def test_checkpoints_are_evenly_spaced_evaluations():
     config = tiny(steps=100, eval_every=10, checkpoints=4)
     assert training.checkpoint_steps(config) == {0, 20, 50, 80, 100}
     assert training.eval_steps(tiny(steps=25, eval_every=10)) == [0, 10, 20, 25]
+
+
+def test_trainers_built_at_once_in_threads_start_from_their_own_seeds_weights():
+    """The app trains Single and Looped side by side: their initial weights must not depend on
+    how the two threads' draws from torch's global RNG interleave."""
+    import threading
+
+    configs = [tiny(seed=s, width=32) for s in range(6)]
+    problem = training.prepare(configs[0])
+    alone = [training.Trainer(c, False, problem).weights() for c in configs]
+    for _ in range(3):
+        built: dict[int, dict] = {}
+        start = threading.Barrier(len(configs))
+
+        def build(i):
+            start.wait()
+            built[i] = training.Trainer(configs[i], False, problem).weights()
+
+        threads = [threading.Thread(target=build, args=(i,)) for i in range(len(configs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for i, weights in enumerate(alone):
+            for name, value in weights.items():
+                np.testing.assert_array_equal(built[i][name], value)

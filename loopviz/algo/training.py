@@ -142,6 +142,12 @@ def eval_steps(config: AlgoConfig) -> list[int]:
     return steps
 
 
+# Seeding and building a model is one step under this lock: two jobs of the app's registry
+# (Single and Looped side by side) would otherwise interleave their draws from torch's
+# global RNG and start from weights that depend on thread timing.
+_INIT_LOCK = threading.Lock()
+
+
 class Trainer:
     """One paradigm's training; `looped` selects T = n (else T = 1)."""
 
@@ -150,8 +156,10 @@ class Trainer:
         self.config, self.looped = config, looped
         self.cancel = cancel   # when set, run() stops before the next step (records so far stand)
         self.problem = problem or prepare(config)
-        torch.manual_seed(config.seed)
-        self.model = models.build(config, tasks.VOCAB, self.problem.max_len).to(self.problem.device)
+        with _INIT_LOCK:  # torch's default init draws from the one global RNG, which concurrent jobs share
+            torch.manual_seed(config.seed)
+            model = models.build(config, tasks.VOCAB, self.problem.max_len)
+        self.model = model.to(self.problem.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.step, self.seconds = 0, 0.0
         if handoff is not None:
