@@ -78,7 +78,8 @@ def command_algo_run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return EXIT_BAD_INPUT
     worst = 0
-    finished: dict[str, AlgoLog] = {}   # SHIFT's Stage I is this invocation's Single run (its handoff)
+    # SHIFT's Stage I is this invocation's Single run (its handoff), else OUT/single's handoff.npz.
+    finished: dict[str, AlgoLog] = {}
     with Interrupts() as interrupts:
         for config in configs:
             if interrupts.signum is not None:
@@ -92,6 +93,10 @@ def command_algo_run(args: argparse.Namespace) -> int:
 
             outcome = run_attached(config, log, interrupts, show, target=targets[config.model],
                                    prior=lambda: finished.get("single"))
+            if note := log.info.get("stage_one_note"):   # a stored Single run that could not be read
+                print(f"{config.model}: {note}", file=sys.stderr)
+            elif str(log.info.get("stage_one", "")).endswith("handoff.npz"):
+                print(f"{config.model}: Stage I read from {log.info['stage_one']}, not trained again", file=sys.stderr)
             finished[config.model] = log
             if outcome.error:
                 print(f"error: {config.model}: could not write {targets[config.model]}: {outcome.error}",

@@ -7,6 +7,10 @@
                     inference rule), oracle_acc_<n> (T = n), seconds (training time so far)
     weights.npz     steps [C] and one array [C, ...] per parameter, key "w/<name>", float32
     curvature.npz   steps [H], top [H, k]: the largest Hessian eigenvalues (may be empty)
+    handoff.npz     (optional, Single runs) where SHIFT switches: step, rule, plateau_step, seconds,
+                    model/<name> (the weights there), adam/<name>/{exp_avg,exp_avg_sq,step} and
+                    hyper (AdamW's lr, betas, eps, weight decay); numbers only (training.handoff_arrays).
+                    A SHIFT run of the same config starts Stage II from it; runs without it load as before
 
 Written into a temporary sibling and renamed into place: a reader never sees half a run.
 """
@@ -37,6 +41,7 @@ class AlgoRun:
     weights: dict[str, np.ndarray]
     curvature_steps: np.ndarray
     curvature_top: np.ndarray
+    handoff: dict[str, np.ndarray] | None = None   # handoff.npz's arrays to write (read_handoff reads them)
 
     @property
     def status(self) -> str:
@@ -90,6 +95,8 @@ def write_run(run: AlgoRun, directory: Path, overwrite: bool = False) -> Path:
         np.savez_compressed(tmp / "weights.npz", steps=run.weight_steps,
                             **{f"w/{n}": a.astype(np.float32) for n, a in run.weights.items()})
         np.savez(tmp / "curvature.npz", steps=run.curvature_steps, top=run.curvature_top)
+        if run.handoff is not None:
+            np.savez_compressed(tmp / "handoff.npz", **run.handoff)
 
     return write_directory(directory, fill, overwrite)
 
@@ -127,6 +134,55 @@ def read_run(directory: Path) -> AlgoRun:
     if c["top"].ndim != 2 or len(c["top"]) != len(c["steps"]):
         raise RunFormatError(f"curvature.npz: top has shape {c['top'].shape} for {len(c['steps'])} steps")
     return AlgoRun(config, meta, records, steps, weights, c["steps"], c["top"])
+
+
+HANDOFF_KEYS = ("step", "rule", "plateau_step", "seconds", "hyper")
+
+
+def read_handoff(directory: Path, run: AlgoRun) -> dict[str, np.ndarray] | None:
+    """handoff.npz of the Single run `run` read from `directory`: None when there is none (runs
+    written before it was stored); RunFormatError, one line naming the file, when it is unreadable,
+    not finite, or disagrees with the run: its step must be a Single evaluation step of
+    records.csv with the same training seconds, its weights those of weights.npz at that step,
+    a fixed switch the config's shift_step, a fallback only in a complete run. Shapes against
+    the config's model are checked where torch is loaded (training.handoff_from_arrays)."""
+    path = Path(directory) / "handoff.npz"
+    if not path.is_file():
+        return None
+    arrays = read_npz(path, HANDOFF_KEYS)
+    bad = [k for k, v in arrays.items() if v.dtype.kind not in "fiu"]
+    if bad:
+        raise RunFormatError(f"handoff.npz: {', '.join(bad)} hold non-numbers")
+    if any(arrays[k].shape != () for k in ("step", "rule", "plateau_step", "seconds")):
+        raise RunFormatError("handoff.npz: step, rule, plateau_step and seconds must be single numbers")
+    if not all(np.isfinite(v).all() for v in arrays.values()):
+        raise RunFormatError("handoff.npz: weights or AdamW state are NaN or infinite")
+    rules = ("scp", "fixed", "fallback")   # training.RULES (this module stays torch-free)
+    step, rule, plateau = int(arrays["step"]), int(arrays["rule"]), int(arrays["plateau_step"])
+    if rule not in range(len(rules)):
+        raise RunFormatError(f"handoff.npz: rule {rule} is not one of 0..{len(rules) - 1} ({', '.join(rules)})")
+    records = run.records
+    at = records.index[records["step"] == step]
+    if run.config.model != "single" or len(at) != 1 or records.loc[at[0], "phase"] != "single":
+        raise RunFormatError(f"handoff.npz: step {step} is not an evaluation step of this Single run's records.csv")
+    if float(records.loc[at[0], "seconds"]) != float(arrays["seconds"]):
+        raise RunFormatError(f"handoff.npz: {float(arrays['seconds'])} s of training at step {step}, records.csv "
+                             f"says {records.loc[at[0], 'seconds']}")
+    if not -1 <= plateau <= step:
+        raise RunFormatError(f"handoff.npz: plateau step {plateau} is after the switch at step {step}")
+    if rules[rule] == "fixed" and step != run.config.shift_step:
+        raise RunFormatError(f"handoff.npz: a fixed switch at step {step}, but config.json's shift_step is "
+                             f"{run.config.shift_step}")
+    if rules[rule] == "fallback" and run.status != "complete":
+        raise RunFormatError("handoff.npz: a fallback switch is only final in a complete run, this one is "
+                             f"{run.status}")
+    stored = np.flatnonzero(run.weight_steps == step)
+    if len(stored):
+        for name, w in run.weights.items():
+            h = arrays.get(f"model/{name}")
+            if h is None or h.shape != w.shape[1:] or not np.array_equal(h, w[stored[0]]):
+                raise RunFormatError(f"handoff.npz: model/{name} is not weights.npz's {name} at step {step}")
+    return arrays
 
 
 def find_runs(root: Path) -> dict[str, dict[str, Path]]:

@@ -14,7 +14,9 @@ the training thread on a CPU, synchronised wall-clock on a GPU; evaluation exclu
 
 SHIFT: the Single trainer applies SCP (loopviz.shift.scp, over evaluation records) as
 it goes, and at E_shift keeps a Handoff (weights, AdamW state, seconds); Stage II is a
-Looped trainer started from it. So SHIFT's Stage I is the Single run's own steps.
+Looped trainer started from it. So SHIFT's Stage I is the Single run's own steps. A Single
+run's directory keeps the Handoff (handoff.npz, `handoff_arrays` / `handoff_from_arrays`), so a
+SHIFT run started later reads Stage I instead of training it again.
 """
 from __future__ import annotations
 
@@ -106,6 +108,101 @@ class Handoff:
     seconds: float
     rule: str                        # scp | fixed | fallback
     plateau_step: int | None = None
+
+
+RULES = ("scp", "fixed", "fallback")
+HYPER = ("lr", "beta1", "beta2", "eps", "weight_decay")
+
+
+def shaped_model(config: AlgoConfig, max_len: int) -> models.LoopNet:
+    """A model of `config`'s shapes whose weights are never used (parameter count, shapes to
+    check). Built under _INIT_LOCK: its init draws from torch's global RNG, and must not draw
+    between another job's seeding and building (that job's weights would then depend on timing)."""
+    with _INIT_LOCK:
+        return models.build(config, tasks.VOCAB, max_len)
+
+
+def handoff_arrays(handoff: Handoff) -> dict[str, np.ndarray]:
+    """handoff.npz's contents: plain numeric arrays, no pickle. step, rule (index into RULES),
+    plateau_step (-1: none), seconds; model/<name> per parameter; adam/<name>/{exp_avg,
+    exp_avg_sq,step} per parameter AdamW has stepped; hyper = HYPER of the one param group."""
+    names = list(handoff.model_state)
+    group = handoff.optimizer_state["param_groups"][0]
+    arrays = {"step": np.array(handoff.step, dtype=np.int64), "rule": np.array(RULES.index(handoff.rule)),
+              "plateau_step": np.array(-1 if handoff.plateau_step is None else handoff.plateau_step),
+              "seconds": np.array(handoff.seconds, dtype=np.float64),
+              "hyper": np.array([group["lr"], *group["betas"], group["eps"], group["weight_decay"]], dtype=np.float64)}
+    for name, tensor in handoff.model_state.items():
+        arrays[f"model/{name}"] = tensor.detach().cpu().numpy()
+    for index, state in handoff.optimizer_state["state"].items():
+        name = names[group["params"].index(index)]
+        arrays[f"adam/{name}/exp_avg"] = state["exp_avg"].detach().cpu().numpy()
+        arrays[f"adam/{name}/exp_avg_sq"] = state["exp_avg_sq"].detach().cpu().numpy()
+        arrays[f"adam/{name}/step"] = np.array(float(state["step"]), dtype=np.float64)
+    return arrays
+
+
+def handoff_from_arrays(config: AlgoConfig, arrays: dict[str, np.ndarray], max_len: int) -> Handoff:
+    """The Handoff stored as `handoff_arrays` wrote it, checked against the model and AdamW that
+    `config` builds (names, shapes, hyperparameters); RunFormatError names what does not fit.
+    Arrays are otherwise checked by rundir.read_handoff (keys, finiteness, records)."""
+    from ..runs.format import RunFormatError
+
+    model = shaped_model(config, max_len)
+    names = [name for name, _ in model.named_parameters()]
+    if list(model.state_dict()) != names:
+        raise RunFormatError("handoff.npz: the model has buffers or shared parameters; cannot rebuild its state")
+    stored = sorted(k[len("model/"):] for k in arrays if k.startswith("model/"))
+    if stored != sorted(names):
+        raise RunFormatError(f"handoff.npz: its parameters ({len(stored)}) are not the config's model's ({len(names)})")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    template = optimizer.state_dict()
+    group = template["param_groups"][0]
+    expected = np.array([group["lr"], *group["betas"], group["eps"], group["weight_decay"]], dtype=np.float64)
+    if arrays["hyper"].shape != expected.shape or not np.array_equal(arrays["hyper"], expected):
+        raise RunFormatError(f"handoff.npz: AdamW's {', '.join(HYPER)} {arrays['hyper'].tolist()} are not the "
+                             f"config's {expected.tolist()}")
+    model_state, state = {}, {}
+    for index, (name, param) in enumerate(model.named_parameters()):
+        shape = tuple(param.shape)
+        weights = arrays[f"model/{name}"]
+        if weights.shape != shape or weights.dtype != np.float32:
+            raise RunFormatError(f"handoff.npz: model/{name} is {weights.dtype} {weights.shape}, "
+                                 f"the config's model has float32 {shape}")
+        model_state[name] = torch.from_numpy(weights.copy())
+        if f"adam/{name}/step" not in arrays:
+            continue   # AdamW never stepped this parameter (no gradient reached it)
+        moments = [arrays[f"adam/{name}/{k}"] for k in ("exp_avg", "exp_avg_sq")]
+        if any(m.shape != shape or m.dtype != np.float32 for m in moments):
+            raise RunFormatError(f"handoff.npz: adam/{name}'s moments do not have the parameter's shape {shape}")
+        # torch keeps AdamW's step as a float32 scalar tensor (not capturable): the same here.
+        state[index] = {"step": torch.tensor(float(arrays[f"adam/{name}/step"]), dtype=torch.float32),
+                        "exp_avg": torch.from_numpy(moments[0].copy()),
+                        "exp_avg_sq": torch.from_numpy(moments[1].copy())}
+    plateau = int(arrays["plateau_step"])
+    return Handoff(int(arrays["step"]), model_state, {"state": state, "param_groups": template["param_groups"]},
+                   float(arrays["seconds"]), RULES[int(arrays["rule"])], None if plateau < 0 else plateau)
+
+
+def records_from_run(run, upto: int) -> list[EvalRecord]:
+    """EvalRecords of a stored run (rundir.AlgoRun) up to step `upto`, with its weights and
+    Hessian eigenvalues where stored: SHIFT's Stage I read back, timings included."""
+    config, table = run.config, run.records
+    weight_at = {int(s): i for i, s in enumerate(run.weight_steps)}
+    top_at = {int(s): i for i, s in enumerate(run.curvature_steps)}
+    records = []
+    for row in table[table["step"] <= upto].itertuples(index=False):
+        row = row._asdict()
+        step = int(row["step"])
+        loops = {n: row[f"loops_{n}"] for n in config.test_lengths}
+        records.append(EvalRecord(
+            step, row["phase"], {k: float(row[k]) for k in SCALARS},
+            {n: float(row[f"acc_{n}"]) for n in config.test_lengths if not math.isnan(row[f"acc_{n}"])},
+            {n: int(v) for n, v in loops.items() if not math.isnan(v)}, float(row["seconds"]),
+            {n: float(row[f"oracle_acc_{n}"]) for n in config.test_lengths if not math.isnan(row[f"oracle_acc_{n}"])},
+            {k: v[weight_at[step]] for k, v in run.weights.items()} if step in weight_at else None,
+            run.curvature_top[top_at[step]] if step in top_at else None))
+    return records
 
 
 @dataclass

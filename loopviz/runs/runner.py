@@ -47,7 +47,9 @@ def run(config: RunConfig | AlgoConfig, log: RunLog, cancel: threading.Event, pr
 
     prior: called once, for a SHIFT run only, it returns where Stage I comes from: the
     Single run of the same config (toy: its RunData, stored with Adam's state; algo: its
-    ended AlgoLog, whose handoff lives in memory), or None to train Stage I again.
+    ended AlgoLog, whose handoff lives in memory), or None. An algo SHIFT run then reads
+    the Single run stored beside `target` (its handoff.npz; the CLI's OUT/single, the app's
+    group/single), else trains Stage I again.
     workers: the toy's spectrum worker processes (0 = inline).
     """
     import torch  # loaded with the first run, never with the parser or the first page
@@ -65,7 +67,8 @@ def run(config: RunConfig | AlgoConfig, log: RunLog, cancel: threading.Event, pr
     else:
         from ..algo import job, rundir
 
-        job.train(config, log, cancel, prior=stage_one)
+        stored = None if target is None or config.model != "shift" else Path(target).parent / "single"
+        job.train(config, log, cancel, prior=stage_one, stored=stored)
         result, write = job.result, rundir.write_run
     if target is None or not log.records or log.status not in keep:
         return Outcome()

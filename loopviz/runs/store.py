@@ -229,7 +229,8 @@ class JobRegistry:
     def _stage_one(self, config: RunConfig | AlgoConfig):
         """Where a SHIFT run's Stage I comes from: for the toy the stored Single run (weights and
         Adam state are on disk); for an algorithmic task the Single job of this registry, whose
-        handoff (weights and AdamW state at the switch) is kept in memory only."""
+        handoff (weights and AdamW state at the switch) is in memory (without it, the runner reads
+        the Single run's handoff.npz beside the SHIFT job's directory)."""
         single = config.replace(model="single")
         if isinstance(config, RunConfig):
             return self.store.load(single)
