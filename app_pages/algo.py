@@ -106,7 +106,8 @@ for model, run in runs.items():
 
 shift_step = runs["shift"].meta.get("shift_step") if "shift" in runs else None
 if "shift" in runs:
-    st.caption("SHIFT — " + summary.switch_sentence(runs["shift"]))
+    st.caption(" ".join(filter(None, ("SHIFT — " + summary.switch_sentence(runs["shift"]),
+                                      summary.stage_one_sentence(runs["shift"])))))
 
 def pooled_text(pool) -> str:
     share, lo, hi, _ = pool

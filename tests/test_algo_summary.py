@@ -134,3 +134,15 @@ def test_same_but_positions_pairs_only_runs_that_differ_in_positions_and_records
     assert not summary.same_but_positions(learned, nope.replace(lr=1e-3))      # a science field differs
     assert not summary.same_but_positions(learned, nope.replace(task="copy"))
     assert not summary.same_but_positions(learned, learned)
+
+
+def test_where_stage_one_came_from_is_said_as_meta_records_it():
+    run = fake_run("shift", {8: 0.5})
+    assert summary.stage_one_sentence(run) == ""   # made before it was recorded (the bundled runs)
+    run.meta.update(stage_one="the Single run in memory")
+    assert "handed over in memory, not trained again" in summary.stage_one_sentence(run)
+    run.meta.update(stage_one="runs/algo/x/single/handoff.npz")
+    assert "read from runs/algo/x/single/handoff.npz, not trained again" in summary.stage_one_sentence(run)
+    run.meta.update(stage_one="trained", stage_one_note="handoff.npz: weights differ from weights.npz")
+    assert summary.stage_one_sentence(run) == ("Stage I was trained again for this run "
+                                               "(handoff.npz: weights differ from weights.npz).")

@@ -141,6 +141,19 @@ def switch_sentence(shift: AlgoRun) -> str:
     return text + "."
 
 
+def stage_one_sentence(shift: AlgoRun) -> str:
+    """Where SHIFT's Stage I came from (meta.json's stage_one, stage_one_note), in words; empty
+    for runs made before it was recorded (the bundled ones: their Stage I was the Single run in memory)."""
+    source, note = shift.meta.get("stage_one"), shift.meta.get("stage_one_note")
+    if source is None:
+        return ""
+    if source == "trained":
+        return "Stage I was trained again for this run" + (f" ({note})" if note else "") + "."
+    if source.endswith("handoff.npz"):
+        return f"Stage I is the stored Single run's steps, read from {source}, not trained again."
+    return "Stage I is the Single run's own steps, handed over in memory, not trained again."
+
+
 def curvature_sentence(curves: dict[str, tuple[np.ndarray, np.ndarray]], labels: dict[str, str]) -> str:
     """The largest Hessian eigenvalue of each run at its last checkpoint, and at how many
     checkpoints after step 0 (shared by both runs) Looped-Attn's exceeds Single-Attn's: the
