@@ -9,7 +9,7 @@ import plotly.colors
 import plotly.graph_objects as go
 
 from .style import MARGIN as _MARGIN
-from .style import MODEL_COLOURS, MODEL_LABELS
+from .style import LEGEND, MODEL_COLOURS, MODEL_LABELS
 
 
 
@@ -35,8 +35,8 @@ def ic_distribution_figure(test_ic: dict[int, np.ndarray], train_ic: np.ndarray,
         fig.add_vline(x=paper_threshold, line=dict(color="#555555", dash="dot"),
                       annotation_text=f"paper {paper_threshold:.2f}", annotation_position="top right")
     fig.update_layout(barmode="overlay", title="IC distributions of the test sets (Figure 7)", height=380,
-                      margin=_MARGIN, legend=dict(orientation="h", y=-0.25),
-                      xaxis_title="information content −ln P(X) (nats)", yaxis_title="density")
+                      margin=_MARGIN, legend=LEGEND,
+                      xaxis_title="information content −ln P(X) (nats)", xaxis_automargin=True, yaxis_title="density")
     return fig
 
 
@@ -66,6 +66,7 @@ def accuracy_vs_length_figure(table: pd.DataFrame) -> go.Figure:
                       annotation_text=f"chance {chance:.2f}")
     fig.update_yaxes(range=[0, 1.05])
     fig.update_layout(title="Accuracy against sequence length (Figure 9)", height=380, margin=_MARGIN,
-                      legend=dict(orientation="h", y=-0.25), hovermode="x unified",
-                      xaxis_title="sequence length L (◆ = training set, L = 4)", yaxis_title="accuracy")
+                      legend=LEGEND, hovermode="x unified",
+                      xaxis_title="sequence length L (◆ = training set, L = 4)", xaxis_automargin=True,
+                      yaxis_title="accuracy")
     return fig
