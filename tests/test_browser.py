@@ -414,8 +414,11 @@ const hit = (a, b) => a && b && a.width > 0 && b.width > 0 && a.left < b.right -
 const box = (p, sel) => { const e = p.querySelector(sel); return e ? e.getBoundingClientRect() : null; };
 return [...document.querySelectorAll('.js-plotly-plot')].map(p => {
   const svg = box(p, '.main-svg'), title = box(p, '.gtitle'), legend = box(p, '.legend .bg');
+  const tools = box(p, '.modebar');
   return {title: (p.querySelector('.gtitle') || {}).textContent || '', width: Math.round(svg.width),
           titleCut: !!title && (title.right > svg.right + 1 || title.left < svg.left - 1),
+          titleUnderTools: !!title && !!tools && title.right > tools.left + 2 && title.top < tools.bottom
+                           && tools.top < title.bottom,
           legendOnAxisTitle: !!hit(legend, box(p, '.xtitle')), legendOnPlot: !!hit(legend, box(p, '.nsewdrag')),
           legendOutside: !!legend && legend.bottom > svg.bottom + 1};
 });
@@ -437,7 +440,8 @@ def test_a_narrow_window_with_the_sidebar_open_keeps_charts_legible(server, brow
         assert browser.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"]').size["width"] > 200  # open
         charts = browser.execute_script(NARROW_CHECK)
         assert len(charts) >= 7
-        bad = [c for c in charts if c["width"] < MIN_CHART_PX or c["titleCut"] or c["legendOnAxisTitle"]
+        bad = [c for c in charts if c["width"] < MIN_CHART_PX or c["titleCut"] or c["titleUnderTools"]
+               or c["legendOnAxisTitle"]
                or c["legendOnPlot"] or c["legendOutside"]]
         assert not bad, bad
         assert_no_exception(browser)

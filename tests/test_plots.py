@@ -158,7 +158,7 @@ def test_bottom_legends_reserve_their_rows_below_the_axis_title():
     for fig in figures:
         legend = fig.layout.legend
         assert (legend.yref, legend.y, legend.yanchor) == ("container", 0, "bottom"), fig.layout.title.text
-        assert fig.layout.xaxis.automargin is True, fig.layout.title.text
+        assert fig.layout.xaxis.automargin is True and fig.layout.margin.b == 0, fig.layout.title.text
     assert style.LEGEND["yref"] == "container"
     plots = pathlib.Path(style.__file__).parent
     stale = [p.name for p in plots.glob("*.py") if re.search(r"legend=dict\([^)]*\by=-", p.read_text())]

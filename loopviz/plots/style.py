@@ -7,6 +7,9 @@ import plotly.graph_objects as go
 MODEL_COLOURS = {"single": "#457b9d", "looped": "#d62828", "shift": "#7b2cbf"}
 MODEL_LABELS = {"single": "Single-Attn", "looped": "Looped-Attn", "shift": "SHIFT"}
 MARGIN = dict(l=50, r=20, t=50, b=40)
+# A legend at the figure's bottom edge: Plotly reserves its rows there, and the x-axis
+# (automargin) pushes the margin for its ticks and title above them, so a figure drawing it
+# sets no bottom margin of its own (a fixed one would only add a gap between the two).
 LEGEND = dict(orientation="h", yref="container", y=0, yanchor="bottom")
 
 
@@ -18,7 +21,7 @@ def layout(fig: go.Figure, title: str, x: str, y: str | None, height: int = 340,
     the margin itself), so neither lands on the other. `y=None` keeps axis titles set before
     (subplots)."""
     fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=height,
-                      margin={**MARGIN, "r": right}, modebar=dict(orientation="v"),
+                      margin={**MARGIN, "r": right, "b": 0}, modebar=dict(orientation="v"),
                       legend=LEGEND, hovermode="x unified", xaxis_title=x)
     fig.update_xaxes(automargin=True)
     if y is not None:
