@@ -178,3 +178,13 @@ def test_chart_rows_wrap_before_their_charts_get_too_narrow():
     assert f'{rule} > [data-testid="stColumn"] {{ min-width: min(100%, {present.MIN_CHART_PX}px); }}' in plain
     assert f"min(100%, {present.MIN_CHART_PX_PRESENT}px)" in projector
     assert 300 <= present.MIN_CHART_PX < present.MIN_CHART_PX_PRESENT
+
+
+def test_a_long_title_is_broken_into_two_balanced_lines():
+    """Plotly never wraps a title: the atlas map's (~90 characters) was cut at 468 px."""
+    from loopviz.plots.style import two_lines
+
+    title = "Share of seeds in which Looped-Attn is higher in final high-IC training accuracy (by > 1 point)"
+    first, second = two_lines(title).split("<br>")
+    assert f"{first} {second}" == title and abs(len(first) - len(second)) <= 12
+    assert two_lines("single") == "single"

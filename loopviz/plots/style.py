@@ -29,6 +29,16 @@ def layout(fig: go.Figure, title: str, x: str, y: str | None, height: int = 340,
     return fig
 
 
+def two_lines(text: str) -> str:
+    """`text` broken at the space nearest its middle: Plotly never wraps a title, so a long one
+    is cut at a narrow chart's edge (an 800 px window with the sidebar open)."""
+    spaces = [i for i, c in enumerate(text) if c == " "]
+    if not spaces:
+        return text
+    cut = min(spaces, key=lambda i: abs(i - len(text) / 2))
+    return text[:cut] + "<br>" + text[cut + 1:]
+
+
 def log_axis_label(fig: go.Figure, axis: str, value: float, text: str, **position) -> None:
     """A label for a reference line at `value` on a log axis. Plotly places shapes on a log
     axis by value but annotations by log10(value): add_hline/add_vline's annotation_text
