@@ -35,9 +35,10 @@ def share_map(cells: pd.DataFrame, x: str, y: str, what: str) -> go.Figure:
                                    for v in cells["verdict"]], "width": 3}},
         customdata=np.stack([cells[x].astype(str), cells[y].astype(str)], axis=-1),
         hovertext=hover, hoverinfo="text", name="cells"))
-    # Two lines (Plotly's default top margin holds them), left, the toolbar upright at the right.
+    # Two lines (Plotly's default top margin holds them), left; the toolbar upright at the
+    # right, beyond the colour bar (a wider right margin).
     fig.update_layout(title=dict(text=two_lines(f"Share of seeds in which Looped-Attn is {what}"), x=0, xanchor="left"),
-                      modebar=dict(orientation="v"),
+                      modebar=dict(orientation="v"), margin=dict(r=120),
                       xaxis={"title": x, "tickvals": list(range(len(xs))), "ticktext": _ticks(xs),
                              "range": [-0.6, len(xs) - 0.4]},
                       yaxis={"title": y, "tickvals": list(range(len(ys))), "ticktext": _ticks(ys),
