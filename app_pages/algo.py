@@ -165,7 +165,7 @@ records = {m: r.records for m, r in runs.items()}
 left, right = st.columns(2)
 present.chart(left, plots.accuracy_figure(records, "train_acc", "Training accuracy (T as trained)", shift_step),
               key="algo-train")
-present.chart(right, plots.accuracy_figure(records, "val_acc", "Validation accuracy (fresh samples, trained lengths)",
+present.chart(right, plots.accuracy_figure(records, "val_acc", "Validation accuracy (fresh samples)",
                                            shift_step), key="algo-val")
 
 rule = st.radio("Looped inference", ("adaptive (most confident loop)", "T = n (the training rule)"), horizontal=True,
@@ -174,7 +174,7 @@ column = "acc" if rule.startswith("adaptive") else "oracle_acc"
 tables = {m: summary.length_table(r) for m, r in runs.items()}
 left, right = st.columns(2)
 present.chart(left, plots.length_figure(tables, column, (config.train_min_len, config.train_max_len),
-                                        f"Accuracy against test length, final weights ({rule.split(' (')[0]})"),
+                                        f"Accuracy by test length ({rule.split(' (')[0]})"),
               key="algo-length")
 present.chart(right, plots.loops_figure({m: t for m, t in tables.items() if m != "single"}), key="algo-loops")
 with st.expander("Numbers per length"):

@@ -408,6 +408,47 @@ def test_the_algorithmic_tasks_page_trains_live_and_cancels(server, browser):
     assert_no_exception(browser)
 
 
+NARROW_CHECK = """
+const hit = (a, b) => a && b && a.width > 0 && b.width > 0 && a.left < b.right - 1 && b.left < a.right - 1
+                      && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+const box = (p, sel) => { const e = p.querySelector(sel); return e ? e.getBoundingClientRect() : null; };
+return [...document.querySelectorAll('.js-plotly-plot')].map(p => {
+  const svg = box(p, '.main-svg'), title = box(p, '.gtitle'), legend = box(p, '.legend .bg');
+  const tools = box(p, '.modebar');
+  return {title: (p.querySelector('.gtitle') || {}).textContent || '', width: Math.round(svg.width),
+          titleCut: !!title && (title.right > svg.right + 1 || title.left < svg.left - 1),
+          titleUnderTools: !!title && !!tools && title.right > tools.left + 2 && title.top < tools.bottom
+                           && tools.top < title.bottom,
+          legendOnAxisTitle: !!hit(legend, box(p, '.xtitle')), legendOnPlot: !!hit(legend, box(p, '.nsewdrag')),
+          legendOutside: !!legend && legend.bottom > svg.bottom + 1};
+});
+"""
+
+
+def test_a_narrow_window_with_the_sidebar_open_keeps_charts_legible(server, browser):
+    """QA: in an 800 px window with the sidebar open, paired charts shrank to ~200 px, legends
+    wrapped into a column onto the x-axis title and titles were cut. Now the pairs stack, each
+    chart keeps its full title, and no legend touches its axis title or plot."""
+    from loopviz.ui.present import MIN_CHART_PX
+
+    url, _, _ = server
+    browser.set_window_size(800, 900)
+    try:
+        browser.get(url + "/shift")
+        assert wait_page(browser, "SHIFT", charts=7)
+        time.sleep(1)  # the last charts' first layout
+        assert browser.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"]').size["width"] > 200  # open
+        charts = browser.execute_script(NARROW_CHECK)
+        assert len(charts) >= 7
+        bad = [c for c in charts if c["width"] < MIN_CHART_PX or c["titleCut"] or c["titleUnderTools"]
+               or c["legendOnAxisTitle"]
+               or c["legendOnPlot"] or c["legendOutside"]]
+        assert not bad, bad
+        assert_no_exception(browser)
+    finally:
+        browser.set_window_size(1400, 2200)
+
+
 def test_the_server_log_holds_no_warnings(server):
     """Runs after the flows above (same server): any warning or traceback they caused fails here."""
     lines = SERVER_LOG.read_text().splitlines()

@@ -79,8 +79,9 @@ def test_lecture_links_open_their_page_in_their_state():
 
 def test_presenter_mode_moves_the_shared_legend_below_the_axis_title():
     """QA: at projector font sizes the legend (0.25 of the plot height below it) sat on the
-    x-axis title ("epoch" over the legend) on every page; in presenter mode it is pinned to the
-    figure's bottom edge in pixels, in a taller margin."""
+    x-axis title ("epoch" over the legend) on every page. The shared legend is pinned to the
+    figure's bottom edge in pixels (Plotly reserves its rows); presenter mode makes the figure
+    taller so the plot keeps its size under projector-sized text."""
     at = app_test("app_pages/shift.py")
     at.query_params["present"] = "1"
     at.run()
@@ -88,11 +89,11 @@ def test_presenter_mode_moves_the_shared_legend_below_the_axis_title():
     charts = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")]
     accuracy = next(c for c in charts if c["title"]["text"].startswith("Accuracy on"))
     assert accuracy["legend"]["yref"] == "container" and accuracy["legend"]["y"] == 0
-    assert accuracy["margin"]["b"] >= 40 + 80 and accuracy["font"]["size"] >= 17
-    # Outside presenter mode nothing moves.
+    assert accuracy["font"]["size"] >= 17
     plain = app_test("app_pages/shift.py").run()
     layouts = [json.loads(c.proto.spec)["layout"] for c in plain.get("plotly_chart")]
-    assert all(c.get("legend", {}).get("yref") != "container" for c in layouts)
+    same = next(c for c in layouts if c["title"]["text"].startswith("Accuracy on"))
+    assert accuracy["height"] >= same["height"] + 80 and "font" not in same
 
 
 def test_presenter_mode_enlarges_captions_too():

@@ -137,3 +137,54 @@ def test_algo_curvature_axis_names_its_ticks_in_full():
     top = np.array([[300.0, 20.0], [5.0, 0.1]])
     fig = algo.curvature_figure({"single": (np.array([0, 1000]), top)}, None)
     assert list(fig.layout.yaxis.ticktext) == ["0.1", "1", "10", "100"]
+
+
+def test_bottom_legends_reserve_their_rows_below_the_axis_title():
+    """QA (800 px window, sidebar open): a legend 0.25 of the plot's height below it is
+    anchored by its bottom, so on a narrow chart its wrapped rows grew upward onto the x-axis
+    title. Every bottom legend is pinned to the figure's bottom edge (container pixels), where
+    Plotly reserves its height whatever the number of rows, and the x-axis title pushes the
+    margin itself; no figure keeps a legend at a negative paper position."""
+    import pathlib
+    import re
+
+    from loopviz.plots import length, style
+
+    run = bundled("looped")
+    figures = [training.loss_figure({"Looped-Attn": run}), training.kappa_figure({"Looped-Attn": run}, delta=1.0),
+               valley.valley_spectrum_figure(np.geomspace(1.0, 0.01, 20), tau=0.5, eta=1.8, title="V"),
+               valley.force_figure(*[np.array([0.0, 1.0, 0.5, 0.2])] * 2, 1.0, title="F", color="red", y_range=None),
+               length.ic_distribution_figure({8: np.array([1.0, 2.0, 3.0])}, np.array([1.0, 1.5]), 2.0)]
+    for fig in figures:
+        legend = fig.layout.legend
+        assert (legend.yref, legend.y, legend.yanchor) == ("container", 0, "bottom"), fig.layout.title.text
+        assert fig.layout.xaxis.automargin is True and fig.layout.margin.b == 0, fig.layout.title.text
+    assert style.LEGEND["yref"] == "container"
+    plots = pathlib.Path(style.__file__).parent
+    stale = [p.name for p in plots.glob("*.py") if re.search(r"legend=dict\([^)]*\by=-", p.read_text())]
+    assert not stale, stale
+
+
+def test_chart_rows_wrap_before_their_charts_get_too_narrow():
+    """QA: Streamlit stacks columns only below a 640 px viewport, so at 800 px with the sidebar
+    open paired charts shrank to ~200 px. Rows of columns holding a chart wrap (flexbox) when a
+    column would be narrower than a readable chart; in presenter mode, with projector fonts, sooner."""
+    from loopviz.ui import present
+
+    plain, projector = present.base_css(False), present.base_css(True)
+    assert 'data-stale="true"' in plain  # the no-fading rule stays
+    rule = '[data-testid="stHorizontalBlock"]:has([data-testid="stPlotlyChart"])'
+    assert f"{rule} {{ flex-wrap: wrap; }}" in plain
+    assert f'{rule} > [data-testid="stColumn"] {{ min-width: min(100%, {present.MIN_CHART_PX}px); }}' in plain
+    assert f"min(100%, {present.MIN_CHART_PX_PRESENT}px)" in projector
+    assert 300 <= present.MIN_CHART_PX < present.MIN_CHART_PX_PRESENT
+
+
+def test_a_long_title_is_broken_into_two_balanced_lines():
+    """Plotly never wraps a title: the atlas map's (~90 characters) was cut at 468 px."""
+    from loopviz.plots.style import two_lines
+
+    title = "Share of seeds in which Looped-Attn is higher in final high-IC training accuracy (by > 1 point)"
+    first, second = two_lines(title).split("<br>")
+    assert f"{first} {second}" == title and abs(len(first) - len(second)) <= 12
+    assert two_lines("single") == "single"

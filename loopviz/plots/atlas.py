@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .style import two_lines
+
 
 def _ticks(values) -> list[str]:
     return [f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v) for v in values]
@@ -33,7 +35,10 @@ def share_map(cells: pd.DataFrame, x: str, y: str, what: str) -> go.Figure:
                                    for v in cells["verdict"]], "width": 3}},
         customdata=np.stack([cells[x].astype(str), cells[y].astype(str)], axis=-1),
         hovertext=hover, hoverinfo="text", name="cells"))
-    fig.update_layout(title=f"Share of seeds in which Looped-Attn is {what}",
+    # Two lines (Plotly's default top margin holds them), left; the toolbar upright at the
+    # right, beyond the colour bar (a wider right margin).
+    fig.update_layout(title=dict(text=two_lines(f"Share of seeds in which Looped-Attn is {what}"), x=0, xanchor="left"),
+                      modebar=dict(orientation="v"), margin=dict(r=120),
                       xaxis={"title": x, "tickvals": list(range(len(xs))), "ticktext": _ticks(xs),
                              "range": [-0.6, len(xs) - 0.4]},
                       yaxis={"title": y, "tickvals": list(range(len(ys))), "ticktext": _ticks(ys),

@@ -70,7 +70,7 @@ def block_series_figure(series: CurvatureSeries, label: str, epoch: int | None =
         fig.add_scatter(x=series.epochs, y=np.maximum(series.block_max[block], 1e-12), name=f"λ_max({block})",
                         line=dict(color=BLOCK_COLOURS[block]))
     fig.add_scatter(x=series.epochs, y=series.lambda_max, name="λ_max(H), whole", line=dict(color="#111", dash="dot"))
-    fig.add_scatter(x=series.epochs, y=series.coupling_share, name="coupling share (right)",
+    fig.add_scatter(x=series.epochs, y=series.coupling_share, name="coupling (right)",
                     line=dict(color="#7b2cbf", dash="dash"), secondary_y=True)
     if epoch is not None:
         fig.add_vline(x=epoch, line=dict(color="#777", dash="dot"))

@@ -9,7 +9,7 @@ import plotly.colors
 import plotly.graph_objects as go
 
 from .style import MARGIN as _MARGIN
-from .style import MODEL_COLOURS, MODEL_LABELS
+from .style import LEGEND, MODEL_COLOURS, MODEL_LABELS
 
 
 
@@ -34,9 +34,11 @@ def ic_distribution_figure(test_ic: dict[int, np.ndarray], train_ic: np.ndarray,
     if paper_threshold is not None:
         fig.add_vline(x=paper_threshold, line=dict(color="#555555", dash="dot"),
                       annotation_text=f"paper {paper_threshold:.2f}", annotation_position="top right")
-    fig.update_layout(barmode="overlay", title="IC distributions of the test sets (Figure 7)", height=380,
-                      margin=_MARGIN, legend=dict(orientation="h", y=-0.25),
-                      xaxis_title="information content −ln P(X) (nats)", yaxis_title="density")
+    fig.update_layout(barmode="overlay", height=380,
+                      title=dict(text="IC distributions of the test sets (Figure 7)", x=0, xanchor="left"),
+                      modebar=dict(orientation="v"),
+                      margin=dict(_MARGIN, b=0), legend=LEGEND,
+                      xaxis_title="information content −ln P(X) (nats)", xaxis_automargin=True, yaxis_title="density")
     return fig
 
 
@@ -65,7 +67,9 @@ def accuracy_vs_length_figure(table: pd.DataFrame) -> go.Figure:
         fig.add_hline(y=chance, line=dict(color="#888888", dash="dash", width=1),
                       annotation_text=f"chance {chance:.2f}")
     fig.update_yaxes(range=[0, 1.05])
-    fig.update_layout(title="Accuracy against sequence length (Figure 9)", height=380, margin=_MARGIN,
-                      legend=dict(orientation="h", y=-0.25), hovermode="x unified",
-                      xaxis_title="sequence length L (◆ = training set, L = 4)", yaxis_title="accuracy")
+    fig.update_layout(title=dict(text="Accuracy against sequence length (Figure 9)", x=0, xanchor="left"),
+                      height=380, modebar=dict(orientation="v"), margin=dict(_MARGIN, b=0),
+                      legend=LEGEND, hovermode="x unified",
+                      xaxis_title="sequence length L (◆ = training set, L = 4)", xaxis_automargin=True,
+                      yaxis_title="accuracy")
     return fig

@@ -57,7 +57,7 @@ def sweep_shift_figure(table: pd.DataFrame, scp_epoch: int | None, chosen: int |
     # Whole 5-point steps: left to itself the right axis ticked at −19, −13, −6.
     fig.update_yaxes(title_text="accuracy gap (points)", tickformat="+.0f", tickmode="linear", tick0=0, dtick=5,
                      showgrid=False, secondary_y=True)
-    return _layout(fig, "SHIFT efficiency: speed-up and final accuracy against the shift epoch", "shift epoch", None,
+    return _layout(fig, "SHIFT speed-up and final accuracy by shift epoch", "shift epoch", None,
                    right=60)
 
 

@@ -7,18 +7,36 @@ import plotly.graph_objects as go
 MODEL_COLOURS = {"single": "#457b9d", "looped": "#d62828", "shift": "#7b2cbf"}
 MODEL_LABELS = {"single": "Single-Attn", "looped": "Looped-Attn", "shift": "SHIFT"}
 MARGIN = dict(l=50, r=20, t=50, b=40)
+# A legend at the figure's bottom edge: Plotly reserves its rows there, and the x-axis
+# (automargin) pushes the margin for its ticks and title above them, so a figure drawing it
+# sets no bottom margin of its own (a fixed one would only add a gap between the two).
+LEGEND = dict(orientation="h", yref="container", y=0, yanchor="bottom")
 
 
 def layout(fig: go.Figure, title: str, x: str, y: str | None, height: int = 340, right: int = 20) -> go.Figure:
     """Shared look. The title starts at the left and the Plotly toolbar stands vertically at the
-    right, so a half-width chart's title never runs under the toolbar. `y=None` keeps axis
-    titles set before (subplots)."""
+    right, so a half-width chart's title never runs under the toolbar. The horizontal legend
+    stands at the figure's bottom edge (container pixels): Plotly then reserves its height,
+    however many rows it wraps into on a narrow chart, below the x-axis title (which pushes
+    the margin itself), so neither lands on the other. `y=None` keeps axis titles set before
+    (subplots)."""
     fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=height,
-                      margin={**MARGIN, "r": right}, modebar=dict(orientation="v"),
-                      legend=dict(orientation="h", y=-0.25), hovermode="x unified", xaxis_title=x)
+                      margin={**MARGIN, "r": right, "b": 0}, modebar=dict(orientation="v"),
+                      legend=LEGEND, hovermode="x unified", xaxis_title=x)
+    fig.update_xaxes(automargin=True)
     if y is not None:
         fig.update_layout(yaxis_title=y)
     return fig
+
+
+def two_lines(text: str) -> str:
+    """`text` broken at the space nearest its middle: Plotly never wraps a title, so a long one
+    is cut at a narrow chart's edge (an 800 px window with the sidebar open)."""
+    spaces = [i for i, c in enumerate(text) if c == " "]
+    if not spaces:
+        return text
+    cut = min(spaces, key=lambda i: abs(i - len(text) / 2))
+    return text[:cut] + "<br>" + text[cut + 1:]
 
 
 def log_axis_label(fig: go.Figure, axis: str, value: float, text: str, **position) -> None:

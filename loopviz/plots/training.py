@@ -89,7 +89,7 @@ def kappa_figure(runs: dict[str, RunData], delta: float) -> go.Figure:
     fig.update_yaxes(type="log")
     log_axis_label(fig, "y", 1 + delta, f"U if κ ≤ 1 + δ = {1 + delta:g}", x=0, xanchor="left",
                    yanchor="bottom", font=dict(color="#555"))
-    return _layout(fig, "Valley condition number κ = λ_max / λ_min over λ > ε", "epoch", "κ")
+    return _layout(fig, "Valley condition κ = λ_max / λ_min, λ > ε", "epoch", "κ")
 
 
 def _spectrum_bars(eigenvalues: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +162,7 @@ def sweep_figure(table: pd.DataFrame, marked_seed: int | None) -> go.Figure:
                         marker=dict(size=16, symbol="star", color="#d62828"))
     fig.add_vline(x=0, line=dict(color="#999", width=1))
     fig.add_hline(y=0, line=dict(color="#999", width=1))
-    return _layout(fig, "Looped − Single high-IC accuracy, one point per seed", "training gap", "validation gap")
+    return _layout(fig, "Looped − Single high-IC gap per seed", "training gap", "validation gap")
 
 
 def gap_histogram(table: pd.DataFrame) -> go.Figure:

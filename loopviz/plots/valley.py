@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .style import MARGIN as _MARGIN
-from .style import MODEL_COLOURS, log_ticks
+from .style import LEGEND, MODEL_COLOURS, log_ticks
 from .style import layout as _layout
 
 U_COLOR, V_COLOR = "#1f77b4", "#d62728"
@@ -230,9 +230,9 @@ def force_figure(force: np.ndarray, unforced: np.ndarray, bound: float, *, title
         go.Scatter(x=[1, int(k[-1])], y=[bound, bound], name="𝒞 (bound)", mode="lines",
                    line=dict(color="black", dash="dot")),
     ])
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=320, margin=_MARGIN,
-                      modebar=dict(orientation="v"), legend=dict(orientation="h", y=-0.25, x=0),
-                      xaxis=dict(title="step k"),
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=320, margin=dict(_MARGIN, b=0),
+                      modebar=dict(orientation="v"), legend=dict(LEGEND, x=0),
+                      xaxis=dict(title="step k", automargin=True),
                       yaxis=dict(title="force norm", type="log", range=y_range))
     return fig
 
@@ -280,9 +280,9 @@ def valley_spectrum_figure(eigenvalues: np.ndarray, *, tau: float, eta: float, t
                          for (_, label, _, colour), h in zip(marks, heights)]),
     )
     fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=330,
-                      margin=dict(_MARGIN, r=140, b=70), bargap=0.15, showlegend=True,
-                      legend=dict(orientation="h", y=-0.3, x=0), barmode="overlay", modebar=dict(orientation="v"),
-                      xaxis=dict(title="i (largest first)"),
+                      margin=dict(_MARGIN, r=140, b=0), bargap=0.15, showlegend=True,
+                      legend=dict(LEGEND, x=0), barmode="overlay", modebar=dict(orientation="v"),
+                      xaxis=dict(title="i (largest first)", automargin=True),
                       # every tick in full, not "1, 5, 2, 0.1, 5, 2" (Plotly's digit-only 2× and 5× labels)
                       yaxis=dict(title="λ_i", type="log", range=[lo, hi], **log_ticks(lo, hi)))
     return fig

@@ -13,14 +13,25 @@ PARAM = "present"
 STATE_KEY = "presenter_mode"
 ON_VALUES = ("1", "true", "yes", "on")
 CHART_FONT, TITLE_FONT = 17, 22
-# Room below a projector-sized x-axis title for the shared horizontal legend (up to two rows).
+# Extra figure height in presenter mode, so the plot area keeps its size when projector-sized
+# tick labels, axis title and legend rows (Plotly reserves their height) take more room.
 LEGEND_PX = 90
+# The narrowest a chart in a row of columns may get before the row wraps (each column then
+# takes the full width): 360 px holds a 45-character title and a legend of three entries a
+# row; projector fonts need more.
+MIN_CHART_PX, MIN_CHART_PX_PRESENT = 360, 480
 
 # Always: a live fragment redraws every second; Streamlit would fade the elements it is
-# about to replace, and the page would flicker grey.
+# about to replace, and the page would flicker grey. And a row of columns holding charts
+# wraps (flexbox) when its charts would be narrower than `min`: Streamlit stacks columns
+# only below a 640 px viewport, so an 800 px window with the sidebar open kept pairs of
+# ~200 px charts side by side.
+_ROW = '[data-testid="stMain"] [data-testid="stHorizontalBlock"]:has([data-testid="stPlotlyChart"])'
 _BASE_CSS = """
 <style>
 .stElementContainer[data-stale="true"], [data-stale="true"] { opacity: 1 !important; transition: none !important; }
+%s { flex-wrap: wrap; }
+%s > [data-testid="stColumn"] { min-width: min(100%%, %dpx); }
 </style>
 """
 _CSS = """
@@ -54,9 +65,16 @@ def _leave() -> None:
         del st.query_params[PARAM]
 
 
+def base_css(present: bool) -> str:
+    """The CSS every run gets: no stale-element fading, chart rows that wrap when narrow."""
+    return _BASE_CSS % (_ROW, _ROW, MIN_CHART_PX_PRESENT if present else MIN_CHART_PX)
+
+
 def style() -> None:
-    """Call once per run: no stale-element fading; in presenter mode, no sidebar and larger text."""
-    st.html(_BASE_CSS + (_CSS if enabled() else ""))
+    """Call once per run: no stale-element fading, chart rows that wrap on narrow screens; in
+    presenter mode, no sidebar and larger text."""
+    on = enabled()
+    st.html(base_css(on) + (_CSS if on else ""))
 
 
 def leave_button() -> None:
@@ -69,11 +87,8 @@ def chart(where, fig: go.Figure, key: str, **kwargs):
     if st.session_state.get(STATE_KEY):
         fig.update_layout(font=dict(size=CHART_FONT), title_font=dict(size=TITLE_FONT))
         legend = fig.layout.legend
-        if legend.orientation == "h" and legend.y == -0.25 and legend.yref in (None, "paper"):
-            # The shared legend stands 0.25 of the plot's height below it: with projector-sized
-            # tick labels and axis title, that is on the x-axis title. Pin it to the figure's
-            # bottom edge (pixels) instead, in a margin grown by its height.
-            fig.update_layout(legend=dict(yref="container", y=0, yanchor="bottom"),
-                              margin=dict(b=(fig.layout.margin.b or 40) + LEGEND_PX),
-                              height=(fig.layout.height or 340) + LEGEND_PX)
+        if legend.orientation == "h" and legend.yref == "container" and legend.y == 0:
+            # The shared legend (style.LEGEND) reserves its own rows below the x-axis title;
+            # a taller figure keeps the plot area its size under projector-sized text.
+            fig.update_layout(height=(fig.layout.height or 340) + LEGEND_PX)
     return where.plotly_chart(fig, key=key, **kwargs)
