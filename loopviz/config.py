@@ -52,8 +52,8 @@ class RunConfig:
     epochs: int = 1500             # the paper trains 600; 1500 shows where both models end (README, Reproduction)
     lr: float = 1e-3
     batch_size: int = 0            # 0 = full batch (one Adam step per epoch)
-    # adam (the paper); sgd: torch.optim.SGD on minibatches of batch_size (> 0);
-    # gd: torch.optim.SGD on the full batch (batch_size 0), one step per epoch
+    # adam (the paper); sgd: SGD (toy/optim, torch's steps) on minibatches of batch_size (> 0);
+    # gd: the same SGD on the full batch (batch_size 0), one step per epoch
     optimizer: str = "adam"
     # sgd/gd only: torch's SGD momentum (u <- mu u + g, theta <- theta - lr u; no dampening,
     # no Nesterov), i.e. heavy ball theta' = theta - lr g + mu (theta - theta_prev) at a fixed lr

@@ -31,7 +31,9 @@ from .toy.embedding import BLOCKS, block_slices
 if TYPE_CHECKING:
     from .runs.format import RunData
 
-ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.9, 0.999, 1e-8   # torch.optim.Adam's defaults, which the Trainer uses
+# The Trainer's Adam (toy/optim: torch's defaults); written out, not imported: toy/optim loads torch
+# and pages import this module (tests/test_landscape.py checks they agree).
+ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 
 # ----------------------------------------------------------------- the plane
@@ -169,7 +171,7 @@ def adam_states(gradients: np.ndarray, resets: np.ndarray | None = None, beta1: 
                 beta2: float = ADAM_BETA2) -> AdamStates:
     """Adam's moments from the sequence of full-batch gradients g_e = ∇L(θ_e).
 
-    m_t = β₁ m_{t−1} + (1 − β₁) g,  v_t = β₂ v_{t−1} + (1 − β₂) g²  (torch.optim.Adam). In a
+    m_t = β₁ m_{t−1} + (1 − β₁) g,  v_t = β₂ v_{t−1} + (1 − β₂) g²  (toy/optim.Adam). In a
     full-batch run the gradient of step e + 1 is the exact gradient at the stored θ_e, so
     the moments are a function of the stored weights: no optimiser state needs storing.
     `resets[e]` True starts fresh moments at step e + 1 (SHIFT with reset_optimizer).

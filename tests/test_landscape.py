@@ -206,3 +206,8 @@ def test_the_entry_points_by_configuration_equal_the_problem_ones(runs):
     np.testing.assert_array_equal(series.precond_lambda_max, want_series.precond_lambda_max)
     assert check == want_check
 
+
+
+def test_the_landscape_adam_constants_are_the_trainers():
+    from loopviz.toy import optim
+    assert (L.ADAM_BETA1, L.ADAM_BETA2) == optim.BETAS and L.ADAM_EPS == optim.EPS
