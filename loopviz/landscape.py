@@ -308,15 +308,12 @@ def step_loops(config, epochs: np.ndarray) -> np.ndarray:
 
 
 def run_gradients(problem, config, thetas: np.ndarray, epochs: np.ndarray) -> np.ndarray:
-    """Exact full-batch gradients ∇L(θ_e) [W, P] of each step's loss (vmapped per loop count)."""
-    import torch
-
+    """Exact full-batch gradients ∇L(θ_e) [W, P] of each step's loss (one backward per loop count)."""
     loops = step_loops(config, epochs)
     out = np.zeros_like(np.asarray(thetas, dtype=np.float64))
     for T in np.unique(loops):
         rows = np.nonzero(loops == T)[0]
-        grad = torch.func.vmap(torch.func.grad(lambda p, T=int(T): problem.loss(p, T)))
-        out[rows] = grad(torch.as_tensor(thetas[rows], dtype=torch.float64, device=problem.device)).cpu().numpy()
+        out[rows] = problem.gradients(np.asarray(thetas)[rows], int(T))
     return out
 
 
@@ -347,17 +344,9 @@ def run_adam_states(problem, config, thetas: np.ndarray, epochs: np.ndarray) -> 
 
 
 def run_hessians(problem, config, thetas: np.ndarray, epochs: np.ndarray) -> list[np.ndarray]:
-    """Exact Hessians [P, P] of each step's loss at the given θ (loopviz.curvature.exact_hessian)."""
-    import torch
-
-    from .curvature import exact_hessian
-
-    loops = step_loops(config, epochs)
-    out = []
-    for theta, T in zip(thetas, loops):
-        t = torch.as_tensor(theta, dtype=torch.float64, device=problem.device)
-        out.append(exact_hessian(lambda p, T=int(T): problem.loss(p, T), t).detach().cpu().numpy())
-    return out
+    """Exact Hessians [P, P] of each step's loss at the given θ (toy.training.Problem.hessians:
+    toy/hessian.py's closed form on the CPU, checked against autograd in tests/test_hessian.py)."""
+    return list(problem.hessians(np.asarray(thetas), step_loops(config, epochs)))
 
 
 @dataclass(frozen=True)

@@ -211,3 +211,39 @@ def test_the_entry_points_by_configuration_equal_the_problem_ones(runs):
 def test_the_landscape_adam_constants_are_the_trainers():
     from loopviz.toy import optim
     assert (L.ADAM_BETA1, L.ADAM_BETA2) == optim.BETAS and L.ADAM_EPS == optim.EPS
+
+
+@pytest.mark.parametrize("model", ["single", "looped", "shift"])
+def test_run_hessians_and_gradients_equal_autograd_per_theta(model):
+    """The Landscape's Hessians (toy/hessian.py's closed form) and gradients (one backward over
+    a run axis) against torch.func on each θ alone, across a SHIFT switch's loop counts."""
+    from loopviz.curvature import exact_hessian
+
+    config = RunConfig(model=model, d=4, loops=3, epochs=6, shift_epoch=2)
+    problem = prepare(config)
+    rng = np.random.default_rng(5)
+    thetas = rng.normal(0, 0.3, (6, models.param_count(config.d)))
+    epochs = np.arange(6)
+    loops = L.step_loops(config, epochs)
+    hessians, grads = L.run_hessians(problem, config, thetas, epochs), L.run_gradients(problem, config, thetas, epochs)
+    for theta, T, H, g in zip(thetas, loops, hessians, grads):
+        t = torch.as_tensor(theta, dtype=torch.float64)
+        want_H = exact_hessian(lambda p, T=int(T): problem.loss(p, T), t).numpy()
+        want_g = torch.func.grad(lambda p, T=int(T): problem.loss(p, T))(t).numpy()
+        assert np.abs(H - want_H).max() <= 1e-12 * np.abs(want_H).max()
+        assert np.abs(g - want_g).max() <= 1e-14 * max(1.0, np.abs(want_g).max())
+
+
+def test_the_landscape_entry_points_leave_torch_dynamo_unloaded():
+    """torch.func's grad/jacrev import torch._dynamo (~1 s, ~70 MB in the app server); the
+    Landscape's science runs without them."""
+    import subprocess
+    import sys
+    code = ("import sys\nfrom loopviz import landscape as L\nfrom loopviz.config import RunConfig\n"
+            "c = RunConfig(epochs=3, hessian_every=1)\nfrom loopviz.toy.training import prepare, train\n"
+            "import numpy as np\nrecs = list(train(c))\nthetas = np.stack([r.theta for r in recs])\n"
+            "e = np.arange(len(recs))\np = prepare(c)\nL.run_hessians(p, c, thetas, e)\n"
+            "L.run_adam_states(p, c, thetas, e)\nprint('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

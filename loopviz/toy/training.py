@@ -76,6 +76,36 @@ class Problem:
         """Exact Hessian of the full training loss at θ, float64; eigenvalues ascending."""
         return self.hessian_spectra([theta], [loops])[0]
 
+    def hessians(self, thetas: np.ndarray, loops: np.ndarray) -> np.ndarray:
+        """Exact Hessians [N, P, P] of the full training loss at N (θ, loops) pairs, float64:
+        on the CPU by toy/hessian.py's closed form (batched as its spectra are), on a GPU by autograd."""
+        thetas, loops = np.asarray(thetas, dtype=np.float64), np.asarray(loops).astype(int)
+        out = np.empty((len(thetas), thetas.shape[1], thetas.shape[1]))
+        if self.device.type != "cpu":
+            for i, (t, T) in enumerate(zip(thetas, loops)):
+                out[i] = exact_hessian(lambda p, T=int(T): self.loss(p, T),
+                                       torch.as_tensor(t, dtype=DTYPE, device=self.device)).cpu().numpy()
+            return out
+        step = hessian.batch_size(self.config.d)
+        for T in np.unique(loops):
+            idx = np.nonzero(loops == T)[0]
+            for begin in range(0, len(idx), step):
+                part = idx[begin:begin + step]
+                out[part] = hessian.loss_hessians(thetas[part], self.E0.numpy(), self.train_counts.numpy(), int(T))
+        return out
+
+    def gradients(self, thetas: np.ndarray, loops: int) -> np.ndarray:
+        """Exact gradients [N, P] of the full training loss at N weight vectors with one loop
+        count: one backward pass over the run axis (runs are independent rows of the sum),
+        without torch.func (whose grad imports torch._dynamo)."""
+        theta = torch.as_tensor(np.asarray(thetas, dtype=np.float64), dtype=DTYPE, device=self.device)
+        theta.requires_grad_(True)
+        N = len(theta)
+        E0 = self.E0.unsqueeze(0).expand(N, *self.E0.shape)
+        counts = self.train_counts.unsqueeze(0).expand(N, *self.train_counts.shape)
+        loss = models.weighted_cross_entropy(models.logits(theta, E0, loops), counts)
+        return torch.autograd.grad(loss.sum(), theta)[0].cpu().numpy()
+
     def hessian_spectra(self, thetas: list[np.ndarray], loops: list[int]) -> np.ndarray:
         """Spectra [N, P] at several (θ, loops): on the CPU by toy/hessian.py's closed
         forward-over-reverse in numpy (no torch.func, so torch._dynamo never loads); on a
