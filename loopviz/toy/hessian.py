@@ -262,13 +262,12 @@ def batch_size(d: int) -> int:
     return max(1, 64 // (d * d))
 
 
-def spectra(thetas: np.ndarray, loops: np.ndarray, E0: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Eigenvalues [N, P], ascending, of the exact loss Hessian at each θ [N, P] with its
-    loop count. Weight sets with equal loops are batched in order, so a given list of
-    (θ, loops) always takes the same arithmetic path (same numbers, bit for bit)."""
+def hessian_batches(thetas: np.ndarray, loops: np.ndarray, E0: np.ndarray, counts: np.ndarray):
+    """Yield (indices, ∇²L [k, P, P]) for the weight sets θ [N, P] with their loop counts:
+    weight sets with equal loops are batched in order (batch_size(d) a call), so a given
+    list of (θ, loops) always takes the same arithmetic path (same numbers, bit for bit)."""
     thetas = np.asarray(thetas, dtype=np.float64)
     loops = np.asarray(loops).astype(int)
-    out = np.empty_like(thetas)
     B0, d, n = E0.shape
     step = batch_size(d)
     keep_heap(8 * step * B0 * n * d * 2 * d * d)
@@ -276,8 +275,16 @@ def spectra(thetas: np.ndarray, loops: np.ndarray, E0: np.ndarray, counts: np.nd
         idx = np.nonzero(loops == T)[0]
         for begin in range(0, len(idx), step):
             part = idx[begin:begin + step]
-            for i, H in zip(part, loss_hessians(thetas[part], E0, counts, int(T))):
-                out[i] = symmetric_eigenvalues(H)
+            yield part, loss_hessians(thetas[part], E0, counts, int(T))
+
+
+def spectra(thetas: np.ndarray, loops: np.ndarray, E0: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Eigenvalues [N, P], ascending, of the exact loss Hessian at each θ [N, P] with its
+    loop count (hessian_batches, then dsyevr on each)."""
+    out = np.empty(np.shape(thetas))
+    for part, hessians in hessian_batches(thetas, loops, E0, counts):
+        for i, H in zip(part, hessians):
+            out[i] = symmetric_eigenvalues(H)
     return out
 
 

@@ -86,12 +86,8 @@ class Problem:
                 out[i] = exact_hessian(lambda p, T=int(T): self.loss(p, T),
                                        torch.as_tensor(t, dtype=DTYPE, device=self.device)).cpu().numpy()
             return out
-        step = hessian.batch_size(self.config.d)
-        for T in np.unique(loops):
-            idx = np.nonzero(loops == T)[0]
-            for begin in range(0, len(idx), step):
-                part = idx[begin:begin + step]
-                out[part] = hessian.loss_hessians(thetas[part], self.E0.numpy(), self.train_counts.numpy(), int(T))
+        for part, batch in hessian.hessian_batches(thetas, loops, self.E0.numpy(), self.train_counts.numpy()):
+            out[part] = batch
         return out
 
     def gradients(self, thetas: np.ndarray, loops: int) -> np.ndarray:
