@@ -122,6 +122,11 @@ def shaped_model(config: AlgoConfig, max_len: int) -> models.LoopNet:
         return models.build(config, tasks.VOCAB, max_len)
 
 
+def _hyper(group: dict) -> np.ndarray:
+    """An AdamW param group's HYPER values, in that order, as handoff.npz stores them."""
+    return np.array([group["lr"], *group["betas"], group["eps"], group["weight_decay"]], dtype=np.float64)
+
+
 def handoff_arrays(handoff: Handoff) -> dict[str, np.ndarray]:
     """handoff.npz's contents: plain numeric arrays, no pickle. step, rule (index into RULES),
     plateau_step (-1: none), seconds; model/<name> per parameter; adam/<name>/{exp_avg,
@@ -131,7 +136,7 @@ def handoff_arrays(handoff: Handoff) -> dict[str, np.ndarray]:
     arrays = {"step": np.array(handoff.step, dtype=np.int64), "rule": np.array(RULES.index(handoff.rule)),
               "plateau_step": np.array(-1 if handoff.plateau_step is None else handoff.plateau_step),
               "seconds": np.array(handoff.seconds, dtype=np.float64),
-              "hyper": np.array([group["lr"], *group["betas"], group["eps"], group["weight_decay"]], dtype=np.float64)}
+              "hyper": _hyper(group)}
     for name, tensor in handoff.model_state.items():
         arrays[f"model/{name}"] = tensor.detach().cpu().numpy()
     for index, state in handoff.optimizer_state["state"].items():
@@ -158,7 +163,7 @@ def handoff_from_arrays(config: AlgoConfig, arrays: dict[str, np.ndarray], max_l
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     template = optimizer.state_dict()
     group = template["param_groups"][0]
-    expected = np.array([group["lr"], *group["betas"], group["eps"], group["weight_decay"]], dtype=np.float64)
+    expected = _hyper(group)
     if arrays["hyper"].shape != expected.shape or not np.array_equal(arrays["hyper"], expected):
         raise RunFormatError(f"handoff.npz: AdamW's {', '.join(HYPER)} {arrays['hyper'].tolist()} are not the "
                              f"config's {expected.tolist()}")
