@@ -10,7 +10,7 @@ import pytest
 
 from loopviz.__main__ import main
 from loopviz.algo import job, rundir, training
-from loopviz.algo.config import AlgoConfig
+from loopviz.algo.config import SHIFT_RULES, AlgoConfig
 from loopviz.runs.format import RunFormatError
 from loopviz.runs.store import BUNDLED_DIR, JobRegistry, RunStore
 
@@ -72,7 +72,7 @@ def test_the_single_run_stores_its_handoff_as_plain_numbers(reference):
     with np.load(reference / "single" / "handoff.npz", allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     assert all(v.dtype.kind in "fiu" for v in arrays.values())
-    assert int(arrays["step"]) == 10 and training.RULES[int(arrays["rule"])] == "fixed"
+    assert int(arrays["step"]) == 10 and SHIFT_RULES[int(arrays["rule"])] == "fixed"
     run = rundir.read_run(reference / "single")
     at = int(np.flatnonzero(run.weight_steps == 10)[0])
     for name, w in run.weights.items():   # the weights at the switch are weights.npz's there
@@ -196,7 +196,7 @@ def test_bundled_runs_without_a_handoff_still_load():
 
 def test_read_handoff_rejects_a_fallback_in_an_unfinished_run(reference, tmp_path):
     out = stored_single(reference, tmp_path)
-    edit(out / "single" / "handoff.npz", lambda a: a.__setitem__("rule", np.array(training.RULES.index("fallback"))))
+    edit(out / "single" / "handoff.npz", lambda a: a.__setitem__("rule", np.array(SHIFT_RULES.index("fallback"))))
     run = rundir.read_run(out / "single")
     run.meta["status"] = "cancelled"
     with pytest.raises(RunFormatError, match="fallback"):

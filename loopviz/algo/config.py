@@ -20,6 +20,7 @@ MODELS = ("single", "looped", "shift")
 POSITIONS = ("learned", "none")
 STOPPING = ("confidence", "oracle")
 SCP_PLATEAUS = ("best", "window")   # loopviz.shift.scp's readings of Sec. 5's plateau test
+SHIFT_RULES = ("scp", "fixed", "fallback")   # what decided SHIFT's switch (stored by index in handoff.npz)
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTION_FIELDS = ("device",)
 

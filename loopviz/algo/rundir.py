@@ -25,7 +25,7 @@ import pandas as pd
 
 # One error class, one safe .npz reader and one atomic writer for every kind of run.
 from ..runs.format import RunFormatError, read_npz, versions_meta, write_directory
-from .config import AlgoConfig, ConfigError
+from .config import SHIFT_RULES, AlgoConfig, ConfigError
 
 FORMAT = "loopviz-algo/1"
 FILES = ("config.json", "meta.json", "records.csv", "weights.npz", "curvature.npz")
@@ -157,7 +157,7 @@ def read_handoff(directory: Path, run: AlgoRun) -> dict[str, np.ndarray] | None:
         raise RunFormatError("handoff.npz: step, rule, plateau_step and seconds must be single numbers")
     if not all(np.isfinite(v).all() for v in arrays.values()):
         raise RunFormatError("handoff.npz: weights or AdamW state are NaN or infinite")
-    rules = ("scp", "fixed", "fallback")   # training.RULES (this module stays torch-free)
+    rules = SHIFT_RULES
     step, rule, plateau = int(arrays["step"]), int(arrays["rule"]), int(arrays["plateau_step"])
     if rule not in range(len(rules)):
         raise RunFormatError(f"handoff.npz: rule {rule} is not one of 0..{len(rules) - 1} ({', '.join(rules)})")

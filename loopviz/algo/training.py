@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ..shift import scp
 from ..toy.training import resolve_device
 from . import curvature, models, tasks
-from .config import AlgoConfig
+from .config import SHIFT_RULES, AlgoConfig
 
 TRAIN_STREAM, EVAL_TRAIN_STREAM, VAL_STREAM, TEST_STREAM, CURV_STREAM = range(5)
 SCALARS = ("loss", "val_loss", "grad_norm", "train_acc", "val_acc")
@@ -110,7 +110,6 @@ class Handoff:
     plateau_step: int | None = None
 
 
-RULES = ("scp", "fixed", "fallback")
 HYPER = ("lr", "beta1", "beta2", "eps", "weight_decay")
 
 
@@ -128,12 +127,12 @@ def _hyper(group: dict) -> np.ndarray:
 
 
 def handoff_arrays(handoff: Handoff) -> dict[str, np.ndarray]:
-    """handoff.npz's contents: plain numeric arrays, no pickle. step, rule (index into RULES),
+    """handoff.npz's contents: plain numeric arrays, no pickle. step, rule (index into config.SHIFT_RULES),
     plateau_step (-1: none), seconds; model/<name> per parameter; adam/<name>/{exp_avg,
     exp_avg_sq,step} per parameter AdamW has stepped; hyper = HYPER of the one param group."""
     names = list(handoff.model_state)
     group = handoff.optimizer_state["param_groups"][0]
-    arrays = {"step": np.array(handoff.step, dtype=np.int64), "rule": np.array(RULES.index(handoff.rule)),
+    arrays = {"step": np.array(handoff.step, dtype=np.int64), "rule": np.array(SHIFT_RULES.index(handoff.rule)),
               "plateau_step": np.array(-1 if handoff.plateau_step is None else handoff.plateau_step),
               "seconds": np.array(handoff.seconds, dtype=np.float64),
               "hyper": _hyper(group)}
@@ -186,7 +185,7 @@ def handoff_from_arrays(config: AlgoConfig, arrays: dict[str, np.ndarray], max_l
                         "exp_avg_sq": torch.from_numpy(moments[1].copy())}
     plateau = int(arrays["plateau_step"])
     return Handoff(int(arrays["step"]), model_state, {"state": state, "param_groups": template["param_groups"]},
-                   float(arrays["seconds"]), RULES[int(arrays["rule"])], None if plateau < 0 else plateau)
+                   float(arrays["seconds"]), SHIFT_RULES[int(arrays["rule"])], None if plateau < 0 else plateau)
 
 
 def records_from_run(run, upto: int) -> list[EvalRecord]:
