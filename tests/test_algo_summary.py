@@ -120,6 +120,7 @@ def test_curvature_sentence_counts_the_checkpoints_where_looped_is_steeper():
     text = summary.curvature_sentence(steeper, labels)
     assert "Single-Attn 2 (step 300), Looped-Attn 3 (step 300)" in text
     assert "at 3 of the 3 checkpoints after step 0 (the steeper valley" in text
+    assert "sign test p = 0.12, so with 3 checkpoints of one seed this could be chance" in text
     flatter = {"single": (steps, single), "looped": (steps, single - np.array([[0.0], [1], [0], [0]]))}
     assert "at 0 of the 3 checkpoints after step 0 (not the uniformly steeper" in summary.curvature_sentence(
         flatter, labels)
@@ -146,3 +147,21 @@ def test_where_stage_one_came_from_is_said_as_meta_records_it():
     run.meta.update(stage_one="trained", stage_one_note="handoff.npz: weights differ from weights.npz")
     assert summary.stage_one_sentence(run) == ("Stage I was trained again for this run "
                                                "(handoff.npz: weights differ from weights.npz).")
+
+
+def test_curvature_sentence_on_planted_and_noise_curves():
+    """A steeper valley at every one of 8 checkpoints is said with its sign-test p; on noise
+    (the two models' eigenvalues exchangeable) the unqualified claim appears at most ~2^-n."""
+    labels = {"single": "Single-Attn", "looped": "Looped-Attn"}
+    steps = np.arange(9) * 100
+    rng = np.random.default_rng(0)
+    single = rng.uniform(1, 2, (9, 2))
+    planted = summary.curvature_sentence({"single": (steps, single), "looped": (steps, single + 1)}, labels)
+    assert "at 8 of the 8 checkpoints" in planted
+    assert "p = 0.0039; checkpoints of one run are not independent" in planted
+    unqualified = 0
+    for _ in range(2000):
+        a, b = rng.uniform(1, 2, (2, 9, 2))
+        text = summary.curvature_sentence({"single": (steps, a), "looped": (steps, b)}, labels)
+        unqualified += "read it as a hint" in text
+    assert unqualified / 2000 <= 2 * 0.5 ** 8

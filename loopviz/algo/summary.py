@@ -169,10 +169,16 @@ def curvature_sentence(curves: dict[str, tuple[np.ndarray, np.ndarray]], labels:
         if shared:
             s_max = {int(k): float(np.max(v)) for k, v in zip(s_steps, s_top)}
             l_max = {int(k): float(np.max(v)) for k, v in zip(l_steps, l_top)}
-            above = sum(l_max[k] > s_max[k] for k in shared)
-            text += (f" Looped-Attn's exceeds Single-Attn's at {above} of the {len(shared)} checkpoints after step 0"
-                     + (" (the steeper valley the conjecture predicts)." if above == len(shared) else
-                        " (not the uniformly steeper valley the conjecture predicts)."))
+            above, n = sum(l_max[k] > s_max[k] for k in shared), len(shared)
+            text += f" Looped-Attn's exceeds Single-Attn's at {above} of the {n} checkpoints after step 0"
+            if above < n:
+                text += " (not the uniformly steeper valley the conjecture predicts)."
+            else:
+                # On exchangeable (noise) curves all n would be above with probability 2^-n.
+                p = binomtest(above, n, 0.5, alternative="greater").pvalue
+                text += (f" (the steeper valley the conjecture predicts; one-sided sign test p = {p:.2g}"
+                         + (f", so with {n} checkpoints of one seed this could be chance)." if p >= 0.05 else
+                            "; checkpoints of one run are not independent, so read it as a hint)."))
     return text
 
 
