@@ -42,7 +42,9 @@ def loss_plane_figure(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray,
     fig.update_xaxes(range=[alpha[0], alpha[-1]])
     fig.update_yaxes(range=[beta[0], beta[-1]])
     fig = _layout(fig, title, "α (along the plane's first direction)", "β", height=470)
-    fig.update_layout(hovermode="closest")
+    # The colour bar takes the right margin (it pushes the margin itself, so no lane stays free
+    # there): the toolbar stands across the top, right of the short left-aligned title.
+    fig.update_layout(hovermode="closest", modebar=dict(orientation="h"))
     return fig
 
 
@@ -77,7 +79,8 @@ def block_series_figure(series: CurvatureSeries, label: str, epoch: int | None =
     fig.update_yaxes(type="log", secondary_y=False, title_text="largest eigenvalue")
     fig.update_yaxes(range=[0, 1], tickmode="linear", dtick=0.2, showgrid=False, secondary_y=True,
                      title_text="‖off-block‖²/‖H‖²")
-    return _layout(fig, f"{label}: per-block curvature", "epoch", "largest eigenvalue", height=400)
+    return _layout(fig, f"{label}: per-block curvature", "epoch", "largest eigenvalue", height=400,
+                   right=60)   # the right axis's ticks and title
 
 
 def block_spectrum_figure(blocks: BlockSpectra, title: str) -> go.Figure:

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 MODEL_COLOURS = {"single": "#457b9d", "looped": "#d62828", "shift": "#7b2cbf"}
 MODEL_LABELS = {"single": "Single-Attn", "looped": "Looped-Attn", "shift": "SHIFT"}
 MARGIN = dict(l=50, r=20, t=50, b=40)
+TOOLBAR_PX = 30   # the vertical Plotly toolbar's lane at the right edge, kept clear of right-hand ticks
 # A legend at the figure's bottom edge: Plotly reserves its rows there, and the x-axis
 # (automargin) pushes the margin for its ticks and title above them, so a figure drawing it
 # sets no bottom margin of its own (a fixed one would only add a gap between the two).
@@ -15,13 +16,14 @@ LEGEND = dict(orientation="h", yref="container", y=0, yanchor="bottom")
 
 def layout(fig: go.Figure, title: str, x: str, y: str | None, height: int = 340, right: int = 20) -> go.Figure:
     """Shared look. The title starts at the left and the Plotly toolbar stands vertically at the
-    right, so a half-width chart's title never runs under the toolbar. The horizontal legend
+    right, in a lane of its own (TOOLBAR_PX beyond `right`, which right-hand ticks may use), so
+    a half-width chart's title never runs under the toolbar, nor the toolbar over a right axis. The horizontal legend
     stands at the figure's bottom edge (container pixels): Plotly then reserves its height,
     however many rows it wraps into on a narrow chart, below the x-axis title (which pushes
     the margin itself), so neither lands on the other. `y=None` keeps axis titles set before
     (subplots)."""
     fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=height,
-                      margin={**MARGIN, "r": right, "b": 0}, modebar=dict(orientation="v"),
+                      margin={**MARGIN, "r": right + TOOLBAR_PX, "b": 0}, modebar=dict(orientation="v"),
                       legend=LEGEND, hovermode="x unified", xaxis_title=x)
     fig.update_xaxes(automargin=True)
     if y is not None:
