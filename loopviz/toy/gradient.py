@@ -1,0 +1,151 @@
+r"""Logits, the weighted cross-entropy and its exact gradient w.r.t. θ, in numpy (no torch).
+
+The forward pass is models.logits' recursion (paper Sec. 3, App. D) over a leading run
+axis; the backward pass is its reverse-mode derivative written out by hand, the way
+optax or nanoGPT's numpy ports spell a backward pass. One run is R = 1: the very code a
+batch of R runs executes, so a run's rows do not depend on its neighbours (toy/batched.py).
+
+Rows are positions. Per context, X = Eᵀ [n, d], and with A_K = W_Kᵀ, A_Q = W_Qᵀ, A_V = W_Vᵀ:
+
+    loop t < T:   K = X A_K,  Q = X A_Q,  S = K Qᵀ [n, n],  Y = Sᵀ X,  X ← X + Y A_V
+    last loop:    z = X[-1],  k = X A_K,  q = z A_Q,  s = k q [n],  y = sᵀ X,
+                  z_T = z + y A_V,  o = z_T W_hᵀ [V]
+    loss:         L = −Σ_b Σ_v c_bv log softmax(o_b)_v / N,   N = Σ_bv c_bv
+
+(S = Kᵀ Q of the paper's column form, f(E) = W_V E S; the last loop updates only the last
+column, since f(E)'s last column is f(E, z)). Reverse pass, ō = ∂L/∂o and so on:
+
+    ō = (c_b· p_b − c_b) / N,  p = softmax(o),  c_b· = Σ_v c_bv
+    ∂W_h = ōᵀ z_T (summed over contexts),  z̄ = ō W_h
+    ∂A_V += yᵀ z̄,  ȳ = z̄ A_Vᵀ,  s̄_j = X_j · ȳ,  X̄_j = s_j ȳ
+    k̄ = s̄ ⊗ q,  q̄ = s̄ᵀ k,  ∂A_Q += zᵀ q̄,  ∂A_K += Xᵀ k̄,  X̄ += k̄ A_Kᵀ,  X̄[-1] += z̄ + q̄ A_Qᵀ
+    then per earlier loop, from the last to the first (X the loop's input):
+    ∂A_V += Yᵀ X̄,  Ȳ = X̄ A_Vᵀ,  S̄ = X Ȳᵀ,  X̄ ← X̄ + S Ȳ,
+    K̄ = S̄ Q,  Q̄ = S̄ᵀ K,  ∂A_K += Xᵀ K̄,  ∂A_Q += Xᵀ Q̄,  X̄ += K̄ A_Kᵀ + Q̄ A_Qᵀ
+    ∂W_• = (∂A_•)ᵀ
+
+How it is computed, and why: a weight multiplies all B·n rows of a run at once, one matrix
+product per run ([B·n, d]·[d, d]); the per-context products ([n, d]·[d, n], n = 3) are
+broadcast multiply-sums, not R·B tiny matrix products (whose per-call cost would dominate).
+Every operation acts on each run's slice alone, with the same shapes and layouts whatever R
+is, so a run's numbers are bit for bit the same alone or in a batch. Arrays are taken as
+C-contiguous float64 (`canonical`): numpy's matmul may round a transposed view differently
+from a contiguous copy, so the layout is fixed once, where the data are prepared.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .markov import VOCAB
+
+
+def canonical(array) -> np.ndarray:
+    """float64 (complex kept complex, for the complex-step test), C-contiguous: the one layout
+    every function here is fed (see the module note)."""
+    array = np.asarray(array)
+    return np.ascontiguousarray(array, dtype=np.result_type(array.dtype, np.float64))
+
+
+def _blocks(theta: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """θ [R, P] → A_K, A_Q, A_V [R, d, d] (transposed W_K, W_Q, W_V) and A_h = W_hᵀ [R, d, V], contiguous."""
+    R, dd = len(theta), d * d
+    A = [canonical(theta[:, i * dd:(i + 1) * dd].reshape(R, d, d).transpose(0, 2, 1)) for i in range(3)]
+    return A[0], A[1], A[2], canonical(theta[:, 3 * dd:].reshape(R, VOCAB, d).transpose(0, 2, 1))
+
+
+def _rows_times(X: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """X [R, B, n, d] times a per-run matrix A [R, d, k]: one [B·n, d]·[d, k] product per run."""
+    R, B, n, d = X.shape
+    return (X.reshape(R, B * n, d) @ A).reshape(R, B, n, A.shape[-1])
+
+
+def _rows_outer(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Σ over contexts and positions of X[b, i]ᵀ Y[b, i]: Xᵀ Y [R, d, k] of the stacked rows."""
+    R = len(X)
+    return X.reshape(R, -1, X.shape[-1]).transpose(0, 2, 1) @ Y.reshape(R, -1, Y.shape[-1])
+
+
+def _pair(U: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """U Vᵀ per context: [R, B, n, d], [R, B, m, d] → [R, B, n, m], as a broadcast multiply-sum."""
+    return (U[:, :, :, None, :] * V[:, :, None, :, :]).sum(-1)
+
+
+def _mix(S: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """S X per context: [R, B, n, m], [R, B, m, d] → [R, B, n, d], as a broadcast multiply-sum."""
+    return (S[:, :, :, :, None] * X[:, :, None, :, :]).sum(-2)
+
+
+def _forward(theta: np.ndarray, E0: np.ndarray, loops: int):
+    R, B, d, n = E0.shape
+    A_K, A_Q, A_V, A_h = _blocks(theta, d)
+    X = canonical(E0.transpose(0, 1, 3, 2))               # [R, B, n, d]
+    tape = []
+    for _ in range(loops - 1):
+        K, Q = _rows_times(X, A_K), _rows_times(X, A_Q)
+        S = _pair(K, Q)                                   # S_ij = k_i · q_j
+        Y = _mix(S.transpose(0, 1, 3, 2), X)              # Y = Sᵀ X
+        tape.append((X, K, Q, S, Y))
+        X = X + _rows_times(Y, A_V)
+    z = X[:, :, -1, :]                                    # [R, B, d]
+    k = _rows_times(X, A_K)
+    q = (z @ A_Q)                                         # [R, B, d]
+    s = (k * q[:, :, None, :]).sum(-1)                    # [R, B, n]
+    y = (s[..., None] * X).sum(-2)                        # [R, B, d]
+    zT = z + y @ A_V
+    out = zT @ A_h                                        # [R, B, V]
+    return out, (A_K, A_Q, A_V, A_h, tape, X, z, k, q, s, y, zT)
+
+
+def logits(theta: np.ndarray, E0: np.ndarray, loops: int) -> np.ndarray:
+    """Logits [R, B, V] of R runs, θ [R, P], E0 [R, B, d, n] (models.logits' numbers; loops = 1 is Single-Attn)."""
+    return _forward(theta, E0, loops)[0]
+
+
+def log_softmax(out: np.ndarray) -> np.ndarray:
+    """log softmax over the last axis, shifted by the maximum (as torch.log_softmax)."""
+    shifted = out - out.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def weighted_cross_entropy(out: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Σ_bv counts · (−log softmax(out)) / Σ counts per run: [R, B, V] → [R] (models.weighted_cross_entropy)."""
+    return -(counts * log_softmax(out)).sum((-2, -1)) / counts.sum((-2, -1))
+
+
+def loss_and_gradient(theta: np.ndarray, E0: np.ndarray, counts: np.ndarray, loops: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(logits [R, B, V], loss [R], ∂loss/∂θ [R, P]) of R runs: θ [R, P], E0 [R, B, d, n],
+    counts [R, B, V]; the reverse pass of the module docstring."""
+    R, B, d, n = E0.shape
+    out, (A_K, A_Q, A_V, A_h, tape, X, z, k, q, s, y, zT) = _forward(theta, E0, loops)
+    logp = log_softmax(out)
+    total = counts.sum((1, 2))
+    loss = -(counts * logp).sum((1, 2)) / total
+    o_bar = (counts.sum(-1, keepdims=True) * np.exp(logp) - counts) / total[:, None, None]
+    g_h = zT.transpose(0, 2, 1) @ o_bar                   # ∂A_h [R, d, V]
+    z_bar = o_bar @ A_h.transpose(0, 2, 1)                # [R, B, d]
+    g_V = y.transpose(0, 2, 1) @ z_bar
+    y_bar = z_bar @ A_V.transpose(0, 2, 1)
+    s_bar = (X * y_bar[:, :, None, :]).sum(-1)            # [R, B, n]
+    X_bar = s[..., None] * y_bar[:, :, None, :]           # [R, B, n, d]
+    k_bar = s_bar[..., None] * q[:, :, None, :]
+    q_bar = (s_bar[..., None] * k).sum(-2)                # [R, B, d]
+    g_Q = z.transpose(0, 2, 1) @ q_bar
+    g_K = _rows_outer(X, k_bar)
+    X_bar = X_bar + _rows_times(k_bar, A_K.transpose(0, 2, 1))
+    X_bar[:, :, -1, :] += z_bar + q_bar @ A_Q.transpose(0, 2, 1)
+    for X, K, Q, S, Y in reversed(tape):
+        g_V += _rows_outer(Y, X_bar)
+        Y_bar = _rows_times(X_bar, A_V.transpose(0, 2, 1))
+        S_bar = _pair(X, Y_bar)                           # S̄ = X Ȳᵀ
+        X_bar = X_bar + _mix(S, Y_bar)
+        K_bar, Q_bar = _mix(S_bar, Q), _mix(S_bar.transpose(0, 1, 3, 2), K)
+        g_K += _rows_outer(X, K_bar)
+        g_Q += _rows_outer(X, Q_bar)
+        X_bar = X_bar + _rows_times(K_bar, A_K.transpose(0, 2, 1)) + _rows_times(Q_bar, A_Q.transpose(0, 2, 1))
+    dd = d * d
+    grad = np.empty_like(theta, dtype=np.float64)
+    for i, g in enumerate((g_K, g_Q, g_V)):
+        grad[:, i * dd:(i + 1) * dd] = g.transpose(0, 2, 1).reshape(R, dd)
+    grad[:, 3 * dd:] = g_h.transpose(0, 2, 1).reshape(R, -1)
+    return out, loss, grad
