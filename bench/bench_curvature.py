@@ -69,11 +69,11 @@ def main() -> None:
     torch.set_num_threads(1)
     config = RunConfig(d=args.d)
     problem = prepare(config)
-    E0, counts = problem.E0.numpy(), problem.train_counts.numpy()
+    E0, counts = problem.E0, problem.train_counts
     P = models.param_count(args.d)
     trainer = Trainer(config.replace(epochs=100, hessian_every=0), problem)
     list(trainer.run())
-    theta = trainer.theta.detach().numpy().copy()          # a trained θ (epoch 100 of Looped-Attn)
+    theta = trainer.theta.copy()          # a trained θ (epoch 100 of Looped-Attn)
     H = hessian.loss_hessian(theta, E0, counts, config.loops)
     floor = best_cpu(lambda: curvature.symmetric_eigenvalues(H.copy()), args.repeat * 4)
     print(f"d = {args.d}, P = {P}, 1 BLAS thread, min of {args.repeat} repeats, CPU time of this thread; {load_note()}")

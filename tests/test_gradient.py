@@ -7,18 +7,18 @@ import torch
 
 from loopviz.config import RunConfig
 from loopviz.toy import gradient, models
-from loopviz.toy.training import Trainer, prepare
+from loopviz.toy.training import Trainer, evaluate, prepare
 
 
 def arrays(problem):
     """E0 [1, 27, d, n] and train counts [1, 27, V] in the canonical layout."""
-    return gradient.canonical(problem.E0.numpy()[None]), gradient.canonical(problem.train_counts.numpy()[None])
+    return gradient.canonical(problem.E0[None]), gradient.canonical(problem.train_counts[None])
 
 
 def autograd(problem, theta, loops):
     t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
-    out = models.logits(t, problem.E0, loops)
-    loss = models.weighted_cross_entropy(out, problem.train_counts)
+    out = models.logits(t, torch.as_tensor(problem.E0), loops)
+    loss = models.weighted_cross_entropy(out, torch.as_tensor(problem.train_counts))
     (grad,) = torch.autograd.grad(loss, t)
     return out.detach().numpy(), loss.item(), grad.numpy()
 
@@ -114,3 +114,33 @@ def test_zero_counts_of_a_context_give_no_gradient_from_it(problems):
     part = gradient.loss_and_gradient(theta, E0[:, :5].copy(), some[:, :5].copy(), 3)
     np.testing.assert_allclose(full[2], part[2], rtol=1e-13, atol=1e-16)
     assert full[1][0] == pytest.approx(part[1][0], rel=1e-14)
+
+
+@pytest.mark.parametrize("d", [3, 4])
+def test_the_torch_backend_is_the_numpy_one(d):
+    """On a GPU the gradient is torch autograd's (backend "torch"); on the CPU both backends must
+    give every record metric, full-batch and minibatch gradients, and a short run, alike."""
+    config = RunConfig(d=d, model="looped", epochs=30, hessian_every=0)
+    numpy_problem, torch_problem = prepare(config), prepare(config, backend="torch")
+    assert (numpy_problem.backend, torch_problem.backend) == ("numpy", "torch")
+    rng = np.random.default_rng(d)
+    for loops in (1, 3):
+        theta = rng.standard_normal(models.param_count(d)) * 0.5
+        (ours, g_ours), (theirs, g_theirs) = (evaluate(p, theta, loops) for p in (numpy_problem, torch_problem))
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            assert ours[key] == pytest.approx(theirs[key], rel=1e-12), key
+        assert relative(g_ours, g_theirs) <= 1e-12
+        counts = numpy_problem.train_counts.copy()
+        counts[::2] = 0
+        g_mini = [p.runs.loss_and_gradient(theta[None], loops, counts[None])[2][0]
+                  for p in (numpy_problem, torch_problem)]
+        assert relative(*g_mini) <= 1e-12
+    runs = [list(Trainer(config, p).run()) for p in (numpy_problem, torch_problem)]
+    np.testing.assert_allclose(runs[0][-1].theta, runs[1][-1].theta, rtol=1e-10)
+    assert runs[0][-1].metrics["loss"] == pytest.approx(runs[1][-1].metrics["loss"], rel=1e-10)
+
+
+def test_an_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="backend"):
+        prepare(RunConfig(), backend="jax")

@@ -81,13 +81,13 @@ def test_pca_plane_captures_the_top_two_eigenvalues_share_and_beats_any_other_pl
 def test_adam_state_from_stored_weights_matches_the_trainers_optimiser(model, reset):
     config = RunConfig(model=model, d=2, epochs=12, shift_epoch=5, reset_optimizer=reset, lr=0.01)
     trainer = Trainer(config)
-    thetas, v_replay, steps = [trainer.theta.detach().numpy().copy()], [], []
+    thetas, v_replay, steps = [trainer.theta.copy()], [], []
     for _ in range(config.epochs):
         trainer.step_epoch()
-        state = trainer.optimizer.state[trainer.theta]
-        v_replay.append(state["exp_avg_sq"].numpy().copy())
+        state = trainer.optimizer.state
+        v_replay.append(state["exp_avg_sq"].copy())
         steps.append(int(state["step"]))
-        thetas.append(trainer.theta.detach().numpy().copy())
+        thetas.append(trainer.theta.copy())
     thetas = np.stack(thetas)
     states = L.run_adam_states(trainer.problem, config, thetas, np.arange(len(thetas)))
     assert np.allclose(states.v[:-1], np.stack(v_replay), rtol=1e-12, atol=0)

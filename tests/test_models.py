@@ -42,7 +42,7 @@ def test_looped_with_one_loop_is_single_attn():
 def test_single_and_looped_configs_share_initial_weights():
     single = prepare(RunConfig(model="single", d=4))
     looped = prepare(RunConfig(model="looped", d=4))
-    assert torch.equal(single.E0, looped.E0)
+    np.testing.assert_array_equal(single.E0, looped.E0)
     np.testing.assert_array_equal(models.init_weights(4, 0.02, 0), models.init_weights(4, 0.02, 0))
 
 

@@ -1,4 +1,6 @@
-"""loopviz.toy.optim: bit for bit torch.optim (the peer, used only here), and no torch._dynamo on the default run."""
+"""loopviz.toy.optim against torch.optim (the peer, used only here): every step to ~1 ulp
+(torch's CPU kernels fuse multiply-adds and use a vectorised sqrt, numpy cannot, so not bit for
+bit), states in torch's layout, rows of a stacked θ independent, and no torch on the default run."""
 import subprocess
 import sys
 
@@ -15,87 +17,110 @@ def _gradients(shape, steps, seed):
     scale = 10.0 ** rng.uniform(-6, 2, size=(steps, 1) + (1,) * (len(shape) - 1))
     g = rng.standard_normal((steps, *shape)) * scale
     g[rng.random(g.shape) < 0.01] = 0.0
-    return torch.as_tensor(g)
+    return g
+
+
+def _close(ours, theirs, rtol):
+    theirs = np.asarray(theirs)
+    return np.abs(ours - theirs).max() <= rtol * np.abs(theirs).max()
 
 
 def _run_both(ours_cls, peer, shape, steps=1200, seed=0, **kwargs):
-    """Step ours and torch's peer on the same θ and gradients; return both trajectories' last θ and states."""
-    init = torch.as_tensor(np.random.default_rng(seed + 1).standard_normal(shape))
-    a, b = init.clone().requires_grad_(True), init.clone().requires_grad_(True)
+    """Step ours and torch's peer on the same gradients, each step from torch's state: one step
+    agrees to 1e-14 relative (θ and state), and the whole trajectories to 1e-13."""
+    init = np.random.default_rng(seed + 1).standard_normal(shape)
+    a, b = init.copy(), torch.tensor(init, requires_grad=True)
     ours, theirs = ours_cls(a, **kwargs), peer([b], **kwargs)
-    for i, g in enumerate(_gradients(shape, steps, seed)):
-        a.grad, b.grad = g.clone(), g.clone()
-        ours.step()
+    for g in _gradients(shape, steps, seed):
+        one = ours_cls(b.detach().numpy().copy(), **kwargs)     # one step from torch's current state
+        one.load_state_dict(theirs.state_dict())
+        one.step(g)
+        ours.step(g)
+        b.grad = torch.as_tensor(g.copy())
         theirs.step()
-        if i % 97 == 0:   # bit for bit all along, not only at the end
-            assert torch.equal(a, b), f"step {i + 1}"
+        assert _close(one.theta, b.detach(), 1e-14)
+        for key, value in theirs.state[b].items():
+            if key != "step":
+                assert _close(one.state[key], value, 1e-14), key
+        assert _close(a, b.detach(), 1e-13)
     return a, b, ours, theirs
 
 
 @pytest.mark.parametrize("shape", [(60,), (7, 60)], ids=["P", "RxP"])
 @pytest.mark.parametrize("lr", [1e-3, 0.3])
-def test_adam_is_torchs_adam_bit_for_bit(shape, lr):
+def test_adam_is_torchs_adam_to_round_off(shape, lr):
     a, b, ours, theirs = _run_both(Adam, torch.optim.Adam, shape, lr=lr)
-    assert torch.equal(a, b)
-    mine, peer = ours.state[a], theirs.state[b]
+    mine, peer = ours.state, theirs.state[b]
     assert set(mine) == set(peer)
-    for key in peer:
-        assert mine[key].dtype == peer[key].dtype and mine[key].device == peer[key].device
-        assert torch.equal(mine[key], peer[key]), key
-    assert float(mine["step"]) == 1200
-
-
-def test_adam_resumes_from_torchs_state_dict():
-    """Our state_dict's state has torch's layout: loading torch's continues its run bit for bit."""
-    shape, lr = (60,), 0.01
-    a, b, ours, theirs = _run_both(Adam, torch.optim.Adam, shape, steps=300, lr=lr)
-    a2 = b.detach().clone().requires_grad_(True)
-    ours2 = Adam(a2, lr=lr)
-    ours2.load_state_dict(theirs.state_dict())
-    assert ours.state_dict()["param_groups"][0].items() <= theirs.state_dict()["param_groups"][0].items()
-    for g in _gradients(shape, 200, seed=5):
-        for theta, opt in ((b, theirs), (a2, ours2)):
-            theta.grad = g.clone()
-            opt.step()
-    assert torch.equal(a2, b)
-    # loading copies: the source optimiser's moments are not shared with the loaded one
-    assert ours2.state[a2]["exp_avg"].data_ptr() != theirs.state[b]["exp_avg"].data_ptr()
-
-
-def test_adam_skips_a_missing_gradient_and_zero_grad_clears_it():
-    theta = torch.ones(5, dtype=torch.float64, requires_grad=True)
-    opt = Adam(theta, lr=0.1)
-    opt.step()
-    assert torch.equal(theta, torch.ones(5, dtype=torch.float64)) and not opt.state
-    theta.grad = torch.ones(5, dtype=torch.float64)
-    opt.step()
-    assert not torch.equal(theta, torch.ones(5, dtype=torch.float64))
-    opt.zero_grad(set_to_none=True)
-    assert theta.grad is None
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert mine[key].dtype == np.float64 and _close(mine[key], peer[key], 1e-13), key
+    assert mine["step"] == float(peer["step"]) == 1200
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 @pytest.mark.parametrize("shape", [(60,), (7, 60)], ids=["P", "RxP"])
-def test_sgd_is_torchs_sgd_bit_for_bit(shape, momentum):
+def test_sgd_is_torchs_sgd_to_round_off(shape, momentum):
     a, b, ours, theirs = _run_both(SGD, torch.optim.SGD, shape, lr=1e-3, momentum=momentum)
-    assert torch.equal(a, b)
     if momentum:
-        assert torch.equal(ours.state[a]["momentum_buffer"], theirs.state[b]["momentum_buffer"])
+        assert _close(ours.state["momentum_buffer"], theirs.state[b]["momentum_buffer"], 1e-13)
+
+
+@pytest.mark.parametrize("cls, kwargs", [(Adam, dict(lr=0.01)), (SGD, dict(lr=0.01, momentum=0.9))])
+def test_stacked_rows_are_each_run_alone_bit_for_bit(cls, kwargs):
+    """Elementwise: row r of an optimiser over θ [R, P] is the optimiser over θ_r alone."""
+    init = np.random.default_rng(3).standard_normal((5, 60))
+    grads = _gradients((5, 60), 300, seed=4)
+    stacked = cls(init.copy(), **kwargs)
+    alone = [cls(init[r].copy(), **kwargs) for r in range(5)]
+    for g in grads:
+        stacked.step(g)
+        for r, opt in enumerate(alone):
+            opt.step(g[r])
+    for r, opt in enumerate(alone):
+        np.testing.assert_array_equal(stacked.theta[r], opt.theta)
+
+
+def test_adam_resumes_from_its_own_and_torchs_state_dict():
+    """Our state_dict has torch's layout: reloading ours continues bit for bit, and loading
+    torch's continues its run (to round-off); loading copies."""
+    shape, lr = (60,), 0.01
+    a, b, ours, theirs = _run_both(Adam, torch.optim.Adam, shape, steps=300, lr=lr)
+    assert ours.state_dict()["param_groups"][0].items() <= theirs.state_dict()["param_groups"][0].items()
+    again = Adam(a.copy(), lr=lr)
+    again.load_state_dict(ours.state_dict())
+    from_torch = Adam(b.detach().numpy().copy(), lr=lr)
+    from_torch.load_state_dict(theirs.state_dict())
+    for g in _gradients(shape, 200, seed=5):
+        for opt in (ours, again, from_torch):
+            opt.step(g)
+        b.grad = torch.as_tensor(g.copy())
+        theirs.step()
+    np.testing.assert_array_equal(again.theta, ours.theta)
+    assert _close(from_torch.theta, b.detach(), 1e-13)
+    assert again.state["exp_avg"] is not ours.state["exp_avg"]
+    assert not np.shares_memory(again.state["exp_avg"], ours.state["exp_avg"])
+
+
+def test_the_first_adam_step_is_lr_times_the_sign():
+    """At t = 1, m̂ = g and √v̂ = |g|: θ moves by lr against each nonzero component (ε aside)."""
+    theta = np.zeros(4)
+    Adam(theta, lr=0.1).step(np.array([3.0, -2e-3, 0.0, 5e3]))
+    np.testing.assert_allclose(theta, [-0.1, 0.1, 0.0, -0.1], rtol=1e-5)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "gd"])
-def test_a_toy_run_leaves_torch_dynamo_unloaded(optimizer):
-    """torch.optim imports torch._dynamo (~1 s, ~70 MB); a toy run (and a batched seed sweep)
-    must not, whatever the optimiser."""
+def test_a_toy_run_leaves_torch_unloaded(optimizer):
+    """A toy run on the CPU (and a batched seed sweep) trains in numpy: torch is never imported,
+    whatever the optimiser."""
     code = (
         "import sys\n"
         "from loopviz.config import RunConfig\n"
         "from loopviz.runs.execute import execute\n"
         "from loopviz.toy.batched import final_metrics_many\n"
-        f"config = RunConfig(d=4, epochs=3, optimizer={optimizer!r})\n"
+        f"config = RunConfig(d=4, epochs=3, optimizer={optimizer!r}, device='cpu')\n"
         "log = execute(config, workers=0)\n"
         "assert log.status == 'complete', log.status\n"
         "final_metrics_many([config.replace(seed=s, hessian_every=0) for s in (1, 2)])\n"
-        "print('torch._dynamo' in sys.modules, 'torch.optim' in sys.modules)\n")
+        "print('torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out[0] == "False", "torch._dynamo was imported by a default toy run"
+    assert out[0] == "False", "torch was imported by a toy run on the CPU"

@@ -140,6 +140,8 @@ def test_a_stored_adam_state_is_the_trainers():
     rebuilt = adam_state(TINY.lr, last.adam, last.adam_steps)
     original = trainer.state().optimizer
     assert rebuilt["param_groups"] == original["param_groups"]
-    for key, value in original["state"][0].items():
-        assert rebuilt["state"][0][key].dtype == value.dtype
-        torch.testing.assert_close(rebuilt["state"][0][key], value, rtol=0, atol=0)
+    assert rebuilt["state"][0].keys() == original["state"][0].keys()
+    assert rebuilt["state"][0]["step"] == original["state"][0]["step"] == 7
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert rebuilt["state"][0][key].dtype == np.float64
+        np.testing.assert_array_equal(rebuilt["state"][0][key], original["state"][0][key])

@@ -66,13 +66,13 @@ def _rows_outer(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 
 def _pair(U: np.ndarray, V: np.ndarray) -> np.ndarray:
-    """U Vᵀ per context: [R, B, n, d], [R, B, m, d] → [R, B, n, m], as a broadcast multiply-sum."""
-    return (U[:, :, :, None, :] * V[:, :, None, :, :]).sum(-1)
+    """U Vᵀ per context: [R, B, n, d], [R, B, m, d] → [R, B, n, m]."""
+    return U @ V.transpose(0, 1, 3, 2)
 
 
 def _mix(S: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """S X per context: [R, B, n, m], [R, B, m, d] → [R, B, n, d], as a broadcast multiply-sum."""
-    return (S[:, :, :, :, None] * X[:, :, None, :, :]).sum(-2)
+    """S X per context: [R, B, n, m], [R, B, m, d] → [R, B, n, d]."""
+    return S @ X
 
 
 def _forward(theta: np.ndarray, E0: np.ndarray, loops: int):

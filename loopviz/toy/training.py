@@ -4,73 +4,196 @@ Every training loss, gradient and Hessian is a weighted sum over the 27 possible
 contexts (x0, x1, x2): a dataset is a table counts[context, next token]. A minibatch
 is such a table too, so one Adam step costs the same at any batch size, and every
 number here is the exact full-data value, not a running mean.
+
+On the CPU everything is numpy: the gradient is toy/gradient.py's hand-written reverse
+pass and the optimiser toy/optim.py's, so a CPU run never imports torch (a tiny model's
+epoch is ~40 tensor ops, where torch's per-op and autograd overhead cost ~7× the
+arithmetic; bench/bench_run.py). On a CUDA device the logits and gradient are torch's
+autograd on the device (backend "torch"), and the rest, 60 numbers a step, stays numpy.
 """
 from __future__ import annotations
 
 import copy
+import ctypes.util
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import torch
 
-from . import hessian, markov, models
+from . import gradient, hessian, markov
+from .embedding import init_weights, make_embedding
 from .optim import SGD, Adam
 from ..config import RunConfig
 from ..curvature import eigenspectrum, exact_hessian
 from ..runs.log import EpochRecord
 
+if TYPE_CHECKING:
+    import torch
+
 CONTEXT_LEN = markov.SEQ_LEN - 1
-DTYPE = torch.float64
+BACKENDS = ("numpy", "torch")
+# The record's metrics, in order: the count tables of the accuracies come from Problem.bucket_counts.
+BUCKETS = ("acc_low", "acc_high", "acc_all", "val_acc_low", "val_acc_high", "val_acc_all")
 
 
-def resolve_device(name: str) -> torch.device:
+def __getattr__(name: str):
+    """DTYPE, torch's float64, for callers that still build torch tensors for Problem.loss:
+    torch loads only when one asks for it."""
+    if name == "DTYPE":
+        import torch
+
+        return torch.float64
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def cuda_possible() -> bool:
+    """Whether this machine could have a CUDA device at all, without importing torch: an NVIDIA
+    driver's control device, or a CUDA driver library the loader can find (WSL has no /dev/nvidiactl)."""
+    return os.path.exists("/dev/nvidiactl") or ctypes.util.find_library("cuda") is not None
+
+
+def device_name(name: str) -> str:
+    """The device a config's `device` names: auto = "cuda" when torch sees one, else "cpu".
+    torch is asked only where CUDA is possible at all, so "auto" on a CPU machine never loads it."""
+    if name == "cpu" or (name == "auto" and not cuda_possible()):
+        return "cpu"
+    import torch
+
+    available = torch.cuda.is_available()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+        return "cuda" if available else "cpu"
+    if name == "cuda" and not available:
         raise RuntimeError("device 'cuda' was asked for but CUDA is not available here")
-    return torch.device(name)
+    return name
+
+
+def resolve_device(name: str) -> "torch.device":
+    """device_name as a torch.device (the algorithmic tasks train in torch)."""
+    import torch
+
+    return torch.device(device_name(name))
+
+
+class Device(str):
+    """A device name ("cpu", "cuda"), usable wherever torch takes a device string, with
+    torch.device's `.type`."""
+
+    @property
+    def type(self) -> str:
+        return self.split(":")[0]
+
+
+@dataclass
+class Runs:
+    """R runs' data side by side on a leading run axis (one run is R = 1): what a training
+    step and an epoch's record read. Every operation treats each run's rows alone, so a run's
+    numbers are bit for bit the same alone or beside others (toy/batched.py)."""
+
+    E0: np.ndarray           # [R, 27, d, n] embeddings of every context
+    train: np.ndarray        # [R, 27, V] training counts
+    val: np.ndarray          # [R, 27, V] validation counts
+    tables: np.ndarray       # [R, K, 27, V] the BUCKETS' count tables
+    totals: np.ndarray       # [R, K] their sums
+    device: str = "cpu"
+    backend: str = "numpy"
+    _torch: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, problems: list[Problem]) -> Runs:
+        first = problems[0]
+        tables = np.stack([np.stack([p.bucket_counts[name] for name in BUCKETS]) for p in problems])
+        return cls(gradient.canonical(np.stack([p.E0 for p in problems])),
+                   gradient.canonical(np.stack([p.train_counts for p in problems])),
+                   gradient.canonical(np.stack([p.val_counts for p in problems])),
+                   gradient.canonical(tables), tables.sum(axis=(2, 3)), str(first.device), first.backend)
+
+    def loss_and_gradient(self, theta: np.ndarray, loops: int, counts: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(logits [R, 27, V], loss [R], gradient [R, P]) at θ [R, P] on the training counts
+        (or on `counts` [R, 27, V], a minibatch's)."""
+        counts = self.train if counts is None else counts
+        if self.backend == "numpy":
+            return gradient.loss_and_gradient(theta, self.E0, counts, loops)
+        return self._torch_loss_and_gradient(theta, loops, counts)
+
+    def _torch_loss_and_gradient(self, theta: np.ndarray, loops: int, counts: np.ndarray):
+        """The same by torch autograd on the device (models.py), back as numpy."""
+        import torch
+
+        from . import models
+
+        if not self._torch:
+            self._torch.update(E0=torch.as_tensor(self.E0, device=self.device),
+                               train=torch.as_tensor(self.train, device=self.device))
+        t = torch.tensor(theta, dtype=torch.float64, device=self.device, requires_grad=True)
+        target = self._torch["train"] if counts is self.train else torch.as_tensor(counts, device=self.device)
+        out = models.logits(t, self._torch["E0"], loops)
+        loss = models.weighted_cross_entropy(out, target)
+        (grad,) = torch.autograd.grad(loss.sum(), t)
+        return out.detach().cpu().numpy(), loss.detach().cpu().numpy(), grad.cpu().numpy()
+
+    def evaluate(self, theta: np.ndarray, loops: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Every record metric at θ [R, P] (name → [R]), and the full-batch training gradient [R, P]."""
+        with np.errstate(all="ignore"):     # a diverging run's infinities are recorded, not warned about
+            out, loss, grad = self.loss_and_gradient(theta, loops)
+            metrics = {"loss": loss, "val_loss": gradient.weighted_cross_entropy(out, self.val),
+                       "grad_norm": np.sqrt((grad * grad).sum(-1))}
+            # The model's answer per context is its argmax (ties go to the lowest token); a
+            # bucket's hits are its counts of that answer (integer counts: the sums are exact).
+            answer = out.argmax(-1)[:, None, :, None]                               # [R, 1, 27, 1]
+            hits = np.take_along_axis(self.tables, answer, -1)[..., 0].sum(-1)      # [R, K]
+            accuracy = np.where(self.totals > 0, hits / np.where(self.totals > 0, self.totals, 1), np.nan)
+        for k, name in enumerate(BUCKETS):
+            metrics[name] = accuracy[:, k]
+        return metrics, grad
 
 
 @dataclass
 class Problem:
-    """The task as tensors on one device: the 27 contexts' embeddings and count tables."""
+    """The task as arrays: the 27 contexts' embeddings and count tables (numpy, float64)."""
 
     config: RunConfig
     task: markov.Task
     token: np.ndarray                 # [V, d]
     position: np.ndarray              # [n, d]
-    device: torch.device
-    E0: torch.Tensor                  # [27, d, 3] embeddings of every context
+    device: Device
+    E0: np.ndarray                    # [27, d, 3] embeddings of every context, C-contiguous
     # Count tables [27, V] keyed by the accuracy metric they score: acc_low ... val_acc_all.
-    bucket_counts: dict[str, torch.Tensor] = field(default_factory=dict)
+    bucket_counts: dict[str, np.ndarray] = field(default_factory=dict)
+    backend: str = "numpy"            # how gradients are taken: "numpy" (toy/gradient.py) or "torch" (autograd)
 
     @property
-    def bucket_totals(self) -> list[float]:
-        """Σ counts of each bucket table, in bucket_counts' order (computed once)."""
-        if "_totals" not in self.__dict__:
-            self.__dict__["_totals"] = [float(c.sum()) for c in self.bucket_counts.values()]
-        return self.__dict__["_totals"]
-
-    @property
-    def bucket_tables(self) -> torch.Tensor:
-        """The bucket_counts tables stacked [buckets, 27, V] (built once, read every epoch)."""
-        if "_tables" not in self.__dict__:
-            self.__dict__["_tables"] = torch.stack(list(self.bucket_counts.values()))
-        return self.__dict__["_tables"]
-
-    @property
-    def train_counts(self) -> torch.Tensor:
+    def train_counts(self) -> np.ndarray:
         return self.bucket_counts["acc_all"]
 
     @property
-    def val_counts(self) -> torch.Tensor:
+    def val_counts(self) -> np.ndarray:
         return self.bucket_counts["val_acc_all"]
 
-    def loss(self, theta: torch.Tensor, loops: int, counts: torch.Tensor | None = None) -> torch.Tensor:
-        return models.weighted_cross_entropy(models.logits(theta, self.E0, loops),
-                                             self.train_counts if counts is None else counts)
+    @property
+    def runs(self) -> Runs:
+        """This problem as one run on the run axis (built once)."""
+        if "_runs" not in self.__dict__:
+            self.__dict__["_runs"] = Runs.of([self])
+        return self.__dict__["_runs"]
+
+    def loss(self, theta: "torch.Tensor", loops: int, counts=None) -> "torch.Tensor":
+        """The training loss (or that of `counts` [27, V]) at a torch θ, differentiable by torch
+        (models.py): for callers that take torch's derivatives themselves. The arrays are copied
+        to torch at each call, not kept: inside a torch.func transform a new tensor belongs to
+        that transform, and a kept one would escape it."""
+        import torch
+
+        from . import models
+
+        def tensor(array):
+            return torch.as_tensor(array, dtype=torch.float64, device=self.device)
+
+        counts = tensor(self.train_counts) if counts is None else counts
+        counts = counts if isinstance(counts, torch.Tensor) else tensor(counts)
+        return models.weighted_cross_entropy(models.logits(theta, tensor(self.E0), loops), counts)
 
     def hessian_spectrum(self, theta: np.ndarray, loops: int) -> np.ndarray:
         """Exact Hessian of the full training loss at θ, float64; eigenvalues ascending."""
@@ -82,73 +205,59 @@ class Problem:
         thetas, loops = np.asarray(thetas, dtype=np.float64), np.asarray(loops).astype(int)
         out = np.empty((len(thetas), thetas.shape[1], thetas.shape[1]))
         if self.device.type != "cpu":
+            import torch
+
             for i, (t, T) in enumerate(zip(thetas, loops)):
                 out[i] = exact_hessian(lambda p, T=int(T): self.loss(p, T),
-                                       torch.as_tensor(t, dtype=DTYPE, device=self.device)).cpu().numpy()
+                                       torch.as_tensor(t, dtype=torch.float64, device=self.device)).cpu().numpy()
             return out
-        for part, batch in hessian.hessian_batches(thetas, loops, self.E0.numpy(), self.train_counts.numpy()):
+        for part, batch in hessian.hessian_batches(thetas, loops, self.E0, self.train_counts):
             out[part] = batch
         return out
 
     def gradients(self, thetas: np.ndarray, loops: int) -> np.ndarray:
         """Exact gradients [N, P] of the full training loss at N weight vectors with one loop
-        count: one backward pass over the run axis (runs are independent rows of the sum),
-        without torch.func (whose grad imports torch._dynamo)."""
-        theta = torch.as_tensor(np.asarray(thetas, dtype=np.float64), dtype=DTYPE, device=self.device)
-        theta.requires_grad_(True)
-        N = len(theta)
-        E0 = self.E0.unsqueeze(0).expand(N, *self.E0.shape)
-        counts = self.train_counts.unsqueeze(0).expand(N, *self.train_counts.shape)
-        loss = models.weighted_cross_entropy(models.logits(theta, E0, loops), counts)
-        return torch.autograd.grad(loss.sum(), theta)[0].cpu().numpy()
+        count: one reverse pass over the run axis (runs are independent rows of the sum)."""
+        thetas = np.asarray(thetas, dtype=np.float64)
+        return Runs.of([self] * len(thetas)).loss_and_gradient(thetas, loops)[2]
 
     def hessian_spectra(self, thetas: list[np.ndarray], loops: list[int]) -> np.ndarray:
         """Spectra [N, P] at several (θ, loops): on the CPU by toy/hessian.py's closed
-        forward-over-reverse in numpy (no torch.func, so torch._dynamo never loads); on a
-        GPU by autograd, where the Hessian stays on the device."""
+        forward-over-reverse in numpy (no torch at all); on a GPU by autograd, where the
+        Hessian stays on the device."""
         if self.device.type == "cpu":
-            return hessian.spectra(np.stack(thetas), np.asarray(loops), self.E0.numpy(),
-                                   self.train_counts.numpy())
+            return hessian.spectra(np.stack(thetas), np.asarray(loops), self.E0, self.train_counts)
+        import torch
+
         return np.stack([eigenspectrum(exact_hessian(lambda p, T=T: self.loss(p, T),
-                                                     torch.as_tensor(t, dtype=DTYPE, device=self.device)))
+                                                     torch.as_tensor(t, dtype=torch.float64, device=self.device)))
                          for t, T in zip(thetas, loops)])
 
 
-def prepare(config: RunConfig) -> Problem:
+def prepare(config: RunConfig, backend: str | None = None) -> Problem:
+    """The config's task as arrays on its device. backend: "numpy" (the default on the CPU) or
+    "torch" (the default on a GPU; on the CPU, for checking one against the other)."""
+    if backend not in (None, *BACKENDS):
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     task = markov.task_for(config)
-    token, position = models.make_embedding(config.embedding, config.d, CONTEXT_LEN, config.data_seed)
-    device = resolve_device(config.device)
-
-    def as_tensor(array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(array, dtype=DTYPE, device=device)
-
-    contexts = torch.as_tensor(markov.enumerate_sequences(CONTEXT_LEN), device=device)
-    E0 = models.embed(contexts, as_tensor(token), as_tensor(position))
+    token, position = make_embedding(config.embedding, config.d, CONTEXT_LEN, config.data_seed)
+    device = Device(device_name(config.device))
+    contexts = markov.enumerate_sequences(CONTEXT_LEN)
+    # E0[c] = [token[x_j] + position[j]]_j as columns [d, n], stored C-contiguous once (see gradient.py)
+    E0 = gradient.canonical(np.swapaxes(token[contexts] + position[:CONTEXT_LEN], 1, 2))
     buckets = {}
     for prefix, seqs, bucket in (("acc_", task.train, task.train_bucket), ("val_acc_", task.val, task.val_bucket)):
         for name, mask in (("low", bucket == 0), ("high", bucket == 2), ("all", np.ones(len(seqs), bool))):
-            buckets[prefix + name] = as_tensor(markov.count_table(seqs[mask]))
-    return Problem(config, task, token, position, device, E0, buckets)
+            buckets[prefix + name] = markov.count_table(seqs[mask])
+    return Problem(config, task, token, position, device, E0, buckets,
+                   backend or ("numpy" if device.type == "cpu" else "torch"))
 
 
-def evaluate(problem: Problem, theta: torch.Tensor, loops: int) -> tuple[dict[str, float], torch.Tensor]:
-    """All record metrics at θ, and the full-batch training gradient (reused by the step)."""
-    theta = theta.detach().requires_grad_(True)
-    out = models.logits(theta, problem.E0, loops)
-    loss = models.weighted_cross_entropy(out, problem.train_counts)
-    (grad,) = torch.autograd.grad(loss, theta)
-    with torch.no_grad():
-        val_loss = models.weighted_cross_entropy(out, problem.val_counts)
-        # correct[c, y]: the model's argmax for context c is y (ties go to the lowest token).
-        correct = torch.nn.functional.one_hot(out.argmax(-1), markov.VOCAB).to(DTYPE)
-        # All accuracies in one product and one transfer (integer counts: the sums are exact).
-        hits = (correct * problem.bucket_tables).sum(dim=(1, 2))
-        values = torch.cat([torch.stack([loss.detach(), val_loss, grad.norm()]), hits]).tolist()
-        totals = [float(t) for t in problem.bucket_totals]
-        metrics = {"loss": values[0], "val_loss": values[1], "grad_norm": values[2]}
-        for name, h, total in zip(problem.bucket_counts, values[3:], totals):
-            metrics[name] = h / total if total > 0 else float("nan")
-    return metrics, grad
+def evaluate(problem: Problem, theta: np.ndarray, loops: int) -> tuple[dict[str, float], np.ndarray]:
+    """All record metrics at θ [P], and the full-batch training gradient [P] (reused by the
+    step): Runs.evaluate of the one run, the very code a batch of runs executes."""
+    values, grad = problem.runs.evaluate(np.asarray(theta, dtype=np.float64)[None], loops)
+    return {name: float(value[0]) for name, value in values.items()}, grad[0]
 
 
 @dataclass
@@ -157,7 +266,7 @@ class TrainState:
 
     epoch: int
     theta: np.ndarray
-    optimizer: dict | None    # the optimiser's state_dict (torch's layout, optim.py); None for a fresh one
+    optimizer: dict | None    # the optimiser's state_dict (torch's layout in numpy, optim.py); None for a fresh one
     seconds: float = 0.0
 
 
@@ -165,20 +274,27 @@ def adam_state(lr: float, moments: np.ndarray, steps: int) -> dict:
     """TrainState.optimizer (an Adam state_dict for θ) rebuilt from stored moments [2, P]
     (exp_avg, exp_avg_sq) and the step count: continuing from it is bit for bit the
     continuation of the run that stored them."""
-    state = Adam(torch.zeros(1, dtype=DTYPE), lr).state_dict()
-    state["state"] = {0: {"step": torch.tensor(float(steps)),  # Adam keeps its step as a float32 tensor
-                          "exp_avg": torch.tensor(moments[0], dtype=DTYPE),
-                          "exp_avg_sq": torch.tensor(moments[1], dtype=DTYPE)}}
+    moments = np.asarray(moments, dtype=np.float64)
+    state = Adam(np.zeros(moments.shape[1:]), lr).state_dict()
+    state["state"] = {0: {"step": float(steps), "exp_avg": moments[0].copy(), "exp_avg_sq": moments[1].copy()}}
     return state
 
 
-def make_optimizer(config: RunConfig, theta: torch.Tensor) -> Adam | SGD:
-    """The run's optimiser on θ: Adam (the paper, App. E.1.1), or SGD with the config's momentum
-    for sgd (minibatches) and gd (full batch; the batch size is the config's). Both are optim.py's,
-    bit for bit torch.optim's steps without importing torch._dynamo."""
+def make_optimizer(config: RunConfig, theta: np.ndarray) -> Adam | SGD:
+    """The run's optimiser on θ (updated in place): Adam (the paper, App. E.1.1), or SGD with the
+    config's momentum for sgd (minibatches) and gd (full batch; the batch size is the config's);
+    optim.py's, torch.optim's formulas in numpy."""
     if config.optimizer == "adam":
         return Adam(theta, lr=config.lr)
     return SGD(theta, lr=config.lr, momentum=config.momentum)
+
+
+def minibatches(config: RunConfig, task: markov.Task, epoch: int) -> Iterator[np.ndarray]:
+    """The count tables [27, V] of an epoch's minibatches, in order: the order comes from a
+    generator seeded by (seed, epoch), so a run resumed at any epoch is the uninterrupted one."""
+    order = np.random.default_rng([config.seed, epoch]).permutation(len(task.train))
+    for begin in range(0, len(order), config.batch_size):
+        yield markov.count_table(task.train[order[begin:begin + config.batch_size]])
 
 
 class Trainer:
@@ -196,18 +312,17 @@ class Trainer:
         self.config = config
         self.problem = problem or prepare(config)
         self.epoch = resume.epoch if resume else 0
-        init = resume.theta if resume else models.init_weights(config.d, config.init_scale, config.seed)
-        self.theta = torch.tensor(init, dtype=DTYPE, device=self.problem.device, requires_grad=True)
+        init = resume.theta if resume else init_weights(config.d, config.init_scale, config.seed)
+        self.theta = np.array(init, dtype=np.float64)      # [P], updated in place by the optimiser
         self.optimizer = make_optimizer(config, self.theta)
         if resume and resume.optimizer is not None:
             self.optimizer.load_state_dict(resume.optimizer)
         self.seconds = resume.seconds if resume else 0.0
-        self._grad: torch.Tensor | None = None     # full-batch gradient at θ for self._grad_loops
+        self._grad: np.ndarray | None = None     # full-batch gradient at θ for self._grad_loops
         self._grad_loops = 0
 
     def state(self) -> TrainState:
-        return TrainState(self.epoch, self.theta.detach().cpu().numpy().copy(),
-                          copy.deepcopy(self.optimizer.state_dict()), self.seconds)
+        return TrainState(self.epoch, self.theta.copy(), copy.deepcopy(self.optimizer.state_dict()), self.seconds)
 
     def record(self) -> EpochRecord:
         """Evaluate at the current θ; the gradient is kept for a full-batch step."""
@@ -219,11 +334,10 @@ class Trainer:
             self.seconds += time.thread_time() - tick
         adam, steps = None, 0
         # Adam's moments are stored (optimizer.npz); SGD's momentum buffer is not
-        if self.config.optimizer == "adam" and (state := self.optimizer.state.get(self.theta)):
-            adam = torch.stack([state["exp_avg"], state["exp_avg_sq"]]).cpu().numpy()
-            steps = int(state["step"].item())
-        return EpochRecord(self.epoch, loops, metrics, self.theta.detach().cpu().numpy().copy(), self.seconds,
-                           adam, steps)
+        if self.config.optimizer == "adam" and (state := self.optimizer.state):
+            adam = np.stack([state["exp_avg"], state["exp_avg_sq"]])
+            steps = int(state["step"])
+        return EpochRecord(self.epoch, loops, metrics, self.theta.copy(), self.seconds, adam, steps)
 
     @property
     def _full_batch(self) -> bool:
@@ -237,20 +351,14 @@ class Trainer:
         if config.model == "shift" and config.reset_optimizer and epoch == config.shift_epoch + 1:
             self.optimizer = make_optimizer(config, self.theta)
         tick = time.thread_time()
-        if self._full_batch:
-            if self._grad is None or self._grad_loops != loops:
-                _, self._grad = evaluate(problem, self.theta, loops)
-            self.theta.grad = self._grad   # replaces the old gradient: no zero_grad (~0.1 ms a step)
-            self.optimizer.step()
-        else:
-            train_seqs = problem.task.train
-            order = np.random.default_rng([config.seed, epoch]).permutation(len(train_seqs))
-            for begin in range(0, len(order), config.batch_size):
-                batch = train_seqs[order[begin:begin + config.batch_size]]
-                counts = torch.as_tensor(markov.count_table(batch), dtype=DTYPE, device=problem.device)
-                self.optimizer.zero_grad(set_to_none=True)
-                problem.loss(self.theta, loops, counts).backward()
-                self.optimizer.step()
+        with np.errstate(all="ignore"):     # a diverging run's infinities are recorded, not warned about
+            if self._full_batch:
+                if self._grad is None or self._grad_loops != loops:
+                    _, self._grad = evaluate(problem, self.theta, loops)
+                self.optimizer.step(self._grad)
+            else:
+                for counts in minibatches(config, problem.task, epoch):
+                    self.optimizer.step(problem.runs.loss_and_gradient(self.theta[None], loops, counts[None])[2][0])
         self._grad = None
         self.seconds += time.thread_time() - tick
         self.epoch = epoch
