@@ -232,10 +232,12 @@ def _models(text: str) -> list[str]:
 
 def _check_device(configs: list) -> None:
     if any(c.device == "cuda" for c in configs):
-        import torch
-        if not torch.cuda.is_available():
+        from .toy.training import device_name  # asks torch only where an NVIDIA driver is present
+        try:
+            device_name("cuda")
+        except RuntimeError:
             raise UsageError("--device cuda: no CUDA device is available to this torch build; use --device cpu "
-                             "or auto")
+                             "or auto") from None
 
 
 def accuracy_summary(run) -> str:

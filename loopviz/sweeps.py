@@ -55,11 +55,8 @@ def train_curves(configs: list[RunConfig]) -> list[dict[str, np.ndarray]]:
     (and the final θ for spectra), which toy/batched.py does not record. Seed sweeps
     need final metrics only and train in batches (seed_rows).
     """
-    import torch
+    from .toy.training import train  # imported in the worker: summaries of finished sweeps need no training code
 
-    from .toy.training import train  # imported in the worker: summaries of finished sweeps need no torch
-
-    torch.set_num_threads(1)
     out = []
     for config in configs:
         records = list(train(config.replace(hessian_every=0)))
@@ -103,11 +100,8 @@ def seed_rows(bases: list[RunConfig]) -> list[dict[str, float]]:
     """seed_point of many seeds of one configuration, trained together by toy/batched.py
     (one batched forward/backward per model; rows equal those of one-seed training bit for
     bit, "seconds" aside, which is each run's share of its batch's training time)."""
-    import torch
+    from .toy.batched import final_metrics_many  # imported in the worker: summaries need no training code
 
-    from .toy.batched import final_metrics_many  # imported in the worker: summaries need no torch
-
-    torch.set_num_threads(1)
     models = ("single", "looped")
     finals = final_metrics_many([base.replace(model=m) for base in bases for m in models])
     rows = []

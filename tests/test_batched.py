@@ -32,6 +32,13 @@ def test_minibatches_and_shift_schedules_too(changes):
     assert_same_rows(final_metrics_many(configs), configs)
 
 
+@pytest.mark.parametrize("d", [3, 5])
+def test_unaligned_widths_batch_bit_for_bit_too(d):
+    """numpy's products act on each run's slice alone, at any width (torch's CPU kernels did not at d = 3)."""
+    configs = [BASE.replace(d=d, seed=s, data_seed=s, epochs=25) for s in (0, 1, 2)]
+    assert_same_rows(final_metrics_many(configs), configs)
+
+
 def test_mixed_shapes_are_grouped_and_rows_keep_their_order():
     configs = [BASE.replace(d=3, seed=1), BASE.replace(model="single", seed=2), BASE.replace(seed=3, loops=2)]
     assert_same_rows(final_metrics_many(configs), configs)

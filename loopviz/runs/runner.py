@@ -7,6 +7,7 @@ the queue, slots and watchers). Light at import: the CLI's parser loads it witho
 """
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,18 @@ def new_log(config: RunConfig | AlgoConfig) -> RunLog:
     return AlgoLog(config)
 
 
+def _pin_torch_threads(config: RunConfig | AlgoConfig) -> None:
+    """Tiny tensors beside a server or spectrum workers: one torch thread is ~10× faster
+    (docs/background.md §4). torch is loaded here for an algorithmic task, and for a toy run
+    only where a CUDA device may be present (on the CPU the toy trains in numpy, without torch)."""
+    from ..toy.training import cuda_possible
+
+    if not isinstance(config, RunConfig) or "torch" in sys.modules or (config.device != "cpu" and cuda_possible()):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def run(config: RunConfig | AlgoConfig, log: RunLog, cancel: threading.Event, prior: Callable[[], Any] | None = None,
         target: Path | None = None, keep: tuple[Status, ...] = EVERY_STATUS, overwrite: bool = True,
         workers: int = 1) -> Outcome:
@@ -52,10 +65,7 @@ def run(config: RunConfig | AlgoConfig, log: RunLog, cancel: threading.Event, pr
     group/single), else trains Stage I again.
     workers: the toy's spectrum worker processes (0 = inline).
     """
-    import torch  # loaded with the first run, never with the parser or the first page
-
-    # Tiny tensors beside a server or spectrum workers: one thread is ~10× faster (docs/background.md §4).
-    torch.set_num_threads(1)
+    _pin_torch_threads(config)
     stage_one = None
     if config.model == "shift" and prior is not None and not cancel.is_set():
         stage_one = prior()

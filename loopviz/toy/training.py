@@ -59,6 +59,8 @@ def device_name(name: str) -> str:
     torch is asked only where CUDA is possible at all, so "auto" on a CPU machine never loads it."""
     if name == "cpu" or (name == "auto" and not cuda_possible()):
         return "cpu"
+    if name == "cuda" and not cuda_possible():
+        raise RuntimeError("device 'cuda' was asked for but CUDA is not available here")
     import torch
 
     available = torch.cuda.is_available()

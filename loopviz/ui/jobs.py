@@ -145,8 +145,13 @@ def is_stored(directory: Path) -> bool:
 
 
 def cuda_available() -> bool:
-    """Whether this server's torch sees a CUDA device; imports torch, so a page calls it only
-    when the user asks for something that needs a GPU."""
+    """Whether this server's torch sees a CUDA device; imports torch where a device may be
+    present (an NVIDIA driver), so a page calls it only when the user asks for something that
+    needs a GPU; on a machine without one it answers without torch."""
+    from ..toy.training import cuda_possible
+
+    if not cuda_possible():
+        return False
     import torch
 
     return torch.cuda.is_available()
