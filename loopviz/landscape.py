@@ -12,9 +12,10 @@ With P = 3d² + Vd weights (60 at d = 4) everything here is exact, not sampled:
   the size of the coupling between blocks.
 
 The θ layout is ``loopviz.toy.embedding.block_slices``: [W_K, W_Q, W_V, W_h],
-each row-major. Pure functions over arrays; torch only where a loss is evaluated, imported
-there. The Landscape page calls the ``*_of(config_json, …)`` entry points at the end, which
-build the toy problem themselves, so the page imports neither torch nor the training module.
+each row-major. Pure functions over arrays, numpy only: losses and gradients are
+toy/gradient.py's, Hessians toy/hessian.py's. The Landscape page calls the
+``*_of(config_json, …)`` entry points at the end, which build the toy problem themselves,
+so the page imports no training module.
 """
 from __future__ import annotations
 
@@ -26,14 +27,15 @@ import numpy as np
 import scipy.linalg
 
 from .config import RunConfig
+from .toy import gradient
 from .toy.embedding import BLOCKS, block_slices
+from .toy.optim import BETAS, EPS
 
 if TYPE_CHECKING:
     from .runs.format import RunData
 
-# The Trainer's Adam (toy/optim: torch's defaults); written out, not imported: toy/optim loads torch
-# and pages import this module (tests/test_landscape.py checks they agree).
-ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
+# The Trainer's Adam (toy/optim: torch's defaults).
+(ADAM_BETA1, ADAM_BETA2), ADAM_EPS = BETAS, EPS
 
 
 # ----------------------------------------------------------------- the plane
@@ -117,21 +119,25 @@ def plane_axes(coords: list[np.ndarray], n: int, pad: float = 0.15) -> tuple[np.
     return np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)
 
 
-def batched_loss(loss: Callable, theta_dim: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Turn a loss of one θ (a torch function) into one over many θ [N, P] → [N] (torch.vmap).
+# Grid points per call: the forward pass holds ~10 arrays of 27 · 3 · d doubles per point
+# (at d = 16 and 1681 points, ~17 MB each), so a plane is evaluated in slices of this many.
+LOSS_CHUNK = 256
 
-    One vectorised pass instead of N Python calls: 1681 grid points over the 27 contexts
-    cost about as much as a few dozen single forward passes.
+
+def batched_loss(problem, loops: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The full training loss of `problem` with `loops` loops over many θ [N, P] → [N]:
+    each θ is one run on toy/gradient.py's run axis (the training step's own forward pass),
+    LOSS_CHUNK at a time.
     """
-    import torch
-
-    vloss = torch.func.vmap(loss)
-
     def evaluate(thetas: np.ndarray) -> np.ndarray:
-        flat = np.asarray(thetas, dtype=np.float64).reshape(-1, theta_dim)
-        with torch.no_grad():
-            out = vloss(torch.as_tensor(flat, dtype=torch.float64))
-        return out.cpu().numpy()
+        flat = np.asarray(thetas, dtype=np.float64).reshape(-1, np.shape(thetas)[-1])
+        out = np.empty(len(flat))
+        for begin in range(0, len(flat), LOSS_CHUNK):
+            part = flat[begin:begin + LOSS_CHUNK]
+            E0 = np.broadcast_to(problem.E0, (len(part), *problem.E0.shape))
+            counts = np.broadcast_to(problem.train_counts, (len(part), *problem.train_counts.shape))
+            out[begin:begin + len(part)] = gradient.weighted_cross_entropy(gradient.logits(part, E0, loops), counts)
+        return out
     return evaluate
 
 
@@ -377,8 +383,7 @@ def surface_view(problem, trajectories: dict[str, np.ndarray], kind: str, n: int
         raise ValueError(f"plane kind must be 'endpoints' or 'pca', got {kind!r}")
     coords = {label: plane.coords(t) for label, t in trajectories.items()}
     alpha, beta = plane_axes(list(coords.values()), n)
-    P = plane.origin.size
-    loss = {T: plane_loss(batched_loss(lambda p, T=T: problem.loss(p, T), P), plane, alpha, beta) for T in loops}
+    loss = {T: plane_loss(batched_loss(problem, T), plane, alpha, beta) for T in loops}
     return SurfaceView(plane, alpha, beta, loss, coords, variance_captured(plane, list(trajectories.values())),
                        {label: variance_captured(plane, [t]) for label, t in trajectories.items()},
                        {label: float(plane.residual(t).max()) for label, t in trajectories.items()})
@@ -405,16 +410,8 @@ def run_curvature_series(problem, config, thetas: np.ndarray, epochs: np.ndarray
 
 # ------------------------------------- entry points by configuration (the page's cache keys)
 def _problem(config: RunConfig):
-    """The toy problem of `config` (``toy.training.prepare``, ~1 ms), torch loaded here.
-
-    One intra-op thread, as the training jobs use (docs/background.md §4): 31 Hessians of the
-    looped run took 2.5 s with one thread and 47 s with two on a busy 2-core machine. The
-    setting belongs to the calling thread, so it is made on every call, not once.
-    """
-    import torch
-
+    """The toy problem of `config` (``toy.training.prepare``, ~1 ms; numpy arrays, no torch)."""
     from .toy.training import prepare
-    torch.set_num_threads(1)
     return prepare(config)
 
 

@@ -8,9 +8,9 @@
 - `assumption4_distance`: how far W_K, W_Q, W_V are from Assumption 4 (a PSD diagonal
   plus a dense part of much smaller spectral norm).
 
-torch is imported only inside the functions that differentiate, so the SHIFT page imports
-this module without torch; it calls `switch_jump_of` and `theorem3_of`, which take a config
-as JSON and build the problem themselves.
+Losses and gradients are toy/gradient.py's numpy (no torch anywhere here); the SHIFT page
+calls `switch_jump_of` and `theorem3_of`, which take a config as JSON and build the problem
+themselves.
 """
 from __future__ import annotations
 
@@ -85,13 +85,10 @@ def speedup(looped_seconds: float, shift_seconds: float) -> float:
     return looped_seconds / shift_seconds if shift_seconds > 0 else float("nan")
 
 
-def _grad(problem: Problem, theta: np.ndarray, loops: int) -> np.ndarray:
-    import torch
-
-    from .toy.training import DTYPE
-    t = torch.tensor(theta, dtype=DTYPE, device=problem.device, requires_grad=True)
-    (g,) = torch.autograd.grad(problem.loss(t, loops), t)
-    return g.detach().cpu().numpy()
+def _loss_and_grad(problem: Problem, theta: np.ndarray, loops: int) -> tuple[float, np.ndarray]:
+    """The full training loss and its exact gradient [P] at θ (toy/gradient.py, numpy)."""
+    _, loss, grad = problem.runs.loss_and_gradient(np.asarray(theta, dtype=np.float64)[None], loops)
+    return float(loss[0]), grad[0]
 
 
 def switch_jump(problem: Problem, theta: np.ndarray, loops: int) -> dict[str, float]:
@@ -99,24 +96,23 @@ def switch_jump(problem: Problem, theta: np.ndarray, loops: int) -> dict[str, fl
     the Single (T = 1) and Looped (T = loops) loss and gradient norm at the same θ, and
     ln V, the loss of a uniform guess: a Looped loss above it means Stage II restarts
     from worse than chance."""
-    import torch
-
-    from .toy.training import DTYPE
     out = {"chance_loss": float(np.log(markov.VOCAB))}
     for name, T in (("single", 1), ("looped", loops)):
-        t = torch.tensor(theta, dtype=DTYPE, device=problem.device, requires_grad=True)
-        loss = problem.loss(t, T)
-        (g,) = torch.autograd.grad(loss, t)
-        out[f"{name}_loss"] = float(loss.detach())
-        out[f"{name}_grad_norm"] = float(torch.linalg.norm(g))
+        loss, grad = _loss_and_grad(problem, theta, T)
+        out[f"{name}_loss"] = loss
+        out[f"{name}_grad_norm"] = float(np.linalg.norm(grad))
     return out
 
 
 def gradient_alignment(problem: Problem, theta: np.ndarray, loops: int) -> dict[str, float]:
     """Theorem 3 at θ: inner products and cosines of the W_K and W_Q gradients of the
     Single-Attn (T = 1) and Looped-Attn (T = loops) training losses."""
-    d = problem.config.d
-    g1, g2 = _grad(problem, theta, 1), _grad(problem, theta, loops)
+    return alignment(_loss_and_grad(problem, theta, 1)[1], _loss_and_grad(problem, theta, loops)[1],
+                     problem.config.d)
+
+
+def alignment(g1: np.ndarray, g2: np.ndarray, d: int) -> dict[str, float]:
+    """⟨g1, g2⟩ and cos(g1, g2) over the W_K block and over the W_Q block of two gradients [P]."""
     slices = block_slices(d)
     out = {}
     for name in ("K", "Q"):
@@ -143,9 +139,12 @@ def assumption4_distance(theta: np.ndarray, d: int) -> dict[str, float]:
 
 
 def theorem3_table(problem: Problem, epochs: np.ndarray, thetas: np.ndarray, loops: int) -> dict[str, np.ndarray]:
-    """Theorem 3's alignment and Assumption 4's distances at each given (epoch, θ)."""
-    rows = [{**gradient_alignment(problem, theta, loops), **assumption4_distance(theta, problem.config.d)}
-            for theta in thetas]
+    """Theorem 3's alignment and Assumption 4's distances at each given (epoch, θ); the
+    gradients of all θ in one reverse pass per loss (the run axis)."""
+    thetas = np.asarray(thetas, dtype=np.float64)
+    d = problem.config.d
+    g1, g2 = (problem.gradients(thetas, T) if len(thetas) else [] for T in (1, loops))
+    rows = [{**alignment(a, b, d), **assumption4_distance(theta, d)} for a, b, theta in zip(g1, g2, thetas)]
     table = {"epoch": np.asarray(epochs)}
     for key in rows[0] if rows else ():
         table[key] = np.array([row[key] for row in rows])

@@ -39,7 +39,7 @@ def test_plane_loss_equals_the_models_loss_at_sampled_points(runs):
     problem = prepare(looped.config)
     rng = np.random.default_rng(0)
     for loops in (1, 3):
-        z = L.plane_loss(L.batched_loss(lambda p, loops=loops: problem.loss(p, loops), plane.origin.size),
+        z = L.plane_loss(L.batched_loss(problem, loops),
                          plane, alpha, beta)
         for j, i in rng.integers(0, 9, size=(4, 2)):
             theta = plane.origin + alpha[i] * plane.basis[0] + beta[j] * plane.basis[1]
@@ -53,7 +53,7 @@ def test_the_endpoint_plane_holds_its_three_points_and_their_recorded_losses(run
     points = np.stack([single.thetas[0], single.thetas[-1], looped.thetas[-1]])
     assert plane.residual(points).max() < 1e-12
     (a, b), problem = plane.coords(single.thetas[-1])[0], prepare(single.config)
-    z = L.plane_loss(L.batched_loss(lambda p: problem.loss(p, 1), 60), plane, np.array([a]), np.array([b]))
+    z = L.plane_loss(L.batched_loss(problem, 1), plane, np.array([a]), np.array([b]))
     assert z[0, 0] == pytest.approx(single.records["loss"].iloc[-1], rel=1e-12)
     with pytest.raises(ValueError, match="collinear"):
         L.endpoint_plane(points[0], points[1], 2 * points[1] - points[0])
@@ -234,16 +234,29 @@ def test_run_hessians_and_gradients_equal_autograd_per_theta(model):
         assert np.abs(g - want_g).max() <= 1e-14 * max(1.0, np.abs(want_g).max())
 
 
-def test_the_landscape_entry_points_leave_torch_dynamo_unloaded():
-    """torch.func's grad/jacrev import torch._dynamo (~1 s, ~70 MB in the app server); the
-    Landscape's science runs without them."""
+def test_the_landscape_entry_points_leave_torch_unloaded():
+    """Losses, gradients and Hessians here are numpy (toy/gradient.py, toy/hessian.py): the
+    Landscape page's science loads no torch (~1.5 s, ~280 MB in the app server), let alone
+    torch._dynamo. Every entry point the page calls is run in a fresh interpreter."""
     import subprocess
     import sys
     code = ("import sys\nfrom loopviz import landscape as L\nfrom loopviz.config import RunConfig\n"
-            "c = RunConfig(epochs=3, hessian_every=1)\nfrom loopviz.toy.training import prepare, train\n"
+            "c = RunConfig(epochs=3, hessian_every=1)\nfrom loopviz.toy.training import train\n"
             "import numpy as np\nrecs = list(train(c))\nthetas = np.stack([r.theta for r in recs])\n"
-            "e = np.arange(len(recs))\np = prepare(c)\nL.run_hessians(p, c, thetas, e)\n"
-            "L.run_adam_states(p, c, thetas, e)\nprint('torch._dynamo' in sys.modules)")
+            "e = np.arange(len(recs))\nj = c.to_json()\n"
+            "L.surface_view_of(j, {'Single-Attn': thetas, 'Looped-Attn': thetas[::-1]}, 'pca', 5)\n"
+            "L.curvature_series_of(j, thetas, e, 1)\nL.block_spectra_of(j, thetas[-1], 2)\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
                          capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_plane_in_slices_is_the_plane_at_once(monkeypatch):
+    """batched_loss evaluates LOSS_CHUNK points a call; the slicing changes no number (each
+    point is its own row of the run axis)."""
+    problem = prepare(RunConfig(d=4))
+    thetas = np.random.default_rng(2).normal(0, 0.4, (23, 60))
+    whole = L.batched_loss(problem, 3)(thetas)
+    monkeypatch.setattr(L, "LOSS_CHUNK", 5)
+    assert np.array_equal(L.batched_loss(problem, 3)(thetas), whole)

@@ -189,3 +189,20 @@ def test_cli_last_step_option(tmp_path, capsys):
                        "--out", str(out)]) == 0
     written = pd.read_csv(out)
     assert set(written.loc[written["data"] == "test", "last_step"]) == {"cyclic"} and "chance" in written.columns
+
+
+@pytest.mark.parametrize("model", ["single", "looped", "shift"])
+def test_final_predictions_are_the_torch_models_argmax(model, monkeypatch):
+    """The numpy forward pass (toy/gradient.py) against the torch model (models.logits), the
+    peer, at a length past training (L = 11), on contexts in slices and at once."""
+    import torch
+
+    run = tiny_run(model, shift_epoch=2)
+    contexts = np.random.default_rng(7).integers(0, 3, size=(301, 10))
+    token, position = lengthgen.embedding_for(run, contexts.shape[1])
+    E0 = models.embed(torch.from_numpy(contexts), torch.from_numpy(token), torch.from_numpy(position))
+    with torch.no_grad():
+        want = models.logits(torch.from_numpy(run.thetas[-1]), E0, run.config.loops_at(run.config.epochs))
+    assert np.array_equal(lengthgen.final_predictions(run, contexts), want.argmax(-1).numpy())
+    monkeypatch.setattr(lengthgen, "PREDICT_CHUNK", 7)
+    assert np.array_equal(lengthgen.final_predictions(run, contexts), want.argmax(-1).numpy())

@@ -249,3 +249,30 @@ def test_switch_jump_is_both_losses_at_the_same_weights(single_run):
     assert jump["single_loss"] == pytest.approx(single_run.records["loss"].iloc[6], rel=1e-10)
     assert jump["single_grad_norm"] == pytest.approx(single_run.records["grad_norm"].iloc[6], rel=1e-8)
     assert jump["chance_loss"] == pytest.approx(np.log(3))
+
+
+def test_theorem3_table_in_one_pass_is_each_weight_alone():
+    """theorem3_table takes all gradients on the run axis at once; each row is what
+    gradient_alignment gives for its θ alone, bit for bit."""
+    config = RunConfig(d=4)
+    problem = prepare(config)
+    thetas = np.random.default_rng(8).normal(0, 0.4, (5, 60))
+    table = shift.theorem3_table(problem, np.arange(5), thetas, 3)
+    for i, theta in enumerate(thetas):
+        for key, value in shift.gradient_alignment(problem, theta, 3).items():
+            assert table[key][i] == value
+
+
+def test_the_shift_pages_science_loads_no_torch():
+    """switch_jump_of and theorem3_of (what the SHIFT page calls) run on toy/gradient.py's numpy:
+    the page costs the server no torch (~1.5 s and ~280 MB)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys, numpy as np\nfrom loopviz import shift\nfrom loopviz.config import RunConfig\n"
+            "j = RunConfig().to_json()\nt = np.random.default_rng(0).normal(0, .3, (3, 60))\n"
+            "shift.switch_jump_of(j, t[0])\nshift.theorem3_of(j, [0, 1, 2], t)\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

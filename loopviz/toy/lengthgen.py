@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
-from . import markov
+from . import gradient, markov
 from .embedding import make_embedding
 from ..config import MODELS, overwrite_refused
 from ..runs.format import RunData, RunFormatError, read_run
@@ -128,21 +128,24 @@ def embedding_for(run: RunData, n_positions: int) -> tuple[np.ndarray, np.ndarra
     return token, position
 
 
+# Contexts per forward pass: the per-context scores are [n, n, d] broadcast products (gradient.py),
+# ~1 MB per 100 contexts at L = 17 and d = 4 (×4 at d = 16), so 5000 test sequences go in slices.
+PREDICT_CHUNK = 500
+
+
 def final_predictions(run: RunData, contexts: np.ndarray) -> np.ndarray:
-    """argmax of the final model's logits for contexts [n, L-1]: the predicted last token.
-
-    torch is imported here, not at the top, so that the Length page loads this module
-    without it."""
-    import torch
-
-    from . import models
+    """argmax of the final model's logits for contexts [N, L-1]: the predicted last token
+    (toy/gradient.py's forward pass, numpy; ties go to the lowest token, as torch's argmax)."""
     c = run.config
     token, position = embedding_for(run, contexts.shape[1])
-    E0 = models.embed(torch.from_numpy(contexts), torch.from_numpy(token), torch.from_numpy(position))
-    theta = torch.from_numpy(np.ascontiguousarray(run.thetas[-1], dtype=np.float64))
-    with torch.no_grad():
-        out = models.logits(theta, E0, c.loops_at(c.epochs))
-    return out.argmax(dim=-1).numpy()
+    theta = np.asarray(run.thetas[-1], dtype=np.float64)[None]
+    n = contexts.shape[1]
+    out = np.empty(len(contexts), dtype=np.int64)
+    for begin in range(0, len(contexts), PREDICT_CHUNK):
+        part = contexts[begin:begin + PREDICT_CHUNK]
+        E0 = np.swapaxes(token[part] + position[:n], 1, 2)[None]          # [1, N, d, n]
+        out[begin:begin + len(part)] = gradient.logits(theta, E0, c.loops_at(c.epochs))[0].argmax(-1)
+    return out
 
 
 def _row(run: RunData, data: str, sequences: np.ndarray, ic: np.ndarray, threshold: float,
