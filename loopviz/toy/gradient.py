@@ -52,8 +52,8 @@ def canonical(array) -> np.ndarray:
 def _blocks(theta: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """θ [R, P] → A_K, A_Q, A_V [R, d, d] (transposed W_K, W_Q, W_V) and A_h = W_hᵀ [R, d, V], contiguous."""
     R, dd = len(theta), d * d
-    A = [canonical(theta[:, i * dd:(i + 1) * dd].reshape(R, d, d).transpose(0, 2, 1)) for i in range(3)]
-    return A[0], A[1], A[2], canonical(theta[:, 3 * dd:].reshape(R, VOCAB, d).transpose(0, 2, 1))
+    A = [np.ascontiguousarray(theta[:, i * dd:(i + 1) * dd].reshape(R, d, d).transpose(0, 2, 1)) for i in range(3)]
+    return A[0], A[1], A[2], np.ascontiguousarray(theta[:, 3 * dd:].reshape(R, VOCAB, d).transpose(0, 2, 1))
 
 
 def _rows_times(X: np.ndarray, A: np.ndarray) -> np.ndarray:
@@ -88,7 +88,7 @@ def _forward(theta: np.ndarray, E0: np.ndarray, loops: int):
     R, B, d, n = E0.shape
     A_K, A_Q, A_V, A_h = _blocks(theta, d)
     M = A_K @ A_Q.transpose(0, 2, 1)                      # W_Kᵀ W_Q [R, d, d]
-    X = canonical(E0.transpose(0, 1, 3, 2))               # [R, B, n, d]
+    X = np.ascontiguousarray(E0.transpose(0, 1, 3, 2))    # [R, B, n, d], whatever E0's layout
     tape = []
     for _ in range(loops - 1):
         Z = _rows_times(X, M)
@@ -133,7 +133,15 @@ def weighted_cross_entropy(out: np.ndarray, counts: np.ndarray) -> np.ndarray:
 def loss_and_gradient(theta: np.ndarray, E0: np.ndarray, counts: np.ndarray, loops: int
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(logits [R, B, V], loss [R], ∂loss/∂θ [R, P]) of R runs: θ [R, P], E0 [R, B, d, n],
-    counts [R, B, V]; the reverse pass of the module docstring."""
+    counts [R, B, V], float64; the reverse pass of the module docstring."""
+    out, _, loss, grad = log_probs_loss_and_gradient(theta, E0, counts, loops)
+    return out, loss, grad
+
+
+def log_probs_loss_and_gradient(theta: np.ndarray, E0: np.ndarray, counts: np.ndarray, loops: int
+                                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """loss_and_gradient with the log-probabilities log softmax(logits) [R, B, V] second (a
+    record scores them on the validation counts too)."""
     R, B, d, n = E0.shape
     out, (A_K, A_Q, A_V, A_h, M, tape, X, z, w, s, y, zT) = _forward(theta, E0, loops)
     logp = log_softmax(out)
@@ -163,4 +171,4 @@ def loss_and_gradient(theta: np.ndarray, E0: np.ndarray, counts: np.ndarray, loo
     for i, g in enumerate((g_K, g_Q, g_V)):
         grad[:, i * dd:(i + 1) * dd] = g.transpose(0, 2, 1).reshape(R, dd)
     grad[:, 3 * dd:] = g_h.transpose(0, 2, 1).reshape(R, -1)
-    return out, loss, grad
+    return out, logp, loss, grad

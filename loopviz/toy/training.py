@@ -102,6 +102,11 @@ class Runs:
     backend: str = "numpy"
     _torch: dict = field(default_factory=dict, repr=False)
 
+    def __post_init__(self):
+        self._tokens = np.arange(self.tables.shape[-1])
+        self._divisors = np.where(self.totals > 0, self.totals, 1.0)   # an empty bucket's accuracy is NaN
+        self._empty = self.totals == 0
+
     @classmethod
     def of(cls, problems: list[Problem]) -> Runs:
         first = problems[0]
@@ -119,6 +124,12 @@ class Runs:
         if self.backend == "numpy":
             return gradient.loss_and_gradient(theta, self.E0, counts, loops)
         return self._torch_loss_and_gradient(theta, loops, counts)
+
+    def _log_probs_loss_and_gradient(self, theta: np.ndarray, loops: int):
+        if self.backend == "numpy":
+            return gradient.log_probs_loss_and_gradient(theta, self.E0, self.train, loops)
+        out, loss, grad = self._torch_loss_and_gradient(theta, loops, self.train)
+        return out, gradient.log_softmax(out), loss, grad
 
     def _torch_loss_and_gradient(self, theta: np.ndarray, loops: int, counts: np.ndarray):
         """The same by torch autograd on the device (models.py), back as numpy."""
@@ -138,15 +149,17 @@ class Runs:
 
     def evaluate(self, theta: np.ndarray, loops: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Every record metric at θ [R, P] (name → [R]), and the full-batch training gradient [R, P]."""
+        R = len(theta)
         with np.errstate(all="ignore"):     # a diverging run's infinities are recorded, not warned about
-            out, loss, grad = self.loss_and_gradient(theta, loops)
-            metrics = {"loss": loss, "val_loss": gradient.weighted_cross_entropy(out, self.val),
-                       "grad_norm": np.sqrt((grad * grad).sum(-1))}
+            out, logp, loss, grad = self._log_probs_loss_and_gradient(theta, loops)
+            val_loss = -(self.val * logp).sum((1, 2)) / self.val.sum((1, 2))      # gradient.weighted_cross_entropy
+            metrics = {"loss": loss, "val_loss": val_loss, "grad_norm": np.sqrt((grad * grad).sum(-1))}
             # The model's answer per context is its argmax (ties go to the lowest token); a
             # bucket's hits are its counts of that answer (integer counts: the sums are exact).
-            answer = out.argmax(-1)[:, None, :, None]                               # [R, 1, 27, 1]
-            hits = np.take_along_axis(self.tables, answer, -1)[..., 0].sum(-1)      # [R, K]
-            accuracy = np.where(self.totals > 0, hits / np.where(self.totals > 0, self.totals, 1), np.nan)
+            answer = out.argmax(-1)[:, None, :, None] == self._tokens                # [R, 1, 27, V]
+            hits = (self.tables * answer).reshape(R, self.tables.shape[1], -1).sum(-1)   # [R, K]
+            accuracy = hits / self._divisors
+            accuracy[self._empty] = np.nan
         for k, name in enumerate(BUCKETS):
             metrics[name] = accuracy[:, k]
         return metrics, grad
