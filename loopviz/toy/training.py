@@ -14,7 +14,8 @@ autograd on the device (backend "torch"), and the rest, 60 numbers a step, stays
 from __future__ import annotations
 
 import copy
-import ctypes.util
+import ctypes
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -48,10 +49,19 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+@functools.cache
 def cuda_possible() -> bool:
-    """Whether this machine could have a CUDA device at all, without importing torch: an NVIDIA
-    driver's control device, or a CUDA driver library the loader can find (WSL has no /dev/nvidiactl)."""
-    return os.path.exists("/dev/nvidiactl") or ctypes.util.find_library("cuda") is not None
+    """Whether this machine could have a CUDA device at all, without importing torch (once per
+    process): an NVIDIA driver's device nodes (/dev/nvidiactl; WSL's /dev/dxg), or a CUDA driver
+    library the dynamic loader can open; on Windows torch is always asked. Not
+    ctypes.util.find_library: it runs ldconfig and gcc, ~30 ms a call."""
+    if os.name == "nt" or os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/dxg"):
+        return True
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
 
 
 def device_name(name: str) -> str:
