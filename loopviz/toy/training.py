@@ -7,9 +7,9 @@ number here is the exact full-data value, not a running mean.
 
 On the CPU everything is numpy: the gradient is toy/gradient.py's hand-written reverse
 pass and the optimiser toy/optim.py's, so a CPU run never imports torch (a tiny model's
-epoch is ~40 tensor ops, where torch's per-op and autograd overhead cost ~7× the
-arithmetic; bench/bench_run.py). On a CUDA device the logits and gradient are torch's
-autograd on the device (backend "torch"), and the rest, 60 numbers a step, stays numpy.
+epoch is ~40 tensor ops, and torch's per-op and autograd overhead made it ~5× as costly as
+numpy's; bench/bench_run.py). On a CUDA device the logits and gradient are torch's autograd
+on the device (backend "torch"), and the rest, 60 numbers a step, stays numpy.
 """
 from __future__ import annotations
 
