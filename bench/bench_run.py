@@ -1,5 +1,6 @@
-"""Benchmark: a default run from the command line against `import torch`, and a seed
-sweep trained in one batch against one seed trained alone.
+"""Benchmark: a default run from the command line against `import torch`, a seed sweep
+trained in one batch against one seed trained alone, and an epoch of numpy training against
+the same epoch through torch autograd.
 
     python bench/bench_run.py [--repeat 3] [--seeds 20]
 
@@ -14,6 +15,11 @@ against sweeps.final_metrics of one seed's Single and Looped run, CPU time of th
 min of repeats (the issue's goal: ≤ 1.5×); the sweep as it was before batching (every
 seed alone) once. `--sweep-only` skips the run figure; `--cluster N` also times the
 sweep on a LocalCluster of N workers (wall, worker start-up included).
+Epoch: one training epoch (the step and the record: loss, gradient, metrics) of Single and
+Looped at the defaults, spectra off, CPU µs per epoch over 300 epochs, min of repeats, with
+the gradient from toy/gradient.py (numpy, the CPU path) and from torch autograd through
+models.py (backend "torch": the literal method, the GPU path), and the gradient alone, one
+run and 20 stacked.
 """
 from __future__ import annotations
 
@@ -33,12 +39,14 @@ from pathlib import Path  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from loopviz.config import RunConfig  # noqa: E402
 from loopviz.sweeps import final_metrics, plan, seed_configs, sweep  # noqa: E402
 from loopviz.toy.batched import final_metrics_many  # noqa: E402
-from timing import load_note  # noqa: E402
+from loopviz.toy.training import Runs, Trainer, prepare  # noqa: E402
+from timing import best_cpu, load_note  # noqa: E402
 
 
 def wall(command: list[str]) -> tuple[float, float]:
@@ -62,12 +70,38 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--sweep-only", action="store_true", help="skip the default-run figure")
+    parser.add_argument("--epoch-only", action="store_true", help="only the per-epoch figures")
     parser.add_argument("--cluster", type=int, default=0, help="also time the sweep on a LocalCluster of N workers")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    epoch_figures(args.repeat)
+    if args.epoch_only:
+        return
     if not args.sweep_only:
         default_run(args.repeat, [0, 600])
     sweep_figures(args)
+
+
+def epoch_figures(repeat: int, epochs: int = 300) -> None:
+    """CPU µs per training epoch, numpy against torch autograd; then the gradient alone, R = 1 and 20."""
+    for model in ("single", "looped"):
+        config = RunConfig(model=model, hessian_every=0, epochs=epochs)
+        cost = {}
+        for backend in ("numpy", "torch"):
+            problem = prepare(config, backend=backend)
+            cost[backend] = best_cpu(lambda: list(Trainer(config, problem).run()), repeat) / (epochs + 1) * 1e6
+        loops = config.loops_at(epochs)
+        grads = {}
+        for R in (1, 20):
+            theta = np.random.default_rng(0).standard_normal((R, 60)) * 0.3
+            for backend in ("numpy", "torch"):
+                runs = Runs.of([prepare(config, backend=backend)] * R)
+                grads[backend, R] = best_cpu(lambda: [runs.loss_and_gradient(theta, loops) for _ in range(200)],
+                                             repeat) / 200 * 1e6
+        print(f"{model} epoch (step + record): numpy {cost['numpy']:.0f} µs | torch autograd {cost['torch']:.0f} µs "
+              f"= ×{cost['torch'] / cost['numpy']:.1f} | gradient alone, numpy / torch: one run "
+              f"{grads['numpy', 1]:.0f} / {grads['torch', 1]:.0f} µs, 20 stacked {grads['numpy', 20]:.0f} / "
+              f"{grads['torch', 20]:.0f} µs; {load_note()}")
 
 
 def default_run(repeat: int, epochs: list[int]) -> None:

@@ -8,6 +8,11 @@ z_0 is the last column of E_0, and then z_t stays the last column of E_t (the la
 column of f(E) is f(E, z)), so only E needs to be carried; the last loop updates
 only the last column. Weights travel as one flat vector θ = [W_K, W_Q, W_V, W_h]
 (row-major) so that gradients and Hessians are taken w.r.t. a single tensor.
+
+This is the torch form: training uses it on a GPU (training's backend "torch", autograd on
+the device), and callers that take torch's derivatives themselves use it through
+Problem.loss. On the CPU training runs toy/gradient.py's numpy forward and reverse pass of
+the same recursion, checked against this one (tests/test_gradient.py).
 """
 from __future__ import annotations
 
@@ -34,9 +39,8 @@ def logits(theta: torch.Tensor, E0: torch.Tensor, loops: int) -> torch.Tensor:
     """Logits [B, V] of Looped-Attn with `loops` loops (loops = 1 is Single-Attn), θ [P],
     E0 [B, d, n]; or of R runs at once: θ [R, P], E0 [R, B, d, n] → [R, B, V].
 
-    One run goes through the run-axis form too (R = 1): every product is then the same
-    batched kernel whether a run trains alone or beside others (toy/batched.py), so the
-    rounding, and with it the whole Adam trajectory, is bit for bit the same.
+    One run goes through the run-axis form too (R = 1), so that one run and a batch of
+    runs (toy/batched.py on a GPU) use the same batched kernels.
     """
     if theta.dim() == 1:
         return logits(theta.unsqueeze(0), E0.unsqueeze(0), loops)[0]

@@ -7,14 +7,15 @@ number here is the exact full-data value, not a running mean.
 
 On the CPU everything is numpy: the gradient is toy/gradient.py's hand-written reverse
 pass and the optimiser toy/optim.py's, so a CPU run never imports torch (a tiny model's
-epoch is ~40 tensor ops, where torch's per-op and autograd overhead cost ~7× the
-arithmetic; bench/bench_run.py). On a CUDA device the logits and gradient are torch's
-autograd on the device (backend "torch"), and the rest, 60 numbers a step, stays numpy.
+epoch is ~40 tensor ops, and torch's per-op and autograd overhead made it ~5× as costly as
+numpy's; bench/bench_run.py). On a CUDA device the logits and gradient are torch's autograd
+on the device (backend "torch"), and the rest, 60 numbers a step, stays numpy.
 """
 from __future__ import annotations
 
 import copy
-import ctypes.util
+import ctypes
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -48,10 +49,19 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+@functools.cache
 def cuda_possible() -> bool:
-    """Whether this machine could have a CUDA device at all, without importing torch: an NVIDIA
-    driver's control device, or a CUDA driver library the loader can find (WSL has no /dev/nvidiactl)."""
-    return os.path.exists("/dev/nvidiactl") or ctypes.util.find_library("cuda") is not None
+    """Whether this machine could have a CUDA device at all, without importing torch (once per
+    process): an NVIDIA driver's device nodes (/dev/nvidiactl; WSL's /dev/dxg), or a CUDA driver
+    library the dynamic loader can open; on Windows torch is always asked. Not
+    ctypes.util.find_library: it runs ldconfig and gcc, ~30 ms a call."""
+    if os.name == "nt" or os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/dxg"):
+        return True
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
 
 
 def device_name(name: str) -> str:
@@ -102,6 +112,11 @@ class Runs:
     backend: str = "numpy"
     _torch: dict = field(default_factory=dict, repr=False)
 
+    def __post_init__(self):
+        self._tokens = np.arange(self.tables.shape[-1])
+        self._divisors = np.where(self.totals > 0, self.totals, 1.0)   # an empty bucket's accuracy is NaN
+        self._empty = self.totals == 0
+
     @classmethod
     def of(cls, problems: list[Problem]) -> Runs:
         first = problems[0]
@@ -119,6 +134,12 @@ class Runs:
         if self.backend == "numpy":
             return gradient.loss_and_gradient(theta, self.E0, counts, loops)
         return self._torch_loss_and_gradient(theta, loops, counts)
+
+    def _log_probs_loss_and_gradient(self, theta: np.ndarray, loops: int):
+        if self.backend == "numpy":
+            return gradient.log_probs_loss_and_gradient(theta, self.E0, self.train, loops)
+        out, loss, grad = self._torch_loss_and_gradient(theta, loops, self.train)
+        return out, gradient.log_softmax(out), loss, grad
 
     def _torch_loss_and_gradient(self, theta: np.ndarray, loops: int, counts: np.ndarray):
         """The same by torch autograd on the device (models.py), back as numpy."""
@@ -138,15 +159,17 @@ class Runs:
 
     def evaluate(self, theta: np.ndarray, loops: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Every record metric at θ [R, P] (name → [R]), and the full-batch training gradient [R, P]."""
+        R = len(theta)
         with np.errstate(all="ignore"):     # a diverging run's infinities are recorded, not warned about
-            out, loss, grad = self.loss_and_gradient(theta, loops)
-            metrics = {"loss": loss, "val_loss": gradient.weighted_cross_entropy(out, self.val),
-                       "grad_norm": np.sqrt((grad * grad).sum(-1))}
+            out, logp, loss, grad = self._log_probs_loss_and_gradient(theta, loops)
+            val_loss = -(self.val * logp).sum((1, 2)) / self.val.sum((1, 2))      # gradient.weighted_cross_entropy
+            metrics = {"loss": loss, "val_loss": val_loss, "grad_norm": np.sqrt((grad * grad).sum(-1))}
             # The model's answer per context is its argmax (ties go to the lowest token); a
             # bucket's hits are its counts of that answer (integer counts: the sums are exact).
-            answer = out.argmax(-1)[:, None, :, None]                               # [R, 1, 27, 1]
-            hits = np.take_along_axis(self.tables, answer, -1)[..., 0].sum(-1)      # [R, K]
-            accuracy = np.where(self.totals > 0, hits / np.where(self.totals > 0, self.totals, 1), np.nan)
+            answer = out.argmax(-1)[:, None, :, None] == self._tokens                # [R, 1, 27, V]
+            hits = (self.tables * answer).reshape(R, self.tables.shape[1], -1).sum(-1)   # [R, K]
+            accuracy = hits / self._divisors
+            accuracy[self._empty] = np.nan
         for k, name in enumerate(BUCKETS):
             metrics[name] = accuracy[:, k]
         return metrics, grad
