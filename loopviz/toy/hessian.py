@@ -31,18 +31,18 @@ import numpy as np
 
 from ..curvature import symmetric_eigenvalues
 from . import markov
-from .embedding import make_embedding
+from .embedding import BLOCKS, block_shapes, block_slices, make_embedding
 
 
 def _t(x: np.ndarray) -> np.ndarray:
     return np.swapaxes(x, -1, -2)
 
 
-def unflatten(thetas: np.ndarray, d: int, vocab: int) -> tuple[np.ndarray, ...]:
-    """[N, P] → W_K, W_Q, W_V [N, d, d], W_h [N, V, d] (row-major, as models.unflatten)."""
-    dd, N = d * d, len(thetas)
-    return (thetas[:, :dd].reshape(N, d, d), thetas[:, dd:2 * dd].reshape(N, d, d),
-            thetas[:, 2 * dd:3 * dd].reshape(N, d, d), thetas[:, 3 * dd:].reshape(N, vocab, d))
+def unflatten(thetas: np.ndarray, d: int) -> tuple[np.ndarray, ...]:
+    """[N, P] → W_K, W_Q, W_V [N, d, d], W_h [N, V, d]: views, in the θ layout of
+    embedding.block_slices / block_shapes (the one definition; models.unflatten reads it too)."""
+    slices, shapes = block_slices(d), block_shapes(d)
+    return tuple(thetas[:, slices[name]].reshape(len(thetas), *shapes[name]) for name in BLOCKS)
 
 
 def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.ndarray, counts: np.ndarray,
@@ -107,15 +107,17 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
         X = E @ S                                 # [B, d, c]
         # dS = dEᵀ A Er + Eᵀ A dEr + Eᵀ Ȧ Er; for Ȧ = e_i e_jᵀ the last is E[b, i, :]ᵀ Er[b, j, :].
         dS = np.empty((B, c, n, K))
-        dS[..., :dd] = (_t(Er)[:, :, None, None, :] * _t(E)[:, None, :, :, None]).reshape(B, c, n, dd)
+        np.multiply(_t(Er)[:, :, None, None, :], _t(E)[:, None, :, :, None],
+                    out=dS.reshape(B, c, n, 2, d, d)[:, :, :, 0])
+        dS[..., dd:] = 0.0
         if dE is None:                            # the first loop: only the A directions move S and X
-            dS[..., dd:] = 0.0
             dX = np.zeros((B, c, d, K))
             dX[..., :dd] = lmul(E, dS[..., :dd])
         else:
-            dS[..., dd:] = 0.0
-            dS += lmul(_t(AtE), dEr) + tmul(AEr, dE)
-            dX = lmul(E, dS) + rmul(dE, S)
+            dS += lmul(_t(AtE), dEr)
+            dS += tmul(AEr, dE)
+            dX = lmul(E, dS)
+            dX += rmul(dE, S)
         dE_next = lmul(W_V, dX)
         if dEr is not None:
             dE_next += dEr
@@ -170,8 +172,11 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
             break
         dA_bar += rowsum(ES, dEr)
         ErSt = Er @ _t(Sbar)                      # [B, d, n]
-        dErSt = lmul(Er, dSbar_t) + rmul(dEr, _t(Sbar))   # d(Er S̄ᵀ)
-        dEbar_in = rmul(dXbar, _t(S)) + lmul(Xbar, np.swapaxes(dS, 1, 2)) + lmul(A, dErSt)
+        dErSt = lmul(Er, dSbar_t)                 # d(Er S̄ᵀ)
+        dErSt += rmul(dEr, _t(Sbar))
+        dEbar_in = rmul(dXbar, _t(S))
+        dEbar_in += lmul(Xbar, np.swapaxes(dS, 1, 2))
+        dEbar_in += lmul(A, dErSt)
         dEr_bar = lmul(At, dES)
         if dEbar is not None:
             dEr_bar += dEbar
@@ -182,7 +187,8 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
         Ebar_in = Xbar @ _t(S) + A @ ErSt
         Er_bar = Ebar + At @ ES                   # [B, d, c]
         if Er.shape[2] == E.shape[2]:
-            Ebar, dEbar = Ebar_in + Er_bar, dEbar_in + dEr_bar
+            dEbar_in += dEr_bar
+            Ebar, dEbar = Ebar_in + Er_bar, dEbar_in
         else:                                     # Er is E's last column
             Ebar_in[:, :, -1:] += Er_bar
             dEbar_in[:, -1:] += dEr_bar
@@ -228,8 +234,8 @@ def loss_hessians(thetas: np.ndarray, E0: np.ndarray, counts: np.ndarray, loops:
     thetas = np.asarray(thetas, dtype=np.float64)
     E0 = np.asarray(E0, dtype=np.float64)
     counts = np.asarray(counts, dtype=np.float64)
-    d, V = E0.shape[1], counts.shape[1]
-    W_K, W_Q, W_V, W_h = unflatten(thetas, d, V)
+    d = E0.shape[1]
+    W_K, W_Q, W_V, W_h = unflatten(thetas, d)
     H_psi, G_A = reduced_hessians(_t(W_K) @ W_Q, W_V, W_h, E0, counts, loops)
     # Jᵀ H_ψ J = ((Jᵀ H_ψ) J)ᵀᵀ: lift the rows, then the rows of the transpose (made contiguous)
     H = _t(_lift_rows(np.ascontiguousarray(_t(_lift_rows(H_psi, W_K, W_Q))), W_K, W_Q))
