@@ -91,14 +91,14 @@ def eigenvalue_floor(stored, count: int, repeat: int) -> float:
 
 def app_figures(shift: RunConfig, stored, repeat: int) -> None:
     """The slider move with spectra as the app runs it: the registry's WorkerPool (one worker
-    per job, two kept warm), against one cold worker per job (the app before issue #12's
+    per job, two kept warm), against a cold worker of its own (the CLI; the app before issue #12
     warm pool). Wall time until the last spectrum is in, the training thread's CPU time, the
     tail from the end of training to the last spectrum, and the workers' CPU time."""
     execute_mod.SpectrumPool = Timed
     pool = WorkerPool(per_job=1, capacity=2)
     try:
         pool.give_back(pool.lease(2))   # started once per server, before the slider moves
-        rows = {"warm pool (app now)": pool, "one cold worker per job (app before)": 1}
+        rows = {"warm pool (the app)": pool, "a cold worker of its own (the CLI)": 1}
         figures = {label: move_figures(shift, stored, workers, repeat) for label, workers in rows.items()}
     finally:
         pool.close()

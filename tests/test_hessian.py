@@ -149,8 +149,8 @@ def test_a_long_small_run_sends_its_spectra_to_a_worker_with_the_same_numbers(pr
     results = {}
     for spectra, workers in ((WORKER_MIN_SPECTRA - 1, 1), (WORKER_MIN_SPECTRA, 0), (WORKER_MIN_SPECTRA, 2)):
         pool = SpectrumPool(config, problem, workers, spectra)
-        try:
-            assert len(pool.workers) == (workers if spectra >= WORKER_MIN_SPECTRA else 0)
+        try:   # one worker at most: a d = 4 spectrum costs less than a training epoch
+            assert len(pool.workers) == (1 if workers > 0 and spectra >= WORKER_MIN_SPECTRA else 0)
             pool.submit(jobs)
             results[spectra, workers] = dict(pool.harvest(wait=True))
         finally:

@@ -161,6 +161,33 @@ def test_a_small_run_borrows_the_idle_worker_once_training_ends_and_keeps_the_nu
         pool.close()
 
 
+def test_a_small_cli_run_computes_part_of_the_backlog_in_its_own_thread_once_training_ends():
+    """Without a server's pool (the CLI): one worker of its own, and once training has ended
+    the training thread takes chunks from the back of the backlog; the numbers are the same."""
+    config = RunConfig(d=4, model="looped")
+    problem = prepare(config)
+    inline_chunks = []
+    compute = problem.hessian_spectra
+
+    def counting(thetas, loops):
+        inline_chunks.append(len(thetas))
+        return compute(thetas, loops)
+    problem.hessian_spectra = counting
+    spectra = SpectrumPool(config, problem, 2, spectra=execute_mod.WORKER_MIN_SPECTRA)
+    try:
+        assert len(spectra.workers) == 1
+        jobs = [chunk(config, 10 * i, 5) for i in range(12)]
+        for part in jobs:
+            spectra.submit(part)
+        assert not inline_chunks       # while training runs, its thread computes nothing
+        spectra.training_ended()
+        got = dict(spectra.harvest(wait=True))
+    finally:
+        spectra.close()
+    assert 0 < len(inline_chunks) < 12
+    close_enough(got, expected(config, [job for part in jobs for job in part]))
+
+
 def test_a_run_on_a_shared_pool_equals_the_inline_run():
     config = RunConfig(d=4, epochs=30, hessian_every=1, model="looped")
     problem = prepare(config)

@@ -39,11 +39,14 @@ class SpectrumPool:
     """Computes spectra for chunks of (epoch, θ, loops): in worker subprocesses, or inline.
 
     Inline when there are no workers, on a GPU, or at P ≤ INLINE_MAX_P for fewer than
-    WORKER_MIN_SPECTRA spectra. Otherwise `workers` worker processes of its own (the CLI),
-    or, given a WorkerPool (the app server), its warm workers: `per_job` leased at the
-    start and, at P ≤ INLINE_MAX_P, every idle one borrowed once training has ended and
-    its core is free (`training_ended`). All go back to the WorkerPool at `close`.
-    `harvest` yields finished chunks, in submission order among those it takes at once.
+    WORKER_MIN_SPECTRA spectra. Otherwise `workers` worker processes of its own (the CLI;
+    one at P ≤ INLINE_MAX_P, where a spectrum costs less than a training epoch), or, given
+    a WorkerPool (the app server), `per_job` of its warm workers. At P ≤ INLINE_MAX_P the
+    backlog left when training ends (`training_ended`) is shared with the core training
+    frees: the server's idle warm workers join (its own thread stays light: the GIL serves
+    the pages), the CLI's training thread computes chunks itself (a cold worker's ~0.4 s
+    start-up would cost more). Workers go back to the WorkerPool at `close`. `harvest`
+    yields finished chunks, in submission order among those it takes at once.
     """
 
     def __init__(self, config: RunConfig, problem: Problem, workers: int | WorkerPool, spectra: int = 0):
@@ -59,9 +62,10 @@ class SpectrumPool:
         self.done: dict[int, list[tuple[int, np.ndarray]]] = {}
         self.open = 0                                        # chunks submitted, not yet done
         self.chunks = 0
+        self.helping = False                                 # this thread computes backlog chunks too
         if count > 0 and problem.device.type == "cpu" and (not self.small or spectra >= WORKER_MIN_SPECTRA):
             self._adopt(self.shared.lease(count) if self.shared is not None
-                        else [SpectrumWorker() for _ in range(count)])
+                        else [SpectrumWorker() for _ in range(1 if self.small else count)])
 
     def _adopt(self, workers: list[SpectrumWorker]) -> None:
         for worker in workers:
@@ -77,16 +81,23 @@ class SpectrumPool:
         number, self.chunks = self.chunks, self.chunks + 1
         self.open += 1
         if not self.workers:
-            epochs, thetas, loops = zip(*jobs)
-            self._finish(number, list(zip(epochs, self.problem.hessian_spectra(list(thetas), list(loops)))))
+            self._inline(number, jobs)
             return
         self.backlog.append((number, jobs))
         self._send()
 
+    def _inline(self, number: int, jobs: list[tuple[int, np.ndarray, int]]) -> None:
+        epochs, thetas, loops = zip(*jobs)
+        self._finish(number, list(zip(epochs, self.problem.hessian_spectra(list(thetas), list(loops)))))
+
     def training_ended(self) -> None:
-        """Training's core is free now: borrow the server's idle workers for the backlog."""
-        if self.shared is not None and self.small and self.workers and self.backlog:
+        """Training's core is free now: share the backlog with it (see the class)."""
+        if not (self.small and self.workers and self.backlog):
+            return
+        if self.shared is not None:
             self._adopt(self.shared.lease(len(self.backlog), start=False))
+        else:
+            self.helping = True
 
     def _send(self) -> None:
         for worker in self.workers:
@@ -124,7 +135,10 @@ class SpectrumPool:
                 yield from self.done.pop(number)
             if not self.open or not wait or (cancel is not None and cancel.is_set()):
                 return
-            self._collect(0.05)
+            if self.helping and self.backlog:   # the last chunks: the workers take from the front
+                self._inline(*self.backlog.pop())
+            else:
+                self._collect(0.05)
 
     def close(self) -> None:
         """Stop or give back the workers; chunks not yet sent are dropped."""
