@@ -12,9 +12,10 @@ this process, CPU time of this thread, min of repeats (the issue's goal: ≤ 1 s
 identity includes hessian_every; training does not depend on it), so Stage II starts from
 the stored state there too. Then the slider move with spectra as the app runs it (the
 server's warm WorkerPool: Stage II's 1350 spectra go to a worker while training runs, and to
-both once it ends), wall time to the last spectrum, against one cold worker per job (the
-app before) and against the eigenvalue floor (LAPACK dsyevr of 1350 Hessians, this process);
-then the default CLI run's spectra (Looped, 1501 spectra, one worker per core). Last, the
+both once it ends), wall time to the last spectrum, against a cold worker of the job's own
+(the CLI's way, and the app's before the warm pool) and against the eigenvalue floor (LAPACK
+dsyevr of 1350 Hessians, this process); the spectra alone, as if training took no time;
+then the default CLI run's spectra (Looped, 1501 spectra). Last, the
 first move in a fresh interpreter (imports included: what an app server's first SHIFT job
 pays), CPU time of the process, against `python -c "import torch"`.
 """
@@ -66,6 +67,7 @@ def main() -> None:
               f"stored/looped ×{t_stored / t_looped:.2f}; {load_note()}")
         if every:
             app_figures(shift, stored, args.repeat)
+    spectra_figure(args.repeat)
     cli_figure(args.repeat)
     cold_figure(args.repeat)
 
@@ -91,9 +93,10 @@ def eigenvalue_floor(stored, count: int, repeat: int) -> float:
 
 def app_figures(shift: RunConfig, stored, repeat: int) -> None:
     """The slider move with spectra as the app runs it: the registry's WorkerPool (one worker
-    per job, two kept warm), against a cold worker of its own (the CLI; the app before issue #12
-    warm pool). Wall time until the last spectrum is in, the training thread's CPU time, the
-    tail from the end of training to the last spectrum, and the workers' CPU time."""
+    per job, two kept warm), against a cold worker of the job's own (the CLI's way; the app's
+    before the warm pool, less the training thread's help at the end). Wall time until the
+    last spectrum is in, the training thread's CPU time, the tail from the end of training
+    to the last spectrum, and the workers' CPU time."""
     execute_mod.SpectrumPool = Timed
     pool = WorkerPool(per_job=1, capacity=2)
     try:
@@ -132,6 +135,43 @@ def move_figures(shift: RunConfig, stored, workers, repeat: int) -> tuple[float,
     return min(walls), min(threads), min(tails), min(cpus), len(log.spectra)
 
 
+def spectra_figure(repeat: int) -> None:
+    """A slider move's spectra alone, as if training took no time (with numpy training it
+    takes ~0.25 s): the bundled SHIFT run's Stage II weights handed over in chunks of ten at
+    once, then wall time to the last spectrum: two warm workers (the app), one, and inline in
+    this thread (one core), against the eigenvalue floor for as many spectra."""
+    shift = read_run(ASSETS / "shift")
+    stage_two = [(int(e), t, 3) for e, t in zip(shift.weight_epochs, shift.thetas) if e > shift.config.shift_epoch]
+    chunks = [stage_two[i:i + 10] for i in range(0, len(stage_two), 10)]
+    problem = execute_mod.prepare(shift.config)
+    pool = WorkerPool(per_job=1, capacity=2)
+    walls: dict[str, list[float]] = {"two warm workers (the app)": [], "one warm worker": [], "inline, one core": []}
+    try:
+        pool.give_back(pool.lease(2))
+        for _ in range(repeat):
+            for label in walls:
+                start = time.perf_counter()
+                if label.startswith("inline"):
+                    spectra = execute_mod.SpectrumPool(shift.config, problem, 0, len(stage_two))
+                else:
+                    pool.per_job = 2 if label.startswith("two") else 1
+                    spectra = execute_mod.SpectrumPool(shift.config, problem, pool, len(stage_two))
+                for part in chunks:
+                    spectra.submit(part)
+                got = sum(1 for _ in spectra.harvest(wait=True))
+                spectra.close()
+                walls[label].append(time.perf_counter() - start)
+                assert got == len(stage_two)
+    finally:
+        pool.close()
+    floor = eigenvalue_floor(shift, len(stage_two), repeat)
+    base = min(walls["inline, one core"])
+    print(f"a slider move's {len(stage_two)} Stage II spectra alone (training taken as instant), wall time: "
+          + " | ".join(f"{label} {min(w):.2f} s (×{min(w) / floor:.1f} floor, ×{min(w) / base:.2f} inline)"
+                       for label, w in walls.items())
+          + f"; eigenvalue floor {floor:.2f} s; {load_note()}")
+
+
 def worker_cpu(pid: int) -> float:
     """User + system CPU seconds of a live process (/proc/PID/stat fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -140,7 +180,8 @@ def worker_cpu(pid: int) -> float:
 
 def cli_figure(repeat: int) -> None:
     """The default CLI run's Looped model (1501 spectra) through execute with one worker per
-    core, as `python -m loopviz run` does: wall time, against the eigenvalue floor."""
+    core, as `python -m loopviz run` does (at d = 4 one worker, and the training thread once
+    training has ended): wall time, against the eigenvalue floor."""
     config = RunConfig(model="looped")
     walls = []
     for _ in range(repeat):

@@ -245,3 +245,22 @@ def test_a_pool_of_spectrum_pools_never_starts_a_worker_for_a_short_small_run():
         spectra.close()
     finally:
         pool.close()
+
+
+def test_a_registry_runs_job_after_job_of_different_configs_on_the_same_warm_workers(tmp_path, monkeypatch):
+    from loopviz.runs.store import JobRegistry, RunStore
+    monkeypatch.setattr(execute_mod, "WORKER_MIN_SPECTRA", 10)
+    reg = JobRegistry(RunStore(tmp_path, bundled=None), max_running=1, spectrum_workers=1)
+    try:
+        pids = []
+        for config in (RunConfig(d=4, epochs=30, model="looped"), RunConfig(d=3, epochs=30, model="single")):
+            job = reg.start(config)
+            job.thread.join(timeout=120)
+            assert job.log.status == "complete" and job.saved
+            pids.append({w.process.pid for w in reg.workers.every})
+            inline = execute(config, workers=0)
+            close_enough(job.log.spectra, inline.spectra)
+        assert pids[0] == pids[1] and len(pids[0]) == 1   # started once, reused for the next config
+    finally:
+        reg.clear()
+    assert not any(alive(pid) for pid in pids[0])
