@@ -264,3 +264,27 @@ def test_a_registry_runs_job_after_job_of_different_configs_on_the_same_warm_wor
     finally:
         reg.clear()
     assert not any(alive(pid) for pid in pids[0])
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return int(next(line.split()[1] for line in status if line.startswith("VmRSS"))) / 1024
+
+
+def test_an_idle_warm_worker_hands_a_large_jobs_heap_back():
+    config = RunConfig(d=16)
+    pool = WorkerPool(per_job=1, capacity=1)
+    try:
+        [worker] = pool.lease(1)
+        worker.configure(config.to_json())
+        worker.submit(chunk(config, 0, 4))
+        answer(worker)
+        busy = rss_mb(worker.process.pid)
+        pool.give_back([worker])
+        deadline = time.time() + 10
+        while rss_mb(worker.process.pid) > busy - 30 and time.time() < deadline:
+            time.sleep(0.05)
+        assert rss_mb(worker.process.pid) <= busy - 30, (busy, rss_mb(worker.process.pid))
+        assert pool.idle == [worker]
+    finally:
+        pool.close()

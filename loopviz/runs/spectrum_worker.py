@@ -8,8 +8,9 @@ subprocess starts clean, whoever starts it.
 Protocol: every frame is an 8-byte little-endian length and a payload. A config frame
 (a RunConfig as JSON, first byte "{") sets the data for the chunks after it; a chunk frame
 is one .npz (epochs, thetas, loops), answered with one .npz (epochs, eigenvalues), in
-order. So one worker serves job after job, of any config: the app server keeps its
-workers warm (WorkerPool) and pays their start-up (~0.4 s: numpy + scipy) once.
+order; an empty frame says the worker is idle now (it returns its free heap to the OS).
+So one worker serves job after job, of any config: the app server keeps its workers warm
+(WorkerPool) and pays their start-up (~0.4 s: numpy + scipy) once.
 """
 from __future__ import annotations
 
@@ -96,6 +97,10 @@ class SpectrumWorker:
         if config_json != self.config_json:
             self._write(config_json.encode())
             self.config_json = config_json
+
+    def rest(self) -> None:
+        """Tell the worker it is idle: it hands its job's freed heap back to the OS."""
+        self._write(b"")
 
     def submit(self, jobs: list[tuple[int, np.ndarray, int]]) -> None:
         epochs, thetas, loops = zip(*jobs)
@@ -197,8 +202,13 @@ class WorkerPool:
             ours = worker in self.every   # not stopped by close() meanwhile
             if ours and worker.alive and not worker.outstanding and len(self.idle) < self.capacity:
                 worker.results = queue.Queue()
-                self.idle.append(worker)
-                return
+                try:
+                    worker.rest()
+                except RuntimeError:   # it died just now: replaced below
+                    pass
+                else:
+                    self.idle.append(worker)
+                    return
             replace = ours and not worker.alive and len(self.idle) < self.capacity
             self._close(worker)
             if replace:
@@ -225,7 +235,7 @@ class WorkerPool:
 def main() -> None:
     # numpy and scipy only: no torch to import (~1.5 s, ~280 MB), so a worker is ready in ~0.4 s.
     from ..config import RunConfig
-    from ..toy.hessian import spectra, training_arrays
+    from ..toy.hessian import release_heap, spectra, training_arrays
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     frames: queue.Queue = queue.Queue()
@@ -241,6 +251,9 @@ def main() -> None:
     data = None
     while True:
         frame = frames.get()
+        if not frame:             # idle: a large-d job's peak must not stay with a warm worker
+            release_heap()
+            continue
         if frame[:1] == b"{":
             data = training_arrays(RunConfig.from_json(frame.decode()))
             continue

@@ -322,6 +322,17 @@ def keep_heap(tangent_bytes: int) -> None:
     libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
 
 
+def release_heap() -> None:
+    """Hand the free heap that keep_heap kept back to the OS (glibc's malloc_trim): a warm
+    spectrum worker calls it between configs, so that one large-d job does not leave it
+    holding that job's peak for good (d = 24: ~300 MB). Nothing happens off glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.malloc_trim(0)
+
+
 def heap_thresholds(tangent_bytes: int) -> tuple[int, int]:
     """keep_heap's (mmap threshold, trim threshold) in bytes: C ints (ctypes would silently
     wrap a larger value), the mmap threshold within glibc's 32 MB maximum."""
