@@ -288,3 +288,41 @@ def test_an_idle_warm_worker_hands_a_large_jobs_heap_back():
         assert pool.idle == [worker]
     finally:
         pool.close()
+
+
+def test_a_warm_worker_that_died_while_idle_is_replaced_at_the_next_lease():
+    config = RunConfig(d=4, model="looped")
+    pool = WorkerPool(per_job=1, capacity=1)
+    try:
+        [dead] = pool.lease(1)
+        pool.give_back([dead])
+        os.kill(dead.process.pid, signal.SIGKILL)
+        dead.process.wait(timeout=10)
+        spectra = SpectrumPool(config, prepare(config), pool, spectra=execute_mod.WORKER_MIN_SPECTRA)
+        [fresh] = spectra.workers
+        assert fresh is not dead and fresh.alive and pool.every == {fresh}
+        jobs = chunk(config, 0)
+        spectra.submit(jobs)
+        close_enough(dict(spectra.harvest(wait=True)), expected(config, jobs))
+        spectra.close()
+    finally:
+        pool.close()
+
+
+def test_a_warm_worker_lost_between_lease_and_first_frame_is_handed_back_and_the_run_goes_on(monkeypatch):
+    config = RunConfig(d=4, model="looped")
+    pool = WorkerPool(per_job=1, capacity=1)
+    try:
+        pool.give_back(pool.lease(1))
+
+        def lost(self, config_json):
+            raise RuntimeError("spectrum worker stopped: lost")
+        monkeypatch.setattr(SpectrumWorker, "configure", lost)
+        spectra = SpectrumPool(config, prepare(config), pool, spectra=execute_mod.WORKER_MIN_SPECTRA)
+        assert spectra.workers == [] and len(pool.idle) == 1   # handed back, not leaked
+        jobs = chunk(config, 0)
+        spectra.submit(jobs)                                   # no worker left: computed inline
+        close_enough(dict(spectra.harvest(wait=True)), expected(config, jobs))
+        spectra.close()
+    finally:
+        pool.close()

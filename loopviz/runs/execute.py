@@ -70,7 +70,15 @@ class SpectrumPool:
     def _adopt(self, workers: list[SpectrumWorker]) -> None:
         for worker in workers:
             worker.results = self.results
-            worker.configure(self.config_json)
+            try:
+                worker.configure(self.config_json)
+            except RuntimeError:
+                if self.shared is None:   # its own worker died at start: the run fails, saying why
+                    for started in workers:
+                        started.close()
+                    raise
+                self.shared.give_back([worker])   # a warm one died while idle: the pool replaces it
+                continue
             self.workers.append(worker)
             self.flight[worker] = deque()
         self._send()
