@@ -107,17 +107,15 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
         X = E @ S                                 # [B, d, c]
         # dS = dEᵀ A Er + Eᵀ A dEr + Eᵀ Ȧ Er; for Ȧ = e_i e_jᵀ the last is E[b, i, :]ᵀ Er[b, j, :].
         dS = np.empty((B, c, n, K))
-        np.multiply(_t(Er)[:, :, None, None, :], _t(E)[:, None, :, :, None],
-                    out=dS.reshape(B, c, n, 2, d, d)[:, :, :, 0])
-        dS[..., dd:] = 0.0
+        dS[..., :dd] = (_t(Er)[:, :, None, None, :] * _t(E)[:, None, :, :, None]).reshape(B, c, n, dd)
         if dE is None:                            # the first loop: only the A directions move S and X
+            dS[..., dd:] = 0.0
             dX = np.zeros((B, c, d, K))
             dX[..., :dd] = lmul(E, dS[..., :dd])
         else:
-            dS += lmul(_t(AtE), dEr)
-            dS += tmul(AEr, dE)
-            dX = lmul(E, dS)
-            dX += rmul(dE, S)
+            dS[..., dd:] = 0.0
+            dS += lmul(_t(AtE), dEr) + tmul(AEr, dE)
+            dX = lmul(E, dS) + rmul(dE, S)
         dE_next = lmul(W_V, dX)
         if dEr is not None:
             dE_next += dEr
@@ -172,11 +170,8 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
             break
         dA_bar += rowsum(ES, dEr)
         ErSt = Er @ _t(Sbar)                      # [B, d, n]
-        dErSt = lmul(Er, dSbar_t)                 # d(Er S̄ᵀ)
-        dErSt += rmul(dEr, _t(Sbar))
-        dEbar_in = rmul(dXbar, _t(S))
-        dEbar_in += lmul(Xbar, np.swapaxes(dS, 1, 2))
-        dEbar_in += lmul(A, dErSt)
+        dErSt = lmul(Er, dSbar_t) + rmul(dEr, _t(Sbar))   # d(Er S̄ᵀ)
+        dEbar_in = rmul(dXbar, _t(S)) + lmul(Xbar, np.swapaxes(dS, 1, 2)) + lmul(A, dErSt)
         dEr_bar = lmul(At, dES)
         if dEbar is not None:
             dEr_bar += dEbar
@@ -187,8 +182,7 @@ def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.nda
         Ebar_in = Xbar @ _t(S) + A @ ErSt
         Er_bar = Ebar + At @ ES                   # [B, d, c]
         if Er.shape[2] == E.shape[2]:
-            dEbar_in += dEr_bar
-            Ebar, dEbar = Ebar_in + Er_bar, dEbar_in
+            Ebar, dEbar = Ebar_in + Er_bar, dEbar_in + dEr_bar
         else:                                     # Er is E's last column
             Ebar_in[:, :, -1:] += Er_bar
             dEbar_in[:, -1:] += dEr_bar
@@ -324,7 +318,7 @@ def keep_heap(tangent_bytes: int) -> None:
 
 def release_heap() -> None:
     """Hand the free heap that keep_heap kept back to the OS (glibc's malloc_trim): a warm
-    spectrum worker calls it between configs, so that one large-d job does not leave it
+    spectrum worker calls it when it goes idle, so that one large-d job does not leave it
     holding that job's peak for good (d = 24: ~300 MB). Nothing happens off glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
