@@ -14,7 +14,8 @@ the stored state there too. Then the slider move with spectra as the app runs it
 server's warm WorkerPool: Stage II's 1350 spectra go to a worker while training runs, and to
 both once it ends), wall time to the last spectrum, against a cold worker of the job's own
 (the CLI's way, and the app's before the warm pool) and against the eigenvalue floor (LAPACK
-dsyevr of 1350 Hessians, this process); the spectra alone, as if training took no time;
+dsyevr of 1350 Hessians, this process); a job's wait for its first spectrum, cold worker
+against warm; the spectra alone, as if training took no time;
 then the default CLI run's spectra (Looped, 1501 spectra). Last, the
 first move in a fresh interpreter (imports included: what an app server's first SHIFT job
 pays), CPU time of the process, against `python -c "import torch"`.
@@ -39,7 +40,7 @@ from loopviz.curvature import symmetric_eigenvalues  # noqa: E402
 from loopviz.runs import execute as execute_mod  # noqa: E402
 from loopviz.runs.execute import execute  # noqa: E402
 from loopviz.runs.format import read_run  # noqa: E402
-from loopviz.runs.spectrum_worker import WorkerPool  # noqa: E402
+from loopviz.runs.spectrum_worker import SpectrumWorker, WorkerPool  # noqa: E402
 from loopviz.toy import hessian  # noqa: E402
 from timing import best_cpu, load_note  # noqa: E402
 
@@ -67,6 +68,7 @@ def main() -> None:
               f"stored/looped ×{t_stored / t_looped:.2f}; {load_note()}")
         if every:
             app_figures(shift, stored, args.repeat)
+    startup_figure(args.repeat)
     spectra_figure(args.repeat)
     cli_figure(args.repeat)
     cold_figure(args.repeat)
@@ -133,6 +135,32 @@ def move_figures(shift: RunConfig, stored, workers, repeat: int) -> tuple[float,
     if isinstance(workers, WorkerPool):       # cumulative: per move, the mean of the increments
         cpus = [(cpus[-1] - cpus[0]) / max(1, repeat - 1)] if repeat > 1 else cpus
     return min(walls), min(threads), min(tails), min(cpus), len(log.spectra)
+
+
+def startup_figure(repeat: int) -> None:
+    """What a job waits for its first spectrum: a worker started for it (the app before the
+    warm pool; the CLI) against a warm one from the pool (configure + one chunk of ten), wall
+    time, min of repeats."""
+    config = RunConfig()
+    stored = read_run(ASSETS / "looped")
+    jobs = [(e, stored.thetas[e], 3) for e in range(10)]
+    cold, warm = [], []
+    pool = WorkerPool(per_job=1, capacity=1)
+    try:
+        pool.give_back(pool.lease(1))
+        for _ in range(repeat):
+            for times, fresh in ((cold, True), (warm, False)):
+                start = time.perf_counter()
+                [worker] = [SpectrumWorker()] if fresh else pool.lease(1)
+                worker.configure(config.to_json())
+                worker.submit(jobs)
+                worker.results.get(timeout=600)
+                times.append(time.perf_counter() - start)
+                worker.close() if fresh else pool.give_back([worker])
+    finally:
+        pool.close()
+    print(f"first chunk of ten Looped spectra at d = 4: a worker started for it {min(cold):.2f} s wall, "
+          f"a warm one {min(warm) * 1e3:.0f} ms (start-up hidden: ×{min(cold) / min(warm):.0f}); {load_note()}")
 
 
 def spectra_figure(repeat: int) -> None:
