@@ -326,3 +326,31 @@ def test_a_warm_worker_lost_between_lease_and_first_frame_is_handed_back_and_the
         spectra.close()
     finally:
         pool.close()
+
+
+def test_a_worker_that_writes_much_to_stderr_never_blocks_and_its_last_line_is_the_message(monkeypatch):
+    """A warm worker lives for many jobs: its stderr is read as it comes, so a full pipe never
+    blocks it (200 kB here, three pipe buffers), and its last line names why it stopped."""
+    import subprocess
+
+    from loopviz.runs import spectrum_worker
+    popen = subprocess.Popen
+    script = "import sys\nfor i in range(2000): print('warning', i, 'x' * 90, file=sys.stderr)\nsys.exit('boom')\n"
+    monkeypatch.setattr(spectrum_worker.subprocess, "Popen",
+                        lambda args, **kwargs: popen([args[0], "-c", script], **kwargs))
+    worker = SpectrumWorker()
+    try:
+        with pytest.raises(RuntimeError, match="^spectrum worker stopped: boom$"):
+            answer(worker, timeout=30)
+    finally:
+        worker.close()
+
+
+def test_a_chunk_before_any_config_stops_the_worker_with_that_reason():
+    worker = SpectrumWorker()
+    try:
+        worker.submit(chunk(RunConfig(), 0))
+        with pytest.raises(RuntimeError, match="a chunk came before any config"):
+            answer(worker, timeout=60)
+    finally:
+        worker.close()

@@ -22,6 +22,8 @@ import struct
 import subprocess
 import sys
 import threading
+import traceback
+from collections import deque
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
@@ -79,6 +81,11 @@ class SpectrumWorker:
         self.sent = self.answered = 0      # chunks; sent - answered are in the pipe or computing
         self.failed = False
         self.error = ""                    # why it stopped, once it has
+        # stderr is read as it comes (its last lines kept for the message): a warm worker lives
+        # for many jobs, and a full stderr pipe would block it, and its job, for good.
+        self.stderr: deque[str] = deque(maxlen=20)
+        self.stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self.stderr_reader.start()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         if config_json is not None:
@@ -121,13 +128,18 @@ class SpectrumWorker:
             frame = read_frame(self.process.stdout)
             if frame is None:
                 self.failed = True
-                error = self.process.stderr.read().decode(errors="replace").strip().splitlines()
-                self.error = "spectrum worker stopped: " + (error[-1] if error else "no message")
+                self.stderr_reader.join(timeout=5)
+                lines = [line for line in self.stderr if line]
+                self.error = "spectrum worker stopped: " + (lines[-1] if lines else "no message")
                 self.results.put((self, RuntimeError(self.error)))
                 return
             data = load_npz(frame)
             self.answered += 1
             self.results.put((self, list(zip(data["epochs"].tolist(), data["eigenvalues"]))))
+
+    def _read_stderr(self) -> None:
+        for line in self.process.stderr:
+            self.stderr.append(line.decode(errors="replace").strip())
 
     def close(self) -> None:
         try:
@@ -249,19 +261,26 @@ def main() -> None:
 
     threading.Thread(target=read, daemon=True).start()
     data = None
-    while True:
-        frame = frames.get()
-        if not frame:             # idle: a large-d job's peak must not stay with a warm worker
-            release_heap()
-            continue
-        if frame[:1] == b"{":
-            data = training_arrays(RunConfig.from_json(frame.decode()))
-            continue
-        if data is None:
-            raise RuntimeError("a chunk came before any config")
-        job = load_npz(frame)
-        eigenvalues = spectra(job["thetas"], job["loops"], *data)
-        write_frame(stdout, npz_bytes(epochs=job["epochs"], eigenvalues=eigenvalues))
+    try:
+        while True:
+            frame = frames.get()
+            if not frame:             # idle: a large-d job's peak must not stay with a warm worker
+                release_heap()
+                continue
+            if frame[:1] == b"{":
+                data = training_arrays(RunConfig.from_json(frame.decode()))
+                continue
+            if data is None:
+                raise RuntimeError("a chunk came before any config")
+            job = load_npz(frame)
+            eigenvalues = spectra(job["thetas"], job["loops"], *data)
+            write_frame(stdout, npz_bytes(epochs=job["epochs"], eigenvalues=eigenvalues))
+    except Exception as exc:
+        # The parent reports the last line of stderr: make it the reason, then stop at once
+        # (a normal exit would wait on the reading thread and die with a fatal error instead).
+        traceback.print_exc()
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        os._exit(1)
 
 
 if __name__ == "__main__":
