@@ -498,21 +498,23 @@ def test_sigterm_stops_the_run_and_its_workers_promptly(tmp_path):
 
 
 def test_a_cancel_keeps_spectra_finished_behind_an_unfinished_chunk():
-    """Two workers: the first one's chunk is still computing, the second's is done. A cancel
+    """Two workers: the first one's chunk is still computing, the second's are done. A cancel
     must keep the second's spectra (each worker answers its own chunks in order)."""
     import queue
+    from collections import deque
 
     from loopviz.runs.execute import SpectrumPool
     from loopviz.runs.spectrum_worker import SpectrumWorker
     slow, fast = SpectrumWorker.__new__(SpectrumWorker), SpectrumWorker.__new__(SpectrumWorker)
-    slow.results, fast.results = queue.Queue(), queue.Queue()
-    fast.results.put([(20, np.ones(3)), (30, np.ones(3))])
     pool = SpectrumPool.__new__(SpectrumPool)
-    pool.workers, pool.pending, pool.turn = [slow, fast], [slow, fast, fast], 0
+    pool.results, pool.backlog, pool.done = queue.Queue(), deque(), {}
+    pool.workers, pool.flight, pool.open = [slow, fast], {slow: deque([0]), fast: deque([1, 2])}, 3
+    pool.results.put((fast, [(20, np.ones(3))]))
+    pool.results.put((fast, [(30, np.ones(3))]))
     cancel = __import__("threading").Event()
     cancel.set()
     assert [e for e, _ in pool.harvest(wait=True, cancel=cancel)] == [20, 30]
-    assert pool.pending == [slow, fast]  # the unfinished chunks are left, not waited for
+    assert pool.open == 1 and list(pool.flight[slow]) == [0]  # the unfinished chunk is left, not waited for
 
 
 @pytest.mark.slow

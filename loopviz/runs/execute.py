@@ -10,12 +10,13 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+from collections import deque
 from typing import Iterable
 
 import numpy as np
 
 from ..config import RunConfig
-from .spectrum_worker import SpectrumWorker
+from .spectrum_worker import SpectrumWorker, WorkerPool
 from .log import METRICS, EpochRecord, RunLog, metrics_table, spectrum_epochs  # noqa: F401 (re-exported)
 from ..toy.embedding import param_count
 from ..toy.training import Problem, Trainer, TrainState, adam_state, prepare
@@ -25,85 +26,137 @@ from ..toy.training import Problem, Trainer, TrainState, adam_state, prepare
 # start-up and pipe round trips, and a live run shows its first spectrum at once...
 INLINE_MAX_P = 150
 # ...unless the run wants this many spectra: then they add up to more than a worker's
-# start-up (~0.4 s on the other core), and a worker keeps them off the training thread
+# start-up (~0.4 s on the other core), and workers keep them off the training thread
 # (the default run's 1501 Looped spectra at d = 4: ~0.7 s; a SHIFT slider move's 1350).
 WORKER_MIN_SPECTRA = 500
+# Chunks a worker holds at once: one computing and one in its pipe, so that it never waits
+# for a round trip. The others wait in the pool's backlog for whichever worker frees up
+# first, so a worker that joins late (borrowed once training has ended) shares the rest.
+IN_FLIGHT = 2
 
 
 class SpectrumPool:
     """Computes spectra for chunks of (epoch, θ, loops): in worker subprocesses, or inline.
 
-    Chunks go to the workers in turn; `harvest` yields results in submission order.
-    Inline when workers = 0, on a GPU, or at P ≤ INLINE_MAX_P for fewer than
-    WORKER_MIN_SPECTRA spectra; at P ≤ INLINE_MAX_P one worker at most.
+    Inline when there are no workers, on a GPU, or at P ≤ INLINE_MAX_P for fewer than
+    WORKER_MIN_SPECTRA spectra. Otherwise `workers` worker processes of its own (the CLI;
+    one at P ≤ INLINE_MAX_P, where a spectrum costs less than a training epoch), or, given
+    a WorkerPool (the app server), `per_job` of its warm workers. At P ≤ INLINE_MAX_P the
+    backlog left when training ends (`training_ended`) is shared with the core training
+    frees: the server's idle warm workers join (its own thread stays light: the GIL serves
+    the pages), the CLI's training thread computes chunks itself (a cold worker's ~0.4 s
+    start-up would cost more). Workers go back to the WorkerPool at `close`. `harvest`
+    yields finished chunks, in submission order among those it takes at once.
     """
 
-    def __init__(self, config: RunConfig, problem: Problem, workers: int, spectra: int = 0):
+    def __init__(self, config: RunConfig, problem: Problem, workers: int | WorkerPool, spectra: int = 0):
         self.problem = problem
+        self.config_json = config.to_json()
+        self.shared = workers if isinstance(workers, WorkerPool) else None
+        count = self.shared.per_job if self.shared is not None else workers
+        self.small = param_count(config.d) <= INLINE_MAX_P
+        self.results: queue.Queue = queue.Queue()    # (worker, answer) from every worker in use
         self.workers: list[SpectrumWorker] = []
-        small = param_count(config.d) <= INLINE_MAX_P
-        if workers > 0 and problem.device.type == "cpu" and (not small or spectra >= WORKER_MIN_SPECTRA):
-            # A small model's spectrum costs less than its training epoch: one worker keeps up.
-            self.workers = [SpectrumWorker(config.to_json()) for _ in range(1 if small else workers)]
-        self.pending: list[SpectrumWorker | list[tuple[int, np.ndarray]]] = []
-        self.turn = 0
+        self.flight: dict[SpectrumWorker, deque[int]] = {}   # chunk numbers a worker holds, in order
+        self.backlog: deque[tuple[int, list]] = deque()      # chunks not yet sent
+        self.done: dict[int, list[tuple[int, np.ndarray]]] = {}
+        self.open = 0                                        # chunks submitted, not yet done
+        self.chunks = 0
+        self.helping = False                                 # this thread computes backlog chunks too
+        if count > 0 and problem.device.type == "cpu" and (not self.small or spectra >= WORKER_MIN_SPECTRA):
+            self._adopt(self.shared.lease(count) if self.shared is not None
+                        else [SpectrumWorker() for _ in range(1 if self.small else count)])
+
+    def _adopt(self, workers: list[SpectrumWorker]) -> None:
+        for worker in workers:
+            worker.results = self.results
+            try:
+                worker.configure(self.config_json)
+            except RuntimeError:
+                if self.shared is None:   # its own worker died at start: the run fails, saying why
+                    for started in workers:
+                        started.close()
+                    raise
+                self.shared.give_back([worker])   # a warm one died while idle: the pool replaces it
+                continue
+            self.workers.append(worker)
+            self.flight[worker] = deque()
+        self._send()
 
     def submit(self, jobs: list[tuple[int, np.ndarray, int]]) -> None:
         if not jobs:
             return
+        number, self.chunks = self.chunks, self.chunks + 1
+        self.open += 1
         if not self.workers:
-            epochs, thetas, loops = zip(*jobs)
-            self.pending.append(list(zip(epochs, self.problem.hessian_spectra(list(thetas), list(loops)))))
+            self._inline(number, jobs)
             return
-        worker = self.workers[self.turn % len(self.workers)]
-        self.turn += 1
-        worker.submit(jobs)
-        self.pending.append(worker)
+        self.backlog.append((number, jobs))
+        self._send()
+
+    def _inline(self, number: int, jobs: list[tuple[int, np.ndarray, int]]) -> None:
+        epochs, thetas, loops = zip(*jobs)
+        self._finish(number, list(zip(epochs, self.problem.hessian_spectra(list(thetas), list(loops)))))
+
+    def training_ended(self) -> None:
+        """Training's core is free now: share the backlog with it (see the class)."""
+        if not (self.small and self.workers and self.backlog):
+            return
+        if self.shared is not None:
+            self._adopt(self.shared.lease(len(self.backlog), start=False))
+        else:
+            self.helping = True
+
+    def _send(self) -> None:
+        for worker in self.workers:
+            while self.backlog and len(self.flight[worker]) < IN_FLIGHT:
+                number, jobs = self.backlog.popleft()
+                worker.submit(jobs)
+                self.flight[worker].append(number)
+
+    def _finish(self, number: int, result: list[tuple[int, np.ndarray]]) -> None:
+        self.done[number] = result
+        self.open -= 1
+
+    def _collect(self, timeout: float) -> None:
+        """Take every answer that has come back, waiting up to `timeout` for the first."""
+        while True:
+            try:
+                worker, answer = self.results.get(timeout=timeout) if timeout > 0 else self.results.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(answer, Exception):
+                raise answer
+            self._finish(self.flight[worker].popleft(), answer)
+            self._send()
+            timeout = 0
 
     def harvest(self, wait: bool, cancel: threading.Event | None = None):
-        """Yield finished results in submission order; with wait, block for all of them.
+        """Yield the finished results; with wait, block until every chunk is done.
 
         Without wait, or once `cancel` is set, take every chunk that has finished, also
         those behind an unfinished one, and leave the rest: a cancel keeps what was computed.
         """
-        while self.pending:
-            head = self.pending[0]
-            if isinstance(head, SpectrumWorker):
-                try:
-                    result = head.results.get(timeout=0.05 if wait else 0)
-                except queue.Empty:
-                    if wait and not (cancel is not None and cancel.is_set()):
-                        continue
-                    yield from self._finished_behind()
-                    return
-                if isinstance(result, Exception):
-                    raise result
+        while True:
+            self._collect(0)
+            for number in sorted(self.done):
+                yield from self.done.pop(number)
+            if not self.open or not wait or (cancel is not None and cancel.is_set()):
+                return
+            if self.helping and self.backlog:   # the last chunks: the workers take from the front
+                self._inline(*self.backlog.pop())
             else:
-                result = head
-            self.pending.pop(0)
-            yield from result
-
-    def _finished_behind(self):
-        """Results already back from workers whose earlier chunks are done (each worker answers in order)."""
-        blocked: set[int] = set()
-        still: list = []
-        for entry in self.pending:
-            if isinstance(entry, SpectrumWorker) and id(entry) not in blocked:
-                try:
-                    result = entry.results.get_nowait()
-                except queue.Empty:
-                    blocked.add(id(entry))
-                else:
-                    if not isinstance(result, Exception):
-                        yield from result
-                        continue
-                    blocked.add(id(entry))
-            still.append(entry)
-        self.pending = still
+                self._collect(0.05)
 
     def close(self) -> None:
-        for worker in self.workers:
-            worker.close()
+        """Stop or give back the workers; chunks not yet sent are dropped."""
+        self.backlog.clear()
+        if self.shared is not None:
+            self.shared.give_back(self.workers)
+        else:
+            for worker in self.workers:
+                worker.close()
+        self.workers = []
 
 
 def stage_one(config: RunConfig, problem: Problem, prior=None, cancel: threading.Event | None = None
@@ -158,10 +211,11 @@ def _prior_records(prior, S: int) -> list[EpochRecord]:
 
 
 def execute(config: RunConfig, log: RunLog | None = None, cancel: threading.Event | None = None,
-            workers: int = 1, chunk: int = 10, prior=None, problem: Problem | None = None) -> RunLog:
+            workers: int | WorkerPool = 1, chunk: int = 10, prior=None, problem: Problem | None = None) -> RunLog:
     """Train `config` and compute its spectra into `log`; never raises for a bad run.
 
-    workers: spectrum worker processes (0 = compute inline). prior: for a SHIFT run,
+    workers: spectrum worker processes of this run (0 = compute inline), or the WorkerPool
+    whose warm workers it borrows (an app server's; see SpectrumPool). prior: for a SHIFT run,
     the stored Single run of the same config (a RunData), whose Stage I is reused.
     A non-finite loss ends the run as 'diverged' with every record so far kept; a set
     `cancel` ends it as 'cancelled', likewise.
@@ -214,6 +268,7 @@ def execute(config: RunConfig, log: RunLog | None = None, cancel: threading.Even
                     and config.hessian_every > 0):
                 batch.append((last.epoch, last.theta, last.loops))
             pool.submit(batch)
+            pool.training_ended()
         # After a cancel, only what has already come back is taken.
         for epoch, eig in (pool.harvest(wait=not cancel.is_set(), cancel=cancel) if pool is not None else ()):
             log.add_spectrum(epoch, eig)

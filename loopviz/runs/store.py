@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from ..config import RunConfig
 from . import runner
 from .log import RunLog
+from .spectrum_worker import WorkerPool
 from .status import Status
 from .format import RunData, RunFormatError, read_run
 
@@ -147,6 +148,9 @@ class JobRegistry:
         self.lock = threading.Lock()
         self.slots = threading.Semaphore(max_running)
         self.spectrum_workers = spectrum_workers
+        # Warm spectrum workers, `spectrum_workers` per running job, started with the first job
+        # that needs one and kept for the next (no ~0.4 s start-up per job); closed at exit.
+        self.workers = WorkerPool(spectrum_workers, max_running * spectrum_workers) if spectrum_workers else None
         self.warnings = list(warnings)   # operator-setting problems, shown on every page
 
     def get(self, config: RunConfig) -> Job | None:
@@ -211,7 +215,7 @@ class JobRegistry:
                     return
                 job.started_at = time.time()
             outcome = runner.run(job.config, job.log, job.cancel, prior=lambda: self._stage_one(job.config),
-                                 target=job.directory, keep=STORED_STATUSES, workers=self.spectrum_workers)
+                                 target=job.directory, keep=STORED_STATUSES, workers=self.workers or 0)
         job.saved = outcome.path is not None
         if outcome.error:
             job.error = f"the run finished but could not be saved: {outcome.error}"
@@ -276,7 +280,7 @@ class JobRegistry:
                 "queued": sum(j.waiting for j in jobs), "ended": sum(j.log.done for j in jobs)}
 
     def clear(self) -> None:
-        """Cancel and forget every job (tests use this between cases)."""
+        """Cancel and forget every job and stop the spectrum workers (tests use this between cases)."""
         with self.lock:
             jobs = list(self.jobs.values())
             self.jobs.clear()
@@ -285,3 +289,5 @@ class JobRegistry:
         for job in jobs:
             if job.thread is not None:
                 job.thread.join(timeout=30)
+        if self.workers is not None:
+            self.workers.close()

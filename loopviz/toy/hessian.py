@@ -31,18 +31,18 @@ import numpy as np
 
 from ..curvature import symmetric_eigenvalues
 from . import markov
-from .embedding import make_embedding
+from .embedding import BLOCKS, block_shapes, block_slices, make_embedding
 
 
 def _t(x: np.ndarray) -> np.ndarray:
     return np.swapaxes(x, -1, -2)
 
 
-def unflatten(thetas: np.ndarray, d: int, vocab: int) -> tuple[np.ndarray, ...]:
-    """[N, P] → W_K, W_Q, W_V [N, d, d], W_h [N, V, d] (row-major, as models.unflatten)."""
-    dd, N = d * d, len(thetas)
-    return (thetas[:, :dd].reshape(N, d, d), thetas[:, dd:2 * dd].reshape(N, d, d),
-            thetas[:, 2 * dd:3 * dd].reshape(N, d, d), thetas[:, 3 * dd:].reshape(N, vocab, d))
+def unflatten(thetas: np.ndarray, d: int) -> tuple[np.ndarray, ...]:
+    """[N, P] → W_K, W_Q, W_V [N, d, d], W_h [N, V, d]: views, in the θ layout of
+    embedding.block_slices / block_shapes (the one definition; models.unflatten reads it too)."""
+    slices, shapes = block_slices(d), block_shapes(d)
+    return tuple(thetas[:, slices[name]].reshape(len(thetas), *shapes[name]) for name in BLOCKS)
 
 
 def reduced_hessians(A: np.ndarray, W_V: np.ndarray, W_h: np.ndarray, E0: np.ndarray, counts: np.ndarray,
@@ -228,8 +228,8 @@ def loss_hessians(thetas: np.ndarray, E0: np.ndarray, counts: np.ndarray, loops:
     thetas = np.asarray(thetas, dtype=np.float64)
     E0 = np.asarray(E0, dtype=np.float64)
     counts = np.asarray(counts, dtype=np.float64)
-    d, V = E0.shape[1], counts.shape[1]
-    W_K, W_Q, W_V, W_h = unflatten(thetas, d, V)
+    d = E0.shape[1]
+    W_K, W_Q, W_V, W_h = unflatten(thetas, d)
     H_psi, G_A = reduced_hessians(_t(W_K) @ W_Q, W_V, W_h, E0, counts, loops)
     # Jᵀ H_ψ J = ((Jᵀ H_ψ) J)ᵀᵀ: lift the rows, then the rows of the transpose (made contiguous)
     H = _t(_lift_rows(np.ascontiguousarray(_t(_lift_rows(H_psi, W_K, W_Q))), W_K, W_Q))
@@ -314,6 +314,17 @@ def keep_heap(tangent_bytes: int) -> None:
     mmap_threshold, trim_threshold = heap_thresholds(tangent_bytes)
     libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
     libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+
+
+def release_heap() -> None:
+    """Hand the free heap that keep_heap kept back to the OS (glibc's malloc_trim): a warm
+    spectrum worker calls it when it goes idle, so that one large-d job does not leave it
+    holding that job's peak for good (d = 24: ~300 MB). Nothing happens off glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.malloc_trim(0)
 
 
 def heap_thresholds(tangent_bytes: int) -> tuple[int, int]:
