@@ -1,0 +1,325 @@
+"""Benchmark: first paint of a page with charts (issue #12's goal: ≤ 3 s), in a real headless Chromium.
+
+    python bench/bench_paint.py [--repeats 3] [--port 8610] [--starts streamlit,launcher] [--no-profile]
+
+Each timing starts at the browser's request (the browser is already open on about:blank) and
+polls the DOM every 40 ms for: the page title (an h1), the first chart drawn (a Plotly plot
+with data and a drawn trace, outside any stale element), and all charts (as many drawn
+charts as chart elements, and the script run ended). Scenarios:
+
+- fresh server + fresh browser: a new server process, healthy, then a new Chromium opens Home
+  (what a lecturer gets first after starting the app);
+- warm server + fresh browser: the same server, a new Chromium opens Home, then Spectrum;
+- page switch: in that browser, clicks on the navigation (Home → Spectrum evolution →
+  River valleys → Home), timed from the click;
+- the floor, in the same run: a trivial Streamlit page with one Plotly chart of 10 points,
+  fresh server + fresh browser and warm.
+
+`--starts` picks how the app server starts: `streamlit` (`streamlit run app.py`) and/or
+`launcher` (`python -m loopviz app`, which warms the Python side before it serves).
+The breakdown: bytes the server sent over the websocket (Chromium's performance log), the
+JavaScript chunks the page fetched (resource timing: Plotly's bundle is the largest), and
+(unless --no-profile) the server side of Home's script in a fresh interpreter: imports,
+reading the bundled runs, building the figures, and their JSON (size and time), cold and warm.
+Min and median over --repeats; every line carries the load average (2 shared cores).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import load_note  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+POLL = 0.04
+
+# One round trip: (title text, drawn charts, chart elements, script running).
+STATE_JS = """
+const fresh = e => !e.closest('[data-stale="true"]');
+const h1 = [...document.querySelectorAll('h1')].filter(fresh).map(h => h.textContent).join(' | ');
+const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(fresh);
+const drawn = plots.filter(p => p._fullData && p._fullData.length
+                           && p.querySelector('.trace, canvas')).length;
+const elements = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].filter(fresh).length;
+const running = !!document.querySelector('[data-testid="stStatusWidgetRunningIcon"], '
+                                         + '[data-testid="stStatusWidgetRunningManIcon"]');
+return [h1, drawn, elements, running];
+"""
+
+FLOOR_APP = """
+import plotly.graph_objects as go
+import streamlit as st
+
+st.title("floor")
+st.plotly_chart(go.Figure(go.Scatter(x=list(range(10)), y=[i * i for i in range(10)])))
+"""
+
+
+def start_server(kind: str, script: Path, port: int, env: dict) -> tuple[subprocess.Popen, float]:
+    """Start a server; return it and the seconds until /_stcore/health answers."""
+    if kind == "launcher":
+        cmd = [PY, "-m", "loopviz", "app", "--port", str(port)]
+    else:
+        cmd = [PY, "-m", "streamlit", "run", str(script), "--server.port", str(port), "--server.headless", "true",
+               "--server.address", "127.0.0.1"]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=script.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/_stcore/health"
+    while time.perf_counter() - started < 120:
+        try:
+            if urllib.request.urlopen(url, timeout=1).status == 200:
+                return proc, time.perf_counter() - started
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{kind} server on port {port} did not become healthy in 120 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def new_browser():
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1400,1000",
+                 f"--user-data-dir={tempfile.mkdtemp(prefix='loopviz-paint-')}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(options=options,
+                              service=webdriver.ChromeService(executable_path=shutil.which("chromedriver")))
+    driver.get("about:blank")
+    driver.get_log("performance")  # drop the start-up entries
+    return driver
+
+
+def watch(driver, title: str, since: float, min_charts: int = 1, timeout: float = 120) -> dict[str, float]:
+    """Seconds from `since` to the title holding `title`, the first drawn chart, and all charts."""
+    out: dict[str, float] = {}
+    deadline = since + timeout
+    while time.perf_counter() < deadline:
+        try:
+            h1, drawn, elements, running = driver.execute_script(STATE_JS)
+        except Exception:  # noqa: BLE001 - a page being replaced mid-read; poll again
+            h1, drawn, elements, running = "", 0, 0, True
+        now = time.perf_counter() - since
+        if title in h1:
+            out.setdefault("title", now)
+            if drawn:
+                out.setdefault("first chart", now)
+            if drawn >= max(elements, min_charts) and not running:
+                out["all charts"] = now
+                out["charts"] = drawn
+                return out
+        time.sleep(POLL)
+    raise RuntimeError(f"timed out waiting for '{title}': {out}")
+
+
+def websocket_bytes(driver) -> int:
+    """Bytes of websocket frames the browser received since the last call (Streamlit's deltas)."""
+    total = 0
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.webSocketFrameReceived":
+            frame = message["params"]["response"]
+            data = frame["payloadData"]
+            total += len(base64.b64decode(data)) if frame.get("opcode") == 2 else len(data.encode())
+    return total
+
+
+def js_chunks(driver, top: int = 3) -> str:
+    """The largest JavaScript files the page fetched: size (decoded) and fetch time."""
+    entries = driver.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => e.name.endsWith('.js'))"
+        ".map(e => [e.name.split('/').pop(), e.decodedBodySize, e.duration]);")
+    entries.sort(key=lambda e: -e[1])
+    return ", ".join(f"{name[:28]} {size / 1e6:.2f} MB in {ms / 1e3:.2f} s" for name, size, ms in entries[:top])
+
+
+def click_nav(driver, title: str) -> float:
+    from selenium.webdriver.common.by import By
+
+    link = driver.find_element(By.XPATH, f'//a[(@data-testid="stSidebarNavLink" or @data-testid="stTopNavLink")'
+                                         f' and contains(., "{title}")]')
+    clicked = time.perf_counter()
+    link.click()
+    return clicked
+
+
+def stats_line(label: str, runs: list[dict[str, float]]) -> str:
+    parts = []
+    for key in ("title", "first chart", "all charts"):
+        values = [r[key] for r in runs if key in r]
+        if values:
+            parts.append(f"{key} {min(values):.2f} / {statistics.median(values):.2f} s")
+    extra = runs[-1].get("charts")
+    return f"{label:<44} {'; '.join(parts)}  (min / median of {len(runs)}; {extra} charts)"
+
+
+def app_round(kind: str, port: int, env: dict) -> dict[str, dict]:
+    """One fresh server: fresh browser on Home, a second fresh browser (warm server), page switches."""
+    out: dict[str, dict] = {}
+    proc, healthy = start_server(kind, REPO / "app.py", port, env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        out["healthy"] = {"healthy": healthy}
+        driver = new_browser()
+        try:
+            since = time.perf_counter()
+            driver.get(url + "/")
+            out["fresh"] = watch(driver, "why looped transformers", since)
+            out["fresh"]["ws"] = websocket_bytes(driver)
+            out["fresh"]["js"] = js_chunks(driver)
+        finally:
+            driver.quit()
+        driver = new_browser()
+        try:
+            since = time.perf_counter()
+            driver.get(url + "/")
+            out["warm"] = watch(driver, "why looped transformers", since)
+            out["warm"]["ws"] = websocket_bytes(driver)
+            since = time.perf_counter()
+            driver.get(url + "/spectrum")
+            out["warm spectrum"] = watch(driver, "Spectrum evolution", since)
+            out["warm spectrum"]["ws"] = websocket_bytes(driver)
+            for nav, heading in (("Home", "why looped transformers"), ("Spectrum evolution", "Spectrum evolution"),
+                                 ("River valleys", "River valleys"), ("Home", "why looped transformers")):
+                since = click_nav(driver, nav)
+                out[f"switch → {nav}"] = watch(driver, heading, since)
+                out[f"switch → {nav}"]["ws"] = websocket_bytes(driver)
+        finally:
+            driver.quit()
+    finally:
+        stop(proc)
+    return out
+
+
+def floor_round(port: int, env: dict, folder: Path) -> dict[str, dict]:
+    proc, healthy = start_server("streamlit", folder / "floor.py", port, env)
+    out: dict[str, dict] = {"healthy": {"healthy": healthy}}
+    try:
+        for label in ("fresh", "warm"):
+            driver = new_browser()
+            try:
+                since = time.perf_counter()
+                driver.get(f"http://127.0.0.1:{port}/")
+                out[label] = watch(driver, "floor", since)
+                out[label]["ws"] = websocket_bytes(driver)
+            finally:
+                driver.quit()
+    finally:
+        stop(proc)
+    return out
+
+
+PROFILE = textwrap.dedent("""
+    import json, sys, time
+    t = {}
+    s = time.perf_counter(); import streamlit; t["import streamlit"] = time.perf_counter() - s
+    s = time.perf_counter(); import pandas, plotly.graph_objects; t["import pandas, plotly"] = time.perf_counter() - s
+    s = time.perf_counter()
+    from loopviz import shift, stats, verdicts
+    from loopviz.plots import shift as shift_plots, training as plots
+    from loopviz.ui import jobs
+    t["import loopviz (home's modules)"] = time.perf_counter() - s
+    from loopviz.config import RunConfig
+    from loopviz.runs.format import read_run
+    from loopviz.runs.store import RunStore
+    import plotly.io as pio
+    def once():
+        r = {}
+        c = RunConfig()
+        s = time.perf_counter()
+        runs = {name: read_run(RunStore().path(c.replace(model=m))) for name, m in (("Single-Attn", "single"),
+                                                                                ("Looped-Attn", "looped"))}
+        r["read both bundled runs"] = time.perf_counter() - s
+        s = time.perf_counter()
+        figs = [shift_plots.compare_accuracy_figure(runs, "high", None), plots.loss_figure(runs)]
+        r["build Home's 2 figures"] = time.perf_counter() - s
+        s = time.perf_counter()
+        specs = [pio.to_json(f, validate=False) for f in figs]
+        r["their JSON (as st.plotly_chart)"] = time.perf_counter() - s
+        r["JSON bytes"] = sum(map(len, specs))
+        return r
+    cold = once(); warm = once()
+    print(json.dumps({"imports": t, "cold": cold, "warm": warm, "torch": "torch" in sys.modules}))
+    """)
+
+
+def profile(env: dict) -> None:
+    """Home's server-side work in a fresh interpreter, cold (first call) and warm (second)."""
+    out = json.loads(subprocess.run([PY, "-c", PROFILE], cwd=REPO, env=env, capture_output=True, text=True,
+                                    check=True).stdout.splitlines()[-1])
+    print("server side of Home in a fresh interpreter (wall s):")
+    print("  " + ", ".join(f"{k} {v:.2f}" for k, v in out["imports"].items()))
+    for which in ("cold", "warm"):
+        print(f"  {which}: " + ", ".join(f"{k} {v:.3f}" if k != "JSON bytes" else f"{k} {v / 1e3:.0f} kB"
+                                         for k, v in out[which].items()))
+    print(f"  torch imported: {out['torch']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8610)
+    parser.add_argument("--starts", default="streamlit", help="comma-separated: streamlit, launcher")
+    parser.add_argument("--no-profile", action="store_true")
+    args = parser.parse_args()
+    env = dict(os.environ, LOOPVIZ_STORE=tempfile.mkdtemp(prefix="loopviz-paint-store-"),
+               LOOPVIZ_ALGO_RUNS=tempfile.mkdtemp(prefix="loopviz-paint-algo-"),
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    folder = Path(tempfile.mkdtemp(prefix="loopviz-paint-floor-"))
+    (folder / "floor.py").write_text(FLOOR_APP)
+    print(f"bench_paint: {load_note()}; times from the browser's request, min / median of {args.repeats}")
+    results: dict[str, list[dict[str, dict]]] = {"floor": []}
+    starts = args.starts.split(",")
+    for kind in starts:
+        results[kind] = []
+    for _ in range(args.repeats):  # interleaved, so that load changes hit every variant alike
+        results["floor"].append(floor_round(args.port, env, folder))
+        for kind in starts:
+            results[kind].append(app_round(kind, args.port + 1, env))
+    for name, rounds in results.items():
+        print(f"-- {name}  ({load_note()})")
+        healthy = [r["healthy"]["healthy"] for r in rounds]
+        print(f"   server start → healthy {min(healthy):.2f} / {statistics.median(healthy):.2f} s")
+        for key in rounds[0]:
+            if key == "healthy":
+                continue
+            runs = [r[key] for r in rounds]
+            print("   " + stats_line(key, runs) + f"; websocket {runs[-1]['ws'] / 1e3:.0f} kB")
+            if "js" in runs[-1]:
+                print(f"      largest JS: {runs[-1]['js']}")
+    floor = {k: min(r[k]["first chart"] for r in results["floor"]) for k in ("fresh", "warm")}
+    for kind in starts:
+        for key, base in (("fresh", "fresh"), ("warm", "warm")):
+            best = min(r[key]["first chart"] for r in results[kind])
+            print(f"ratio {kind} {key} Home first chart / floor {base} first chart: ×{best / floor[base]:.2f}")
+    if not args.no_profile:
+        profile(env)
+
+
+if __name__ == "__main__":
+    main()
