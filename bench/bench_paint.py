@@ -13,7 +13,8 @@ charts as chart elements, and the script run ended). Scenarios:
 - page switch: in that browser, clicks on the navigation (Home → Spectrum evolution →
   River valleys → Home), timed from the click;
 - the floor, in the same run: a trivial Streamlit page with one Plotly chart of 10 points,
-  fresh server + fresh browser and warm.
+  fresh server + fresh browser and warm; and the same page after loopviz's per-run start
+  (`present.style()`: the CSS, and the script that starts loading Plotly's chunk at once).
 
 `--starts` picks how the app server starts: `streamlit` (`streamlit run app.py`) and/or
 `launcher` (`python -m loopviz app`, which warms the Python side before it serves).
@@ -45,6 +46,7 @@ from timing import load_note  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 POLL = 0.04
+STABLE = 0.5
 
 # One round trip: (title text, drawn charts, chart elements, script running).
 STATE_JS = """
@@ -64,6 +66,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 st.title("floor")
+%s
 st.plotly_chart(go.Figure(go.Scatter(x=list(range(10)), y=[i * i for i in range(10)])))
 """
 
@@ -130,9 +133,13 @@ def watch(driver, title: str, since: float, min_charts: int = 1, timeout: float 
             if drawn:
                 out.setdefault("first chart", now)
             if drawn >= max(elements, min_charts) and not running:
-                out["all charts"] = now
+                # Held for STABLE s: a rerun shows its running icon only after a moment.
+                out.setdefault("all charts", now)
                 out["charts"] = drawn
-                return out
+                if now - out["all charts"] >= STABLE:
+                    return out
+            else:
+                out.pop("all charts", None)
         time.sleep(POLL)
     raise RuntimeError(f"timed out waiting for '{title}': {out}")
 
@@ -153,9 +160,10 @@ def js_chunks(driver, top: int = 3) -> str:
     """The largest JavaScript files the page fetched: size (decoded) and fetch time."""
     entries = driver.execute_script(
         "return performance.getEntriesByType('resource').filter(e => e.name.endsWith('.js'))"
-        ".map(e => [e.name.split('/').pop(), e.decodedBodySize, e.duration]);")
+        ".map(e => [e.name.split('/').pop(), e.decodedBodySize, e.startTime, e.duration]);")
     entries.sort(key=lambda e: -e[1])
-    return ", ".join(f"{name[:28]} {size / 1e6:.2f} MB in {ms / 1e3:.2f} s" for name, size, ms in entries[:top])
+    return ", ".join(f"{name[:28]} {size / 1e6:.2f} MB from {start / 1e3:.2f} s in {ms / 1e3:.2f} s"
+                     for name, size, start, ms in entries[:top])
 
 
 def click_nav(driver, title: str) -> float:
@@ -216,8 +224,8 @@ def app_round(kind: str, port: int, env: dict) -> dict[str, dict]:
     return out
 
 
-def floor_round(port: int, env: dict, folder: Path) -> dict[str, dict]:
-    proc, healthy = start_server("streamlit", folder / "floor.py", port, env)
+def floor_round(port: int, env: dict, folder: Path, script: str) -> dict[str, dict]:
+    proc, healthy = start_server("streamlit", folder / script, port, env)
     out: dict[str, dict] = {"healthy": {"healthy": healthy}}
     try:
         for label in ("fresh", "warm"):
@@ -227,6 +235,7 @@ def floor_round(port: int, env: dict, folder: Path) -> dict[str, dict]:
                 driver.get(f"http://127.0.0.1:{port}/")
                 out[label] = watch(driver, "floor", since)
                 out[label]["ws"] = websocket_bytes(driver)
+                out[label]["js"] = js_chunks(driver, top=1)
             finally:
                 driver.quit()
     finally:
@@ -291,14 +300,16 @@ def main() -> None:
                LOOPVIZ_ALGO_RUNS=tempfile.mkdtemp(prefix="loopviz-paint-algo-"),
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     folder = Path(tempfile.mkdtemp(prefix="loopviz-paint-floor-"))
-    (folder / "floor.py").write_text(FLOOR_APP)
+    (folder / "floor.py").write_text(FLOOR_APP % "")
+    (folder / "floor_start.py").write_text(FLOOR_APP % "from loopviz.ui import present\npresent.style()")
     print(f"bench_paint: {load_note()}; times from the browser's request, min / median of {args.repeats}")
-    results: dict[str, list[dict[str, dict]]] = {"floor": []}
+    results: dict[str, list[dict[str, dict]]] = {"floor": [], "floor + present.style()": []}
     starts = args.starts.split(",")
     for kind in starts:
         results[kind] = []
     for _ in range(args.repeats):  # interleaved, so that load changes hit every variant alike
-        results["floor"].append(floor_round(args.port, env, folder))
+        results["floor"].append(floor_round(args.port, env, folder, "floor.py"))
+        results["floor + present.style()"].append(floor_round(args.port, env, folder, "floor_start.py"))
         for kind in starts:
             results[kind].append(app_round(kind, args.port + 1, env))
     for name, rounds in results.items():
