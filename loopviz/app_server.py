@@ -32,7 +32,9 @@ def page_modules(files: list[Path] | None = None) -> list[str]:
     """The modules app.py and the page scripts import (anywhere in them), in first-seen order;
     `from a import b` gives a, and a.b when that is a loopviz module."""
     names: dict[str, None] = {}
-    for path in files if files is not None else [APP, *sorted(PAGES.glob("*.py"))]:
+    # Home first: the page a new visitor opens, so its modules load before the other pages'.
+    home = PAGES / "home.py"
+    for path in files if files is not None else [APP, home, *sorted(set(PAGES.glob("*.py")) - {home})]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names.update(dict.fromkeys(alias.name for alias in node.names))
