@@ -12,6 +12,8 @@ charts as chart elements, and the script run ended). Scenarios:
 - warm server + fresh browser: the same server, a new Chromium opens Home, then Spectrum;
 - page switch: in that browser, clicks on the navigation (Home → Spectrum evolution →
   River valleys → Home), timed from the click;
+- warm server + returning browser: a new Chromium on the profile of the one before opens Home
+  (Plotly's bundle from the HTTP cache: a lecturer's laptop that showed the app before);
 - the floor, in the same run: a trivial Streamlit page with one Plotly chart of 10 points,
   fresh server + fresh browser and warm; and the same page after loopviz's per-run start
   (`present.style()`: the CSS, and the script that starts loading Plotly's chunk at once).
@@ -100,7 +102,9 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def new_browser():
+def new_browser(profile: str | None = None):
+    """A headless Chromium on about:blank; a new profile (empty HTTP and code caches) unless
+    `profile` names one a browser used before (a returning visitor's)."""
     from selenium import webdriver
 
     options = webdriver.ChromeOptions()
@@ -108,7 +112,7 @@ def new_browser():
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", "--window-size=1400,1000",
-                 f"--user-data-dir={tempfile.mkdtemp(prefix='loopviz-paint-')}"):
+                 f"--user-data-dir={profile or tempfile.mkdtemp(prefix='loopviz-paint-')}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(options=options,
@@ -186,10 +190,10 @@ def stats_line(label: str, runs: list[dict[str, float]]) -> str:
     return f"{label:<44} {'; '.join(parts)}  (min / median of {len(runs)}; {extra} charts)"
 
 
-def app_round(kind: str, port: int, env: dict) -> dict[str, dict]:
+def app_round(kind: str, port: int, env: dict, repo: Path = REPO) -> dict[str, dict]:
     """One fresh server: fresh browser on Home, a second fresh browser (warm server), page switches."""
     out: dict[str, dict] = {}
-    proc, healthy = start_server(kind, REPO / "app.py", port, env)
+    proc, healthy = start_server(kind, repo / "app.py", port, dict(env, PYTHONPATH=str(repo)))
     try:
         url = f"http://127.0.0.1:{port}"
         launched = time.perf_counter()
@@ -206,7 +210,8 @@ def app_round(kind: str, port: int, env: dict) -> dict[str, dict]:
             out["fresh"]["js"] = js_chunks(driver)
         finally:
             driver.quit()
-        driver = new_browser()
+        profile = tempfile.mkdtemp(prefix="loopviz-paint-")
+        driver = new_browser(profile)
         try:
             since = time.perf_counter()
             driver.get(url + "/")
@@ -223,17 +228,35 @@ def app_round(kind: str, port: int, env: dict) -> dict[str, dict]:
                 out[f"switch → {nav}"]["ws"] = websocket_bytes(driver)
         finally:
             driver.quit()
+        out["warm, returning browser"] = returning_visit(profile, url, "why looped transformers")
     finally:
         stop(proc)
     return out
+
+
+def returning_visit(profile: str, url: str, title: str) -> dict:
+    """Home in a new Chromium on a profile that opened it before: Streamlit serves its chunks
+    `immutable`, so Plotly's bundle comes from the HTTP cache (and V8's code cache), as on a
+    lecturer's laptop that showed the app last week."""
+    driver = new_browser(profile)
+    try:
+        since = time.perf_counter()
+        driver.get(url + "/")
+        out = watch(driver, title, since)
+        out["ws"] = websocket_bytes(driver)
+        out["js"] = js_chunks(driver, top=1)
+        return out
+    finally:
+        driver.quit()
 
 
 def floor_round(port: int, env: dict, folder: Path, script: str) -> dict[str, dict]:
     proc, healthy = start_server("streamlit", folder / script, port, env)
     out: dict[str, dict] = {"healthy": {"healthy": healthy}}
     try:
+        profile = tempfile.mkdtemp(prefix="loopviz-paint-")
         for label in ("fresh", "warm"):
-            driver = new_browser()
+            driver = new_browser(profile if label == "warm" else None)
             try:
                 since = time.perf_counter()
                 driver.get(f"http://127.0.0.1:{port}/")
@@ -242,6 +265,7 @@ def floor_round(port: int, env: dict, folder: Path, script: str) -> dict[str, di
                 out[label]["js"] = js_chunks(driver, top=1)
             finally:
                 driver.quit()
+        out["warm, returning browser"] = returning_visit(profile, f"http://127.0.0.1:{port}", "floor")
     finally:
         stop(proc)
     return out
@@ -299,6 +323,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8610)
     parser.add_argument("--starts", default="streamlit", help="comma-separated: streamlit, launcher")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="another tree (e.g. `git archive COMMIT | tar -x -C DIR`): its app, started by "
+                             "`streamlit run`, is one more variant of every round")
     args = parser.parse_args()
     env = dict(os.environ, LOOPVIZ_STORE=tempfile.mkdtemp(prefix="loopviz-paint-store-"),
                LOOPVIZ_ALGO_RUNS=tempfile.mkdtemp(prefix="loopviz-paint-algo-"),
@@ -311,9 +338,13 @@ def main() -> None:
     starts = args.starts.split(",")
     for kind in starts:
         results[kind] = []
+    if args.before:
+        results["before"] = []
     for _ in range(args.repeats):  # interleaved, so that load changes hit every variant alike
         results["floor"].append(floor_round(args.port, env, folder, "floor.py"))
         results["floor + present.style()"].append(floor_round(args.port, env, folder, "floor_start.py"))
+        if args.before:
+            results["before"].append(app_round("streamlit", args.port + 1, env, args.before.resolve()))
         for kind in starts:
             results[kind].append(app_round(kind, args.port + 1, env))
     for name, rounds in results.items():
@@ -332,11 +363,12 @@ def main() -> None:
             print("   " + stats_line(key, runs) + f"; websocket {runs[-1]['ws'] / 1e3:.0f} kB")
             if "js" in runs[-1]:
                 print(f"      largest JS: {runs[-1]['js']}")
-    floor = {k: min(r[k]["first chart"] for r in results["floor"]) for k in ("fresh", "warm")}
-    for kind in starts:
-        for key, base in (("fresh", "fresh"), ("warm", "warm")):
+    scenarios = ("fresh", "warm", "warm, returning browser")
+    floor = {k: min(r[k]["first chart"] for r in results["floor"]) for k in scenarios}
+    for kind in ["before"] * bool(args.before) + starts:
+        for key in scenarios:
             best = min(r[key]["first chart"] for r in results[kind])
-            print(f"ratio {kind} {key} Home first chart / floor {base} first chart: ×{best / floor[base]:.2f}")
+            print(f"ratio {kind} {key}: Home's first chart / the floor's (min): ×{best / floor[key]:.2f}")
     if not args.no_profile:
         profile(env)
 
