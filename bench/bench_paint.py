@@ -93,6 +93,13 @@ def start_server(kind: str, script: Path, port: int, env: dict) -> tuple[subproc
     raise RuntimeError(f"{kind} server on port {port} did not become healthy in 120 s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (from /proc): unlike wall time,
+    barely changed by other people's load on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -148,16 +155,27 @@ def watch(driver, title: str, since: float, min_charts: int = 1, timeout: float 
     raise RuntimeError(f"timed out waiting for '{title}': {out}")
 
 
-def websocket_bytes(driver) -> int:
-    """Bytes of websocket frames the browser received since the last call (Streamlit's deltas)."""
-    total = 0
+def websocket(driver) -> dict[str, float]:
+    """Since the last call: bytes of websocket frames the browser received (Streamlit's deltas),
+    and when the first frame holding a Plotly figure arrived, in seconds after the page's
+    request (Chromium's own timestamps): the server's side of the first chart."""
+    total, start, figure = 0, None, None
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
+        params = message.get("params", {})
+        if message["method"] == "Network.requestWillBeSent" and params.get("type") == "Document" and start is None:
+            start = params["timestamp"]
         if message["method"] == "Network.webSocketFrameReceived":
-            frame = message["params"]["response"]
-            data = frame["payloadData"]
-            total += len(base64.b64decode(data)) if frame.get("opcode") == 2 else len(data.encode())
-    return total
+            frame = params["response"]
+            data = base64.b64decode(frame["payloadData"]) if frame.get("opcode") == 2 else \
+                frame["payloadData"].encode()
+            total += len(data)
+            if figure is None and b'"layout":' in data:
+                figure = params["timestamp"]
+    out = {"ws": total}
+    if start is not None and figure is not None:
+        out["chart sent"] = figure - start
+    return out
 
 
 def js_chunks(driver, top: int = 3) -> str:
@@ -182,7 +200,7 @@ def click_nav(driver, title: str) -> float:
 
 def stats_line(label: str, runs: list[dict[str, float]]) -> str:
     parts = []
-    for key in ("title", "first chart", "all charts"):
+    for key in ("title", "chart sent", "first chart", "all charts"):
         values = [r[key] for r in runs if key in r]
         if values:
             parts.append(f"{key} {min(values):.2f} / {statistics.median(values):.2f} s")
@@ -203,10 +221,13 @@ def app_round(kind: str, port: int, env: dict, repo: Path = REPO) -> dict[str, d
         try:
             since = time.perf_counter()
             driver.get(url + "/")
+            cpu_before = cpu_seconds(proc.pid)
             out["fresh"] = watch(driver, "why looped transformers", since)
+            out["healthy"]["server CPU before the first visit"] = cpu_before
+            out["healthy"]["server CPU, the first visit"] = cpu_seconds(proc.pid) - cpu_before
             # What a lecturer waits who opens the browser as soon as the server answers.
             out["healthy"]["start → first chart"] = healthy + browser_launch + out["fresh"]["first chart"]
-            out["fresh"]["ws"] = websocket_bytes(driver)
+            out["fresh"].update(websocket(driver))
             out["fresh"]["js"] = js_chunks(driver)
         finally:
             driver.quit()
@@ -215,17 +236,19 @@ def app_round(kind: str, port: int, env: dict, repo: Path = REPO) -> dict[str, d
         try:
             since = time.perf_counter()
             driver.get(url + "/")
+            cpu_before = cpu_seconds(proc.pid)
             out["warm"] = watch(driver, "why looped transformers", since)
-            out["warm"]["ws"] = websocket_bytes(driver)
+            out["healthy"]["server CPU, a later visit"] = cpu_seconds(proc.pid) - cpu_before
+            out["warm"].update(websocket(driver))
             since = time.perf_counter()
             driver.get(url + "/spectrum")
             out["warm spectrum"] = watch(driver, "Spectrum evolution", since)
-            out["warm spectrum"]["ws"] = websocket_bytes(driver)
+            out["warm spectrum"].update(websocket(driver))
             for nav, heading in (("Home", "why looped transformers"), ("Spectrum evolution", "Spectrum evolution"),
                                  ("River valleys", "River valleys"), ("Home", "why looped transformers")):
                 since = click_nav(driver, nav)
                 out[f"switch → {nav}"] = watch(driver, heading, since)
-                out[f"switch → {nav}"]["ws"] = websocket_bytes(driver)
+                out[f"switch → {nav}"].update(websocket(driver))
         finally:
             driver.quit()
         out["warm, returning browser"] = returning_visit(profile, url, "why looped transformers")
@@ -243,7 +266,7 @@ def returning_visit(profile: str, url: str, title: str) -> dict:
         since = time.perf_counter()
         driver.get(url + "/")
         out = watch(driver, title, since)
-        out["ws"] = websocket_bytes(driver)
+        out.update(websocket(driver))
         out["js"] = js_chunks(driver, top=1)
         return out
     finally:
@@ -261,7 +284,7 @@ def floor_round(port: int, env: dict, folder: Path, script: str) -> dict[str, di
                 since = time.perf_counter()
                 driver.get(f"http://127.0.0.1:{port}/")
                 out[label] = watch(driver, "floor", since)
-                out[label]["ws"] = websocket_bytes(driver)
+                out[label].update(websocket(driver))
                 out[label]["js"] = js_chunks(driver, top=1)
             finally:
                 driver.quit()
@@ -356,6 +379,10 @@ def main() -> None:
             line += (f"; server start → Home's first chart in a browser opened then (its launch included) "
                      f"{min(total):.2f} / {statistics.median(total):.2f} s")
         print(line)
+        cpu = [key for key in rounds[0]["healthy"] if key.startswith("server CPU")]
+        if cpu:
+            print("   " + "; ".join(f"{key} {min(r['healthy'][key] for r in rounds):.2f} / "
+                                  f"{statistics.median(r['healthy'][key] for r in rounds):.2f} s" for key in cpu))
         for key in rounds[0]:
             if key == "healthy":
                 continue

@@ -1,12 +1,14 @@
 """`python -m loopviz app`: the Streamlit app server, warmed before its first visitor.
 
 `streamlit run app.py` imports only Streamlit at start; the first page request then pays for
-pandas, scipy.stats, Plotly and every loopviz module the page needs (~1.5–2 s of the first
-visit's wait, measured by bench/bench_paint.py). This launcher starts the same server in
-this process (streamlit.web.bootstrap, as `streamlit run` does) and, beside it in a thread,
-imports every module the pages import (torch never: tests/test_thin_pages.py keeps that
-set torch-free) and builds one throwaway figure, so the first visit finds them loaded.
-`streamlit run app.py` keeps working; this only moves the imports earlier.
+pandas, scipy.stats, Plotly and every loopviz module the page needs (~1.6 s of server CPU,
+measured by bench/bench_paint.py). This launcher imports the modules of app.py and Home (the
+page a visitor opens first) and builds one throwaway figure, then starts the same server in
+this process (streamlit.web.bootstrap, as `streamlit run` does); the other pages' modules load
+in a thread beside it. Torch never loads: tests/test_thin_pages.py keeps the pages' imports
+torch-free. Home's modules load before the server answers rather than beside it: on two
+cores a first request that arrived while they loaded waited for them anyway, and shared the
+CPU with the rest of the warm-up too. `streamlit run app.py` keeps working.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import ast
 import errno
 import importlib
 import importlib.util
+import logging
 import socket
 import sys
 import threading
@@ -28,13 +31,14 @@ DEFAULT_PORT = 8501
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
+HOME = PAGES / "home.py"
+
+
 def page_modules(files: list[Path] | None = None) -> list[str]:
-    """The modules app.py and the page scripts import (anywhere in them), in first-seen order;
-    `from a import b` gives a, and a.b when that is a loopviz module."""
+    """The modules app.py and the page scripts import (anywhere in them), in first-seen order,
+    Home's first; `from a import b` gives a, and a.b when that is a loopviz module."""
     names: dict[str, None] = {}
-    # Home first: the page a new visitor opens, so its modules load before the other pages'.
-    home = PAGES / "home.py"
-    for path in files if files is not None else [APP, home, *sorted(set(PAGES.glob("*.py")) - {home})]:
+    for path in files if files is not None else [APP, HOME, *sorted(set(PAGES.glob("*.py")) - {HOME})]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names.update(dict.fromkeys(alias.name for alias in node.names))
@@ -52,6 +56,11 @@ def _is_module(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except ModuleNotFoundError:  # a name inside a module, not a submodule
         return False
+
+
+def home_modules() -> list[str]:
+    """What the first page a visitor sees needs: app.py's and Home's imports."""
+    return page_modules([APP, HOME])
 
 
 def warm_up(modules: list[str] | None = None) -> float:
@@ -106,16 +115,31 @@ def serve(port: int, address: str | None, warm: bool = True) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if warm:
-        def report() -> None:
+        # Streamlit checks each st.cache_data's options as it is decorated, against the running
+        # server's cache store, and warns when there is none yet; the store that keeps the
+        # values is chosen per call, once the server runs. The check's warning is noise here.
+        checks = logging.getLogger("streamlit.runtime.caching.cache_data_api")
+        level = checks.level
+        checks.setLevel(logging.ERROR)
+        started = time.perf_counter()
+        try:
+            first = home_modules()  # (finding which names are modules imports some of them)
+            warm_up(first)
+        finally:
+            checks.setLevel(level)
+        seconds = time.perf_counter() - started
+        print(f"  loopviz: Home's modules loaded in {seconds:.1f} s; the other pages' load beside the server",
+              flush=True)
+
+        def rest() -> None:
             from streamlit import runtime
 
-            # After the server made its runtime: a st.cache_data decorated before that logs a
-            # warning (its check falls back to an in-memory store; the real one is chosen per call).
-            while not runtime.exists():
+            while not runtime.exists():  # after the server made its runtime (and cache store)
                 time.sleep(0.01)
-            print(f"  loopviz: pages' modules loaded in {warm_up():.1f} s", flush=True)
+            others = [name for name in page_modules() if name not in set(first)]
+            print(f"  loopviz: the other pages' modules loaded in {warm_up(others):.1f} s", flush=True)
         # A daemon thread: Ctrl-C during the warm-up still stops the process at once.
-        threading.Thread(target=report, name="loopviz-warm-up", daemon=True).start()
+        threading.Thread(target=rest, name="loopviz-warm-up", daemon=True).start()
     bootstrap.run(str(APP), False, [], flags)
     return EXIT_OK
 

@@ -25,7 +25,7 @@ def free_port() -> int:
 
 def launch(*args: str, **kwargs) -> subprocess.Popen:
     env = dict(os.environ, LOOPVIZ_STORE=tempfile.mkdtemp(prefix="loopviz-launcher-store-"),
-               PYTHONPATH=str(REPO))
+               PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "loopviz", "app", *args], cwd=tempfile.gettempdir(), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
@@ -41,6 +41,13 @@ def test_page_modules_reads_every_import_and_puts_home_first(tmp_path):
     # Home's own modules come before any other page's.
     assert modules.index("loopviz.verdicts") < modules.index("loopviz.plots.valley")
     assert not any(m == "torch" or m.startswith("torch.") for m in modules)
+
+
+def test_homes_modules_are_app_and_home_imports_only():
+    first = app_server.home_modules()
+    assert {"pandas", "loopviz.verdicts", "loopviz.plots.training", "loopviz.ui.present"} <= set(first)
+    assert "loopviz.plots.valley" not in first and "loopviz.landscape" not in first
+    assert first == app_server.page_modules()[:len(first)]
 
 
 def test_warm_up_loads_the_pages_modules_and_never_torch():
@@ -100,9 +107,11 @@ def test_it_serves_the_app_warms_up_and_stops_on_ctrl_c():
             pytest.fail("the launcher's server did not become healthy in 60 s")
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
         assert "<html" in page.lower() and "streamlit" in page.lower()
-        # The warm-up reports when the pages' modules are loaded (stdout is line-buffered text).
+        # Streamlit prints its URL once it serves; the warm-up reports when the other pages'
+        # modules are loaded too. Ctrl-C after both.
         lines = []
-        while not any("pages' modules loaded" in line for line in lines):
+        while not (any("the other pages' modules loaded" in line for line in lines)
+                   and any(f"URL: http://localhost:{port}" in line for line in lines)):
             line = proc.stdout.readline()
             assert line, "".join(lines)
             lines.append(line)
@@ -116,4 +125,6 @@ def test_it_serves_the_app_warms_up_and_stops_on_ctrl_c():
     log = "".join(lines) + out
     assert proc.returncode == 0, log
     assert f"localhost:{port}" in log and "Stopping" in log
+    # Home's modules load before the server answers; the rest beside it.
+    assert log.index("Home's modules loaded") < log.index(f"localhost:{port}")
     assert "Traceback" not in log and "WARNING" not in log, log
