@@ -62,6 +62,13 @@ def lecture_links(scp_epoch: int | None) -> str:
     return "\n".join(f"- [{text}](./{target})" for text, target in links)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def claims_of(*records_and_sweeps) -> list[tuple[str, str]]:
+    """verdicts.home_claims, kept per content of its inputs (hashed by Streamlit: a live run's
+    growing records are new inputs). Its phase tests take ~0.3 s, a third of Home's script run."""
+    return verdicts.home_claims(*records_and_sweeps)
+
+
 config = RunConfig()
 single, looped = jobs.current_run(config.replace(model="single")), jobs.current_run(config.replace(model="looped"))
 if single is not None and looped is not None:
@@ -71,11 +78,11 @@ if single is not None and looped is not None:
     shift_sweep = pd.read_csv(SHIFT_SWEEP_FILE) if SHIFT_SWEEP_FILE.exists() else None
     noise = shift_timing_noise(SHIFT_SWEEP_FILE)
     seed_sweep = pd.read_csv(SWEEP_FILE) if SWEEP_FILE.exists() else None
-    claims = verdicts.home_claims(single.records, looped.records, shifted.records if shifted is not None else None,
-                                  seed_sweep, shift_sweep,
-                                  shift.speedup(float(looped.records["seconds"].iloc[-1]),
-                                                float(shifted.records["seconds"].iloc[-1])) if shifted is not None
-                                  else None, noise)
+    claims = claims_of(single.records, looped.records, shifted.records if shifted is not None else None,
+                       seed_sweep, shift_sweep,
+                       shift.speedup(float(looped.records["seconds"].iloc[-1]),
+                                     float(shifted.records["seconds"].iloc[-1])) if shifted is not None else None,
+                       noise)
     st.subheader("The paper's claims, and ours beside them")
     for number, (paper, ours) in enumerate(claims, 1):
         st.markdown(f"{number}. **The paper:** {paper}  \n   **The bundled runs:** {ours}")

@@ -1,8 +1,10 @@
 """Benchmark: the app server's memory with the bundled run open (issue #12's goal: ≤ 300 MB).
 
-    python bench/bench_memory.py [--port 8630] [--pages spectrum,shift,...]
+    python bench/bench_memory.py [--port 8630] [--pages spectrum,shift,...] [--start launcher]
 
-Starts `streamlit run app.py` (headless, a private empty run store), opens each page in
+Starts `streamlit run app.py` (or with --start launcher the README's `python -m loopviz app`,
+which also loads every page's modules, torch excepted, beside the server; headless, a private
+empty run store), opens each page in
 a headless Chromium (Debian's chromium + chromedriver, as tests/test_browser.py), waits
 for its charts, and reads the server's VmRSS (now) and VmHWM (peak) from /proc, plus
 whether torch's shared library is mapped into the server (a page that imports torch
@@ -37,14 +39,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8630)
     parser.add_argument("--pages", default=",".join(PAGES), help="URL paths to open in turn ('' = Home)")
+    parser.add_argument("--start", choices=("streamlit", "launcher"), default="streamlit",
+                        help="streamlit run app.py, or python -m loopviz app")
     args = parser.parse_args()
     from selenium import webdriver
     from selenium.webdriver.common.by import By
 
     env = dict(os.environ, LOOPVIZ_STORE=tempfile.mkdtemp(prefix="loopviz-memory-store-"))
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port",
-                               str(args.port), "--server.headless", "true", "--server.address", "127.0.0.1"],
-                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = ([sys.executable, "-m", "loopviz", "app", "--port", str(args.port), "--address", "127.0.0.1"]
+               if args.start == "launcher" else
+               [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(args.port),
+                "--server.headless", "true", "--server.address", "127.0.0.1"])
+    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{args.port}"
     driver = None
     try:
@@ -54,7 +60,7 @@ def main() -> None:
                     break
             except OSError:
                 time.sleep(0.2)
-        print(f"server started: {memory(server.pid)['VmRSS']:.0f} MB RSS")
+        print(f"server started ({args.start}): {memory(server.pid)['VmRSS']:.0f} MB RSS")
         options = webdriver.ChromeOptions()
         options.binary_location = shutil.which("chromium")
         for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -552,6 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_command(sub)
     from .algo.cli import add_algo_command  # App. E.2's tasks; no torch at parse time
     add_algo_command(sub)
+    from .app_server import add_app_command  # the app server, warmed; Streamlit loads when it starts
+    add_app_command(sub)
     return parser
 
 

@@ -1,6 +1,7 @@
 """The main flows in a real headless Chromium (Debian's chromium + chromium-driver).
 
-Starts `streamlit run app.py` on a free port with a private run store, opens the
+Starts the app as the README says (`python -m loopviz app`: the Streamlit server with the
+pages' modules loaded beside it) on a free port with a private run store, opens the
 bundled charts, starts a short run (d = 8, 20 epochs), watches its curve appear and
 grow, checks that no page shows an exception, and saves screenshots. Then it drives the
 app as a lecturer would: clicks through the navigation from a shared link, presses reset,
@@ -56,8 +57,7 @@ def server():
     started = time.time()
     SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
     log = open(SERVER_LOG, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),
-                             "--server.headless", "true", "--server.address", "127.0.0.1"],
+    proc = subprocess.Popen([sys.executable, "-m", "loopviz", "app", "--port", str(port), "--address", "127.0.0.1"],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -186,6 +186,11 @@ def test_bundled_charts_then_a_live_run(server, browser, capsys):
         browser.get(url + path)
         assert wait_for(lambda: plot_count(browser) >= 1, 60), f"no chart on {path or 'home'}"
         assert_no_exception(browser)
+        # The script that starts loading Plotly's chunk at once is on the page, and takes no room.
+        preload = browser.execute_script(
+            "return [...document.querySelectorAll('script[data-mark=\"loopviz-plotly-preload\"]')]"
+            ".map(s => s.closest('.stElementContainer').getBoundingClientRect().height);")
+        assert preload and all(height == 0 for height in preload), preload
     browser.save_screenshot(str(ARTIFACTS / "river-valley.png"))
     with capsys.disabled():  # the measured times belong in the test log
         print(f"\n[browser] server start → healthy {healthy_after:.2f} s; page request → bundled charts "

@@ -6,6 +6,10 @@ switch that drops the query parameter does not drop the mode; leaving it is a bu
 """
 from __future__ import annotations
 
+import functools
+import re
+from pathlib import Path
+
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -49,6 +53,37 @@ h1 { font-size: 2.8rem !important; }
 """
 
 
+# Streamlit's browser side fetches Plotly (a ~4.7 MB chunk) only when the first chart element
+# arrives, i.e. after the script has computed everything above that chart: the fetch, parse and
+# start of Plotly (~1.5 s in a fresh headless Chromium, measured by bench/bench_paint.py) then
+# come after the server's work instead of beside it. A script at the top of every run imports
+# the same chunk at once (the module map keeps one instance); its element stays hidden.
+_PRELOAD_MARK = "loopviz-plotly-preload"
+_PRELOAD = """
+<script data-mark="%s">
+(() => {
+  const index = [...document.querySelectorAll('script[type="module"][src]')]
+    .find(s => /\\/index\\.[^/]+\\.js$/.test(s.src));
+  if (index) import(new URL(%s, index.src).href).catch(() => {});
+})();
+</script>
+"""
+_PRELOAD_CSS = '<style>.stElementContainer:has(script[data-mark="%s"]) { display: none; }</style>' % _PRELOAD_MARK
+
+
+@functools.cache
+def plotly_chunk(static: Path = Path(st.__file__).parent / "static" / "static" / "js") -> str | None:
+    """The file name of the installed Streamlit's Plotly chunk (beside its index.*.js), or None
+    when there is not exactly one (another Streamlit build: then nothing is preloaded)."""
+    found = [p.name for p in static.glob("PlotlyChart.*.js")]
+    return found[0] if len(found) == 1 and re.fullmatch(r"PlotlyChart\.[\w-]+\.js", found[0]) else None
+
+
+def preload_html(chunk: str) -> str:
+    """The script that starts loading Plotly's chunk as the page opens (hidden by base CSS)."""
+    return _PRELOAD % (_PRELOAD_MARK, repr(chunk))
+
+
 def enabled() -> bool:
     """Whether this session is in presenter mode; keeps `?present=1` in the URL across pages."""
     raw = st.query_params.get(PARAM)
@@ -67,14 +102,17 @@ def _leave() -> None:
 
 def base_css(present: bool) -> str:
     """The CSS every run gets: no stale-element fading, chart rows that wrap when narrow."""
-    return _BASE_CSS % (_ROW, _ROW, MIN_CHART_PX_PRESENT if present else MIN_CHART_PX)
+    return _BASE_CSS % (_ROW, _ROW, MIN_CHART_PX_PRESENT if present else MIN_CHART_PX) + _PRELOAD_CSS
 
 
 def style() -> None:
     """Call once per run: no stale-element fading, chart rows that wrap on narrow screens; in
-    presenter mode, no sidebar and larger text."""
+    presenter mode, no sidebar and larger text. And Plotly's browser side starts loading."""
     on = enabled()
     st.html(base_css(on) + (_CSS if on else ""))
+    chunk = plotly_chunk()
+    if chunk is not None:
+        st.html(preload_html(chunk), unsafe_allow_javascript=True)
 
 
 def leave_button() -> None:
