@@ -15,6 +15,7 @@ from loopviz.plots import landscape as lp
 from loopviz.runs.format import RunData
 from loopviz.ui import jobs, present
 from loopviz.ui.config_sidebar import sidebar_config
+from loopviz.ui.inputs import bounded_number
 
 REPO = Path(__file__).resolve().parent.parent
 PLANES = {"θ₀ and the final Single and Looped weights": "endpoints", "top-2 PCA directions of the paths": "pca"}
@@ -61,10 +62,11 @@ if len(single.weight_epochs) != len(single.records) or len(looped.weight_epochs)
     st.warning("These runs lack the weights of some epochs; the paths below use the epochs stored.")
 
 plateau, suggested = shift.scp(single.records["val_loss"].to_numpy(), single.records["grad_norm"].to_numpy())
-shift_epoch = st.sidebar.number_input("SHIFT run to draw: shift epoch", 0, config.epochs,
-                                      min(int(suggested if suggested is not None else config.shift_epoch),
-                                          config.epochs),
-                                      help="Default: SCP's epoch for this Single run. The SHIFT page trains it.")
+default_shift = min(int(suggested if suggested is not None else config.shift_epoch), config.epochs)
+# Keyed by its range and default: another configuration's SCP epoch is a new widget with its own default.
+shift_epoch = bounded_number("SHIFT run to draw: shift epoch", 0, config.epochs, default_shift, where=st.sidebar,
+                             key=f"landscape_shift_epoch:{config.epochs}:{default_shift}",
+                             help="Default: SCP's epoch for this Single run. The SHIFT page trains it.")
 shift_config = config.replace(model="shift", shift_epoch=int(shift_epoch))
 shifted = jobs.current_run(shift_config)
 if shifted is not None and len(shifted.records) >= 3:

@@ -12,6 +12,7 @@ from loopviz.plots import length as plots
 from loopviz.runs.format import RunData
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import sidebar_config
+from loopviz.ui.inputs import bounded_number
 from loopviz.ui import present
 
 st.title("Length generalisation: longer sequences, same transitions")
@@ -29,9 +30,9 @@ pair = jobs.pair_controls(config)
 left, middle, right, last = st.columns([3, 1, 1, 1])
 lengths = left.multiselect("test lengths L", list(range(5, 21)), default=list(lengthgen.PAPER_LENGTHS),
                            key="len_lengths")
-n_test = middle.number_input("N_test per length", 100, 50_000, lengthgen.PAPER_N_TEST, step=500, key="len_n")
-test_seed = right.number_input("test-set seed", 0, 1_000_000, 0, key="len_seed",
-                               help="The draw also depends on the data seed and on L.")
+n_test = bounded_number("N_test per length", 100, 50_000, lengthgen.PAPER_N_TEST, step=500, key="len_n", where=middle)
+test_seed = bounded_number("test-set seed", 0, 1_000_000, 0, key="len_seed", where=right,
+                           help="The draw also depends on the data seed and on L.")
 last_step = last.radio("last step", lengthgen.LAST_STEPS, key="len_last_step",
                        help="T3: like with like (the default); cyclic: the paper's words read literally.")
 

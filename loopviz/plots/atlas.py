@@ -7,6 +7,11 @@ import plotly.graph_objects as go
 
 from .style import two_lines
 
+# A square holds three lines (count, share, 95 % interval) at a fixed font: presenter mode's
+# larger chart font would not fit them, and the numbers stay readable at this size.
+CELL_PX, CELL_FONT = 84, 12
+DARK_SHARE = 0.6   # above this share the 'Blues' square is too dark for black text
+
 
 def _ticks(values) -> list[str]:
     return [f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v) for v in values]
@@ -25,11 +30,14 @@ def share_map(cells: pd.DataFrame, x: str, y: str, what: str) -> go.Figure:
         f"{c['share_loss']:.0%} ({c['loss_low']:.0%}–{c['loss_high']:.0%})<br>ties {c['ties']}; sign test "
         f"p = {c['p_value']:.2g}, q = {c['q_value']:.2g}: {c['verdict']}"
         for _, c in cells.iterrows()]
+    # The share and its interval on the square itself, where the eye lands (not only on hover).
     text = [f"{c['wins']}/{c['n']}" + ("*" if c["verdict"] == "looped" else "†" if c["verdict"] == "single" else "")
+            + f"<br>{c['share_win'] * 100:.0f} %<br>{c['win_low'] * 100:.0f}–{c['win_high'] * 100:.0f} %"
             for _, c in cells.iterrows()]
     fig = go.Figure(go.Scatter(
-        x=xi, y=yi, mode="markers+text", text=text, textfont={"color": "black"},
-        marker={"symbol": "square", "size": 70, "color": cells["share_win"], "cmin": 0, "cmax": 1,
+        x=xi, y=yi, mode="markers+text", text=text, textfont={"size": CELL_FONT, "color": [  # white on the darker blues
+            "white" if v > DARK_SHARE else "black" for v in cells["share_win"]]},
+        marker={"symbol": "square", "size": CELL_PX, "color": cells["share_win"], "cmin": 0, "cmax": 1,
                 "colorscale": "Blues", "colorbar": {"title": "share Looped<br>ahead"},
                 "line": {"color": ["crimson" if v == "single" else "black" if v == "looped" else "lightgrey"
                                    for v in cells["verdict"]], "width": 3}},
