@@ -73,4 +73,4 @@ def test_each_cell_of_the_map_shows_its_share_with_its_95_percent_interval():
         lines = text.split("<br>")
         assert lines[0].startswith(f"{k}/{n}"), text
         assert lines[1] == f"{k / n * 100:.0f} %", text
-        assert lines[2] == f"{low * 100:.0f}–{high * 100:.0f} %", text
+        assert lines[2] == f"CI {low * 100:.0f}–{high * 100:.0f} %", text

@@ -32,10 +32,10 @@ def test_the_progress_figure_keeps_its_legend_titles_and_ticks_apart():
             x2 = domains[other][0]
             gap = max(x2[0] - x[1], x[0] - x2[1])
             assert gap >= 0.12, domains
-    # No SI prefixes on a loss (−0.2µ reads as a unit): plain exponents.
+    # No SI prefixes on a loss (−0.2µ reads as a unit): d3's plain "~g" numbers (−2e−7).
     for name in layout.to_plotly_json():
         if name.startswith("yaxis"):
-            assert layout[name].exponentformat == "e", name
+            assert layout[name].tickformat == "~g", name
     # Each panel's title sits above its own panel, inside the figure.
     titles = [a for a in layout.annotations if a.xref == "paper"]
     assert len(titles) == len(axes)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .style import two_lines
+from .style import TOOLBAR_PX, two_lines
 
 # A square holds three lines (count, share, 95 % interval) at a fixed font: presenter mode's
 # larger chart font would not fit them, and the numbers stay readable at this size.
@@ -32,21 +32,23 @@ def share_map(cells: pd.DataFrame, x: str, y: str, what: str) -> go.Figure:
         for _, c in cells.iterrows()]
     # The share and its interval on the square itself, where the eye lands (not only on hover).
     text = [f"{c['wins']}/{c['n']}" + ("*" if c["verdict"] == "looped" else "†" if c["verdict"] == "single" else "")
-            + f"<br>{c['share_win'] * 100:.0f} %<br>{c['win_low'] * 100:.0f}–{c['win_high'] * 100:.0f} %"
+            + f"<br>{c['share_win'] * 100:.0f} %<br>CI {c['win_low'] * 100:.0f}–{c['win_high'] * 100:.0f} %"
             for _, c in cells.iterrows()]
     fig = go.Figure(go.Scatter(
         x=xi, y=yi, mode="markers+text", text=text, textfont={"size": CELL_FONT, "color": [  # white on the darker blues
             "white" if v > DARK_SHARE else "black" for v in cells["share_win"]]},
         marker={"symbol": "square", "size": CELL_PX, "color": cells["share_win"], "cmin": 0, "cmax": 1,
-                "colorscale": "Blues", "colorbar": {"title": "share Looped<br>ahead"},
+                "colorscale": "Blues",
+                "colorbar": {"title": "share<br>Looped<br>ahead", "thickness": 20, "tickvals": [0, 0.5, 1]},
                 "line": {"color": ["crimson" if v == "single" else "black" if v == "looped" else "lightgrey"
                                    for v in cells["verdict"]], "width": 3}},
         customdata=np.stack([cells[x].astype(str), cells[y].astype(str)], axis=-1),
         hovertext=hover, hoverinfo="text", name="cells"))
     # Two lines (Plotly's default top margin holds them), left; the toolbar upright at the
-    # right, beyond the colour bar (a wider right margin).
+    # right, beyond the colour bar (a wider right margin; the bar's narrow title keeps it within
+    # that margin at presenter mode's larger font).
     fig.update_layout(title=dict(text=two_lines(f"Share of seeds in which Looped-Attn is {what}"), x=0, xanchor="left"),
-                      modebar=dict(orientation="v"), margin=dict(r=120),
+                      modebar=dict(orientation="v"), margin=dict(r=120 + TOOLBAR_PX),
                       xaxis={"title": x, "tickvals": list(range(len(xs))), "ticktext": _ticks(xs),
                              "range": [-0.6, len(xs) - 0.4]},
                       yaxis={"title": y, "tickvals": list(range(len(ys))), "ticktext": _ticks(ys),

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .style import MARGIN as _MARGIN
-from .style import LEGEND, MODEL_COLOURS, log_ticks
+from .style import LEGEND, MODEL_COLOURS, TOOLBAR_PX, log_ticks
 from .style import layout as _layout
 
 U_COLOR, V_COLOR = "#1f77b4", "#d62728"
@@ -209,8 +209,8 @@ def progress_loss_figure(progress: dict[str, np.ndarray], loss: dict[str, np.nda
         suffix = "" if j == 0 else str(j + 1)
         layout[f"xaxis{suffix}"] = dict(domain=x_domain, anchor=f"y{suffix}", title=dict(text="step k"),
                                         automargin=True)
-        # Plain exponents: an SI prefix on a loss ("−0.2µ") reads like a unit.
-        layout[f"yaxis{suffix}"] = dict(domain=y_domain, anchor=f"x{suffix}", exponentformat="e", nticks=5)
+        # Plain numbers ("−2e−7"): an SI prefix on a loss ("−0.2µ") reads like a unit.
+        layout[f"yaxis{suffix}"] = dict(domain=y_domain, anchor=f"x{suffix}", tickformat="~g", nticks=5)
         layout["annotations"].append(dict(text=label, x=x_domain[0], y=y_domain[1], xref="paper", yref="paper",
                                           showarrow=False, xanchor="left", yanchor="bottom"))
         for name, color in (("U", U_COLOR), ("V", V_COLOR)):
@@ -218,7 +218,10 @@ def progress_loss_figure(progress: dict[str, np.ndarray], loss: dict[str, np.nda
                                    yaxis=f"y{suffix}", name=f"{name} valley", legendgroup=name,
                                    showlegend=j == 0, line=dict(color=color)))
     fig = go.Figure(data, layout)
-    return _layout(fig, "River progress and loss", "step k", None, height=560)
+    fig = _layout(fig, "River progress and loss", "step k", None, height=560)
+    # The top panel's own title stands between the figure's title and the plot: room for both,
+    # at presenter mode's larger fonts too.
+    return fig.update_layout(margin_t=90)
 
 
 def force_figure(force: np.ndarray, unforced: np.ndarray, bound: float, *, title: str,
@@ -235,7 +238,8 @@ def force_figure(force: np.ndarray, unforced: np.ndarray, bound: float, *, title
         go.Scatter(x=[1, int(k[-1])], y=[bound, bound], name="𝒞 (bound)", mode="lines",
                    line=dict(color="black", dash="dot")),
     ])
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=320, margin=dict(_MARGIN, b=0),
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=320,
+                      margin=dict(_MARGIN, r=_MARGIN["r"] + TOOLBAR_PX, b=0),   # the upright toolbar's lane
                       modebar=dict(orientation="v"), legend=dict(LEGEND, x=0),
                       xaxis=dict(title="step k", automargin=True),
                       yaxis=dict(title="force norm", type="log", range=y_range))
