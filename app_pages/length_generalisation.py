@@ -27,9 +27,10 @@ st.caption("Test sequences of length L use the training transitions T1, T2, T3 c
 config = sidebar_config(RunConfig())
 pair = jobs.pair_controls(config)
 
-left, middle, right, last = st.columns([3, 1, 1, 1])
-lengths = left.multiselect("test lengths L", list(range(5, 21)), default=list(lengthgen.PAPER_LENGTHS),
-                           key="len_lengths")
+# The lengths on a row of their own: beside three knobs (800 px) the chips ran out of sight.
+lengths = st.multiselect("test lengths L", list(range(5, 21)), default=list(lengthgen.PAPER_LENGTHS),
+                         key="len_lengths")
+middle, right, last = st.columns(3)
 n_test = bounded_number("N_test per length", 100, 50_000, lengthgen.PAPER_N_TEST, step=500, key="len_n", where=middle)
 test_seed = bounded_number("test-set seed", 0, 1_000_000, 0, key="len_seed", where=right,
                            help="The draw also depends on the data seed and on L.")

@@ -107,10 +107,11 @@ def timing_panel(looped: RunData, shifted: RunData) -> None:
     b.metric("SHIFT training (Stage I + II)", f"{t_shift:.2f} s")
     c, d = st.columns(2)
     c.metric("speed-up", timing[0], help=timing[1])
-    d.metric("SHIFT − Looped final accuracy (all / high)",
+    d.metric("SHIFT − Looped accuracy",   # a longer label is cut at 800 px: the help says the rest
              f"{100 * (last_s['acc_all'] - last_l['acc_all']):+.1f} / "
              f"{100 * (last_s['acc_high'] - last_l['acc_high']):+.1f} pp",
-             help="Differences of two accuracies, in percentage points (pp): all-IC / high-IC training accuracy.")
+             help="Final training accuracy of SHIFT minus pure Looped-Attn, in percentage points (pp): "
+                  "all-IC / high-IC.")
     # Said on screen, not only on hover: the two times above are these runs' own, and the
     # speed-up may come from elsewhere (the sweep), so the three need not agree.
     st.caption(f"The two times are these runs' own training times; the speed-up ({timing[0]}) is {timing[1]}")

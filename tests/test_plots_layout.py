@@ -41,3 +41,17 @@ def test_the_progress_figure_keeps_its_legend_titles_and_ticks_apart():
     assert len(titles) == len(axes)
     for a in titles:
         assert any(x[0] <= a.x <= x[1] and a.y >= y[1] for x, y in domains.values()), a
+
+
+def test_the_force_figure_names_its_log_ticks_in_full():
+    """QA: the force charts labelled the 2× and 5× ticks by their digit alone ('1, 5, 2, 0.1'), so
+    a '5' stood between 1 and 0.1. Every tick label now reads as the number it marks."""
+    k = np.arange(1001)
+    force = 0.002 + 0.0001 * np.sin(k)
+    fig = valley.force_figure(force, force * 0.9, 0.2, title="U: force vs 𝒞", color="#1f77b4",
+                              y_range=[-3.3, 0.7])
+    axis = fig.layout.yaxis
+    assert axis.tickvals is not None and len(axis.tickvals) == len(axis.ticktext)
+    for value, text in zip(axis.tickvals, axis.ticktext):
+        assert float(text.replace(",", "")) == value
+        assert -3.3 <= np.log10(value) <= 0.7

@@ -242,7 +242,8 @@ def force_figure(force: np.ndarray, unforced: np.ndarray, bound: float, *, title
                       margin=dict(_MARGIN, r=_MARGIN["r"] + TOOLBAR_PX, b=0),   # the upright toolbar's lane
                       modebar=dict(orientation="v"), legend=dict(LEGEND, x=0),
                       xaxis=dict(title="step k", automargin=True),
-                      yaxis=dict(title="force norm", type="log", range=y_range))
+                      yaxis=dict(title="force norm", type="log", range=y_range,
+                                 **(log_ticks(*y_range) if y_range is not None else {})))
     return fig
 
 
