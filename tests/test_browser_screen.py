@@ -54,11 +54,13 @@ const out = [];
     layer.querySelectorAll('text').forEach(el => add(el, 'ticks ' + i)));
   p.querySelectorAll('.colorbar').forEach(el => add(el, 'colour bar'));
   p.querySelectorAll('.modebar').forEach(el => add(el, 'toolbar'));
+  p.querySelectorAll('.draglayer .nsewdrag').forEach(el => add(el, 'plot area'));   // against the toolbar only
   const edge = p.getBoundingClientRect();
   items.forEach((a, i) => {
     if (a.r.right > edge.right + 1 || a.r.left < edge.left - 1) out.push(`${title}: ${a.kind} "${a.text}" cut`);
     items.slice(i + 1).forEach(b => {
       if (a.kind === b.kind) return;
+      if ((a.kind === 'plot area' || b.kind === 'plot area') && a.kind !== 'toolbar' && b.kind !== 'toolbar') return;
       const x = Math.min(a.r.right, b.r.right) - Math.max(a.r.left, b.r.left);
       const y = Math.min(a.r.bottom, b.r.bottom) - Math.max(a.r.top, b.r.top);
       if (x > 2 && y > 2) out.push(`${title}: ${a.kind} "${a.text}" on ${b.kind} "${b.text}"`);
@@ -232,3 +234,21 @@ def test_the_server_log_holds_no_warnings(url):
     lines = LOG.read_text().splitlines()
     noise = [line for line in lines if "WARNING" in line or "ERROR" in line or "Traceback" in line]
     assert not noise, "\n".join(noise[:20])
+
+
+def test_a_clicked_atlas_cell_shows_its_share_with_its_interval(url, driver):
+    """A researcher clicks a square of the atlas map: the cell's caption gives its share with the
+    95 % interval, as the square itself does."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    driver.set_window_size(800, 900)
+    driver.get(url + "/atlas")
+    settled(driver)
+    chart = driver.find_element(By.CSS_SELECTOR, ".js-plotly-plot")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", chart)
+    square = chart.find_elements(By.CSS_SELECTOR, ".scatterlayer .points path")[0]
+    ActionChains(driver).move_to_element(square).click().perform()
+    caption = wait_for(lambda: [m.text for m in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMarkdown"]')
+                                if m.text.startswith("Looped ahead in")], 30)
+    assert caption and "95 % CI" in caption[0], caption
+    assert not screen_faults(driver)

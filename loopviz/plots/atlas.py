@@ -10,9 +10,10 @@ from .style import TOOLBAR_PX, two_lines
 # A square holds three lines (count, share, 95 % interval) at a font of its own: squares are
 # sized in pixels, so they do not grow with a chart's font. Presenter mode's (the chart font 17)
 # are larger, and each row of the map is taller than a square, so squares never touch.
-CELL_PX, CELL_FONT = 84, 12
+CELL_PX, CELL_FONT = 70, 12   # three columns stay apart in an 800 px window (a ~240 px plot)
 CELL_PX_PRESENT, CELL_FONT_PRESENT = 112, 17
 ROW_GAP_PX = 30
+COLOUR_BAR_PX = 100   # the narrow bar with its three ticks and three-line title, at either font
 MAP_MARGINS_PX, MAP_MARGINS_PX_PRESENT = 150, 230   # two-line title, ticks and axis title, per font
 DARK_SHARE = 0.6   # above this share the 'Blues' square is too dark for black text
 
@@ -54,7 +55,7 @@ def share_map(cells: pd.DataFrame, x: str, y: str, what: str, present: bool = Fa
     # right, beyond the colour bar (a wider right margin; the bar's narrow title keeps it within
     # that margin at presenter mode's larger font).
     fig.update_layout(title=dict(text=two_lines(f"Share of seeds in which Looped-Attn is {what}"), x=0, xanchor="left"),
-                      modebar=dict(orientation="v"), margin=dict(r=120 + TOOLBAR_PX),
+                      modebar=dict(orientation="v"), margin=dict(l=70, r=COLOUR_BAR_PX + TOOLBAR_PX),
                       xaxis={"title": x, "tickvals": list(range(len(xs))), "ticktext": _ticks(xs),
                              "range": [-0.6, len(xs) - 0.4]},
                       yaxis={"title": y, "tickvals": list(range(len(ys))), "ticktext": _ticks(ys),

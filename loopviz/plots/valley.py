@@ -136,7 +136,7 @@ def path_figure(river: np.ndarray, valley: np.ndarray, level_river: np.ndarray,
                 fromcurrent=True, mode="immediate")
     fig.update_layout(
         title=dict(text=title, x=0, xanchor="left"), modebar=dict(orientation="v"),
-        margin=dict(_MARGIN, b=130), height=480, showlegend=False,
+        margin=dict(_MARGIN, r=_MARGIN["r"] + TOOLBAR_PX, b=130), height=480, showlegend=False,   # toolbar lane
         plot_bgcolor="white",
         xaxis=dict(title="river progress ĥ_Rᵀ(θ_R,k − θ_R,0)", range=x_range, showgrid=False),
         yaxis=dict(title="valley coordinate v_iᵀθ_V,k", range=y_range, showgrid=False),
