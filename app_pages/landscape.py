@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from loopviz import landscape as L
-from loopviz import shift
+from loopviz import shift, stats
 from loopviz.config import RunConfig
 from loopviz.export import export_command, render_bytes, spectrum_figures
 from loopviz.plots import landscape as lp
@@ -148,9 +148,10 @@ for label, run in runs.items():
         continue
     ad = L.edge_summary(s.precond_lambda_max, adam)
     ad_peak = int(s.epochs[np.argmax(s.precond_lambda_max)])
+    near = stats.share_of(round(ad["share_near"] * len(s.epochs)), len(s.epochs))   # a share: with its interval
     lines.append(f"- **{label}**: {gd_text}; λ_max(P⁻¹H) peaks at **{ad['peak_ratio']:.3g} × 38/η** (epoch {ad_peak}), "
-                 f"ends at {ad['final_ratio']:.3g} ×, and is within 10 % of it or above at {ad['share_near']:.0%} of "
-                 f"the {len(s.epochs)} epochs computed (every {stride}, plus the λ_max peak and any SHIFT switch). "
+                 f"ends at {ad['final_ratio']:.3g} ×, and is within 10 % of it or above at {near.text()} of "
+                 f"the epochs computed (every {stride}, plus the λ_max peak and any SHIFT switch). "
                  f"Adam's rebuilt steps reproduce the stored weights to {check:.1e}.")
 st.markdown("\n".join(lines))
 st.caption("Full-batch GD is stable on a quadratic while λ_max < 2/η; these runs use Adam, whose step is "
