@@ -103,7 +103,7 @@ def bounded_number(label: str, low: float, high: float, value: float, *, key: st
     if restore is not None:
         st.session_state[key] = restore
     shown = where.number_input(label, value=value, key=key, on_change=_check_typed,
-                            args=(key, label, low, high, value), **kwargs)
+                               args=(key, label, low, high, value), **kwargs)
     if not low <= shown <= high:
         kept = st.session_state.get(_valid_key(key), value)
         st.session_state[_restore_key(key)] = kept
