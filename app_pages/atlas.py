@@ -63,8 +63,8 @@ st.caption(f"{len(table)} runs: {table.groupby(axes).ngroups} configurations × 
            f"Benjamini–Hochberg q < {atlas.FDR:g} across the cells). 'Faster' levels are accuracy points above the "
            "higher of the two models' epoch-0 high-IC accuracy; never reaching a level counts as slower.")
 
-event = present.chart(st, plots.share_map(cells, x, y, measures[measure]), key="atlas-map", on_select="rerun",
-                        selection_mode="points")
+event = present.chart(st, plots.share_map(cells, x, y, measures[measure], present.enabled()), key="atlas-map",
+                      on_select="rerun", selection_mode="points")
 with st.expander("the numbers of every cell"):
     st.dataframe(cells, hide_index=True)
 

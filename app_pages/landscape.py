@@ -8,13 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from loopviz import landscape as L
-from loopviz import shift
+from loopviz import shift, stats
 from loopviz.config import RunConfig
 from loopviz.export import export_command, render_bytes, spectrum_figures
 from loopviz.plots import landscape as lp
 from loopviz.runs.format import RunData
 from loopviz.ui import jobs, present
 from loopviz.ui.config_sidebar import sidebar_config
+from loopviz.ui.inputs import bounded_number
 
 REPO = Path(__file__).resolve().parent.parent
 PLANES = {"θ₀ and the final Single and Looped weights": "endpoints", "top-2 PCA directions of the paths": "pca"}
@@ -61,10 +62,11 @@ if len(single.weight_epochs) != len(single.records) or len(looped.weight_epochs)
     st.warning("These runs lack the weights of some epochs; the paths below use the epochs stored.")
 
 plateau, suggested = shift.scp(single.records["val_loss"].to_numpy(), single.records["grad_norm"].to_numpy())
-shift_epoch = st.sidebar.number_input("SHIFT run to draw: shift epoch", 0, config.epochs,
-                                      min(int(suggested if suggested is not None else config.shift_epoch),
-                                          config.epochs),
-                                      help="Default: SCP's epoch for this Single run. The SHIFT page trains it.")
+default_shift = min(int(suggested if suggested is not None else config.shift_epoch), config.epochs)
+# Keyed by its range and default: another configuration's SCP epoch is a new widget with its own default.
+shift_epoch = bounded_number("SHIFT run to draw: shift epoch", 0, config.epochs, default_shift, where=st.sidebar,
+                             key=f"landscape_shift_epoch:{config.epochs}:{default_shift}",
+                             help="Default: SCP's epoch for this Single run. The SHIFT page trains it.")
 shift_config = config.replace(model="shift", shift_epoch=int(shift_epoch))
 shifted = jobs.current_run(shift_config)
 if shifted is not None and len(shifted.records) >= 3:
@@ -146,9 +148,10 @@ for label, run in runs.items():
         continue
     ad = L.edge_summary(s.precond_lambda_max, adam)
     ad_peak = int(s.epochs[np.argmax(s.precond_lambda_max)])
+    near = stats.share_of(round(ad["share_near"] * len(s.epochs)), len(s.epochs))   # a share: with its interval
     lines.append(f"- **{label}**: {gd_text}; λ_max(P⁻¹H) peaks at **{ad['peak_ratio']:.3g} × 38/η** (epoch {ad_peak}), "
-                 f"ends at {ad['final_ratio']:.3g} ×, and is within 10 % of it or above at {ad['share_near']:.0%} of "
-                 f"the {len(s.epochs)} epochs computed (every {stride}, plus the λ_max peak and any SHIFT switch). "
+                 f"ends at {ad['final_ratio']:.3g} ×, and is within 10 % of it or above at {near.text()} of "
+                 f"the epochs computed (every {stride}, plus the λ_max peak and any SHIFT switch). "
                  f"Adam's rebuilt steps reproduce the stored weights to {check:.1e}.")
 st.markdown("\n".join(lines))
 st.caption("Full-batch GD is stable on a quadratic while λ_max < 2/η; these runs use Adam, whose step is "

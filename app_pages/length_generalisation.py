@@ -6,12 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from loopviz import shift as shift_rules
+from loopviz import stats
 from loopviz.toy import lengthgen
 from loopviz.config import RunConfig
 from loopviz.plots import length as plots
 from loopviz.runs.format import RunData
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import sidebar_config
+from loopviz.ui.inputs import bounded_number
 from loopviz.ui import present
 
 st.title("Length generalisation: longer sequences, same transitions")
@@ -26,12 +28,13 @@ st.caption("Test sequences of length L use the training transitions T1, T2, T3 c
 config = sidebar_config(RunConfig())
 pair = jobs.pair_controls(config)
 
-left, middle, right, last = st.columns([3, 1, 1, 1])
-lengths = left.multiselect("test lengths L", list(range(5, 21)), default=list(lengthgen.PAPER_LENGTHS),
-                           key="len_lengths")
-n_test = middle.number_input("N_test per length", 100, 50_000, lengthgen.PAPER_N_TEST, step=500, key="len_n")
-test_seed = right.number_input("test-set seed", 0, 1_000_000, 0, key="len_seed",
-                               help="The draw also depends on the data seed and on L.")
+# The lengths on a row of their own: beside three knobs (800 px) the chips ran out of sight.
+lengths = st.multiselect("test lengths L", list(range(5, 21)), default=list(lengthgen.PAPER_LENGTHS),
+                         key="len_lengths")
+middle, right, last = st.columns(3)
+n_test = bounded_number("N_test per length", 100, 50_000, lengthgen.PAPER_N_TEST, step=500, key="len_n", where=middle)
+test_seed = bounded_number("test-set seed", 0, 1_000_000, 0, key="len_seed", where=right,
+                           help="The draw also depends on the data seed and on L.")
 last_step = last.radio("last step", lengthgen.LAST_STEPS, key="len_last_step",
                        help="T3: like with like (the default); cyclic: the paper's words read literally.")
 
@@ -58,18 +61,35 @@ def shift_epoch_shown(single: RunData) -> int | None:
                            wait=single.config.scp_wait)[1]
 
 
-def table1_view(comparison: pd.DataFrame):
-    """Table 1 for the screen: short headers, percentages, and a dash in empty cells. The cells are
-    strings: the browser's grid shows a missing value as "None" whatever a Styler's na_rep says."""
+def table1_view(comparison: pd.DataFrame, table: pd.DataFrame):
+    """Table 1 for the screen: short headers, percentages, and a dash in empty cells; each of our
+    accuracies and simple shares with its 95 % Clopper–Pearson interval (from `table`, the full
+    evaluation), beside the paper's bare numbers. The cells are strings: the browser's grid shows
+    a missing value as "None" whatever a Styler's na_rep says."""
     labels = {"data": "data", "length": "L", "share_simple": "simple share", "paper_share_simple": "paper",
               "single_acc_simple": "Single", "paper_single_acc_simple": "paper Single",
               "looped_acc_simple": "Looped", "paper_looped_acc_simple": "paper Looped",
               "shift_acc_simple": "SHIFT", "bayes_simple": "Bayes", "threshold": "threshold (nats)",
               "last_step": "last step", "chance": "chance"}
+    rows = table.set_index(["data", "length", "model"])
+    places = list(zip(comparison["data"], comparison["length"]))
+
+    def ours(value: float, low: float, high: float) -> str:
+        return f"{100 * value:.1f} % ({100 * low:.1f}–{100 * high:.1f})" if pd.notna(value) else "—"
+
     shown = comparison.rename(columns=labels)
-    percent = [labels[c] for c in comparison.columns if c not in ("data", "length", "last_step", "threshold")]
-    for column in percent:
-        shown[column] = [f"{v:.1%}" if pd.notna(v) else "—" for v in shown[column]]
+    for column in comparison.columns:
+        label = labels.get(column)
+        if column.endswith("_acc_simple") and not column.startswith("paper_"):
+            model = column[: -len("_acc_simple")]
+            bounds = [rows.loc[(d, n, model), ["acc_simple_low", "acc_simple_high"]] for d, n in places]
+            shown[label] = [ours(v, *b) for v, b in zip(comparison[column], bounds)]
+        elif column == "share_simple":
+            first = table.groupby(["data", "length"])[["n", "n_simple"]].first()
+            shares = [stats.share_of(int(first.loc[p, "n_simple"]), int(first.loc[p, "n"])) for p in places]
+            shown[label] = [ours(v, c.low, c.high) for v, c in zip(comparison[column], shares)]
+        elif column not in ("data", "length", "last_step", "threshold"):
+            shown[label] = [f"{v:.1%}".replace("%", " %") if pd.notna(v) else "—" for v in comparison[column]]
     shown["threshold (nats)"] = [f"{v:.2f}" for v in shown["threshold (nats)"]]
     return shown
 
@@ -122,10 +142,11 @@ def body() -> None:
 
     st.subheader("Table 1: accuracy on relatively simple sequences, ours beside the paper's")
     comparison = lengthgen.comparison_table(table)
-    st.dataframe(table1_view(comparison), hide_index=True, key="len-table")
+    st.dataframe(table1_view(comparison, table), hide_index=True, key="len-table")
     st.caption("—: no simple sequence at that length (the paper's N/A) or no paper value. The paper's "
-               "last row says L = 18, its text says 17. Per-model totals and 95 % Clopper–Pearson intervals of every "
-               "accuracy are in the full table below.")
+               "last row says L = 18, its text says 17. Ours in brackets: 95 % Clopper–Pearson intervals (over the "
+               "simple sequences of that length for accuracies, over all N_test for the simple share); per-model "
+               "totals are in the full table below.")
     t3, cyclic = (table, other) if last_step == "T3" else (other, table)
     st.info(lengthgen.reading_sentence(t3, cyclic))
     with st.expander("full table (every model, length and column)"):

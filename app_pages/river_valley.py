@@ -79,7 +79,7 @@ st.title("River valleys: U against V")
 st.markdown(
     "Gradient descent on the paper's river-valley loss (Sec. 4.3, App. F). Both runs start "
     "from the same point; the valley's motion pushes the river through the coupling "
-    "H_RV, and the **cumulative force** C_K = η Σ_{k<K} H_RV θ_V,k adds to the river's own "
+    "H_RV, and the **cumulative force** $C_K = \\eta \\sum_{k<K} H_{RV}\\,\\theta_{V,k}$ adds to the river's own "
     "drive. A V valley has many small eigenvalues; those directions settle slowly and keep "
     "pushing (1/λ_i in Theorem 1's 𝒞)."
 )

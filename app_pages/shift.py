@@ -14,6 +14,7 @@ from loopviz.runs.format import RunData
 from loopviz.sweeps import shift_timing_noise
 from loopviz.ui import jobs
 from loopviz.ui.config_sidebar import sidebar_config, warn_refused_int
+from loopviz.ui.inputs import bounded_number
 from loopviz.ui import present
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "sweep_shift.csv"
@@ -35,10 +36,14 @@ if single is None or single.status != "complete":
 
 with st.expander("SCP: SHIFT Criterion with Patience (App. E.1.4)", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
-    delta1 = c1.number_input("δ1: least fall of validation loss", 1e-6, 1.0, shift.SCP_DEFAULTS["delta1"], format="%g")
-    window = c2.number_input("p: plateau window (epochs)", 1, 200, shift.SCP_DEFAULTS["plateau_epochs"])
-    patience = c3.number_input("W: patience (epochs)", 0, 500, shift.SCP_DEFAULTS["patience"])
-    delta2 = c4.number_input("δ2: gradient-norm spread", 1e-4, 10.0, shift.SCP_DEFAULTS["delta2"], format="%g")
+    delta1 = bounded_number("δ1: least fall of validation loss", 1e-6, 1.0, shift.SCP_DEFAULTS["delta1"],
+                            format="%g", key="scp_delta1", where=c1)
+    window = bounded_number("p: plateau window (epochs)", 1, 200, shift.SCP_DEFAULTS["plateau_epochs"],
+                            key="scp_window", where=c2)
+    patience = bounded_number("W: patience (epochs)", 0, 500, shift.SCP_DEFAULTS["patience"], key="scp_patience",
+                              where=c3)
+    delta2 = bounded_number("δ2: gradient-norm spread", 1e-4, 10.0, shift.SCP_DEFAULTS["delta2"], format="%g",
+                            key="scp_delta2", where=c4)
     wait = st.radio("E_shift", shift.SCP_WAITS, index=shift.SCP_WAITS.index(config.scp_wait), horizontal=True,
                     key="scp_wait", format_func={"patience": "E_plateau + W (the paper's rule)",
                                                  "gradient": "wait on until the gradient norm settles (ours)"}.get)
@@ -102,10 +107,11 @@ def timing_panel(looped: RunData, shifted: RunData) -> None:
     b.metric("SHIFT training (Stage I + II)", f"{t_shift:.2f} s")
     c, d = st.columns(2)
     c.metric("speed-up", timing[0], help=timing[1])
-    d.metric("SHIFT − Looped final accuracy (all / high)",
+    d.metric("SHIFT − Looped accuracy",   # a longer label is cut at 800 px: the help says the rest
              f"{100 * (last_s['acc_all'] - last_l['acc_all']):+.1f} / "
              f"{100 * (last_s['acc_high'] - last_l['acc_high']):+.1f} pp",
-             help="Differences of two accuracies, in percentage points (pp): all-IC / high-IC training accuracy.")
+             help="Final training accuracy of SHIFT minus pure Looped-Attn, in percentage points (pp): "
+                  "all-IC / high-IC.")
     # Said on screen, not only on hover: the two times above are these runs' own, and the
     # speed-up may come from elsewhere (the sweep), so the three need not agree.
     st.caption(f"The two times are these runs' own training times; the speed-up ({timing[0]}) is {timing[1]}")

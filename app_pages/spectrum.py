@@ -93,7 +93,7 @@ def assumption_panel(single: RunData, looped: RunData, epoch: int) -> None:
     c = looped.config
     check = curvature.assumption1(single.spectrum_at(epoch), looped.spectrum_at(epoch), c.river_eps,
                                   c.low_curvature_tau)
-    a, b, d = st.columns(3)
+    a, b, d = st.columns([1.15, 1.15, 0.7])   # the short verdict gives room to the long labels (800 px)
     a.metric("m1 (Single, valley λ ≤ τ)", check.m1)
     b.metric("m2 (Looped, valley λ ≤ τ)", check.m2)
     d.metric("Assumption 1", "holds" if check.holds else "fails")

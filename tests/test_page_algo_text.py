@@ -93,5 +93,5 @@ def test_the_accuracy_difference_is_in_percentage_points(monkeypatch, tmp_path):
     at.selectbox(key="algo_group").set_value("bundled: parity").run()
     runs = {m: rundir.read_run(BUNDLED / "parity" / m) for m in ("looped", "shift")}
     saving = summary.shift_saving(runs["looped"], runs["shift"])
-    metric = next(m for m in at.metric if m.label == "final training accuracy, SHIFT − Looped")
+    metric = next(m for m in at.metric if m.label == "SHIFT − Looped accuracy")
     assert metric.value == f"{100 * (saving['shift_train_acc'] - saving['looped_train_acc']):+.1f} pp"

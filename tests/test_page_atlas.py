@@ -52,3 +52,25 @@ def test_a_clicked_seed_opens_in_the_explorer_with_its_config():
         (row["d"], row["lr"], row["seed"], row["data_seed"], row["epochs"])
     assert at.query_params["seed"] == [str(row["seed"])] or at.query_params["seed"] == str(row["seed"])
     assert "Spectrum evolution" in at.title[0].value
+
+
+def test_each_cell_of_the_map_shows_its_share_with_its_95_percent_interval():
+    """QA: the squares read "8/20" and the interval lived only in an expander. Each square now
+    reads count, share and its Clopper–Pearson interval, recomputed here from the beta
+    distribution (independent of scipy's binomtest used by the app)."""
+    from scipy import stats
+
+    from loopviz.plots import atlas as plots
+
+    cells = atlas.cell_shares(TABLE, "d", "lr", "higher_acc")
+    fig = plots.share_map(cells, "d", "lr", "higher")
+    texts = list(fig.data[0].text)
+    assert len(texts) == len(cells)
+    for text, (_, c) in zip(texts, cells.iterrows()):
+        k, n = int(c["wins"]), int(c["n"])
+        low = stats.beta.ppf(0.025, k, n - k + 1) if k > 0 else 0.0
+        high = stats.beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
+        lines = text.split("<br>")
+        assert lines[0].startswith(f"{k}/{n}"), text
+        assert lines[1] == f"{k / n * 100:.0f} %", text
+        assert lines[2] == f"CI {low * 100:.0f}–{high * 100:.0f} %", text

@@ -21,6 +21,13 @@ def test_default_view_draws_the_three_instruments_on_the_bundled_runs():
     text = " ".join(m.value for m in at.markdown)
     assert "The plane captures" in text and "of the pooled trajectories' variance" in text
     assert "× 38/η" in text and "SHIFT" in text
+    # QA: "within 10 % of it or above at 39% of the 77 epochs": a share, so with its interval.
+    import re
+    near = re.findall(r"within 10 % of it or above at ([\d.]+) % \(95 % CI ([\d.]+)–([\d.]+) %, (\d+) of (\d+)\)",
+                      text)
+    assert len(near) == 3, text
+    for share, low, high, k, n in near:
+        assert float(low) <= float(share) <= float(high) and abs(float(share) - 100 * int(k) / int(n)) < 0.06
     assert "largest own-block eigenvalue" in text
     assert "python -m loopviz export --what spectrum" in at.code[0].value
     # a cursor move reuses the cached grids and Hessian series

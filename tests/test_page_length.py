@@ -49,3 +49,26 @@ def test_a_seed_without_a_run_shows_the_message_and_no_table():
     assert any("No finished run" in i.value for i in at.info)
     assert len(at.dataframe) == 0
     assert not at.button(key="train").disabled
+
+
+def test_table_1_gives_each_of_our_accuracies_and_shares_with_its_interval():
+    """QA: Table 1's accuracies and simple shares had their 95 % intervals only in the full
+    table, inside an expander. Each of our cells now reads 'value (low–high)', the interval the
+    full table holds (Clopper–Pearson over the simple sequences of that length)."""
+    at = page().run()
+    compare = at.dataframe[0].value
+    full = at.dataframe[1].value
+    checked = 0
+    for _, row in compare.iterrows():
+        for model, column in (("single", "Single"), ("looped", "Looped"), ("shift", "SHIFT")):
+            cell = row[column]
+            if cell == "—":
+                continue
+            match = full[(full["data"] == row["data"]) & (full["length"] == row["L"]) & (full["model"] == model)]
+            r = match.iloc[0]
+            assert cell == (f"{100 * r['acc_simple']:.1f} % ({100 * r['acc_simple_low']:.1f}–"
+                            f"{100 * r['acc_simple_high']:.1f})"), (cell, r.to_dict())
+            checked += 1
+        if row["simple share"] != "—":
+            assert "(" in row["simple share"] and "–" in row["simple share"], row["simple share"]
+    assert checked >= 10

@@ -7,9 +7,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..landscape import BLOCKS, BlockSpectra, CurvatureSeries
-from .style import MODEL_COLOURS, log_ticks
+from .style import MODEL_COLOURS, TOOLBAR_PX, log_ticks
 from .style import layout as _layout
 
+# The loss planes' colour bar: a narrow bar, two-decimal ticks and a two-line title keep it
+# within this even at presenter mode's larger chart font.
+COLOUR_BAR_PX = 110
 BLOCK_COLOURS = {"W_K": "#e76f51", "W_Q": "#f4a261", "W_V": "#2a9d8f", "W_h": "#264653"}
 
 
@@ -26,7 +29,7 @@ def loss_plane_figure(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray,
     top = float(min(z.max(), np.log10(cap)))
     fig = go.Figure(go.Contour(x=alpha, y=beta, z=z, colorscale="Viridis", zmin=float(z.min()), zmax=top,
                                contours=dict(start=float(z.min()), end=top, size=(top - float(z.min())) / 25),
-                               colorbar=dict(title="log10 loss", len=0.8),
+                               colorbar=dict(title="log10<br>loss", len=0.8, thickness=20, tickformat=".2f"),
                                hovertemplate="α %{x:.3g}<br>β %{y:.3g}<br>log10 loss %{z:.4f}<extra></extra>"))
     for label, (model, coords, epochs) in paths.items():
         colour = MODEL_COLOURS.get(model, "#333")
@@ -42,9 +45,9 @@ def loss_plane_figure(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray,
     fig.update_xaxes(range=[alpha[0], alpha[-1]])
     fig.update_yaxes(range=[beta[0], beta[-1]])
     fig = _layout(fig, title, "α (along the plane's first direction)", "β", height=470)
-    # The colour bar takes the right margin (it pushes the margin itself, so no lane stays free
-    # there): the toolbar stands across the top, right of the short left-aligned title.
-    fig.update_layout(hovermode="closest", modebar=dict(orientation="h"))
+    # The colour bar stands in a right margin wide enough for it and, beyond it, the upright
+    # toolbar's lane (across the top, the toolbar covered the title of a half-width chart).
+    fig.update_layout(hovermode="closest", margin=dict(r=COLOUR_BAR_PX + TOOLBAR_PX))
     return fig
 
 

@@ -9,7 +9,7 @@ import plotly.colors
 import plotly.graph_objects as go
 
 from .style import MARGIN as _MARGIN
-from .style import LEGEND, MODEL_COLOURS, MODEL_LABELS
+from .style import LEGEND, MODEL_COLOURS, MODEL_LABELS, TOOLBAR_PX
 
 
 
@@ -37,7 +37,7 @@ def ic_distribution_figure(test_ic: dict[int, np.ndarray], train_ic: np.ndarray,
     fig.update_layout(barmode="overlay", height=380,
                       title=dict(text="IC distributions of the test sets (Figure 7)", x=0, xanchor="left"),
                       modebar=dict(orientation="v"),
-                      margin=dict(_MARGIN, b=0), legend=LEGEND,
+                      margin=dict(_MARGIN, r=_MARGIN["r"] + TOOLBAR_PX, b=0), legend=LEGEND,
                       xaxis_title="information content −ln P(X) (nats)", xaxis_automargin=True, yaxis_title="density")
     return fig
 
@@ -68,7 +68,8 @@ def accuracy_vs_length_figure(table: pd.DataFrame) -> go.Figure:
                       annotation_text=f"chance {chance:.2f}")
     fig.update_yaxes(range=[0, 1.05])
     fig.update_layout(title=dict(text="Accuracy against sequence length (Figure 9)", x=0, xanchor="left"),
-                      height=380, modebar=dict(orientation="v"), margin=dict(_MARGIN, b=0),
+                      height=380, modebar=dict(orientation="v"),
+                      margin=dict(_MARGIN, r=_MARGIN["r"] + TOOLBAR_PX, b=0),   # the toolbar's lane
                       legend=LEGEND, hovermode="x unified",
                       xaxis_title="sequence length L (◆ = training set, L = 4)", xaxis_automargin=True,
                       yaxis_title="accuracy")

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .style import MARGIN as _MARGIN
-from .style import LEGEND, MODEL_COLOURS, log_ticks
+from .style import LEGEND, MODEL_COLOURS, TOOLBAR_PX, log_ticks
 from .style import layout as _layout
 
 U_COLOR, V_COLOR = "#1f77b4", "#d62728"
@@ -136,7 +136,7 @@ def path_figure(river: np.ndarray, valley: np.ndarray, level_river: np.ndarray,
                 fromcurrent=True, mode="immediate")
     fig.update_layout(
         title=dict(text=title, x=0, xanchor="left"), modebar=dict(orientation="v"),
-        margin=dict(_MARGIN, b=130), height=480, showlegend=False,
+        margin=dict(_MARGIN, r=_MARGIN["r"] + TOOLBAR_PX, b=130), height=480, showlegend=False,   # toolbar lane
         plot_bgcolor="white",
         xaxis=dict(title="river progress ĥ_Rᵀ(θ_R,k − θ_R,0)", range=x_range, showgrid=False),
         yaxis=dict(title="valley coordinate v_iᵀθ_V,k", range=y_range, showgrid=False),
@@ -191,29 +191,37 @@ def progress_loss_figure(progress: dict[str, np.ndarray], loss: dict[str, np.nda
 
     Arrays are indexed by step k = 0..K. The valleys' own descent dwarfs the river's
     share of the loss; the zoomed panel is where Corollary 2's comparison shows.
+    River progress spans the top row; the two loss panels share the row below (three
+    panels side by side were ~90 px each in an 800 px window, their ticks running together).
     """
     last = next(iter(loss.values())).size - 1
     whole, late = shown_steps(0, last), shown_steps(last // 2, last)
-    panels = (("river progress", progress, whole), ("loss L(θ_k)", loss, whole),
-              (f"loss, steps {last // 2}–{last}", loss, late))
-    # Three side-by-side axes laid out by hand: make_subplots costs more than the data.
-    width, gap = 0.28, 0.08
-    layout = dict(height=340, margin=dict(_MARGIN, t=70), legend=dict(orientation="h", y=1.25, x=0),
-                  annotations=[])
+    gap, row_gap = 0.16, 0.2
+    half = (1 - gap) / 2
+    top, bottom = [0.5 + row_gap / 2, 1.0], [0.0, 0.5 - row_gap / 2]
+    panels = (("river progress ĥ_Rᵀ(θ_R,k − θ_R,0)", progress, whole, [0, 1], top),
+              ("loss L(θ_k)", loss, whole, [0, half], bottom),
+              (f"loss, steps {last // 2}–{last}", loss, late, [1 - half, 1], bottom))
+    # Axes laid out by hand: make_subplots costs more than the data.
+    layout = dict(annotations=[])
     data = []
-    for j, (label, series, steps) in enumerate(panels):
+    for j, (label, series, steps, x_domain, y_domain) in enumerate(panels):
         suffix = "" if j == 0 else str(j + 1)
-        lo = j * (width + gap)
-        layout[f"xaxis{suffix}"] = dict(domain=[lo, lo + width], anchor=f"y{suffix}",
-                                        title=dict(text="step k"))
-        layout[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}")
-        layout["annotations"].append(dict(text=label, x=lo + width / 2, y=1.02, xref="paper",
-                                          yref="paper", showarrow=False, yanchor="bottom"))
+        layout[f"xaxis{suffix}"] = dict(domain=x_domain, anchor=f"y{suffix}", title=dict(text="step k"),
+                                        automargin=True)
+        # Plain numbers ("−2e−7"): an SI prefix on a loss ("−0.2µ") reads like a unit.
+        layout[f"yaxis{suffix}"] = dict(domain=y_domain, anchor=f"x{suffix}", tickformat="~g", nticks=5)
+        layout["annotations"].append(dict(text=label, x=x_domain[0], y=y_domain[1], xref="paper", yref="paper",
+                                          showarrow=False, xanchor="left", yanchor="bottom"))
         for name, color in (("U", U_COLOR), ("V", V_COLOR)):
             data.append(go.Scatter(x=steps, y=_clean(series[name][steps]), xaxis=f"x{suffix}",
                                    yaxis=f"y{suffix}", name=f"{name} valley", legendgroup=name,
                                    showlegend=j == 0, line=dict(color=color)))
-    return go.Figure(data, layout)
+    fig = go.Figure(data, layout)
+    fig = _layout(fig, "River progress and loss", "step k", None, height=560)
+    # The top panel's own title stands between the figure's title and the plot: room for both,
+    # at presenter mode's larger fonts too.
+    return fig.update_layout(margin_t=90)
 
 
 def force_figure(force: np.ndarray, unforced: np.ndarray, bound: float, *, title: str,
@@ -230,10 +238,12 @@ def force_figure(force: np.ndarray, unforced: np.ndarray, bound: float, *, title
         go.Scatter(x=[1, int(k[-1])], y=[bound, bound], name="𝒞 (bound)", mode="lines",
                    line=dict(color="black", dash="dot")),
     ])
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=320, margin=dict(_MARGIN, b=0),
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=320,
+                      margin=dict(_MARGIN, r=_MARGIN["r"] + TOOLBAR_PX, b=0),   # the upright toolbar's lane
                       modebar=dict(orientation="v"), legend=dict(LEGEND, x=0),
                       xaxis=dict(title="step k", automargin=True),
-                      yaxis=dict(title="force norm", type="log", range=y_range))
+                      yaxis=dict(title="force norm", type="log", range=y_range,
+                                 **(log_ticks(*y_range) if y_range is not None else {})))
     return fig
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from ..config import ConfigError, RunConfig, TRANSITION_KINDS, EMBEDDINGS, OPTIMIZERS
-from .inputs import warn_refused_query
+from .inputs import bounded_number, clear_range_note, warn_refused_query
 
 NOTES_KEY = "run_config_notes"
 SHARED_KEY = "run_config_shared"   # the config app.py drew in this run for the page it is about to run
@@ -63,9 +63,20 @@ def _in_range(knob: Knob, value: Any) -> bool:
     return isinstance(value, bool)
 
 
-def parse_query(params: dict[str, str], default: RunConfig) -> tuple[RunConfig, dict[str, str]]:
+def _a_number(knob: Knob, raw: str) -> bool:
+    """Whether `raw` reads as a number of the knob's kind (int or float)."""
+    try:
+        {"int": int, "float": float}[knob.kind](raw)
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
+def parse_query(params: dict[str, str], default: RunConfig,
+                numeric_ranges: bool = True) -> tuple[RunConfig, dict[str, str]]:
     """Config from the knobs' query parameters; each bad one falls back to its default,
-    with a note keyed by the knob's name."""
+    with a note keyed by the knob's name. `numeric_ranges=False` leaves a number outside its
+    knob's range unnoted (and unapplied): the sidebar's bounded widget says so itself."""
     values = default.to_dict()
     notes = {}
     for knob in KNOBS:
@@ -75,10 +86,14 @@ def parse_query(params: dict[str, str], default: RunConfig) -> tuple[RunConfig, 
         try:
             value = getattr(RunConfig.from_dict({**values, knob.name: raw}), knob.name)
         except ConfigError as exc:
+            if not numeric_ranges and _a_number(knob, raw):   # a number, but out of range
+                continue
             notes[knob.name] = (f"query parameter {knob.name}={raw!r} ignored ({exc}); "
                                 f"using {getattr(default, knob.name)!r}")
             continue
         if not _in_range(knob, value):
+            if not numeric_ranges and knob.kind in ("int", "float"):   # said by the widget
+                continue
             notes[knob.name] = (f"query parameter {knob.name}={raw!r} is outside the app's range; "
                                 f"using {getattr(default, knob.name)!r}")
             continue
@@ -90,6 +105,7 @@ def reset(default: RunConfig) -> None:
     """Callback of "reset to defaults": runs before the widgets are drawn, so it may set them."""
     for knob in KNOBS:
         st.session_state[knob.name] = getattr(default, knob.name)
+        clear_range_note(knob.name)
     st.session_state[NOTES_KEY] = {}
 
 
@@ -110,7 +126,8 @@ def sidebar_config(default: RunConfig, shared: bool = True) -> RunConfig:
         return st.session_state[SHARED_KEY]
     # The URL's raw values are seen here before the widgets consume them: Streamlit drops a
     # value its widget refuses without a word, so the note is ours to give.
-    _, refused = parse_query({k: st.query_params[k] for k in KNOB_NAMES if k in st.query_params}, default)
+    _, refused = parse_query({k: st.query_params[k] for k in KNOB_NAMES if k in st.query_params}, default,
+                             numeric_ranges=False)
     notes = st.session_state.setdefault(NOTES_KEY, {})
     notes.update(refused)
 
@@ -142,10 +159,10 @@ def sidebar_config(default: RunConfig, shared: bool = True) -> RunConfig:
 def _widget(knob: Knob, default: Any) -> Any:
     common = dict(key=knob.name, help=knob.help or None, bind="query-params", persist_state="session")
     if knob.kind == "int":
-        return int(st.number_input(knob.label, int(knob.low), int(knob.high), int(default), step=1, **common))
+        return int(bounded_number(knob.label, int(knob.low), int(knob.high), int(default), step=1, **common))
     if knob.kind == "float":
-        return float(st.number_input(knob.label, float(knob.low), float(knob.high), float(default), format="%g",
-                                     **common))
+        return float(bounded_number(knob.label, float(knob.low), float(knob.high), float(default), format="%g",
+                                    **common))
     if knob.kind == "choice":
         return st.selectbox(knob.label, knob.choices, index=knob.choices.index(default), **common)
     return bool(st.checkbox(knob.label, bool(default), **common))

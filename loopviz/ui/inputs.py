@@ -50,3 +50,67 @@ def warn_refused_query(key: str, accept: Callable[[str], bool], refusal: str) ->
         ok = False
     if not ok:
         st.warning(f"query parameter {key}={raw!r} {refusal}")
+
+
+def _valid_key(key: str) -> str:
+    return f"{key}::valid"
+
+
+def _note_key(key: str) -> str:
+    return f"{key}::note"
+
+
+def _restore_key(key: str) -> str:
+    return f"{key}::restore"
+
+
+def range_note(label: str, low: float, high: float, value: float, kept: float, source: str = "") -> str:
+    """The one message for a number outside its knob's range."""
+    return (f"**{label}** must be between {low:g} and {high:g}: {source}{value:g} was not applied; "
+            f"it stays {kept:g}.")
+
+
+def clear_range_note(key: str) -> None:
+    """Forget a knob's out-of-range message (a callback that set its value, such as reset)."""
+    st.session_state.pop(_note_key(key), None)
+
+
+def _check_typed(key: str, label: str, low: float, high: float, default: float) -> None:
+    """on_change of a bounded number: a typed value out of range is put back to the last valid
+    one (a callback runs before the widget is drawn, so it may set it), with a message."""
+    value = st.session_state[key]
+    if low <= value <= high:
+        clear_range_note(key)
+        return
+    kept = st.session_state.get(_valid_key(key), default)
+    st.session_state[key] = kept
+    st.session_state[_note_key(key)] = range_note(label, low, high, value, kept)
+
+
+def bounded_number(label: str, low: float, high: float, value: float, *, key: str, where=st, **kwargs) -> float:
+    """`st.number_input` whose range [low, high] is checked here rather than by Streamlit.
+
+    Streamlit 1.67's browser widget refuses a typed number outside min/max by a red outline
+    and an icon whose tooltip holds the reason, keeps the old value and never tells the
+    script; a user sees the charts not change. Without min/max the script sees the number:
+    a typed one is put back to the last valid value by the on_change callback; one seeded
+    from the URL (`bind="query-params"`, first run) cannot be changed once drawn, so the run
+    is redone with the last valid value set before the widget. Either way one warning under
+    the widget names the knob, its range and the value in use. Integers when `value` is an int;
+    `where` is the container (st, a column, st.sidebar).
+    """
+    restore = st.session_state.pop(_restore_key(key), None)
+    if restore is not None:
+        st.session_state[key] = restore
+    shown = where.number_input(label, value=value, key=key, on_change=_check_typed,
+                               args=(key, label, low, high, value), **kwargs)
+    if not low <= shown <= high:
+        kept = st.session_state.get(_valid_key(key), value)
+        st.session_state[_restore_key(key)] = kept
+        st.session_state[_note_key(key)] = range_note(label, low, high, shown, kept, "the link's ")
+        st.rerun()
+    st.session_state[_valid_key(key)] = shown
+    note = st.session_state.get(_note_key(key))
+    if note:
+        where.warning(note)
+    return shown
