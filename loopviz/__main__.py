@@ -432,6 +432,10 @@ def command_sweep_shift(args: argparse.Namespace) -> int:
     rows, interrupted, _ = sweeps.sweep(points, raw_path, args.force, workers, scheduler,
                                  Progress("sweep-shift", len(points)))
     if rows.empty or not (rows["model"] == "looped").any() or not (rows["model"] == "shift").any():
+        if interrupted:  # Ctrl-C's exit status, whatever finished; the rows kept let a rerun resume
+            print("no summary yet: a pure Looped-Attn and a SHIFT run must both finish first; the same command "
+                  "resumes the sweep", file=sys.stderr)
+            return EXIT_CANCELLED
         print("error: too few runs finished to compare SHIFT with pure Looped-Attn", file=sys.stderr)
         return EXIT_FAILED
     summary = sweeps.summarise_shift_sweep(rows)

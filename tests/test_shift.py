@@ -276,3 +276,16 @@ def test_the_shift_pages_science_loads_no_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_shift_sweep_interrupted_before_any_comparison_exits_as_interrupted(tmp_path, monkeypatch, capsys):
+    """Ctrl-C before a pure Looped and a SHIFT run have both finished is still Ctrl-C (130, the
+    rows kept for a rerun), not a failure; without the interrupt it is one error line (1)."""
+    from loopviz import sweeps
+
+    only_looped = pd.DataFrame({"model": ["looped"], "shift_epoch": [0]})
+    for interrupted, code, said in ((True, 130, "no summary yet"), (False, 1, "error: too few runs")):
+        monkeypatch.setattr(sweeps, "sweep", lambda *a, interrupted=interrupted, **k: (only_looped, interrupted, 0))
+        assert main(["sweep-shift", "--epochs", "10", "--shift-epochs", "0,5", "--serial",
+                     "--out", str(tmp_path / f"s{code}.csv")]) == code
+        assert said in capsys.readouterr().err
