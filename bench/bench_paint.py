@@ -351,7 +351,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--port", type=int, default=8610)
-    parser.add_argument("--starts", default="streamlit", help="comma-separated: streamlit, launcher")
+    parser.add_argument("--starts", default="launcher", help="comma-separated: streamlit, launcher (the README's)")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--before", type=Path, default=None,
                         help="another tree (e.g. `git archive COMMIT | tar -x -C DIR`): its app, started by "
