@@ -1,6 +1,7 @@
 """Benchmark: first paint of a page with charts (issue #12's goal: ≤ 3 s), in a real headless Chromium.
 
     python bench/bench_paint.py [--repeats 3] [--port 8610] [--starts streamlit,launcher] [--no-profile]
+                                [--before DIR]
 
 Each timing starts at the browser's request (the browser is already open on about:blank) and
 polls the DOM every 40 ms for: the page title (an h1), the first chart drawn (a Plotly plot
@@ -19,12 +20,18 @@ charts as chart elements, and the script run ended). Scenarios:
   (`present.style()`: the CSS, and the script that starts loading Plotly's chunk at once).
 
 `--starts` picks how the app server starts: `streamlit` (`streamlit run app.py`) and/or
-`launcher` (`python -m loopviz app`, which warms the Python side before it serves).
-The breakdown: bytes the server sent over the websocket (Chromium's performance log), the
-JavaScript chunks the page fetched (resource timing: Plotly's bundle is the largest), and
-(unless --no-profile) the server side of Home's script in a fresh interpreter: imports,
-reading the bundled runs, building the figures, and their JSON (size and time), cold and warm.
-Min and median over --repeats; every line carries the load average (2 shared cores).
+`launcher` (`python -m loopviz app`, which loads Home's modules before it serves).
+`--before DIR` adds an older tree's app (`git archive COMMIT | tar -x -C DIR`) to every round.
+The breakdown: when the frame holding the first figure arrived ("chart sent": the server's
+side; the rest to "first chart" is the browser's) and the bytes the server sent over the
+websocket (Chromium's performance log); the server's CPU seconds before and during the first
+visit and during a later one (/proc: little changed by other people's load); the JavaScript
+chunks the page fetched (resource timing: Plotly's bundle is the largest); and (unless
+--no-profile) the server side of Home's script in a fresh interpreter: imports, reading the
+bundled runs, building the figures, and their JSON (size and time), cold and warm.
+Min and median over --repeats; every section carries the load average (2 shared cores). The
+default run (3 repeats, one start) takes ~3 min: each round starts three servers and five
+browsers.
 """
 from __future__ import annotations
 
@@ -344,7 +351,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--port", type=int, default=8610)
-    parser.add_argument("--starts", default="streamlit", help="comma-separated: streamlit, launcher")
+    parser.add_argument("--starts", default="launcher", help="comma-separated: streamlit, launcher (the README's)")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--before", type=Path, default=None,
                         help="another tree (e.g. `git archive COMMIT | tar -x -C DIR`): its app, started by "
