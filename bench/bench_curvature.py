@@ -95,8 +95,9 @@ def main() -> None:
               f"spectra agree to {err:.1e} (relative)")
     if args.d <= 8:  # at small d several epochs share one call (as the pipeline sends chunks of ten)
         thetas = np.repeat(theta[None], 10, axis=0)
-        t10 = best_cpu(lambda: hessian.spectra(thetas, [config.loops] * 10, E0, counts), args.repeat)
-        print(f"looped, a chunk of 10 epochs: {t10 / 10 * 1e3:.2f} ms per spectrum (×{t10 / 10 / floor:5.2f} floor)")
+        for model, loops in (("single", 1), ("looped", config.loops)):
+            t10 = best_cpu(lambda: hessian.spectra(thetas, [loops] * 10, E0, counts), args.repeat) / 10
+            print(f"{model}, a chunk of 10 epochs: {t10 * 1e3:.2f} ms per spectrum (×{t10 / floor:5.2f} floor)")
     serial = (per_epoch["single"] + per_epoch["looped"]) * SPECTRA / 2
     print(f"protocol's spectra, one core: {serial:6.1f} s = ×{serial / (floor * SPECTRA):4.2f} the floor "
           f"{'(goal ≤ 2.5) ' if args.d == 16 else ''}; {load_note()}")

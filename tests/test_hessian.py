@@ -99,13 +99,14 @@ def test_spectra_group_by_loops_and_keep_the_order(problems):
         np.testing.assert_allclose(e, expected, rtol=0, atol=1e-13 * np.abs(expected).max())
 
 
-def test_spectra_across_several_batches_equal_one_at_a_time(problems):
+@pytest.mark.parametrize("loops", [1, 3])   # Single-Attn batches more weight sets a call
+def test_spectra_across_several_batches_equal_one_at_a_time(problems, loops):
     problem = problems[4]
-    n = 2 * hessian.batch_size(4) + 1          # two full batches and a partial one
+    n = 2 * hessian.batch_size(4, loops) + 1   # two full batches and a partial one
     thetas = np.random.default_rng(8).standard_normal((n, models.param_count(4))) * 0.3
-    eig = hessian.spectra(thetas, [3] * n, *arrays(problem))
+    eig = hessian.spectra(thetas, [loops] * n, *arrays(problem))
     for theta, e in zip(thetas, eig):
-        alone = np.linalg.eigvalsh(hessian.loss_hessian(theta, *arrays(problem), 3))
+        alone = np.linalg.eigvalsh(hessian.loss_hessian(theta, *arrays(problem), loops))
         np.testing.assert_allclose(e, alone, rtol=0, atol=1e-13 * np.abs(alone).max())
 
 
@@ -164,7 +165,7 @@ def test_a_long_small_run_sends_its_spectra_to_a_worker_with_the_same_numbers(pr
 
 
 def test_keep_heap_thresholds_are_c_ints_that_grow_with_the_tangents():
-    sizes = [8 * 27 * 3 * d * 2 * d * d * hessian.batch_size(d) for d in (1, 4, 16, 32, 64)]
+    sizes = [8 * 27 * 3 * d * 2 * d * d * hessian.batch_size(d, 1) for d in (1, 4, 16, 32, 64)]
     thresholds = [hessian.heap_thresholds(size) for size in sizes]
     for (mmap, trim), size in zip(thresholds, sizes):
         assert 0 < mmap <= 32 << 20 and 0 < trim < 2**31   # d = 64's 32 tangents would overflow a C int

@@ -255,23 +255,25 @@ def training_arrays(config) -> tuple[np.ndarray, np.ndarray]:
     return np.swapaxes(token[contexts] + position[:n], 1, 2), markov.count_table(task.train)
 
 
-def batch_size(d: int) -> int:
-    """Weight sets per call: batching amortises numpy's per-call overhead at small d, but
-    past ~64 / d² sets the tangents (~27 · 2d⁴ · N doubles each) outgrow the L2 cache
-    and a Looped spectrum at d = 4 costs twice as much (bench/bench_curvature.py --d 4)."""
-    return max(1, 64 // (d * d))
+def batch_size(d: int, loops: int) -> int:
+    """Weight sets per call: batching amortises numpy's per-call overhead at small d, but a
+    call keeps `loops` loops of tangents (~27 · 2d⁴ · N doubles each) and past ~192 / (loops ·
+    d²) sets they outgrow the L2 cache: Looped-Attn (T = 3) at d = 6 or 8 then costs more per
+    weight set (d = 8: 3.1 ms at N = 1, 3.8 at N = 4), while Single-Attn's one loop gains up
+    to a whole chunk of ten at d = 4 (a chunk: 0.20 → 0.17 ms per spectrum, eigenvalues included)."""
+    return max(1, 192 // (loops * d * d))
 
 
 def hessian_batches(thetas: np.ndarray, loops: np.ndarray, E0: np.ndarray, counts: np.ndarray):
     """Yield (indices, ∇²L [k, P, P]) for the weight sets θ [N, P] with their loop counts:
-    weight sets with equal loops are batched in order (batch_size(d) a call), so a given
+    weight sets with equal loops are batched in order (batch_size(d, loops) a call), so a given
     list of (θ, loops) always takes the same arithmetic path (same numbers, bit for bit)."""
     thetas = np.asarray(thetas, dtype=np.float64)
     loops = np.asarray(loops).astype(int)
     B0, d, n = E0.shape
-    step = batch_size(d)
-    keep_heap(8 * step * B0 * n * d * 2 * d * d)
-    for T in np.unique(loops):
+    steps = {int(T): batch_size(d, int(T)) for T in np.unique(loops)}
+    keep_heap(8 * max(steps.values(), default=1) * B0 * n * d * 2 * d * d)
+    for T, step in steps.items():
         idx = np.nonzero(loops == T)[0]
         for begin in range(0, len(idx), step):
             part = idx[begin:begin + step]
