@@ -168,10 +168,10 @@ return boxes.length ? out : ['no atlas squares drawn'];
 """
 
 
-def screen_faults(driver, metrics: bool = True) -> list[str]:
+def screen_faults(driver) -> list[str]:
     """Overlapping or cut chart text, cut metrics, exception boxes, and 'None' / 'nan' words."""
     faults = list(driver.execute_script(OVERLAPS)) + list(driver.execute_script(CUT_CHIPS))
-    faults += list(driver.execute_script(CUT_METRICS)) if metrics else []
+    faults += list(driver.execute_script(CUT_METRICS))
     faults += [f"exception: {e.text[:200]}" for e in driver.find_elements(By.CSS_SELECTOR,
                                                                          '[data-testid="stException"]')]
     words = driver.find_element(By.TAG_NAME, "body").text.split()
@@ -188,8 +188,7 @@ def test_every_page_reads_cleanly(url, driver, size, suffix):
         driver.get(f"{url}/{page}{suffix}")
         settled(driver)
         time.sleep(1)   # Plotly's last relayout after the charts' widths settle
-        # Home's metric labels are cut at 800 px too: app_pages/home.py is another engineer's (reported).
-        faults += [f"/{page}{suffix}: {f}" for f in screen_faults(driver, metrics=page != "")]
+        faults += [f"/{page}{suffix}: {f}" for f in screen_faults(driver)]
         if page == "atlas":
             faults += list(driver.execute_script(TOUCHING_SQUARES))
     assert not faults, "\n".join(faults)

@@ -23,10 +23,10 @@ def test_app_opens_on_the_home_page_with_the_bundled_run():
     assert not at.exception
     assert "why looped transformers" in at.title[0].value
     labels = [m.label for m in at.metric]
-    assert "Looped-Attn high-IC train accuracy" in labels
+    assert "Looped, high-IC train" in labels
     # QA: differences of two accuracies are percentage points, not "-0.7%" (read as a relative change).
-    gap = next(m for m in at.metric if m.label == "Looped − Single high-IC validation")
-    assert gap.value.endswith(" pp") and "%" not in gap.value, gap.value
+    gap = next(m for m in at.metric if m.label == "Looped, high-IC val.")
+    assert gap.proto.delta.endswith(" pp") and "%" not in gap.proto.delta, gap.proto.delta
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     accuracy = next(c for c in charts if c["layout"]["title"]["text"] == "Accuracy on high-information samples")
     names = {trace["name"] for trace in accuracy["data"]}
