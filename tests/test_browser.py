@@ -10,31 +10,22 @@ the sidebar values, the server's jobs and the absence of exception boxes after e
 Last, the server's log must hold no warnings. Prints the measured times (reported, not
 asserted as limits).
 """
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.browser_helpers import app_server, headless_chromium, require_chromium, wait_for
+
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "tests" / "artifacts"
 SERVER_LOG = Path(tempfile.mkdtemp(prefix="loopviz-browser-log-")) / "server.log"
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
-if not (CHROMIUM and CHROMEDRIVER):
-    if os.environ.get("LOOPVIZ_REQUIRE_BROWSER"):
-        raise RuntimeError("chromium and chromedriver are required here (apt-get install chromium chromium-driver)")
-    pytest.skip("Debian's chromium and chromium-driver are not installed", allow_module_level=True)
+require_chromium()
 
-from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -43,64 +34,18 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 pytestmark = pytest.mark.browser
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
-    env = dict(os.environ, LOOPVIZ_STORE=tempfile.mkdtemp(prefix="loopviz-browser-store-"),
-               LOOPVIZ_ALGO_RUNS=tempfile.mkdtemp(prefix="loopviz-browser-algo-"))
     started = time.time()
-    SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
-    log = open(SERVER_LOG, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "loopviz", "app", "--port", str(port), "--address", "127.0.0.1"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).status == 200:
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("the Streamlit server did not become healthy in 60 s")
-    yield url, started, time.time() - started
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    with app_server(SERVER_LOG, "loopviz-browser") as url:
+        yield url, started, time.time() - started
 
 
 @pytest.fixture(scope="module")
 def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,2200",
-                 f"--user-data-dir={tempfile.mkdtemp(prefix='loopviz-chromium-')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    driver = headless_chromium(1400, 2200, "loopviz-chromium-")
     yield driver
     driver.quit()
-
-
-def wait_for(predicate, timeout: float, pause: float = 0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            value = predicate()
-        except StaleElementReferenceException:  # Streamlit replaced the element while we read it
-            value = None
-        if value:
-            return value
-        time.sleep(pause)
-    return None
 
 
 def plot_count(driver) -> int:
@@ -261,8 +206,7 @@ def shift_curve_at(driver, epoch: int) -> bool:
 def click_if_present(browser, xpath: str, tries: int = 10) -> float | None:
     """Click the element if it is (still) there and clickable, and return when; None if it is gone.
     The live fragment redraws every second, so a found element can go stale before the click lands."""
-    from selenium.common.exceptions import (ElementClickInterceptedException, ElementNotInteractableException,
-                                            StaleElementReferenceException)
+    from selenium.common.exceptions import (ElementClickInterceptedException, ElementNotInteractableException)
 
     for _ in range(tries):
         found = browser.find_elements(By.XPATH, xpath)

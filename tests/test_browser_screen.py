@@ -5,27 +5,17 @@ tick labels, colour bar, toolbar) or cut at its edge, for exception boxes and fo
 on screen; then the inputs a person gets wrong: a number typed out of its knob's range, and bad
 URL parameters. Last, the server's log holds no warnings.
 """
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-if not (CHROMIUM and CHROMEDRIVER):
-    if os.environ.get("LOOPVIZ_REQUIRE_BROWSER"):
-        raise RuntimeError("chromium and chromedriver are required here (apt-get install chromium chromium-driver)")
-    pytest.skip("Debian's chromium and chromium-driver are not installed", allow_module_level=True)
+from tests.browser_helpers import app_server, headless_chromium, require_chromium, wait_for
 
-from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
+require_chromium()
+
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
@@ -71,56 +61,17 @@ return out;
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def url():
-    port = free_port()
-    env = dict(os.environ, LOOPVIZ_STORE=tempfile.mkdtemp(prefix="loopviz-screen-store-"),
-               LOOPVIZ_ALGO_RUNS=tempfile.mkdtemp(prefix="loopviz-screen-algo-"))
-    log = open(LOG, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),
-                             "--server.headless", "true", "--server.address", "127.0.0.1"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    if not wait_for(lambda: urllib.request.urlopen(base + "/_stcore/health", timeout=1).status == 200, 60):
-        proc.kill()
-        pytest.fail("the Streamlit server did not become healthy in 60 s")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    with app_server(LOG, "loopviz-screen") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def driver():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=800,900",
-                 f"--user-data-dir={tempfile.mkdtemp(prefix='loopviz-screen-chromium-')}"):
-        options.add_argument(flag)
-    chrome = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    chrome = headless_chromium(800, 900, "loopviz-screen-chromium-")
     yield chrome
     chrome.quit()
-
-
-def wait_for(predicate, timeout: float, pause: float = 0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            value = predicate()
-        except (OSError, StaleElementReferenceException):  # not listening yet; an element replaced
-            value = None
-        if value:
-            return value
-        time.sleep(pause)
-    return None
 
 
 def settled(driver, timeout: float = 120) -> None:

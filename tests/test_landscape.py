@@ -234,24 +234,6 @@ def test_run_hessians_and_gradients_equal_autograd_per_theta(model):
         assert np.abs(g - want_g).max() <= 1e-14 * max(1.0, np.abs(want_g).max())
 
 
-def test_the_landscape_entry_points_leave_torch_unloaded():
-    """Losses, gradients and Hessians here are numpy (toy/gradient.py, toy/hessian.py): the
-    Landscape page's science loads no torch (~1.5 s, ~280 MB in the app server), let alone
-    torch._dynamo. Every entry point the page calls is run in a fresh interpreter."""
-    import subprocess
-    import sys
-    code = ("import sys\nfrom loopviz import landscape as L\nfrom loopviz.config import RunConfig\n"
-            "c = RunConfig(epochs=3, hessian_every=1)\nfrom loopviz.toy.training import train\n"
-            "import numpy as np\nrecs = list(train(c))\nthetas = np.stack([r.theta for r in recs])\n"
-            "e = np.arange(len(recs))\nj = c.to_json()\n"
-            "L.surface_view_of(j, {'Single-Attn': thetas, 'Looped-Attn': thetas[::-1]}, 'pca', 5)\n"
-            "L.curvature_series_of(j, thetas, e, 1)\nL.block_spectra_of(j, thetas[-1], 2)\n"
-            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
-                         capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
-
-
 def test_a_plane_in_slices_is_the_plane_at_once(monkeypatch):
     """batched_loss evaluates LOSS_CHUNK points a call; the slicing changes no number (each
     point is its own row of the run axis)."""

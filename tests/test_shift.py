@@ -263,21 +263,6 @@ def test_theorem3_table_in_one_pass_is_each_weight_alone():
             assert table[key][i] == value
 
 
-def test_the_shift_pages_science_loads_no_torch():
-    """switch_jump_of and theorem3_of (what the SHIFT page calls) run on toy/gradient.py's numpy:
-    the page costs the server no torch (~1.5 s and ~280 MB)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-    code = ("import sys, numpy as np\nfrom loopviz import shift\nfrom loopviz.config import RunConfig\n"
-            "j = RunConfig().to_json()\nt = np.random.default_rng(0).normal(0, .3, (3, 60))\n"
-            "shift.switch_jump_of(j, t[0])\nshift.theorem3_of(j, [0, 1, 2], t)\n"
-            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
-                         capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
-
-
 def test_a_shift_sweep_interrupted_before_any_comparison_exits_as_interrupted(tmp_path, monkeypatch, capsys):
     """Ctrl-C before a pure Looped and a SHIFT run have both finished is still Ctrl-C (130, the
     rows kept for a rerun), not a failure; without the interrupt it is one error line (1)."""
