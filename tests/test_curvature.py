@@ -321,3 +321,17 @@ def test_observation2_sees_a_frozen_spectrum_as_mi_copying_entropy():
     assert found.copies.k == found.copies.n == 19
     fresh = np.sort(rng.lognormal(-2, 2, (20, 200)), axis=1)   # many eigenvalues share a bin: a joint, not a copy
     assert curvature.observation2(fresh, np.arange(20), np.arange(20), "histogram", edges).copies.k == 0
+
+
+def test_entropy_and_mi_in_one_pass_is_the_per_spectrum_definition_bit_for_bit():
+    """entropy_and_mi bins every spectrum in one call; each value is still matrix_entropy's and
+    mutual_information's exactly (negative, zero and tied eigenvalues included)."""
+    rng = np.random.default_rng(11)
+    spectra = rng.standard_normal((40, 60)) * np.logspace(-9, 2, 60)
+    spectra[3] = 0.0
+    spectra[7, :30] = spectra[7, 30:]
+    edges = curvature.log_bin_edges(40, 1e-8, 100.0)
+    entropy, mi = curvature.entropy_and_mi(spectra, "histogram", edges)
+    assert np.array_equal(entropy, [curvature.matrix_entropy(e, edges) for e in spectra])
+    assert np.isnan(mi[0])
+    assert np.array_equal(mi[1:], [curvature.mutual_information(a, b, edges) for a, b in zip(spectra, spectra[1:])])
