@@ -146,23 +146,3 @@ def test_cancel_stops_the_shift_run_and_it_stays_cancelled():
     at.button(key="train-shift").click().run()
     assert jobs.registry().get(config) is not job
 
-
-def test_a_fresh_job_is_polled_four_times_a_second_then_every_second(monkeypatch):
-    """live_fragment's pace: FRESH_EVERY while a job is under FRESH_SECONDS old (a SHIFT slider
-    move's Stage II ends within a second), `every` once it is older, none when nothing trains."""
-    import types
-
-    from loopviz.runs.log import RunLog
-
-    config = RunConfig(model="shift", shift_epoch=151)
-    log = RunLog(config)
-    monkeypatch.setattr(jobs, "registry", lambda: types.SimpleNamespace(get=lambda c: types.SimpleNamespace(log=log)))
-    monkeypatch.setattr(jobs, "any_running", lambda configs: not log.done)
-    paces = []
-    monkeypatch.setattr(jobs.st, "fragment", lambda f, run_every=None: paces.append(run_every) or (lambda: None))
-    jobs.live_fragment(lambda: None, {"SHIFT": config})
-    log.started -= jobs.FRESH_SECONDS + 1
-    jobs.live_fragment(lambda: None, {"SHIFT": config})
-    log.finish("complete")
-    jobs.live_fragment(lambda: None, {"SHIFT": config})
-    assert paces == [jobs.FRESH_EVERY, 1.0, None]

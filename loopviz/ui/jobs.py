@@ -285,39 +285,26 @@ def store_path(config: RunConfig):
     return registry().store.path(config)
 
 
-# A job younger than FRESH_SECONDS is polled every FRESH_EVERY seconds: a quick run (a SHIFT
-# slider move trains its Stage II in ~0.3 s at d = 4) then shows whole a quarter second after
-# it ends instead of up to a second later; older jobs fall back to `every`. Blocking the page
-# until the run ends was tried and lost: a rerun cannot be interrupted while it waits, so five
-# quick slider moves queued five waits (first curve 6.8 s instead of 1.9 s in the browser test).
-FRESH_SECONDS, FRESH_EVERY = 2.0, 0.25
-
-
-def _fresh(configs: dict[str, RunConfig]) -> bool:
-    reg = registry()
-    return any((job := reg.get(c)) is not None and not job.log.done and time.time() - job.log.started < FRESH_SECONDS
-               for c in configs.values())
-
-
 def live_fragment(body: Callable[[], None], configs: dict[str, RunConfig],
                   also_while: Callable[[], bool] = lambda: False, every: float = 1.0) -> None:
     """Draw `body` as a fragment that redraws every `every` seconds while any of `configs`
-    trains (or `also_while()` holds, e.g. ▶ play), every FRESH_EVERY seconds while a job is fresh.
+    trains (or `also_while()` holds, e.g. ▶ play).
 
     AppTest does not fire run_every by itself; tests poll with at.run(). When the polling
-    ends, or a fresh job grows old, one full rerun redraws the sidebar and sets the new pace.
+    ends, one full rerun redraws the sidebar and stops it. A faster pace for fresh jobs (0.25 s
+    for the first 2 s) was measured and lost: a SHIFT slider move's curves completed 2.5–3.2 s
+    after the key instead of 1.8–2.3 s, the browser redrawing every chart four times a second.
     """
     def active() -> bool:
         return any_running(configs) or also_while()
 
     polling = active()
-    fast = polling and _fresh(configs)
 
     # One function whether polling or not: the fragment keeps its id, so the browser's last
     # timer never asks for a fragment a full rerun replaced.
     def live() -> None:
         body()
-        if polling and (not active() or (fast and not _fresh(configs))):
+        if polling and not active():
             st.rerun()
 
-    st.fragment(live, run_every=(FRESH_EVERY if fast else every) if polling else None)()
+    st.fragment(live, run_every=every if polling else None)()
