@@ -128,8 +128,9 @@ def embedding_for(run: RunData, n_positions: int) -> tuple[np.ndarray, np.ndarra
     return token, position
 
 
-# Contexts per forward pass: the per-context scores are [n, n, d] broadcast products (gradient.py),
-# ~1 MB per 100 contexts at L = 17 and d = 4 (×4 at d = 16), so 5000 test sequences go in slices.
+# Contexts per forward pass: gradient.py's forward keeps every loop's [n, d] activations and
+# [n, n] scores per context (~10 kB at L = 17, d = 4, T = 3; several times that at d = 16), so
+# 5000 test sequences go in slices of this many.
 PREDICT_CHUNK = 500
 
 
