@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import torch
 
 CONTEXT_LEN = markov.SEQ_LEN - 1
+GRADIENT_CHUNK = 128   # weight vectors per reverse pass in Problem.gradients
 BACKENDS = ("numpy", "torch")
 # The record's metrics, in order: the count tables of the accuracies come from Problem.bucket_counts.
 BUCKETS = ("acc_low", "acc_high", "acc_all", "val_acc_low", "val_acc_high", "val_acc_all")
@@ -242,9 +243,19 @@ class Problem:
 
     def gradients(self, thetas: np.ndarray, loops: int) -> np.ndarray:
         """Exact gradients [N, P] of the full training loss at N weight vectors with one loop
-        count: one reverse pass over the run axis (runs are independent rows of the sum)."""
+        count: reverse passes over the run axis (runs are independent rows of the sum),
+        GRADIENT_CHUNK weight vectors each, so that a run's 1501 epochs (the Landscape page's
+        Adam states) keep ~10 MB of activations alive, not ~80 MB."""
         thetas = np.asarray(thetas, dtype=np.float64)
-        return Runs.of([self] * len(thetas)).loss_and_gradient(thetas, loops)[2]
+        out = np.empty_like(thetas)
+        if not len(thetas):
+            return out
+        runs = Runs.of([self] * min(len(thetas), GRADIENT_CHUNK))
+        for begin in range(0, len(thetas), GRADIENT_CHUNK):
+            part = thetas[begin:begin + GRADIENT_CHUNK]
+            rows = runs if len(part) == len(runs.E0) else Runs.of([self] * len(part))
+            out[begin:begin + len(part)] = rows.loss_and_gradient(part, loops)[2]
+        return out
 
     def hessian_spectra(self, thetas: list[np.ndarray], loops: list[int]) -> np.ndarray:
         """Spectra [N, P] at several (θ, loops): on the CPU by toy/hessian.py's closed
