@@ -320,6 +320,9 @@ def _gain_statistic(Y: np.ndarray, K: int, min_len: int):
     return np.nanmax(np.where(np.isfinite(gains), gains, -np.inf), axis=1), best, back, C
 
 
+PHASE_ROWS_PER_PASS = 25   # shuffled curves per dynamic-programming pass in phase_test
+
+
 def phase_test(entropy: np.ndarray, alpha: float = PHASE_ALPHA, permutations: int = PHASE_PERMUTATIONS,
                blocks: int = PHASE_BLOCKS, seed: int = 0) -> PhaseFit:
     """Observation 2's three phases, found only where a permutation test finds structure.
@@ -351,8 +354,12 @@ def phase_test(entropy: np.ndarray, alpha: float = PHASE_ALPHA, permutations: in
     shuffled = np.stack([rng.permutation(y) for _ in range(permutations)])
     Yall = np.concatenate([y[None], shuffled])
     Yb = np.stack([_block_means(row, m)[0] for row in Yall])
-    stat, best, back, C = _gain_statistic(Yb, K, PHASE_MIN_BLOCKS)
-    observed, null = stat[0], stat[1:]
+    # The shuffles' statistics in slices (each row is its own; the DP's tables are
+    # [rows, m + 1, m + 1]: ~45 MB for all 200 rows at once, a server's peak).
+    stat, best, back, C = _gain_statistic(Yb[:1], K, PHASE_MIN_BLOCKS)
+    observed = stat[0]
+    null = np.concatenate([_gain_statistic(Yb[i:i + PHASE_ROWS_PER_PASS], K, PHASE_MIN_BLOCKS)[0]
+                           for i in range(1, len(Yb), PHASE_ROWS_PER_PASS)])
     p_value = float((1 + np.sum(null >= observed)) / (1 + permutations))
     if p_value > alpha:
         return PhaseFit(none.labels, p_value, False, (), alpha, none.fitted)
