@@ -27,7 +27,6 @@ import numpy as np
 import scipy.linalg
 
 from .config import RunConfig
-from .toy import gradient
 from .toy.embedding import BLOCKS, block_slices
 from .toy.optim import BETAS, EPS
 
@@ -119,25 +118,13 @@ def plane_axes(coords: list[np.ndarray], n: int, pad: float = 0.15) -> tuple[np.
     return np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)
 
 
-# Grid points per call: the forward pass holds ~10 arrays of 27 · 3 · d doubles per point
-# (at d = 16 and 1681 points, ~17 MB each), so a plane is evaluated in slices of this many.
-LOSS_CHUNK = 256
-
-
 def batched_loss(problem, loops: int) -> Callable[[np.ndarray], np.ndarray]:
-    """The full training loss of `problem` with `loops` loops over many θ [N, P] → [N]:
-    each θ is one run on toy/gradient.py's run axis (the training step's own forward pass),
-    LOSS_CHUNK at a time.
-    """
+    """The full training loss of `problem` with `loops` loops over many θ [..., P] → [...]
+    (Problem.losses: each θ one run on toy/gradient.py's run axis, the training step's own
+    forward pass)."""
     def evaluate(thetas: np.ndarray) -> np.ndarray:
-        flat = np.asarray(thetas, dtype=np.float64).reshape(-1, np.shape(thetas)[-1])
-        out = np.empty(len(flat))
-        for begin in range(0, len(flat), LOSS_CHUNK):
-            part = flat[begin:begin + LOSS_CHUNK]
-            E0 = np.broadcast_to(problem.E0, (len(part), *problem.E0.shape))
-            counts = np.broadcast_to(problem.train_counts, (len(part), *problem.train_counts.shape))
-            out[begin:begin + len(part)] = gradient.weighted_cross_entropy(gradient.logits(part, E0, loops), counts)
-        return out
+        thetas = np.asarray(thetas, dtype=np.float64)
+        return problem.losses(thetas.reshape(-1, thetas.shape[-1]), loops).reshape(thetas.shape[:-1])
     return evaluate
 
 

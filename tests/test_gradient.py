@@ -147,7 +147,7 @@ def test_an_unknown_backend_is_refused():
 
 
 def test_problem_gradients_in_chunks_are_the_whole_pass_bit_for_bit(monkeypatch):
-    """Problem.gradients takes GRADIENT_CHUNK weight vectors per reverse pass (memory); the
+    """Problem.gradients takes RUNS_PER_PASS weight vectors per reverse pass (memory); the
     slicing changes no number, and no weight vectors give no rows."""
     from loopviz.config import RunConfig
     from loopviz.toy import training
@@ -155,6 +155,7 @@ def test_problem_gradients_in_chunks_are_the_whole_pass_bit_for_bit(monkeypatch)
     problem = training.prepare(RunConfig(d=4))
     thetas = np.random.default_rng(5).normal(0, 0.4, (11, 60))
     whole = problem.gradients(thetas, 3)
-    monkeypatch.setattr(training, "GRADIENT_CHUNK", 4)
+    monkeypatch.setattr(training, "RUNS_PER_PASS", 4)
     assert np.array_equal(problem.gradients(thetas, 3), whole)
     assert problem.gradients(np.zeros((0, 60)), 3).shape == (0, 60)
+    assert problem.losses(np.zeros((0, 60)), 3).shape == (0,)

@@ -12,6 +12,7 @@ from loopviz import landscape as L
 from loopviz.config import RunConfig
 from loopviz.runs.format import read_run
 from loopviz.toy import models
+from loopviz.toy import training
 from loopviz.toy.training import Trainer, prepare
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "default"
@@ -235,10 +236,10 @@ def test_run_hessians_and_gradients_equal_autograd_per_theta(model):
 
 
 def test_a_plane_in_slices_is_the_plane_at_once(monkeypatch):
-    """batched_loss evaluates LOSS_CHUNK points a call; the slicing changes no number (each
+    """batched_loss evaluates RUNS_PER_PASS points a call; the slicing changes no number (each
     point is its own row of the run axis)."""
     problem = prepare(RunConfig(d=4))
     thetas = np.random.default_rng(2).normal(0, 0.4, (23, 60))
     whole = L.batched_loss(problem, 3)(thetas)
-    monkeypatch.setattr(L, "LOSS_CHUNK", 5)
+    monkeypatch.setattr(training, "RUNS_PER_PASS", 5)
     assert np.array_equal(L.batched_loss(problem, 3)(thetas), whole)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import torch
 
 CONTEXT_LEN = markov.SEQ_LEN - 1
-GRADIENT_CHUNK = 128   # weight vectors per reverse pass in Problem.gradients
+RUNS_PER_PASS = 128   # weight vectors per forward/reverse pass in Problem.losses and .gradients
 BACKENDS = ("numpy", "torch")
 # The record's metrics, in order: the count tables of the accuracies come from Problem.bucket_counts.
 BUCKETS = ("acc_low", "acc_high", "acc_all", "val_acc_low", "val_acc_high", "val_acc_all")
@@ -241,21 +241,25 @@ class Problem:
             out[part] = batch
         return out
 
+    def losses(self, thetas: np.ndarray, loops: int) -> np.ndarray:
+        """The full training loss [N] at N weight vectors with one loop count (forward passes
+        over the run axis; the Landscape page's loss planes)."""
+        return self._in_passes(thetas, (), lambda runs, part: gradient.weighted_cross_entropy(
+            gradient.logits(part, runs.E0, loops), runs.train))
+
     def gradients(self, thetas: np.ndarray, loops: int) -> np.ndarray:
         """Exact gradients [N, P] of the full training loss at N weight vectors with one loop
-        count: reverse passes over the run axis (runs are independent rows of the sum),
-        GRADIENT_CHUNK weight vectors each, so that a run's 1501 epochs (the Landscape page's
-        Adam states) keep ~10 MB of activations alive, not ~80 MB."""
+        count (reverse passes over the run axis: runs are independent rows of the sum)."""
+        return self._in_passes(thetas, np.shape(thetas)[1:], lambda runs, part: runs.loss_and_gradient(part, loops)[2])
+
+    def _in_passes(self, thetas: np.ndarray, row: tuple, compute) -> np.ndarray:
+        """compute(Runs, θ [n, P]) → [n, *row] over N weight vectors, RUNS_PER_PASS at a time: a run's 1501
+        epochs (the Landscape page's Adam states) then keep ~10 MB of activations alive, not
+        ~80 MB. Each weight vector is its own row, so the slicing changes no number."""
         thetas = np.asarray(thetas, dtype=np.float64)
-        out = np.empty_like(thetas)
-        if not len(thetas):
-            return out
-        runs = Runs.of([self] * min(len(thetas), GRADIENT_CHUNK))
-        for begin in range(0, len(thetas), GRADIENT_CHUNK):
-            part = thetas[begin:begin + GRADIENT_CHUNK]
-            rows = runs if len(part) == len(runs.E0) else Runs.of([self] * len(part))
-            out[begin:begin + len(part)] = rows.loss_and_gradient(part, loops)[2]
-        return out
+        parts = [compute(Runs.of([self] * len(part)), part)
+                 for part in (thetas[i:i + RUNS_PER_PASS] for i in range(0, len(thetas), RUNS_PER_PASS))]
+        return np.concatenate(parts) if parts else np.empty((0, *row))
 
     def hessian_spectra(self, thetas: list[np.ndarray], loops: list[int]) -> np.ndarray:
         """Spectra [N, P] at several (θ, loops): on the CPU by toy/hessian.py's closed
