@@ -195,14 +195,18 @@ def test_an_interrupted_shift_sweep_keeps_the_points_finished(tmp_path):
                              "--shift-epochs", ",".join(str(s) for s in range(0, 400, 20)), "--repeats", "3",
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setpgrp()))
-    def finished() -> int:
+    def comparable() -> bool:
+        """≥ 3 rows kept, a pure Looped and a SHIFT run among them: a summary can be written.
+        (Points finish in any order on the workers; an interrupt before both models are in is
+        test_a_shift_sweep_interrupted_before_any_comparison_exits_as_interrupted's case.)"""
         try:
-            return len(pd.read_csv(raw))
+            rows = pd.read_csv(raw)
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):  # absent or being written
-            return 0
+            return False
+        return len(rows) >= 3 and {"looped", "shift"} <= set(rows.get("model", ()))
 
     deadline = time.time() + 120
-    while time.time() < deadline and finished() < 3:
+    while time.time() < deadline and not comparable():
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the workers too
     _, err = proc.communicate(timeout=60)
