@@ -91,7 +91,8 @@ def test_a_cancelled_queued_job_leaves_the_queue_at_once():
     from loopviz.runs.store import JobRegistry
     reg = JobRegistry(jobs.registry().store, max_running=1)
     try:
-        first = reg.start(RunConfig(d=2, epochs=3000, hessian_every=0, model="single"))
+        # Long enough to hold the slot while the second is queued (numpy trains 3000 epochs in ~0.3 s).
+        first = reg.start(RunConfig(d=2, epochs=100_000, hessian_every=0, model="single"))
         deadline = time.time() + 30
         while first.started_at is None and time.time() < deadline:  # the first holds the only slot
             time.sleep(0.01)
