@@ -79,9 +79,14 @@ shift_config = config.replace(model="shift", shift_epoch=int(shift_epoch))
 moved = st.session_state.get("shift_position") != shift_config.key()
 st.session_state["shift_position"] = shift_config.key()
 refusal = ""
-if jobs.needs_training(shift_config) and (moved or not jobs.has_job(shift_config)):
+started = jobs.needs_training(shift_config) and (moved or not jobs.has_job(shift_config))
+if started:
     refusal = jobs.start(shift_config)
-jobs.follow("shift", shift_config)
+jobs.follow("shift", shift_config)   # the position moved away from is cancelled first
+if started and not refusal:
+    # Stage II trains in ~0.3 s at the defaults: drawn complete by this run, not a second later
+    # by the live fragment (the spectra follow there).
+    jobs.wait_for_training(shift_config)
 if jobs.needs_training(shift_config) and not present.enabled():
     if st.button(f"Train the SHIFT run at epoch {int(shift_epoch)}", key="train-shift"):
         refusal = jobs.start(shift_config)

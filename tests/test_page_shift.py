@@ -1,5 +1,9 @@
+import base64
+import json
 import time
 from pathlib import Path
+
+import numpy as np
 
 import pandas as pd
 import pytest
@@ -45,6 +49,27 @@ def test_moving_the_slider_trains_stage_two_only():
     assert len(job.log.spectra) == 1501
     at.run()
     assert any(m.label == "SHIFT training (Stage I + II)" for m in at.metric)
+
+
+def shift_points(at) -> int:
+    """Epochs on the accuracy chart's SHIFT training curve (Plotly sends arrays as base64 typed arrays)."""
+    chart = next(c for c in at.get("plotly_chart") if "Accuracy on" in c.proto.spec)
+    x = next((t["x"] for t in json.loads(chart.proto.spec)["data"] if t.get("name") == "SHIFT train"), [])
+    return len(x) if isinstance(x, list) else len(np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]))
+
+
+def test_a_slider_move_is_drawn_with_stage_two_trained_in_the_same_run(monkeypatch):
+    """A quick Stage II (~0.3 s here) is waited for: the first run after the move already draws the
+    whole SHIFT curve; with no wait it draws what exists at that moment (Stage I and a few epochs)."""
+    for wait, complete in ((10.0, True), (0.0, False)):
+        monkeypatch.setattr(jobs, "TRAINING_WAIT", wait)
+        at = app_test(PAGE).run()
+        epoch = 1300 if complete else 1310
+        at.slider(key="shift_epoch").set_value(epoch).run()
+        job = jobs.registry().get(RunConfig(model="shift", shift_epoch=epoch))
+        assert job is not None and not at.exception
+        assert (shift_points(at) == RunConfig().epochs + 1) is complete, (wait, shift_points(at))
+        run_until(at, lambda a: job.log.done, timeout=120)
 
 
 def test_thresholds_without_a_plateau_are_said_and_the_slider_still_works():
@@ -131,7 +156,8 @@ def test_the_url_sets_the_shift_epoch_and_a_bad_one_is_named():
     assert any("shift_epoch='9999'" in w.value for w in bad.warning)
 
 
-def test_cancel_stops_the_shift_run_and_it_stays_cancelled():
+def test_cancel_stops_the_shift_run_and_it_stays_cancelled(monkeypatch):
+    monkeypatch.setattr(jobs, "TRAINING_WAIT", 0.0)   # the page draws at once: Cancel lands mid-run
     at = app_test(PAGE)
     at.query_params["shift_epoch"] = "480"
     at.run()

@@ -18,6 +18,10 @@ from . import present
 
 SEEN_KEY = "jobs_seen_running"     # config keys this session saw training (their end is news to it)
 WATCH_KEY = "jobs_watched"         # slot → config key this session follows (see follow())
+# How long a page may hold its run for a just-started job's training (wait_for_training): a
+# SHIFT slider move's Stage II trains in ~0.3-0.5 s (bench/bench_slider.py); a longer job is
+# drawn live after this.
+TRAINING_WAIT = 1.2
 
 
 @st.cache_resource
@@ -272,6 +276,24 @@ def start(config: RunConfig) -> str:
     except QueueFull as exc:
         return f"Not queued: {exc}."
     return ""
+
+
+def wait_for_training(config: RunConfig) -> None:
+    """Hold this script run up to TRAINING_WAIT seconds while `config`'s job trains, so that a quick
+    job (the SHIFT slider's Stage II: ~0.3 s) is drawn with its curves complete by this run
+    rather than by the live fragment's next tick a second later; its spectra may still follow.
+    Each poll reads st.session_state, one of Streamlit's yield points: a newer widget value
+    (the slider's next position) ends the wait at once, so quick moves never queue waits."""
+    job = registry().get(config)
+    if job is None:
+        return
+    deadline = time.monotonic() + TRAINING_WAIT
+    while time.monotonic() < deadline and not job.log.done:
+        with job.log.lock:
+            if job.log.records and job.log.records[-1].epoch >= config.epochs:
+                return
+        _ = WATCH_KEY in st.session_state   # the yield point
+        time.sleep(0.02)
 
 
 def all_trained_here(configs: dict[str, RunConfig]) -> bool:
