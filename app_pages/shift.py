@@ -86,7 +86,7 @@ jobs.follow("shift", shift_config)   # the position moved away from is cancelled
 if started and not refusal:
     # Stage II trains in ~0.3 s at the defaults: drawn complete by this run, not a second later
     # by the live fragment (the spectra follow there).
-    jobs.wait_for_training(shift_config)
+    jobs.wait_for_training([shift_config])
 if jobs.needs_training(shift_config) and not present.enabled():
     if st.button(f"Train the SHIFT run at epoch {int(shift_epoch)}", key="train-shift"):
         refusal = jobs.start(shift_config)

@@ -101,6 +101,22 @@ def test_a_corrupt_stored_run_is_reported_and_recomputed(tmp_path):
     assert not at.button(key="train").disabled
 
 
+def test_train_draws_quick_runs_trained_in_the_rerun_it_asks_for(monkeypatch):
+    """Train waits (interruptibly, up to jobs.TRAINING_WAIT) for quick jobs' training before its
+    rerun, so their curves are drawn complete at once; with no wait the rerun finds them mid-run."""
+    for wait, trained in ((30.0, True), (0.0, False)):
+        monkeypatch.setattr(jobs, "TRAINING_WAIT", wait)
+        epochs = 3000 if trained else 2999    # d = 8: ~1 s of training per model
+        at = app_test(PAGE)
+        at.query_params.update({"d": "8", "epochs": str(epochs), "hessian_every": "0"})
+        at.run()
+        at.button(key="train").click().run()
+        logs = [jobs.registry().get(RunConfig(d=8, epochs=epochs, hessian_every=0, model=m)).log
+                for m in ("single", "looped")]
+        assert all(log.records and log.records[-1].epoch == epochs for log in logs) is trained, wait
+        run_until(at, lambda a: all(log.done for log in logs), timeout=120)
+
+
 def test_a_diverging_run_says_where_and_keeps_its_curves():
     at = app_test(PAGE)
     at.query_params.update({"d": "8", "loops": "8", "init_scale": "1.0", "epochs": "5", "hessian_every": "0"})

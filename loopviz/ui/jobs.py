@@ -107,6 +107,7 @@ def train_button(configs: dict, where, key: str, directories: dict[str, Path] | 
         except QueueFull as exc:
             where.error(f"Not queued: {exc}.")
         else:
+            wait_for_training(list(missing.values()))
             st.rerun()
     return missing
 
@@ -278,22 +279,25 @@ def start(config: RunConfig) -> str:
     return ""
 
 
-def wait_for_training(config: RunConfig) -> None:
-    """Hold this script run up to TRAINING_WAIT seconds while `config`'s job trains, so that a quick
-    job (the SHIFT slider's Stage II: ~0.3 s) is drawn with its curves complete by this run
-    rather than by the live fragment's next tick a second later; its spectra may still follow.
-    Each poll reads st.session_state, one of Streamlit's yield points: a newer widget value
-    (the slider's next position) ends the wait at once, so quick moves never queue waits."""
-    job = registry().get(config)
-    if job is None:
-        return
+def wait_for_training(configs: list) -> None:
+    """Hold this script run up to TRAINING_WAIT seconds while the toy jobs of `configs` train,
+    so that quick jobs (a SHIFT slider move's Stage II: ~0.3 s; a default Single + Looped pair:
+    ~0.6 s) are drawn with their curves complete by the next draw rather than by the live
+    fragment's ticks a second apart; their spectra may still follow. Each poll reads
+    st.session_state, one of Streamlit's yield points: a newer widget value (the slider's next
+    position) ends the wait at once, so quick moves never queue waits."""
+    reg = registry()
+    waiting = [(job, c.epochs) for c in configs if isinstance(c, RunConfig) and (job := reg.get(c)) is not None]
     deadline = time.monotonic() + TRAINING_WAIT
-    while time.monotonic() < deadline and not job.log.done:
-        with job.log.lock:
-            if job.log.records and job.log.records[-1].epoch >= config.epochs:
-                return
+    while waiting and time.monotonic() < deadline:
+        waiting = [(job, last) for job, last in waiting if not job.log.done and not _trained(job.log, last)]
         _ = WATCH_KEY in st.session_state   # the yield point
         time.sleep(0.02)
+
+
+def _trained(log, last_epoch: int) -> bool:
+    with log.lock:
+        return bool(log.records) and log.records[-1].epoch >= last_epoch
 
 
 def all_trained_here(configs: dict[str, RunConfig]) -> bool:
