@@ -72,6 +72,27 @@ def test_a_slider_move_is_drawn_with_stage_two_trained_in_the_same_run(monkeypat
         run_until(at, lambda a: job.log.done, timeout=120)
 
 
+def test_the_training_wait_yields_to_a_newer_widget_value(monkeypatch):
+    """The wait reads st.session_state at every poll: Streamlit raises its rerun there when the
+    slider has moved on, so a stale wait ends at once instead of queueing before the new one."""
+    import streamlit
+
+    class NewerValue(Exception):
+        pass
+
+    class Interrupting:
+        def __contains__(self, key):
+            raise NewerValue
+
+    config = RunConfig(epochs=100_000, hessian_every=0)     # minutes of training
+    jobs.registry().start(config)
+    monkeypatch.setattr(streamlit, "session_state", Interrupting())
+    start = time.monotonic()
+    with pytest.raises(NewerValue):
+        jobs.wait_for_training([config])
+    assert time.monotonic() - start < 0.5 < jobs.TRAINING_WAIT
+
+
 def test_thresholds_without_a_plateau_are_said_and_the_slider_still_works():
     at = app_test(PAGE).run()
     at.number_input[0].set_value(1e-6).run()
