@@ -347,9 +347,10 @@ def train_epoch(configs: list[RunConfig], tasks: list[markov.Task], runs: Runs, 
     """The update that produces `epoch`, of one run (Trainer) or of R runs side by side (toy/batched.py).
 
     θ is one run's [P] or R runs' [R, P], updated in place by `optimizer`; `runs` holds their
-    data, configs[r] and tasks[r] run r's seed and training sequences. The schedule (loop count,
-    SHIFT, batch size, optimiser) is configs[0]'s, the same for all. At SHIFT's switch with
-    reset_optimizer the optimiser is a fresh one: the optimiser to keep is returned.
+    data; configs[r] and tasks[r] are run r's config (its seed orders the minibatches) and
+    training sequences. The schedule (loop count, SHIFT, batch size, optimiser) is configs[0]'s,
+    the same for all. At SHIFT's switch with reset_optimizer the optimiser is a fresh one: the
+    optimiser to keep is returned.
     A full-batch epoch is one step on `grad`, the full-batch gradient at θ for the previous
     epoch's loop count (the record has just computed it), recomputed when it is None or the
     loop count changes; otherwise one step per minibatch, in each run's (seed, epoch) order.
