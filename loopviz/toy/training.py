@@ -367,7 +367,7 @@ def train_epoch(configs: list[RunConfig], tasks: list[markov.Task], runs: Runs, 
             optimizer.step(grad.reshape(theta.shape))
         else:
             for counts in zip(*(minibatches(c, task, epoch) for c, task in zip(configs, tasks))):
-                optimizer.step(runs.loss_and_gradient(rows, loops, np.stack(counts))[2].reshape(theta.shape))
+                optimizer.step(runs.loss_and_gradient(rows, loops, np.array(counts))[2].reshape(theta.shape))
     return optimizer
 
 
