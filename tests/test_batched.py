@@ -4,8 +4,8 @@ import pytest
 
 from loopviz.config import RunConfig
 from loopviz.sweeps import final_metrics
-from loopviz.toy.batched import final_metrics_many, train_many
-from loopviz.toy.training import train
+from loopviz.toy.batched import _train_group, final_metrics_many, train_many
+from loopviz.toy.training import Trainer, prepare, train
 
 BASE = RunConfig(d=4, epochs=40, hessian_every=0)
 
@@ -50,6 +50,20 @@ def test_a_diverging_run_stops_where_it_stops_alone_and_spares_the_others():
     rows = final_metrics_many(configs)
     assert rows[0]["diverged"] and not rows[1]["diverged"]
     assert_same_rows(rows, configs)
+
+
+@pytest.mark.parametrize("changes", [dict(model="shift", shift_epoch=2), dict(batch_size=250)])
+def test_a_batch_through_torch_autograd_gives_each_runs_numpy_training(changes):
+    """Backend "torch" (a GPU's), here on the CPU: the batch's steps take torch autograd's
+    gradient at θ [R, P] (and on stacked minibatch counts); each row is that run trained alone
+    by numpy's gradient (toy/gradient.py), to round-off."""
+    configs = [BASE.replace(seed=s, data_seed=s, epochs=4, **changes) for s in (0, 1)]
+    rows, _ = _train_group(configs, [prepare(config, backend="torch") for config in configs], None)
+    for row, config in zip(rows, configs, strict=True):
+        alone = list(Trainer(config, prepare(config)).run())[-1]
+        assert not row["diverged"] and row["epoch"] == alone.epoch == config.epochs
+        for key, value in alone.metrics.items():
+            assert row[key] == pytest.approx(value, rel=1e-10, abs=1e-13), (config.seed, key)
 
 
 def test_curves_are_the_per_epoch_records():

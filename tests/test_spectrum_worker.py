@@ -48,88 +48,96 @@ def close_enough(got: dict, want: dict) -> None:
         np.testing.assert_allclose(got[epoch], want[epoch], rtol=0, atol=1e-13 * np.abs(want[epoch]).max())
 
 
-def test_one_worker_serves_jobs_of_different_configs_with_each_configs_numbers():
-    pool = WorkerPool(per_job=1, capacity=1)
-    try:
-        a, b = RunConfig(d=4), RunConfig(d=3, loops=2, data_seed=7)
-        [worker] = pool.lease(1)
-        pid = worker.process.pid
-        for config in (a, b, a):
-            worker.configure(config.to_json())
-            jobs = chunk(config, 10 * config.d)
-            worker.submit(jobs)
-            close_enough(answer(worker), expected(config, jobs))
-        pool.give_back([worker])
-        [again] = pool.lease(1)
-        assert again is worker and again.process.pid == pid   # warm: no second start-up
-        pool.give_back([again])
-    finally:
+@pytest.fixture
+def new_pool():
+    """WorkerPool(per_job=1, capacity=n) for n given; every pool made is closed after the test, pass or fail."""
+    made = []
+
+    def make(capacity: int = 1) -> WorkerPool:
+        made.append(WorkerPool(per_job=1, capacity=capacity))
+        return made[-1]
+    yield make
+    for pool in made:
         pool.close()
+
+
+def configured(pool: WorkerPool, config: RunConfig) -> SpectrumWorker:
+    """One worker leased from `pool` and configured for `config`."""
+    [worker] = pool.lease(1)
+    worker.configure(config.to_json())
+    return worker
+
+
+def serves(worker: SpectrumWorker, config: RunConfig, first: int) -> None:
+    """The worker answers a chunk of `config` with the spectra computed here, and nothing else."""
+    jobs = chunk(config, first)
+    worker.submit(jobs)
+    close_enough(answer(worker), expected(config, jobs))
+
+
+def test_one_worker_serves_jobs_of_different_configs_with_each_configs_numbers(new_pool):
+    pool = new_pool()
+    a, b = RunConfig(d=4), RunConfig(d=3, loops=2, data_seed=7)
+    [worker] = pool.lease(1)
+    pid = worker.process.pid
+    for config in (a, b, a):
+        worker.configure(config.to_json())
+        serves(worker, config, 10 * config.d)
+    pool.give_back([worker])
+    [again] = pool.lease(1)
+    assert again is worker and again.process.pid == pid   # warm: no second start-up
+    pool.give_back([again])
+    pool.close()
     assert not alive(pid)
 
 
-def test_a_returned_worker_with_chunks_in_flight_is_drained_and_its_answers_never_reach_the_next_job():
+def test_a_returned_worker_with_chunks_in_flight_is_drained_and_its_answers_never_reach_the_next_job(new_pool):
     config = RunConfig(d=8)
-    pool = WorkerPool(per_job=1, capacity=1)
-    try:
-        [worker] = pool.lease(1)
-        worker.configure(config.to_json())
-        for first in (0, 100, 200):
-            worker.submit(chunk(config, first, 4))
-        pool.give_back([worker])          # a cancelled job: nobody will read these answers
-        deadline = time.time() + 60
-        while not pool.idle and time.time() < deadline:
-            time.sleep(0.02)
-        [again] = pool.lease(1)
-        assert again is worker and again.outstanding == 0
-        jobs = chunk(config, 300)
-        again.submit(jobs)
-        close_enough(answer(again), expected(config, jobs))   # its own answer, not a stale one
-        assert again.results.empty()
-        pool.give_back([again])
-    finally:
-        pool.close()
+    pool = new_pool()
+    worker = configured(pool, config)
+    for first in (0, 100, 200):
+        worker.submit(chunk(config, first, 4))
+    pool.give_back([worker])          # a cancelled job: nobody will read these answers
+    deadline = time.time() + 60
+    while not pool.idle and time.time() < deadline:
+        time.sleep(0.02)
+    [again] = pool.lease(1)
+    assert again is worker and again.outstanding == 0
+    serves(again, config, 300)        # its own answer, not a stale one
+    assert again.results.empty()
+    pool.give_back([again])
 
 
-def test_a_killed_worker_fails_the_job_with_one_line_and_is_replaced():
+def test_a_killed_worker_fails_the_job_with_one_line_and_is_replaced(new_pool):
     config = RunConfig(d=24)
-    pool = WorkerPool(per_job=1, capacity=1)
-    try:
-        [worker] = pool.lease(1)
-        worker.configure(config.to_json())
-        worker.submit(chunk(config, 0, 30))
-        os.kill(worker.process.pid, signal.SIGKILL)
-        with pytest.raises(RuntimeError, match="^spectrum worker stopped"):
-            answer(worker, timeout=30)    # an answer, never a hang
-        with pytest.raises(RuntimeError, match="^spectrum worker stopped"):
-            worker.submit(chunk(config, 50))   # one clear line, not EPIPE
-        pool.give_back([worker])
-        [fresh] = pool.lease(1)
-        assert fresh is not worker and fresh.alive
-        fresh.configure(RunConfig(d=3).to_json())
-        jobs = chunk(RunConfig(d=3), 0)
-        fresh.submit(jobs)
-        close_enough(answer(fresh), expected(RunConfig(d=3), jobs))
-        pool.give_back([fresh])
-    finally:
-        pool.close()
+    pool = new_pool()
+    worker = configured(pool, config)
+    worker.submit(chunk(config, 0, 30))
+    os.kill(worker.process.pid, signal.SIGKILL)
+    with pytest.raises(RuntimeError, match="^spectrum worker stopped"):
+        answer(worker, timeout=30)    # an answer, never a hang
+    with pytest.raises(RuntimeError, match="^spectrum worker stopped"):
+        worker.submit(chunk(config, 50))   # one clear line, not EPIPE
+    pool.give_back([worker])
+    [fresh] = pool.lease(1)
+    assert fresh is not worker and fresh.alive
+    fresh.configure(RunConfig(d=3).to_json())
+    serves(fresh, RunConfig(d=3), 0)
+    pool.give_back([fresh])
 
 
-def test_close_stops_every_worker_leased_or_idle_and_a_later_lease_starts_anew():
-    pool = WorkerPool(per_job=1, capacity=2)
+def test_close_stops_every_worker_leased_or_idle_and_a_later_lease_starts_anew(new_pool):
+    pool = new_pool(2)
     leased = pool.lease(2)
     pool.give_back(leased[:1])
     pids = [w.process.pid for w in leased]
     pool.close()
     assert not any(alive(pid) for pid in pids)
     [worker] = pool.lease(1)
-    try:
-        assert worker.alive and worker.process.pid not in pids
-    finally:
-        pool.close()
+    assert worker.alive and worker.process.pid not in pids
 
 
-def test_a_small_run_borrows_the_idle_worker_once_training_ends_and_keeps_the_numbers(monkeypatch):
+def test_a_small_run_borrows_the_idle_worker_once_training_ends_and_keeps_the_numbers(new_pool, monkeypatch):
     """At d = 4 with a shared pool of two: one worker while training; once training has ended
     the idle one takes part of the backlog; every spectrum equals the inline one, and both
     workers go back idle."""
@@ -142,23 +150,20 @@ def test_a_small_run_borrows_the_idle_worker_once_training_ends_and_keeps_the_nu
         submit(self, jobs)
     monkeypatch.setattr(SpectrumWorker, "submit", counting)
     problem = prepare(config)
-    pool = WorkerPool(per_job=1, capacity=2)
-    try:
-        pool.give_back(pool.lease(2))   # both warm and idle, as in a server
-        spectra = SpectrumPool(config, problem, pool, spectra=execute_mod.WORKER_MIN_SPECTRA)
-        assert len(spectra.workers) == 1 and len(pool.idle) == 1
-        jobs = [chunk(config, 10 * i, 5) for i in range(12)]
-        for part in jobs:
-            spectra.submit(part)
-        assert len(spectra.backlog) == 12 - execute_mod.IN_FLIGHT
-        spectra.training_ended()
-        assert len(spectra.workers) == 2 and not pool.idle
-        got = dict(spectra.harvest(wait=True))
-        spectra.close()
-        assert len(pool.idle) == 2 and len(served) == 2 and sum(served.values()) == 12
-        close_enough(got, expected(config, [job for part in jobs for job in part]))
-    finally:
-        pool.close()
+    pool = new_pool(2)
+    pool.give_back(pool.lease(2))   # both warm and idle, as in a server
+    spectra = SpectrumPool(config, problem, pool, spectra=execute_mod.WORKER_MIN_SPECTRA)
+    assert len(spectra.workers) == 1 and len(pool.idle) == 1
+    jobs = [chunk(config, 10 * i, 5) for i in range(12)]
+    for part in jobs:
+        spectra.submit(part)
+    assert len(spectra.backlog) == 12 - execute_mod.IN_FLIGHT
+    spectra.training_ended()
+    assert len(spectra.workers) == 2 and not pool.idle
+    got = dict(spectra.harvest(wait=True))
+    spectra.close()
+    assert len(pool.idle) == 2 and len(served) == 2 and sum(served.values()) == 12
+    close_enough(got, expected(config, [job for part in jobs for job in part]))
 
 
 def test_a_small_cli_run_computes_part_of_the_backlog_in_its_own_thread_once_training_ends():
@@ -188,25 +193,22 @@ def test_a_small_cli_run_computes_part_of_the_backlog_in_its_own_thread_once_tra
     close_enough(got, expected(config, [job for part in jobs for job in part]))
 
 
-def test_a_run_on_a_shared_pool_equals_the_inline_run():
+def test_a_run_on_a_shared_pool_equals_the_inline_run(new_pool):
     config = RunConfig(d=4, epochs=30, hessian_every=1, model="looped")
     problem = prepare(config)
-    pool = WorkerPool(per_job=1, capacity=2)
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(execute_mod, "WORKER_MIN_SPECTRA", 10)
-            log = execute(config, workers=pool, problem=problem, chunk=4)
-        assert log.status == "complete" and pool.every and len(pool.idle) == len(pool.every)
-        inline = execute(config, workers=0, problem=problem)
-        assert [r.metrics for r in log.records] == [r.metrics for r in inline.records]
-        close_enough(log.spectra, inline.spectra)
-    finally:
-        pool.close()
+    pool = new_pool(2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(execute_mod, "WORKER_MIN_SPECTRA", 10)
+        log = execute(config, workers=pool, problem=problem, chunk=4)
+    assert log.status == "complete" and pool.every and len(pool.idle) == len(pool.every)
+    inline = execute(config, workers=0, problem=problem)
+    assert [r.metrics for r in log.records] == [r.metrics for r in inline.records]
+    close_enough(log.spectra, inline.spectra)
 
 
-def test_a_cancelled_run_on_a_shared_pool_keeps_its_spectra_and_returns_its_workers():
+def test_a_cancelled_run_on_a_shared_pool_keeps_its_spectra_and_returns_its_workers(new_pool):
     config = RunConfig(d=8, epochs=400, hessian_every=1, model="looped")
-    pool = WorkerPool(per_job=1, capacity=1)
+    pool = new_pool()
     cancel = threading.Event()
 
     class CancelAt(execute_mod.RunLog):
@@ -214,16 +216,13 @@ def test_a_cancelled_run_on_a_shared_pool_keeps_its_spectra_and_returns_its_work
             super().add_spectrum(epoch, eigenvalues)
             if len(self.spectra) >= 20:
                 cancel.set()
-    try:
-        log = execute(config, CancelAt(config), cancel, workers=pool)
-        assert log.status == "cancelled" and len(log.spectra) >= 20
-        deadline = time.time() + 60
-        while not pool.idle and time.time() < deadline:
-            time.sleep(0.02)
-        [worker] = pool.idle
-        assert worker.alive and worker.outstanding == 0
-    finally:
-        pool.close()
+    log = execute(config, CancelAt(config), cancel, workers=pool)
+    assert log.status == "cancelled" and len(log.spectra) >= 20
+    deadline = time.time() + 60
+    while not pool.idle and time.time() < deadline:
+        time.sleep(0.02)
+    [worker] = pool.idle
+    assert worker.alive and worker.outstanding == 0
 
 
 def test_the_pool_of_a_registry_is_closed_by_clear(tmp_path):
@@ -236,15 +235,12 @@ def test_the_pool_of_a_registry_is_closed_by_clear(tmp_path):
     assert JobRegistry(RunStore(tmp_path, bundled=None), spectrum_workers=0).workers is None
 
 
-def test_a_pool_of_spectrum_pools_never_starts_a_worker_for_a_short_small_run():
+def test_a_pool_of_spectrum_pools_never_starts_a_worker_for_a_short_small_run(new_pool):
     config = RunConfig(d=4, epochs=20)
-    pool = WorkerPool(per_job=1, capacity=1)
-    try:
-        spectra = SpectrumPool(config, prepare(config), pool, spectra=21)
-        assert spectra.workers == [] and not pool.every
-        spectra.close()
-    finally:
-        pool.close()
+    pool = new_pool()
+    spectra = SpectrumPool(config, prepare(config), pool, spectra=21)
+    assert spectra.workers == [] and not pool.every
+    spectra.close()
 
 
 def test_a_registry_runs_job_after_job_of_different_configs_on_the_same_warm_workers(tmp_path, monkeypatch):
@@ -271,61 +267,51 @@ def rss_mb(pid: int) -> float:
     return int(next(line.split()[1] for line in status if line.startswith("VmRSS"))) / 1024
 
 
-def test_an_idle_warm_worker_hands_a_large_jobs_heap_back():
+def test_an_idle_warm_worker_hands_a_large_jobs_heap_back(new_pool):
     config = RunConfig(d=16)
-    pool = WorkerPool(per_job=1, capacity=1)
-    try:
-        [worker] = pool.lease(1)
-        worker.configure(config.to_json())
-        worker.submit(chunk(config, 0, 4))
-        answer(worker)
-        busy = rss_mb(worker.process.pid)
-        pool.give_back([worker])
-        deadline = time.time() + 10
-        while rss_mb(worker.process.pid) > busy - 30 and time.time() < deadline:
-            time.sleep(0.05)
-        assert rss_mb(worker.process.pid) <= busy - 30, (busy, rss_mb(worker.process.pid))
-        assert pool.idle == [worker]
-    finally:
-        pool.close()
+    pool = new_pool()
+    worker = configured(pool, config)
+    worker.submit(chunk(config, 0, 4))
+    answer(worker)
+    busy = rss_mb(worker.process.pid)
+    pool.give_back([worker])
+    deadline = time.time() + 10
+    while rss_mb(worker.process.pid) > busy - 30 and time.time() < deadline:
+        time.sleep(0.05)
+    assert rss_mb(worker.process.pid) <= busy - 30, (busy, rss_mb(worker.process.pid))
+    assert pool.idle == [worker]
 
 
-def test_a_warm_worker_that_died_while_idle_is_replaced_at_the_next_lease():
+def test_a_warm_worker_that_died_while_idle_is_replaced_at_the_next_lease(new_pool):
     config = RunConfig(d=4, model="looped")
-    pool = WorkerPool(per_job=1, capacity=1)
-    try:
-        [dead] = pool.lease(1)
-        pool.give_back([dead])
-        os.kill(dead.process.pid, signal.SIGKILL)
-        dead.process.wait(timeout=10)
-        spectra = SpectrumPool(config, prepare(config), pool, spectra=execute_mod.WORKER_MIN_SPECTRA)
-        [fresh] = spectra.workers
-        assert fresh is not dead and fresh.alive and pool.every == {fresh}
-        jobs = chunk(config, 0)
-        spectra.submit(jobs)
-        close_enough(dict(spectra.harvest(wait=True)), expected(config, jobs))
-        spectra.close()
-    finally:
-        pool.close()
+    pool = new_pool()
+    [dead] = pool.lease(1)
+    pool.give_back([dead])
+    os.kill(dead.process.pid, signal.SIGKILL)
+    dead.process.wait(timeout=10)
+    spectra = SpectrumPool(config, prepare(config), pool, spectra=execute_mod.WORKER_MIN_SPECTRA)
+    [fresh] = spectra.workers
+    assert fresh is not dead and fresh.alive and pool.every == {fresh}
+    jobs = chunk(config, 0)
+    spectra.submit(jobs)
+    close_enough(dict(spectra.harvest(wait=True)), expected(config, jobs))
+    spectra.close()
 
 
-def test_a_warm_worker_lost_between_lease_and_first_frame_is_handed_back_and_the_run_goes_on(monkeypatch):
+def test_a_warm_worker_lost_between_lease_and_first_frame_is_handed_back_and_the_run_goes_on(new_pool, monkeypatch):
     config = RunConfig(d=4, model="looped")
-    pool = WorkerPool(per_job=1, capacity=1)
-    try:
-        pool.give_back(pool.lease(1))
+    pool = new_pool()
+    pool.give_back(pool.lease(1))
 
-        def lost(self, config_json):
-            raise RuntimeError("spectrum worker stopped: lost")
-        monkeypatch.setattr(SpectrumWorker, "configure", lost)
-        spectra = SpectrumPool(config, prepare(config), pool, spectra=execute_mod.WORKER_MIN_SPECTRA)
-        assert spectra.workers == [] and len(pool.idle) == 1   # handed back, not leaked
-        jobs = chunk(config, 0)
-        spectra.submit(jobs)                                   # no worker left: computed inline
-        close_enough(dict(spectra.harvest(wait=True)), expected(config, jobs))
-        spectra.close()
-    finally:
-        pool.close()
+    def lost(self, config_json):
+        raise RuntimeError("spectrum worker stopped: lost")
+    monkeypatch.setattr(SpectrumWorker, "configure", lost)
+    spectra = SpectrumPool(config, prepare(config), pool, spectra=execute_mod.WORKER_MIN_SPECTRA)
+    assert spectra.workers == [] and len(pool.idle) == 1   # handed back, not leaked
+    jobs = chunk(config, 0)
+    spectra.submit(jobs)                                   # no worker left: computed inline
+    close_enough(dict(spectra.harvest(wait=True)), expected(config, jobs))
+    spectra.close()
 
 
 def test_a_worker_that_writes_much_to_stderr_never_blocks_and_its_last_line_is_the_message(monkeypatch):

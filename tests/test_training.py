@@ -145,3 +145,17 @@ def test_a_stored_adam_state_is_the_trainers():
     for key in ("exp_avg", "exp_avg_sq"):
         assert rebuilt["state"][0][key].dtype == np.float64
         np.testing.assert_array_equal(rebuilt["state"][0][key], original["state"][0][key])
+
+
+@pytest.mark.parametrize("changes", [dict(), dict(reset_optimizer=True), dict(batch_size=100)])
+def test_a_shift_run_trained_straight_through_is_the_staged_one(changes):
+    """Trainer on a SHIFT config reuses each record's full-batch gradient for the next step but
+    must recompute it at the switch (loops 1 → 3); execute trains Stage II from a fresh Trainer,
+    which has no gradient to reuse. Both must give the same records."""
+    config = TINY.replace(model="shift", shift_epoch=5, hessian_every=0, **changes)
+    straight = list(train(config))
+    staged = execute(config, workers=0).records
+    assert [r.loops for r in straight] == [1] * 6 + [3] * 7
+    for a, b in zip(straight, staged, strict=True):
+        assert (a.epoch, a.loops, a.metrics) == (b.epoch, b.loops, b.metrics)
+        np.testing.assert_array_equal(a.theta, b.theta)

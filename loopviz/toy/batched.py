@@ -20,7 +20,7 @@ import numpy as np
 
 from .embedding import init_weights
 from ..config import RunConfig
-from .training import Problem, Runs, evaluate, make_optimizer, minibatches, prepare
+from .training import Problem, Runs, evaluate, make_optimizer, prepare, train_epoch
 
 
 def _shape_key(config: RunConfig) -> tuple:
@@ -60,15 +60,15 @@ def train_many(configs: list[RunConfig], curve: str | None = None) -> tuple[list
 
 
 def _train_group(configs: list[RunConfig], problems: list[Problem], curve: str | None):
-    """One batch: the same shapes and schedule, different seeds and data. Each step is
-    training.Trainer's, on θ [R, P] instead of [P]: the same gradient code over the run axis
-    and the same elementwise optimiser."""
+    """One batch: the same shapes and schedule, different seeds and data. Each epoch is
+    training.train_epoch, the one training.Trainer takes, on θ [R, P] instead of [P]: the
+    same gradient code over the run axis and the same elementwise optimiser."""
     first = configs[0]
     runs = Runs.of(problems)
     R, E_total = len(configs), first.epochs
     theta = np.stack([init_weights(c.d, c.init_scale, c.seed) for c in configs])     # [R, P], updated in place
     optimizer = make_optimizer(first, theta)
-    full_batch = first.batch_size in (0, first.n_train)
+    tasks = [problem.task for problem in problems]
     alive = np.ones(R, dtype=bool)
     stopped: list[tuple[int, np.ndarray] | None] = [None] * R     # (epoch, θ) of a diverged run
     series = np.full((R, E_total + 1), np.nan) if curve else None
@@ -99,19 +99,9 @@ def _train_group(configs: list[RunConfig], problems: list[Problem], curve: str |
     for epoch in range(1, E_total + 1):
         if not alive.any():
             break
-        loops = first.loops_at(epoch)
-        if first.model == "shift" and first.reset_optimizer and epoch == first.shift_epoch + 1:
-            optimizer = make_optimizer(first, theta)
         tick = time.thread_time()
-        with np.errstate(all="ignore"):
-            if full_batch:
-                if loops != first.loops_at(epoch - 1):
-                    grad = runs.loss_and_gradient(theta, loops)[2]
-                optimizer.step(grad)
-            else:
-                for counts in zip(*(minibatches(c, p.task, epoch) for c, p in zip(configs, problems))):
-                    optimizer.step(runs.loss_and_gradient(theta, loops, np.stack(counts))[2])
-        grad = gradient(loops)   # the next full-batch step's gradient, and the divergence test
+        optimizer = train_epoch(configs, tasks, runs, theta, optimizer, epoch, grad)
+        grad = gradient(first.loops_at(epoch))   # the next full-batch step's gradient, and the divergence test
         seconds += time.thread_time() - tick
     finals = []
     for r, (config, problem) in enumerate(zip(configs, problems)):

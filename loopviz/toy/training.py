@@ -337,6 +337,40 @@ def minibatches(config: RunConfig, task: markov.Task, epoch: int) -> Iterator[np
         yield markov.count_table(task.train[order[begin:begin + config.batch_size]])
 
 
+def full_batch(config: RunConfig) -> bool:
+    """Whether each epoch is one step on the full training data's gradient."""
+    return config.batch_size in (0, config.n_train)
+
+
+def train_epoch(configs: list[RunConfig], tasks: list[markov.Task], runs: Runs, theta: np.ndarray,
+                optimizer: Adam | SGD, epoch: int, grad: np.ndarray | None) -> Adam | SGD:
+    """The update that produces `epoch`, of one run (Trainer) or of R runs side by side (toy/batched.py).
+
+    θ is one run's [P] or R runs' [R, P], updated in place by `optimizer`; `runs` holds their
+    data; configs[r] and tasks[r] are run r's config (its seed orders the minibatches) and
+    training sequences. The schedule (loop count, SHIFT, batch size, optimiser) is configs[0]'s,
+    the same for all. At SHIFT's switch with reset_optimizer the optimiser is a fresh one: the
+    optimiser to keep is returned.
+    A full-batch epoch is one step on `grad`, the full-batch gradient at θ for the previous
+    epoch's loop count (the record has just computed it), recomputed when it is None or the
+    loop count changes; otherwise one step per minibatch, in each run's (seed, epoch) order.
+    """
+    first = configs[0]
+    loops = first.loops_at(epoch)
+    if first.model == "shift" and first.reset_optimizer and epoch == first.shift_epoch + 1:
+        optimizer = make_optimizer(first, theta)
+    rows = theta if theta.ndim == 2 else theta[None]    # the run axis: a view, so it sees every step
+    with np.errstate(all="ignore"):     # a diverging run's infinities are recorded, not warned about
+        if full_batch(first):
+            if grad is None or loops != first.loops_at(epoch - 1):
+                grad = runs.loss_and_gradient(rows, loops)[2]
+            optimizer.step(grad.reshape(theta.shape))
+        else:
+            for counts in zip(*(minibatches(c, task, epoch) for c, task in zip(configs, tasks))):
+                optimizer.step(runs.loss_and_gradient(rows, loops, np.array(counts))[2].reshape(theta.shape))
+    return optimizer
+
+
 class Trainer:
     """The config's optimiser (Adam by default) on θ, one epoch at a time; `state()` can be taken between epochs.
 
@@ -358,8 +392,7 @@ class Trainer:
         if resume and resume.optimizer is not None:
             self.optimizer.load_state_dict(resume.optimizer)
         self.seconds = resume.seconds if resume else 0.0
-        self._grad: np.ndarray | None = None     # full-batch gradient at θ for self._grad_loops
-        self._grad_loops = 0
+        self._grad: np.ndarray | None = None     # the record's full-batch gradient at θ, until the next step
 
     def state(self) -> TrainState:
         return TrainState(self.epoch, self.theta.copy(), copy.deepcopy(self.optimizer.state_dict()), self.seconds)
@@ -369,8 +402,7 @@ class Trainer:
         loops = self.config.loops_at(self.epoch)
         tick = time.thread_time()
         metrics, self._grad = evaluate(self.problem, self.theta, loops)
-        self._grad_loops = loops
-        if self._full_batch:  # that gradient is the next step's: training time, too
+        if full_batch(self.config):  # that gradient is the next step's: training time, too
             self.seconds += time.thread_time() - tick
         adam, steps = None, 0
         # Adam's moments are stored (optimizer.npz); SGD's momentum buffer is not
@@ -379,29 +411,14 @@ class Trainer:
             steps = int(state["step"])
         return EpochRecord(self.epoch, loops, metrics, self.theta.copy(), self.seconds, adam, steps)
 
-    @property
-    def _full_batch(self) -> bool:
-        return self.config.batch_size in (0, self.config.n_train)
-
     def step_epoch(self) -> None:
-        """Train one epoch: the update that produces epoch self.epoch + 1."""
-        config, problem = self.config, self.problem
-        epoch = self.epoch + 1
-        loops = config.loops_at(epoch)
-        if config.model == "shift" and config.reset_optimizer and epoch == config.shift_epoch + 1:
-            self.optimizer = make_optimizer(config, self.theta)
+        """Train one epoch: train_epoch on this one run, the update that produces epoch self.epoch + 1."""
         tick = time.thread_time()
-        with np.errstate(all="ignore"):     # a diverging run's infinities are recorded, not warned about
-            if self._full_batch:
-                if self._grad is None or self._grad_loops != loops:
-                    _, self._grad = evaluate(problem, self.theta, loops)
-                self.optimizer.step(self._grad)
-            else:
-                for counts in minibatches(config, problem.task, epoch):
-                    self.optimizer.step(problem.runs.loss_and_gradient(self.theta[None], loops, counts[None])[2][0])
-        self._grad = None
+        self.optimizer = train_epoch([self.config], [self.problem.task], self.problem.runs, self.theta,
+                                     self.optimizer, self.epoch + 1, self._grad)
         self.seconds += time.thread_time() - tick
-        self.epoch = epoch
+        self._grad = None
+        self.epoch += 1
 
     def run(self, until: int | None = None, include_current: bool = True) -> Iterator[EpochRecord]:
         """Yield the current epoch's record (if asked), then one per epoch up to `until`.
