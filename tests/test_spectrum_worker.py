@@ -12,7 +12,7 @@ import pytest
 from loopviz.config import RunConfig
 from loopviz.runs import execute as execute_mod
 from loopviz.runs.execute import SpectrumPool, execute
-from loopviz.runs.spectrum_worker import SpectrumWorker, WorkerPool
+from loopviz.runs.spectrum_worker import SpectrumWorker, WorkerPool, array_frame, read_arrays
 from loopviz.toy import hessian
 from loopviz.toy.embedding import param_count
 from loopviz.toy.training import prepare
@@ -340,3 +340,41 @@ def test_a_chunk_before_any_config_stops_the_worker_with_that_reason():
             answer(worker, timeout=60)
     finally:
         worker.close()
+
+
+def test_array_frames_round_trip_and_refuse_what_they_are_not():
+    arrays = {"epochs": np.arange(5), "thetas": np.random.default_rng(0).standard_normal((5, 60)),
+              "loops": np.array([1, 3, 3, 3, 3], dtype=np.int32), "empty": np.zeros((0, 4)),
+              "strided": np.arange(12.0).reshape(3, 4)[:, ::2]}
+    back = read_arrays(array_frame(**arrays))
+    assert list(back) == list(arrays)
+    for name, a in arrays.items():
+        assert back[name].dtype == a.dtype and back[name].shape == a.shape and back[name].flags.writeable
+        np.testing.assert_array_equal(back[name], a)
+    frame = array_frame(**arrays)
+    for bad in (b"", b"{}", frame[:-1], frame + b"\0", RunConfig().to_json().encode()):
+        with pytest.raises(ValueError):
+            read_arrays(bad)
+
+
+def test_an_unreadable_answer_fails_the_job_with_one_line_instead_of_a_hang(new_pool, monkeypatch):
+    from loopviz.runs import spectrum_worker
+
+    def unreadable(payload):
+        raise SystemError("AST constructor recursion depth mismatch")
+
+    config = RunConfig()
+    pool = new_pool()
+    worker = configured(pool, config)
+    monkeypatch.setattr(spectrum_worker, "read_arrays", unreadable)
+    worker.submit(chunk(config, 0))
+    with pytest.raises(RuntimeError, match="^spectrum worker stopped: its answer was unreadable .SystemError"):
+        answer(worker, timeout=30)
+    assert not worker.alive
+    pool.give_back([worker])
+    monkeypatch.undo()
+    [fresh] = pool.lease(1)
+    assert fresh is not worker
+    fresh.configure(config.to_json())
+    serves(fresh, config, 0)
+    pool.give_back([fresh])

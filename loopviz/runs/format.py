@@ -176,7 +176,7 @@ TASK_KEYS = ("transitions", "token_embedding", "position_embedding", "train_inpu
 
 def read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """A run file's .npz arrays, never unpickled; RunFormatError if it is unreadable or lacks `keys`
-    (spectrum_worker.load_npz decodes the frames of its own child process instead)."""
+    (spectrum_worker.read_arrays decodes the frames of its own child process instead)."""
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in keys if k not in data.files]

@@ -1,4 +1,4 @@
-"""Spectrum worker processes, fed over pipes with .npz frames (no pickle anywhere).
+"""Spectrum worker processes, fed over pipes with array frames (no pickle anywhere).
 
 Why not multiprocessing: its 'spawn' start re-runs the parent's __main__ module in
 the child, and under Streamlit that module is whichever page script happens to be
@@ -7,15 +7,15 @@ subprocess starts clean, whoever starts it.
 
 Protocol: every frame is an 8-byte little-endian length and a payload. A config frame
 (a RunConfig as JSON, first byte "{") sets the data for the chunks after it; a chunk frame
-is one .npz (epochs, thetas, loops), answered with one .npz (epochs, eigenvalues), in
-order; an empty frame says the worker is idle now (it returns its free heap to the OS).
+holds arrays (epochs, thetas, loops; see array_frame), answered with arrays (epochs,
+eigenvalues), in order; an empty frame says the worker is idle now (it returns its free heap to the OS).
 So one worker serves job after job, of any config: the app server keeps its workers warm
 (WorkerPool) and pays their start-up (~0.4 s: numpy + scipy) once.
 """
 from __future__ import annotations
 
 import atexit
-import io
+import json
 import os
 import queue
 import struct
@@ -30,6 +30,7 @@ from typing import BinaryIO, Iterable
 import numpy as np
 
 HEADER = struct.Struct("<Q")
+LENGTH = struct.Struct("<I")
 REPO = Path(__file__).resolve().parent.parent.parent
 # One BLAS/OpenMP thread per worker: torch.set_num_threads does not reach numpy's or scipy's
 # OpenBLAS, and two workers with several threads each on two cores ran 4× slower (DESIGN.md).
@@ -52,15 +53,38 @@ def read_frame(stream: BinaryIO) -> bytes | None:
     return payload
 
 
-def npz_bytes(**arrays: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
+ARRAYS = b"\x93ARR"   # an array frame's first bytes (a config frame starts with "{")
 
 
-def load_npz(payload: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(payload), allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+def array_frame(**arrays: np.ndarray) -> bytes:
+    """Named arrays as one frame: ARRAYS, a JSON list of [name, dtype, shape] behind its 4-byte
+    length, then each array's bytes in C order. Not .npz: np.load parses a header with
+    ast.literal_eval, which CPython 3.11 can fail with "SystemError: AST constructor recursion
+    depth mismatch" when threads parse at once (python/cpython#106905), and a server reads
+    its workers' answers on several threads while Streamlit compiles page scripts."""
+    arrays = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+    header = json.dumps([[name, a.dtype.str, a.shape] for name, a in arrays.items()]).encode()
+    return b"".join([ARRAYS, LENGTH.pack(len(header)), header, *(a.tobytes() for a in arrays.values())])
+
+
+def read_arrays(payload: bytes) -> dict[str, np.ndarray]:
+    """array_frame's arrays (copies, writable); ValueError for a frame that is not one."""
+    if payload[:len(ARRAYS)] != ARRAYS:
+        raise ValueError("not an array frame")
+    (size,) = LENGTH.unpack_from(payload, len(ARRAYS))
+    offset = len(ARRAYS) + LENGTH.size
+    arrays = {}
+    for name, dtype, shape in json.loads(payload[offset:offset + size]):
+        dtype = np.dtype(dtype)
+        if dtype.hasobject:
+            raise ValueError("object arrays are not sent")
+        count = int(np.prod(shape, dtype=np.int64))
+        start = offset + size
+        arrays[name] = np.frombuffer(payload, dtype, count, start).reshape(shape).copy()
+        size += count * dtype.itemsize
+    if offset + size != len(payload):
+        raise ValueError("an array frame's length does not match its header")
+    return arrays
 
 
 class SpectrumWorker:
@@ -112,7 +136,7 @@ class SpectrumWorker:
     def submit(self, jobs: list[tuple[int, np.ndarray, int]]) -> None:
         epochs, thetas, loops = zip(*jobs)
         self.sent += 1
-        self._write(npz_bytes(epochs=np.array(epochs), thetas=np.stack(thetas), loops=np.array(loops)))
+        self._write(array_frame(epochs=np.array(epochs), thetas=np.stack(thetas), loops=np.array(loops)))
 
     def _write(self, payload: bytes) -> None:
         """One frame to the worker; a dead worker raises the reader's one-line reason, not EPIPE."""
@@ -133,7 +157,14 @@ class SpectrumWorker:
                 self.error = "spectrum worker stopped: " + (lines[-1] if lines else "no message")
                 self.results.put((self, RuntimeError(self.error)))
                 return
-            data = load_npz(frame)
+            try:
+                data = read_arrays(frame)
+            except Exception as exc:    # a thread that died here would leave its job waiting for good
+                self.failed = True
+                self.error = f"spectrum worker stopped: its answer was unreadable ({type(exc).__name__}: {exc})"
+                self.process.kill()
+                self.results.put((self, RuntimeError(self.error)))
+                return
             self.answered += 1
             self.results.put((self, list(zip(data["epochs"].tolist(), data["eigenvalues"]))))
 
@@ -272,9 +303,9 @@ def main() -> None:
                 continue
             if data is None:
                 raise RuntimeError("a chunk came before any config")
-            job = load_npz(frame)
+            job = read_arrays(frame)
             eigenvalues = spectra(job["thetas"], job["loops"], *data)
-            write_frame(stdout, npz_bytes(epochs=job["epochs"], eigenvalues=eigenvalues))
+            write_frame(stdout, array_frame(epochs=job["epochs"], eigenvalues=eigenvalues))
     except Exception as exc:
         # The parent reports the last line of stderr: make it the reason, then stop at once
         # (a normal exit would wait on the reading thread and die with a fatal error instead).
