@@ -9,6 +9,7 @@ import streamlit as st
 from loopviz import shift, verdicts
 from loopviz.config import RunConfig
 from loopviz.plots import shift as shift_plots
+from loopviz.plots import style
 from loopviz.plots import training as plots
 from loopviz.runs.format import RunData
 from loopviz.sweeps import shift_timing_noise
@@ -145,8 +146,8 @@ def body() -> None:
     marks = {name: epoch for name, epoch in (("SCP plateau", plateau), ("SCP shift", suggested)) if epoch is not None}
     present.chart(st, shift_plots.compare_accuracy_figure(shown, bucket, int(shift_epoch), marks), key="shift-acc")
     loss = plots.loss_figure(shown)
-    loss.add_vline(x=int(shift_epoch), line=dict(color="#7b2cbf", dash="dot"), annotation_text="switch")
-    loss.add_hline(y=float(np.log(3)), line=dict(color="#999", dash="dash"), annotation_text="ln 3: a uniform guess")
+    style.vline(loss, x=int(shift_epoch), line=dict(color="#7b2cbf", dash="dot"), annotation_text="switch")
+    style.hline(loss, y=float(np.log(3)), line=dict(color="#999", dash="dash"), annotation_text="ln 3: a uniform guess")
     present.chart(st, loss, key="shift-loss")
     if "SHIFT" in shown and "Looped-Attn" in shown and shown["SHIFT"].status != "running":
         timing_panel(shown["Looped-Attn"], shown["SHIFT"])
@@ -155,7 +156,7 @@ def body() -> None:
         st.subheader("The landscape across the switch")
         left, right = st.columns(2)
         fig = plots.entropy_figure(with_spectra["SHIFT"], "SHIFT: entropy and mutual information")
-        fig.add_vline(x=int(shift_epoch), line=dict(color="#7b2cbf", dash="dot"), annotation_text="switch")
+        style.vline(fig, x=int(shift_epoch), line=dict(color="#7b2cbf", dash="dot"), annotation_text="switch")
         present.chart(left, fig, key="shift-entropy")
         present.chart(right, plots.kappa_figure(with_spectra, config.valley_delta), key="shift-kappa")
 

@@ -72,8 +72,10 @@ def warm_up(modules: list[str] | None = None) -> float:
     import plotly.graph_objects as go
     import plotly.io as pio
 
+    from .plots import style
+
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0.0, 1.0], name="warm-up", line=dict(dash="dash")))
-    fig.add_vline(x=0.5, annotation_text="warm-up")
+    style.vline(fig, x=0.5, annotation_text="warm-up")   # the pages' reference lines
     fig.update_layout(title="warm-up", legend=dict(orientation="h"), height=300)
     pio.to_json(fig, validate=False)
     return time.perf_counter() - started

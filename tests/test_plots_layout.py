@@ -1,7 +1,8 @@
 """Figure layouts that must stay readable in an 800 px window (sidebar open: a ~470 px chart)."""
 import numpy as np
+import plotly.graph_objects as go
 
-from loopviz.plots import valley
+from loopviz.plots import style, valley
 
 
 def _progress_figure():
@@ -55,3 +56,48 @@ def test_the_force_figure_names_its_log_ticks_in_full():
     for value, text in zip(axis.tickvals, axis.ticktext):
         assert float(text.replace(",", "")) == value
         assert -3.3 <= np.log10(value) <= 0.7
+
+
+MARKS = [   # every way the app calls add_vline / add_hline / add_vrect
+    ("vline", (3,), dict(line=dict(color="#555", dash="dot"), annotation_text="switch at 3")),
+    ("vline", (5,), dict(line=dict(color="#888", dash="dash", width=1), annotation_text="SCP",
+                         annotation_position="top left")),
+    ("vline", (0,), dict(line_dash="dot", line_color="grey")),
+    ("vline", (0.5,), dict(line=dict(dash="dot", color="#7b2cbf"), annotation_text="τ",
+                           annotation_position="bottom right", annotation_font=dict(size=10))),
+    ("hline", (1.0986,), dict(line=dict(color="#999", dash="dash"), annotation_text="ln 3")),
+    ("hline", (0,), dict(line=dict(color="#999", width=1))),
+    ("hline", (2,), dict(line=dict(color="#888", dash="dot"), annotation_text="paper's 600",
+                         annotation_position="bottom left")),
+    ("vrect", (100, 150), dict(fillcolor="rgba(123,44,191,0.08)", line_width=0)),
+    ("vrect", (10, 40), dict(fillcolor="#fde", line_width=0, layer="below", annotation_text="collapse",
+                            annotation_position="top left")),
+]
+
+
+def test_the_fast_reference_lines_are_plotlys_own_shapes_and_annotations():
+    """style.vline/hline/vrect skip Plotly's repeated validation, not its result: one after the
+    other on one figure, shapes and annotations equal add_vline/add_hline/add_vrect's; on
+    subplots they are Plotly's own calls."""
+    from plotly.subplots import make_subplots
+
+    def made(fast: bool, fig) -> dict:
+        for kind, args, kwargs in MARKS:
+            (getattr(style, kind)(fig, *args, **kwargs) if fast else getattr(fig, f"add_{kind}")(*args, **kwargs))
+        return fig.layout.to_plotly_json()
+
+    def plain():
+        fig = go.Figure(go.Scatter(x=[0, 200], y=[0, 3]))
+        fig.add_annotation(x=1, y=1, text="before")        # earlier annotations and shapes are kept
+        return fig
+
+    def grid():
+        fig = make_subplots(rows=2, cols=1)
+        fig.add_scatter(x=[0, 1], y=[0, 1], row=1, col=1)
+        fig.add_scatter(x=[0, 1], y=[0, 1], row=2, col=1)
+        return fig
+
+    for figure in (plain, grid):
+        fast, slow = made(True, figure()), made(False, figure())
+        assert len(slow["shapes"]) >= len(MARKS) and len(slow["annotations"]) >= 6
+        assert fast["shapes"] == slow["shapes"] and fast["annotations"] == slow["annotations"], figure.__name__

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from . import style
 from .style import MODEL_COLOURS, log_ticks
 from .style import MODEL_LABELS as LABELS  # the Algorithmic tasks page reads plots.LABELS
 from .style import layout as _layout
@@ -18,8 +19,8 @@ def accuracy_figure(records: dict[str, pd.DataFrame], column: str, title: str, s
         fig.add_scatter(x=rec["step"], y=rec[column], name=LABELS[model], line=dict(color=MODEL_COLOURS[model]))
     if shift_step is not None:
         # Its label at the foot of the line: accuracies near 1 ran through it at the top.
-        fig.add_vline(x=shift_step, line=dict(color=MODEL_COLOURS["shift"], dash="dot"),
-                      annotation_text=f"switch at {shift_step}", annotation_position="bottom right")
+        style.vline(fig, x=shift_step, line=dict(color=MODEL_COLOURS["shift"], dash="dot"),
+                    annotation_text=f"switch at {shift_step}", annotation_position="bottom right")
     fig.update_yaxes(range=[0, 1.05])
     return _layout(fig, title, "step", "exact-match accuracy")
 
@@ -29,8 +30,8 @@ def length_figure(tables: dict[str, pd.DataFrame], column: str, train_range: tup
     """Accuracy against test length (Fig. 14 c): 95 % intervals on the inference rule's
     accuracy, the trained lengths shaded, the best constant answer dotted."""
     fig = go.Figure()
-    fig.add_vrect(x0=train_range[0] - 0.5, x1=train_range[1] + 0.5, fillcolor="rgba(0,0,0,0.06)", line_width=0,
-                  annotation_text="trained lengths", annotation_position="top left")
+    style.vrect(fig, x0=train_range[0] - 0.5, x1=train_range[1] + 0.5, fillcolor="rgba(0,0,0,0.06)", line_width=0,
+                annotation_text="trained lengths", annotation_position="top left")
     for model, table in tables.items():
         error = None
         if column == "acc":
@@ -68,7 +69,7 @@ def curvature_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], shift_ste
                             showlegend=i == 0, legendgroup=model,
                             line=dict(color=MODEL_COLOURS[model], width=2.5 if i == 0 else 1))
     if shift_step is not None:
-        fig.add_vline(x=shift_step, line=dict(color=MODEL_COLOURS["shift"], dash="dot"))
+        style.vline(fig, x=shift_step, line=dict(color=MODEL_COLOURS["shift"], dash="dot"))
     shown = np.concatenate([np.ravel(top) for _, top in curves.values()] + [np.empty(0)])
     shown = shown[np.isfinite(shown) & (shown > 0)]
     fig.update_yaxes(type="log", **(log_ticks(np.log10(shown.min()), np.log10(shown.max())) if shown.size else {}))

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from . import style
 from .style import TOOLBAR_PX, two_lines
 
 # A square holds three lines (count, share, 95 % interval) at a font of its own: squares are
@@ -74,7 +75,7 @@ def cell_seeds(rows: pd.DataFrame, difference: pd.Series, label: str) -> go.Figu
                 "colorscale": [[0, "crimson"], [0.5, "grey"], [1, "royalblue"]]},
         customdata=rows.index.to_numpy(), name="seeds",
         hovertext=[f"seed {s}: {v:+.4g}" for s, v in zip(rows["seed"], difference)], hoverinfo="text"))
-    fig.add_vline(x=0, line_dash="dot", line_color="grey")
+    style.vline(fig, x=0, line_dash="dot", line_color="grey")
     fig.update_layout(title="This cell's seeds (click one to open it in the explorer)", xaxis_title=label,
                       yaxis_title="configuration", height=max(260, 40 * rows["config"].nunique() + 160),
                       clickmode="event+select")

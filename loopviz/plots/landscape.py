@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..landscape import BLOCKS, BlockSpectra, CurvatureSeries
+from . import style
 from .style import MODEL_COLOURS, TOOLBAR_PX, log_ticks
 from .style import layout as _layout
 
@@ -61,7 +62,7 @@ def sharpness_figure(curves: dict[str, tuple[str, np.ndarray, np.ndarray]], thre
     fig.add_scatter(x=[every.min(), every.max()], y=[threshold, threshold], mode="lines", name=threshold_label,
                     line=dict(color="#111", dash="dash"))
     if epoch is not None:
-        fig.add_vline(x=epoch, line=dict(color="#777", dash="dot"))
+        style.vline(fig, x=epoch, line=dict(color="#777", dash="dot"))
     shown = np.concatenate([np.asarray(c[2], float) for c in curves.values()] + [[threshold]])
     shown = shown[np.isfinite(shown) & (shown > 0)]
     fig.update_yaxes(type="log", **(log_ticks(np.log10(shown.min()), np.log10(shown.max())) if shown.size else {}))
@@ -78,7 +79,7 @@ def block_series_figure(series: CurvatureSeries, label: str, epoch: int | None =
     fig.add_scatter(x=series.epochs, y=series.coupling_share, name="coupling (right)",
                     line=dict(color="#7b2cbf", dash="dash"), secondary_y=True)
     if epoch is not None:
-        fig.add_vline(x=epoch, line=dict(color="#777", dash="dot"))
+        style.vline(fig, x=epoch, line=dict(color="#777", dash="dot"))
     fig.update_yaxes(type="log", secondary_y=False, title_text="largest eigenvalue")
     fig.update_yaxes(range=[0, 1], tickmode="linear", dtick=0.2, showgrid=False, secondary_y=True,
                      title_text="‖off-block‖²/‖H‖²")

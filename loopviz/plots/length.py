@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.colors
 import plotly.graph_objects as go
 
+from . import style
 from .style import MARGIN as _MARGIN
 from .style import LEGEND, MODEL_COLOURS, MODEL_LABELS, TOOLBAR_PX
 
@@ -29,11 +30,11 @@ def ic_distribution_figure(test_ic: dict[int, np.ndarray], train_ic: np.ndarray,
     for (length, ic), colour in zip(sorted(test_ic.items()), shades):
         fig.add_histogram(x=ic.tolist(), name=f"L = {length}", histnorm="probability density", xbins=bins,
                           marker_color=colour, opacity=0.55)
-    fig.add_vline(x=threshold, line=dict(color="#d62828", dash="dash"),
-                  annotation_text=f"max training IC {threshold:.2f}", annotation_position="top left")
+    style.vline(fig, x=threshold, line=dict(color="#d62828", dash="dash"),
+                annotation_text=f"max training IC {threshold:.2f}", annotation_position="top left")
     if paper_threshold is not None:
-        fig.add_vline(x=paper_threshold, line=dict(color="#555555", dash="dot"),
-                      annotation_text=f"paper {paper_threshold:.2f}", annotation_position="top right")
+        style.vline(fig, x=paper_threshold, line=dict(color="#555555", dash="dot"),
+                    annotation_text=f"paper {paper_threshold:.2f}", annotation_position="top right")
     fig.update_layout(barmode="overlay", height=380,
                       title=dict(text="IC distributions of the test sets (Figure 7)", x=0, xanchor="left"),
                       modebar=dict(orientation="v"),
@@ -64,8 +65,8 @@ def accuracy_vs_length_figure(table: pd.DataFrame) -> go.Figure:
                     mode="lines+markers", line=dict(color="#2a9d8f", dash="dot"))
     if "chance" in table.columns and len(table):
         chance = float(table["chance"].iloc[0])
-        fig.add_hline(y=chance, line=dict(color="#888888", dash="dash", width=1),
-                      annotation_text=f"chance {chance:.2f}")
+        style.hline(fig, y=chance, line=dict(color="#888888", dash="dash", width=1),
+                    annotation_text=f"chance {chance:.2f}")
     fig.update_yaxes(range=[0, 1.05])
     fig.update_layout(title=dict(text="Accuracy against sequence length (Figure 9)", x=0, xanchor="left"),
                       height=380, modebar=dict(orientation="v"),

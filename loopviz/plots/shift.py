@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..runs.format import RunData
+from . import style
 from .style import MODEL_COLOURS
 from .style import layout as _layout
 
@@ -23,12 +24,12 @@ def compare_accuracy_figure(runs: dict[str, RunData], bucket: str, shift_epoch: 
         fig.add_scatter(x=run.records["epoch"], y=run.records[f"val_acc_{bucket}"], name=f"{label} val",
                         line=dict(color=colour, dash="dash", width=1.5))
     if shift_epoch is not None:
-        fig.add_vline(x=shift_epoch, line=dict(color=MODEL_COLOURS["shift"], dash="dot"),
-                      annotation_text=f"switch at {shift_epoch}")
+        style.vline(fig, x=shift_epoch, line=dict(color=MODEL_COLOURS["shift"], dash="dot"),
+                    annotation_text=f"switch at {shift_epoch}")
     for i, (label, epoch) in enumerate((marks or {}).items()):
         # Alternate sides, so that two close marks (SCP's plateau and shift) keep their labels apart.
-        fig.add_vline(x=epoch, line=dict(color="#888", dash="dash", width=1), annotation_text=label,
-                      annotation_position="bottom left" if i % 2 == 0 else "bottom right")
+        style.vline(fig, x=epoch, line=dict(color="#888", dash="dash", width=1), annotation_text=label,
+                    annotation_position="bottom left" if i % 2 == 0 else "bottom right")
     return _layout(fig, f"Accuracy on {bucket}-information samples", "epoch", "accuracy")
 
 
@@ -43,16 +44,16 @@ def sweep_shift_figure(table: pd.DataFrame, scp_epoch: int | None, chosen: int |
     fig.add_scatter(x=table["shift_epoch"], y=100 * table["gap_acc_high"],
                     name="final high-IC accuracy − pure Looped",
                     mode="lines+markers", line=dict(color="#e76f51", dash="dot"), secondary_y=True)
-    fig.add_hline(y=1.0, line=dict(color="#999", width=1))
+    style.hline(fig, y=1.0, line=dict(color="#999", width=1))
     # The paper's range is named in the legend: a label on the band ran into the SCP line's label.
-    fig.add_vrect(x0=100, x1=150, fillcolor="rgba(123,44,191,0.08)", line_width=0)
+    style.vrect(fig, x0=100, x1=150, fillcolor="rgba(123,44,191,0.08)", line_width=0)
     fig.add_scatter(x=[None], y=[None], mode="markers", name="paper's SCP range (100–150)",
                     marker=dict(symbol="square", size=12, color="rgba(123,44,191,0.25)"))
     if scp_epoch is not None:
-        fig.add_vline(x=scp_epoch, line=dict(dash="dot", color="#555"), annotation_text=f"SCP {scp_epoch}")
+        style.vline(fig, x=scp_epoch, line=dict(dash="dot", color="#555"), annotation_text=f"SCP {scp_epoch}")
     if chosen is not None:
-        fig.add_vline(x=chosen, line=dict(color=MODEL_COLOURS["shift"], width=1), annotation_text="slider",
-                      annotation_position="bottom right")
+        style.vline(fig, x=chosen, line=dict(color=MODEL_COLOURS["shift"], width=1), annotation_text="slider",
+                    annotation_position="bottom right")
     fig.update_yaxes(title_text="speed-up (× pure Looped)", secondary_y=False)
     # Whole 5-point steps: left to itself the right axis ticked at −19, −13, −6.
     fig.update_yaxes(title_text="accuracy gap (points)", tickformat="+.0f", tickmode="linear", tick0=0, dtick=5,
@@ -65,7 +66,7 @@ def alignment_figure(table: dict[str, np.ndarray]) -> go.Figure:
     fig = go.Figure()
     for name, colour in (("K", "#264653"), ("Q", "#e76f51")):
         fig.add_scatter(x=table["epoch"], y=table[f"cos_{name}"], name=f"cos ∇W_{name}", line=dict(color=colour))
-    fig.add_hline(y=0, line=dict(color="#999", width=1))
+    style.hline(fig, y=0, line=dict(color="#999", width=1))
     fig.update_yaxes(range=[-1.05, 1.05])
     return _layout(fig, "Theorem 3: Single vs Looped gradient cosine", "epoch",
                    "cosine")
@@ -80,7 +81,7 @@ def assumption4_figure(table: dict[str, np.ndarray]) -> go.Figure:
                         line=dict(color=colour), legendgroup=name, row=1, col=1)
         fig.add_scatter(x=table["epoch"], y=table[f"negative_diag_{name}"], name=f"W_{name}", showlegend=False,
                         line=dict(color=colour), legendgroup=name, row=2, col=1)
-    fig.add_hline(y=1.0, line=dict(color="#999", dash="dash"), row=1, col=1)
+    style.hline(fig, y=1.0, line=dict(color="#999", dash="dash"), row=1, col=1)
     fig.update_yaxes(type="log", title_text="‖ε‖₂ / ‖D‖", row=1, col=1)
     fig.update_yaxes(range=[-0.05, 1.05], tickformat=".0%", title_text="diag < 0", row=2, col=1)
     _layout(fig, "Assumption 4: off-diagonals, negative diagonals", "", None, height=380)

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from ..curvature import PHASE_NAMES, bin_index, log_bin_edges
 from ..runs.format import RunData
+from . import style
 from .style import MODEL_COLOURS
 from .style import layout as _layout
 from .style import log_axis_label
@@ -33,7 +34,7 @@ def bucket_accuracy_figure(run: RunData, title: str, bayes: dict[str, float] | N
                             name=f"Bayes {bucket} {value:.2f}", hoverinfo="skip",
                             line=dict(color=BUCKET_COLOURS[bucket], dash="dot", width=1))
     for label, epoch in (marks or {}).items():
-        fig.add_vline(x=epoch, line=dict(color="#555", dash="dot"), annotation_text=label)
+        style.vline(fig, x=epoch, line=dict(color="#555", dash="dot"), annotation_text=label)
     fig.update_yaxes(range=[0, 1.05])
     return _layout(fig, title, "epoch", "accuracy")
 
@@ -69,9 +70,9 @@ def entropy_figure(run: RunData, title: str) -> go.Figure:
         spans = _phase_spans(rec["epoch"].to_numpy(), rec["phase"].to_numpy().astype(int))
         for i, (phase, lo, hi) in enumerate(s for s in spans if s[0] > 0):
             # Alternate label corners so that the names of short neighbouring phases do not collide.
-            fig.add_vrect(x0=lo, x1=hi, fillcolor=PHASE_COLOURS[phase], line_width=0,
-                          annotation_text=PHASE_NAMES[phase],
-                          annotation_position="top left" if i % 2 == 0 else "bottom left")
+            style.vrect(fig, x0=lo, x1=hi, fillcolor=PHASE_COLOURS[phase], line_width=0,
+                        annotation_text=PHASE_NAMES[phase],
+                        annotation_position="top left" if i % 2 == 0 else "bottom left")
     return _layout(fig, title, "epoch", "nats")
 
 
@@ -85,7 +86,7 @@ def kappa_figure(runs: dict[str, RunData], delta: float) -> go.Figure:
                         customdata=np.stack([rec["valley_shape"], rec["n_valley"], rec["n_low_curvature"]], -1),
                         hovertemplate="κ %{y:.3g}, %{customdata[0]}-shaped, valley dim %{customdata[1]}, "
                                       "low-curvature %{customdata[2]}")
-    fig.add_hline(y=1 + delta, line=dict(dash="dot", color="#888"))
+    style.hline(fig, y=1 + delta, line=dict(dash="dot", color="#888"))
     fig.update_yaxes(type="log")
     log_axis_label(fig, "y", 1 + delta, f"U if κ ≤ 1 + δ = {1 + delta:g}", x=0, xanchor="left",
                    yanchor="bottom", font=dict(color="#555"))
@@ -114,8 +115,8 @@ def eigenspectrum_figure(run: RunData, epoch: int, eps: float, tau: float) -> go
     fig = go.Figure([go.Bar(x=centres, y=pos, width=widths, name="λ > 0", marker_color="#264653"),
                      go.Bar(x=centres, y=neg, base=pos, width=widths, name="λ ≤ 0 (|λ| shown)",
                             marker_color="#e76f51")])
-    fig.add_vline(x=eps, line=dict(dash="dash", color="#2a9d8f"))
-    fig.add_vline(x=tau, line=dict(dash="dot", color="#7b2cbf"))
+    style.vline(fig, x=eps, line=dict(dash="dash", color="#2a9d8f"))
+    style.vline(fig, x=tau, line=dict(dash="dot", color="#7b2cbf"))
     log_axis_label(fig, "x", eps, f"river ε = {eps:g}", y=1, yanchor="bottom", xanchor="right",
                    font=dict(color="#2a9d8f"))
     log_axis_label(fig, "x", tau, f"τ = {tau:g}", y=1, yanchor="bottom", xanchor="left", font=dict(color="#7b2cbf"))
@@ -138,9 +139,9 @@ def eigenspectrum_frame(eigenvalues: dict[str, tuple[str, np.ndarray]], edges: n
         counts, _ = np.histogram(np.clip(np.abs(lam), edges[0], edges[-1]), bins=edges)
         fig.add_bar(x=centres, y=counts, width=edges[1:] - edges[:-1], name=label, opacity=0.7,
                     marker_color=MODEL_COLOURS.get(model, "#333"))
-    fig.add_vline(x=eps, line=dict(dash="dash", color="#2a9d8f"), annotation_text=f"ε = {eps:g}")
-    fig.add_vline(x=tau, line=dict(dash="dot", color="#7b2cbf"), annotation_text=f"τ = {tau:g}",
-                  annotation_position="bottom right")
+    style.vline(fig, x=eps, line=dict(dash="dash", color="#2a9d8f"), annotation_text=f"ε = {eps:g}")
+    style.vline(fig, x=tau, line=dict(dash="dot", color="#7b2cbf"), annotation_text=f"τ = {tau:g}",
+                annotation_position="bottom right")
     fig.update_layout(barmode="overlay")
     fig.update_xaxes(type="log", range=[np.log10(edges[0]), np.log10(edges[-1])])
     fig.update_yaxes(range=[0, y_max])
@@ -160,15 +161,15 @@ def sweep_figure(table: pd.DataFrame, marked_seed: int | None) -> go.Figure:
         row = table[table["seed"] == marked_seed].iloc[0]
         fig.add_scatter(x=[row["gap_acc_high"]], y=[row["gap_val_acc_high"]], mode="markers", name="default run",
                         marker=dict(size=16, symbol="star", color="#d62828"))
-    fig.add_vline(x=0, line=dict(color="#999", width=1))
-    fig.add_hline(y=0, line=dict(color="#999", width=1))
+    style.vline(fig, x=0, line=dict(color="#999", width=1))
+    style.hline(fig, y=0, line=dict(color="#999", width=1))
     return _layout(fig, "Looped − Single high-IC gap per seed", "training gap", "validation gap")
 
 
 def gap_histogram(table: pd.DataFrame) -> go.Figure:
     """The gap over seeds. No 'paper' line: the paper reports no Looped − Single gap of this kind."""
     fig = go.Figure(go.Histogram(x=table["gap_acc_high"], nbinsx=30, marker_color="#457b9d", name="seeds"))
-    fig.add_vline(x=0, line=dict(color="#999", width=1))
+    style.vline(fig, x=0, line=dict(color="#999", width=1))
     return _layout(fig, "Distribution of the high-IC training gap over seeds", "Looped − Single", "seeds")
 
 
@@ -182,5 +183,5 @@ def reach_figure(verdicts: list, paper_epochs: int | None = None) -> go.Figure:
             fig.add_scatter(x=v.levels, y=epochs, name=f"{name}, {what}", mode="lines+markers",
                             line=dict(color=colour, dash=dash))
     if paper_epochs is not None:
-        fig.add_hline(y=paper_epochs, line=dict(color="#888", dash="dot"), annotation_text=f"paper's {paper_epochs}")
+        style.hline(fig, y=paper_epochs, line=dict(color="#888", dash="dot"), annotation_text=f"paper's {paper_epochs}")
     return _layout(fig, "Time to reach each accuracy level (lower = earlier)", "accuracy level", "first epoch")
