@@ -335,10 +335,11 @@ class Trainer:
         return {n: q.detach().cpu().numpy().astype(np.float32) for n, q in self.model.state_dict().items()}
 
     def hessian_top(self) -> np.ndarray:
-        """Top eigenvalues of the Hessian of the training loss (as trained) on the curvature batch, float64."""
+        """Top eigenvalues of the Hessian of the training loss (as trained) on the curvature batch, float64;
+        raises curvature.Cancelled when `cancel` is set meanwhile."""
         model64 = copy.deepcopy(self.model).double().eval()
         theta, f = curvature.flat_loss(model64, lambda fwd: self.train_loss(fwd, self.problem.curvature_batches))
-        return curvature.top_eigenvalues(f, theta, self.config.hessian_top)
+        return curvature.top_eigenvalues(f, theta, self.config.hessian_top, cancel=self.cancel)
 
     def _snapshot(self, rule: str, plateau: int | None = None) -> Handoff:
         return Handoff(self.step, copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict()),
@@ -384,6 +385,8 @@ class Trainer:
                 if not math.isfinite(self.train_step()):
                     diverged = True
                     break
+            if not diverged and self.cancel is not None and self.cancel.is_set():
+                return             # set during the last step or before the first: no evaluation
             record = self.evaluate() if not diverged else EvalRecord(
                 self.step, "looped" if self.looped else "single",
                 {k: float("nan") for k in SCALARS}, {}, {}, self.seconds)
@@ -395,7 +398,12 @@ class Trainer:
             if record.step in marks or (self.handoff is not None and had is None):
                 record.weights = self.weights()
                 if config.hessian_top:
-                    record.hessian_top = self.hessian_top()
+                    try:
+                        record.hessian_top = self.hessian_top()
+                    except curvature.Cancelled:
+                        # The checkpoint is incomplete, so it is not kept, nor a switch decided at it.
+                        self.handoff = had
+                        return
             yield record
             if stop_at_handoff and self.handoff is not None:
                 return
