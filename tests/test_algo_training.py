@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.sparse.linalg import LinearOperator
 
-from loopviz.algo import curvature, job, training
+from loopviz.algo import curvature, job, models, training
 from loopviz.algo.config import AlgoConfig
 from loopviz.algo.job import AlgoLog
 
@@ -189,8 +189,27 @@ def test_a_cancel_during_a_checkpoints_lanczos_stops_within_one_hessian_vector_p
     assert log.handoff is None
 
 
+def test_a_cancel_during_an_evaluation_stops_before_its_next_test_length(monkeypatch):
+    """Looped-Attn's test lengths are most of an evaluation (~0.5 s of ~0.6 s for the cpu preset,
+    ~20 training steps): a cancel is answered between them, and the evaluation is not kept."""
+    config = tiny(model="looped", steps=40, test_lengths=(2, 3, 5), hessian_top=0)
+    cancel, calls = threading.Event(), []
+    real = models.choose_loops
+
+    def choose_loops(*args):
+        calls.append(len(calls))
+        if len(calls) == 4:        # the first test length of the step-20 evaluation
+            cancel.set()
+        return real(*args)
+
+    monkeypatch.setattr(models, "choose_loops", choose_loops)
+    log = job.train(config, AlgoLog(config), cancel)
+    assert len(calls) == 4 and [r.step for r in log.records] == [0]
+    assert log.message == "cancelled after step 0; 1 records kept"
+
+
 def test_a_trainer_cancelled_before_its_first_evaluation_evaluates_nothing(monkeypatch):
     cancel = threading.Event()
     cancel.set()
-    monkeypatch.setattr(training.Trainer, "evaluate", lambda self: pytest.fail("evaluated after the cancel"))
+    monkeypatch.setattr(training.Trainer, "train_loss", lambda *a: pytest.fail("evaluated after the cancel"))
     assert list(training.Trainer(tiny(model="looped"), looped=True, cancel=cancel).run()) == []

@@ -33,7 +33,7 @@ def flat_loss(model: nn.Module, loss: Callable[[Callable[..., torch.Tensor]], to
 
 
 class Cancelled(Exception):
-    """The cancel event was set during a Lanczos run: it stopped before its next Hessian-vector product."""
+    """The cancel event was set: a Lanczos run (or an algo evaluation) stopped before its next piece."""
 
 
 def hvp_operator(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
