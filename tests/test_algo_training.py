@@ -1,9 +1,13 @@
 """Training: the loss falls, runs reproduce, SHIFT's Stage I is Single's, SCP picks the switch."""
+import threading
+
 import numpy as np
 import pytest
+from scipy.sparse.linalg import LinearOperator
 
-from loopviz.algo import training
+from loopviz.algo import curvature, job, models, training
 from loopviz.algo.config import AlgoConfig
+from loopviz.algo.job import AlgoLog
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -133,3 +137,79 @@ def test_trainers_built_at_once_in_threads_start_from_their_own_seeds_weights():
         for i, weights in enumerate(alone):
             for name, value in weights.items():
                 np.testing.assert_array_equal(built[i][name], value)
+
+
+def _cancel_during_lanczos(monkeypatch, at_step: int, after: int) -> tuple[threading.Event, list[int]]:
+    """A cancel event that is set, as by a click on Cancel, when the Lanczos run of the checkpoint
+    at `at_step` asks for its (after + 1)-th Hessian-vector product; and the steps of every product
+    computed."""
+    cancel, products = threading.Event(), []
+    real = curvature.hvp_operator
+
+    def counting(f, theta, *args, **kwargs):
+        op, count = real(f, theta, *args, **kwargs)
+        step = trainer_step[0]
+
+        def matvec(v):
+            if step == at_step and sum(s == at_step for s in products) == after:
+                cancel.set()
+            result = op.matvec(v)
+            products.append(step)
+            return result
+
+        return LinearOperator(op.shape, matvec=matvec, dtype=op.dtype), count
+
+    trainer_step = [0]
+    real_hessian = training.Trainer.hessian_top
+
+    def hessian_top(self):
+        trainer_step[0] = self.step
+        return real_hessian(self)
+
+    monkeypatch.setattr(curvature, "hvp_operator", counting)
+    monkeypatch.setattr(training.Trainer, "hessian_top", hessian_top)
+    return cancel, products
+
+
+@pytest.mark.parametrize("model", ["single", "looped"])
+def test_a_cancel_during_a_checkpoints_lanczos_stops_within_one_hessian_vector_product(monkeypatch, model):
+    """The browser flake: the cpu preset's Looped-Attn spends ~14 s (one idle core, 51 products)
+    in its step-0 Lanczos, over a minute under load, and a Cancel only took effect between
+    training steps. Now the next product refuses, the incomplete checkpoint is not kept, and a
+    SHIFT switch decided at it (the Single run's fixed step 20 here) is not handed over."""
+    config = tiny(model=model, steps=40, shift_step=20 if model == "single" else 0, hessian_top=2, checkpoints=1)
+    cancel, products = _cancel_during_lanczos(monkeypatch, at_step=20 if model == "single" else 40, after=2)
+    log = job.train(config, AlgoLog(config), cancel)
+    assert cancel.is_set()
+    stopped = 20 if model == "single" else 40
+    assert products.count(stopped) == 2          # the product asked for after the click was refused
+    kept = [0, 20] if model == "looped" else [0]
+    assert [r.step for r in log.records] == kept and log.records[0].hessian_top is not None
+    assert log.status == "cancelled" and log.message == f"cancelled after step {kept[-1]}; {len(kept)} records kept"
+    assert log.handoff is None
+
+
+def test_a_cancel_during_an_evaluation_stops_before_its_next_test_length(monkeypatch):
+    """Looped-Attn's test lengths are most of an evaluation (~0.5 s of ~0.6 s for the cpu preset,
+    ~20 training steps): a cancel is answered between them, and the evaluation is not kept."""
+    config = tiny(model="looped", steps=40, test_lengths=(2, 3, 5), hessian_top=0)
+    cancel, calls = threading.Event(), []
+    real = models.choose_loops
+
+    def choose_loops(*args):
+        calls.append(len(calls))
+        if len(calls) == 4:        # the first test length of the step-20 evaluation
+            cancel.set()
+        return real(*args)
+
+    monkeypatch.setattr(models, "choose_loops", choose_loops)
+    log = job.train(config, AlgoLog(config), cancel)
+    assert len(calls) == 4 and [r.step for r in log.records] == [0]
+    assert log.message == "cancelled after step 0; 1 records kept"
+
+
+def test_a_trainer_cancelled_before_its_first_evaluation_evaluates_nothing(monkeypatch):
+    cancel = threading.Event()
+    cancel.set()
+    monkeypatch.setattr(training.Trainer, "train_loss", lambda *a: pytest.fail("evaluated after the cancel"))
+    assert list(training.Trainer(tiny(model="looped"), looped=True, cancel=cancel).run()) == []

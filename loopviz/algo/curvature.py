@@ -7,6 +7,7 @@ the valley side of Def. 1 that tells a steep (V) valley from a flat (U) one.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -31,8 +32,16 @@ def flat_loss(model: nn.Module, loss: Callable[[Callable[..., torch.Tensor]], to
     return theta0, f
 
 
-def hvp_operator(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor):
-    """scipy LinearOperator v -> ∇²f(θ) v, by reverse-over-reverse on one retained gradient graph."""
+class Cancelled(Exception):
+    """The cancel event was set: a Lanczos run (or an algo evaluation) stopped before its next piece."""
+
+
+def hvp_operator(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
+                 cancel: threading.Event | None = None):
+    """scipy LinearOperator v -> ∇²f(θ) v, by reverse-over-reverse on one retained gradient graph.
+    A set `cancel` makes the next product raise Cancelled: a checkpoint's Lanczos runs 20-80
+    products (51, ~14 s, for the cpu preset's Looped-Attn at step 0 on one idle core), too long to
+    leave a cancelled job running."""
     from scipy.sparse.linalg import LinearOperator
 
     theta = theta.detach().clone().requires_grad_(True)
@@ -40,6 +49,8 @@ def hvp_operator(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor)
     count = [0]
 
     def matvec(v: np.ndarray) -> np.ndarray:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
         count[0] += 1
         vec = torch.as_tensor(np.asarray(v).reshape(-1), dtype=theta.dtype, device=theta.device)
         (hv,) = torch.autograd.grad(grad, theta, grad_outputs=vec, retain_graph=True)
@@ -50,11 +61,12 @@ def hvp_operator(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor)
 
 
 def top_eigenvalues(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, k: int,
-                    tol: float = 1e-6, seed: int = 0) -> np.ndarray:
-    """The k algebraically largest Hessian eigenvalues of f at θ, descending (Lanczos)."""
+                    tol: float = 1e-6, seed: int = 0, cancel: threading.Event | None = None) -> np.ndarray:
+    """The k algebraically largest Hessian eigenvalues of f at θ, descending (Lanczos).
+    Raises Cancelled within one Hessian-vector product of `cancel` being set."""
     from scipy.sparse.linalg import eigsh
 
-    op, _ = hvp_operator(f, theta)
+    op, _ = hvp_operator(f, theta, cancel)
     v0 = np.random.default_rng(seed).standard_normal(op.shape[0])
     values = eigsh(op, k=k, which="LA", tol=tol, v0=v0, return_eigenvectors=False)
     return np.sort(values)[::-1]

@@ -82,8 +82,9 @@ def train(config: AlgoConfig, log: AlgoLog, cancel: threading.Event, prior: Algo
     prior: for SHIFT, the Single run of the same config (its ended AlgoLog), whose steps
     are Stage I. stored: else, the directory of that Single run on disk, whose handoff.npz
     gives Stage I (log.info's stage_one says where Stage I came from, stage_one_note why it was
-    trained again if there was a run to read). A set `cancel` stops within one training step,
-    keeping the records so far.
+    trained again if there was a run to read). A set `cancel` stops within one training step
+    (or one test length of an evaluation, or one Hessian-vector product of a checkpoint's
+    Lanczos), keeping the records so far.
     """
     try:
         if cancel.is_set():

@@ -303,8 +303,15 @@ class Trainer:
         """Mean over lengths of the per-length loss, each at its training loop count."""
         return torch.stack([batch_loss(forward, b, self.loops(b.n)) for b in batches]).mean()
 
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise curvature.Cancelled
+
     def evaluate(self) -> EvalRecord:
+        """One record's measurements; raises curvature.Cancelled when `cancel` is set before it or
+        between test lengths (the Looped-Attn test lengths take ~0.5 s of a cpu preset's ~0.6 s)."""
         p, config = self.problem, self.config
+        self._check_cancel()
         self.model.eval()
         loss = self.train_loss(self.model, p.train_eval)
         grads = torch.autograd.grad(loss, [q for q in self.model.parameters()], allow_unused=True)
@@ -316,6 +323,7 @@ class Trainer:
             val_acc = np.mean([exact_match(self.model(b.x, self.loops(b.n), b.output_len), b.y) for b in p.val])
             acc, chosen, oracle = {}, {}, {}
             for b in p.test:
+                self._check_cancel()
                 if not self.looped:
                     loops, logits = 1, self.model(b.x, 1, b.output_len)
                     oracle[b.n] = exact_match(logits, b.y)
@@ -335,10 +343,11 @@ class Trainer:
         return {n: q.detach().cpu().numpy().astype(np.float32) for n, q in self.model.state_dict().items()}
 
     def hessian_top(self) -> np.ndarray:
-        """Top eigenvalues of the Hessian of the training loss (as trained) on the curvature batch, float64."""
+        """Top eigenvalues of the Hessian of the training loss (as trained) on the curvature batch, float64;
+        raises curvature.Cancelled when `cancel` is set meanwhile."""
         model64 = copy.deepcopy(self.model).double().eval()
         theta, f = curvature.flat_loss(model64, lambda fwd: self.train_loss(fwd, self.problem.curvature_batches))
-        return curvature.top_eigenvalues(f, theta, self.config.hessian_top)
+        return curvature.top_eigenvalues(f, theta, self.config.hessian_top, cancel=self.cancel)
 
     def _snapshot(self, rule: str, plateau: int | None = None) -> Handoff:
         return Handoff(self.step, copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict()),
@@ -384,21 +393,33 @@ class Trainer:
                 if not math.isfinite(self.train_step()):
                     diverged = True
                     break
-            record = self.evaluate() if not diverged else EvalRecord(
-                self.step, "looped" if self.looped else "single",
-                {k: float("nan") for k in SCALARS}, {}, {}, self.seconds)
-            if record.diverged:
-                yield record
-                return
             had = self.handoff
-            self._maybe_hand_off(record, steps)
-            if record.step in marks or (self.handoff is not None and had is None):
-                record.weights = self.weights()
-                if config.hessian_top:
-                    record.hessian_top = self.hessian_top()
-            yield record
-            if stop_at_handoff and self.handoff is not None:
+            try:
+                record = self._record(diverged, steps, marks)
+            except curvature.Cancelled:
+                self.handoff = had   # an incomplete record is not kept, nor a switch decided at it
                 return
+            yield record
+            if record.diverged or (stop_at_handoff and self.handoff is not None):
+                return
+
+    def _record(self, diverged: bool, steps: list[int], marks: set[int]) -> EvalRecord:
+        """The record at this step: the evaluation, SHIFT's switch decided on it, and the weights
+        and Hessian eigenvalues at a checkpoint or the switch. Raises curvature.Cancelled when
+        `cancel` is set meanwhile (checked between test lengths and Hessian-vector products)."""
+        if diverged:
+            return EvalRecord(self.step, "looped" if self.looped else "single",
+                              {k: float("nan") for k in SCALARS}, {}, {}, self.seconds)
+        record = self.evaluate()
+        if record.diverged:
+            return record
+        had = self.handoff
+        self._maybe_hand_off(record, steps)
+        if record.step in marks or (self.handoff is not None and had is None):
+            record.weights = self.weights()
+            if self.config.hessian_top:
+                record.hessian_top = self.hessian_top()
+        return record
 
 
 def train(config: AlgoConfig, problem: Problem | None = None) -> Iterator[EvalRecord]:
