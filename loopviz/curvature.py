@@ -83,6 +83,18 @@ def _entropy(p: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+def _row_entropies(codes: np.ndarray, n: int) -> np.ndarray:
+    """−Σ p log p of each row's empirical distribution of integer codes in [0, n): [R, P] → [R].
+    The rows, sorted and offset by row·n, make one sorted array whose runs are the counts."""
+    R, P = codes.shape
+    if R == 0 or P == 0:
+        return np.zeros(R)
+    flat = (np.sort(codes, axis=1) + n * np.arange(R)[:, None]).ravel()
+    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+    p = np.diff(np.r_[starts, flat.size]) / P
+    return np.bincount(flat[starts] // n, weights=-p * np.log(p), minlength=R)
+
+
 def matrix_entropy(eigenvalues: np.ndarray, edges: np.ndarray) -> float:
     """E(H) = −Σ p log p over the histogram of |λ| (nats)."""
     counts = np.bincount(bin_index(eigenvalues, edges), minlength=len(edges) - 1)
@@ -147,15 +159,16 @@ def entropy_and_mi(eigenvalues: np.ndarray, definition: str, edges: np.ndarray) 
     S = len(eigenvalues)
     mi = np.full(S, np.nan)
     if definition == "histogram":
-        # matrix_entropy and mutual_information, bit for bit, with every spectrum sorted and
-        # binned in one call (a live page recomputes ~1500 spectra a tick: 120 → 38 ms).
+        # matrix_entropy and mutual_information (to round-off: the terms are summed in another
+        # order), every spectrum sorted, binned and counted at once: a live page recomputes
+        # ~1500 spectra a tick (one spectrum at a time 120 ms, one binning 38 ms, now ~8 ms).
         n_bins = len(edges) - 1
         ranked = bin_index(np.sort(np.asarray(eigenvalues), axis=1)[:, ::-1], edges) if S else np.zeros((0, 0), int)
-        entropy = np.array([_entropy(np.bincount(r, minlength=n_bins) / r.size) for r in ranked])
-        for s in range(1, S):
-            joint = np.bincount(ranked[s - 1] * n_bins + ranked[s], minlength=n_bins * n_bins)
-            joint = joint.reshape(n_bins, n_bins) / ranked.shape[1]
-            mi[s] = max(0.0, _entropy(joint.sum(1)) + _entropy(joint.sum(0)) - _entropy(joint.ravel()))
+        entropy = _row_entropies(ranked, n_bins)
+        if S > 1:
+            # I = H(a) + H(b) − H(a, b), the marginals being the two spectra's own histograms
+            joint = _row_entropies(ranked[:-1] * n_bins + ranked[1:], n_bins * n_bins)
+            mi[1:] = np.maximum(0.0, entropy[:-1] + entropy[1:] - joint)
     else:
         entropy = np.array([spectral_entropy(e) for e in eigenvalues])
         for s in range(1, S):
