@@ -455,14 +455,20 @@ def summarise_spectra(eigenvalues: np.ndarray, eps: float, delta: float, tau: fl
     `definition`), Def. 1's valley numbers, extremes, and the phases of the entropy curve."""
     S = len(eigenvalues)
     entropy, mi = entropy_and_mi(eigenvalues, definition, edges)
-    shapes = [valley_shape(e, eps, delta, tau) for e in eigenvalues]
+    # valley_shape of every spectrum at once (the same numbers: max, min and one division)
+    valley = eigenvalues > eps
+    n_valley = valley.sum(1, dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kappa = np.where(valley, eigenvalues, -np.inf).max(1, initial=-np.inf) / \
+            np.where(valley, eigenvalues, np.inf).min(1, initial=np.inf)
+    kappa[n_valley == 0] = np.nan
     return {
         "entropy": entropy,
         "mutual_info": mi,
-        "kappa_valley": np.array([v.kappa for v in shapes]),
-        "n_valley": np.array([v.n_valley for v in shapes], dtype=np.int64),
-        "n_low_curvature": np.array([v.n_low_curvature for v in shapes], dtype=np.int64),
-        "valley_shape": np.array([v.shape for v in shapes]),
+        "kappa_valley": kappa,
+        "n_valley": n_valley,
+        "n_low_curvature": (valley & (eigenvalues <= tau)).sum(1, dtype=np.int64),
+        "valley_shape": np.where(n_valley == 0, "-", np.where(kappa <= 1 + delta, "U", "V")),
         "lambda_min": eigenvalues[:, 0] if S else np.zeros(0),
         "lambda_max": eigenvalues[:, -1] if S else np.zeros(0),
         "phase": detect_phases(entropy) if S else np.zeros(0, dtype=np.int64),

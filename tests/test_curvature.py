@@ -353,3 +353,24 @@ def test_phase_test_in_slices_of_shuffles_is_all_at_once(monkeypatch):
         assert sliced.p_value == whole.p_value and sliced.significant == whole.significant
         assert np.array_equal(sliced.labels, whole.labels)
         assert np.array_equal(sliced.fitted, whole.fitted, equal_nan=True)
+
+
+def test_summarise_spectra_has_each_spectrums_valley_shape():
+    """The valley columns, computed for all spectra at once, are valley_shape's (Definition 1)
+    spectrum by spectrum: empty valleys, one-eigenvalue valleys and exact U/V boundaries included."""
+    rng = np.random.default_rng(5)
+    spectra = np.sort(rng.standard_normal((30, 12)) * np.logspace(-4, 1, 12), axis=1)
+    spectra[0] = -np.abs(spectra[0])                     # no valley at all
+    spectra[1] = np.r_[np.zeros(11), 0.5]                 # one valley eigenvalue: κ = 1, U
+    spectra[2] = np.r_[np.zeros(10), 0.5, 1.0]            # κ = 1 + δ exactly: still U
+    eps, delta, tau = 1e-3, 1.0, 0.05
+    edges = curvature.log_bin_edges(20, 1e-8, 100.0)
+    columns = curvature.summarise_spectra(spectra, eps, delta, tau, edges)
+    for s, e in enumerate(spectra):
+        v = curvature.valley_shape(e, eps, delta, tau)
+        assert (columns["n_valley"][s], columns["n_low_curvature"][s], columns["valley_shape"][s]) == \
+            (v.n_valley, v.n_low_curvature, v.shape)
+        assert columns["kappa_valley"][s] == v.kappa or (np.isnan(v.kappa) and np.isnan(columns["kappa_valley"][s]))
+    assert list(columns["valley_shape"][:3]) == ["-", "U", "U"]
+    empty = curvature.summarise_spectra(np.zeros((0, 12)), eps, delta, tau, edges)
+    assert all(len(values) == 0 for values in empty.values())
