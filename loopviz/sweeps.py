@@ -27,14 +27,17 @@ import os
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
-import pandas as pd
 
-from . import atlas, stats, verdicts
 from .config import ConfigError, RunConfig, coerce
 from .toy import markov
+
+if TYPE_CHECKING:
+    import pandas as pd
+# pandas, scipy.stats (atlas, stats) and dask load where they are used: a worker process
+# imports this module to run points, and a sweep run in this process needs no dask.
 
 SCHEDULER_ENV = "LOOPVIZ_SCHEDULER"
 # Every process doing linear algebra pins its BLAS/OpenMP threads before numpy or torch load
@@ -143,6 +146,8 @@ def atlas_point(base: RunConfig, spectra: bool = False) -> dict[str, float]:
     """One (configuration, seed) of the atlas: the config's fields, both models' final and
     best accuracies, ceilings, loss gaps and times to reach (loopviz.atlas.pair_row); with
     `spectra`, the final epoch's exact Hessian summary of each model (Def. 1, Assumption 1)."""
+    from . import atlas
+
     pair = dict(zip(atlas.MODELS, train_curves([base.replace(model=m) for m in atlas.MODELS])))
     row: dict[str, float] = {name: getattr(base, name) for name in ATLAS_CONFIG_COLUMNS}
     row.update(atlas.pair_row(pair))
@@ -156,7 +161,7 @@ def atlas_point(base: RunConfig, spectra: bool = False) -> dict[str, float]:
 
 def _final_spectra(base: RunConfig, pair: dict[str, dict[str, np.ndarray]]) -> dict[str, float]:
     """Exact Hessian spectra at each model's final weights (SPEC §3), and Assumption 1."""
-    from . import curvature
+    from . import atlas, curvature
     from .toy.training import prepare
 
     problem = prepare(base)
@@ -237,6 +242,86 @@ def plan(kind: str, configs: Iterable[RunConfig], **options) -> list[Point]:
 
 
 # ------------------------------------------------------------------ where points run
+# A sweep given no --workers, --serial or --scheduler runs on a LocalCluster of one worker
+# per core only when spreading its estimated training time over the workers would save more
+# than the cluster costs to start; otherwise in this process (issue #12: 20 seeds of the
+# default config train in ~1.4 s, and starting the cluster took longer than that).
+# The estimate is a cost model of the numpy training, in CPU seconds of the 2-core
+# development machine (fitted to the figures of bench/bench_run.py --costs, within ~20 %):
+# a full-batch step of R stacked runs of L loops with P = 3d² + 3d weights costs
+# STEP + L·(LOOP + R·(RUN_LOOP + P·RUN_LOOP_PER_WEIGHT)); a minibatch step adds
+# MINIBATCH per run (its count table); one run trained alone with every epoch's record
+# (the atlas, the SHIFT sweep) costs RECORDED times its step; each run adds RUN_SETUP
+# (its task, ceilings, final metrics), an atlas --spectra run SPECTRUM·(P / 816)³.
+STEP, LOOP, RUN_LOOP, RUN_LOOP_PER_WEIGHT = 50e-6, 25e-6, 7e-6, 0.017e-6
+MINIBATCH, RECORDED, RUN_SETUP, SPECTRUM = 20e-6, 1.45, 2e-3, 0.05
+# Wall seconds from asking for a LocalCluster of 2 workers to their first results, closing
+# included (bench/bench_run.py --cluster; ~5 s before workers stopped importing pandas and
+# scipy with this module).
+CLUSTER_START_SECONDS = 2.5
+
+
+def _step_seconds(config: RunConfig, runs: int, loops: float) -> float:
+    """One epoch of `runs` stacked runs of `config` at `loops` loops (the model above)."""
+    weights = 3 * config.d ** 2 + 3 * config.d
+    step = STEP + loops * (LOOP + runs * (RUN_LOOP + weights * RUN_LOOP_PER_WEIGHT))
+    if config.batch_size in (0, config.n_train):
+        return step
+    return -(-config.n_train // config.batch_size) * (step + runs * MINIBATCH)
+
+
+def _mean_loops(config: RunConfig) -> float:
+    """Loops per update averaged over the epochs (SHIFT runs one loop up to its shift epoch)."""
+    if config.model != "shift":
+        return float(config.loops_at(config.epochs))
+    single = min(config.shift_epoch, config.epochs)
+    return (single + (config.epochs - single) * config.loops) / config.epochs
+
+
+def estimated_seconds(points: list[Point]) -> float:
+    """CPU seconds to run `points` in this process (the cost model above), as run_points
+    groups them there: seed points of one configuration in batches of SEED_CHUNK."""
+    total = 0.0
+    for chunk in chunks(points, 1):
+        base = RunConfig.from_json(chunk[0].config_json)
+        if chunk[0].kind == "seed":
+            runs = [(base.replace(model=m), len(chunk), 1.0) for m in ("single", "looped")]
+        elif chunk[0].kind == "shift":   # the point's run and its 2-epoch warm-up, recorded
+            warm = base.replace(model="looped", epochs=2)
+            runs = [(base, 1, RECORDED), (warm, 1, RECORDED)]
+        else:
+            runs = [(base.replace(model=m), 1, RECORDED) for m in ("single", "looped")]
+        for config, size, factor in runs:
+            total += factor * config.epochs * _step_seconds(config, size, _mean_loops(config)) + size * RUN_SETUP
+            if dict(chunk[0].options).get("spectra"):
+                total += SPECTRUM * ((3 * config.d ** 2 + 3 * config.d) / 816) ** 3
+    return total
+
+
+def placement(points: list[Point], workers: int | None, scheduler: str | None,
+              cores: int | None = None) -> tuple[int, str]:
+    """Where run_points runs `points`: (workers, the one line that says where and why).
+    An explicit scheduler or worker count is obeyed; workers None applies the rule above
+    with one worker per core (`cores`, default os.cpu_count())."""
+    if scheduler:
+        return workers or 0, f"on the dask scheduler at {scheduler} (--scheduler / ${SCHEDULER_ENV})"
+    if workers is not None:
+        return workers, ("in this process (--serial / --workers 0)" if workers == 0
+                         else f"on a LocalCluster of {workers} workers (--workers {workers})")
+    cores = cores or os.cpu_count() or 1
+    seconds = estimated_seconds(points)
+    spread = min(cores, len(chunks(points, cores)))
+    saved = seconds * (1 - 1 / spread)
+    if saved > CLUSTER_START_SECONDS:
+        return cores, (f"on a LocalCluster of {cores} workers: ~{seconds:.1f} s of training over {spread} "
+                       f"workers saves ~{saved:.1f} s, more than the ~{CLUSTER_START_SECONDS} s a cluster takes "
+                       "to start (--serial to run here)")
+    why = ("one core" if cores == 1 else "one task" if spread == 1
+           else f"{spread} workers would save ~{saved:.1f} s")
+    return 0, (f"in this process: ~{seconds:.1f} s of training; {why}, not more than the "
+               f"~{CLUSTER_START_SECONDS} s a LocalCluster takes to start (--workers N to use one)")
+
+
 def _client(workers: int, scheduler: str | None):
     """A distributed.Client on the given scheduler, or on a new LocalCluster of `workers`
     single-threaded processes (threads pinned, dashboard off, loopback only)."""
@@ -355,6 +440,8 @@ class RowFile:
 
 def read_rows(path: Path) -> pd.DataFrame:
     """A sweep file as written (floats exactly as computed)."""
+    import pandas as pd
+
     return pd.read_csv(path)  # pandas 3 parses repr floats exactly (tests/test_sweeps.py checks it)
 
 
@@ -366,6 +453,8 @@ def raw_path(out: Path) -> Path:
 def shift_timing_noise(out: Path) -> float:
     """verdicts.timing_noise of the raw runs beside a sweep-shift summary OUT: the relative
     spread of pure Looped-Attn's repeated timings (0 when no raw file is there)."""
+    from . import verdicts
+
     raw = raw_path(out)
     return verdicts.timing_noise(read_rows(raw)) if raw.exists() else 0.0
 
@@ -390,9 +479,10 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def sweep(points: list[Point], path: Path, fresh: bool, workers: int, scheduler: str | None,
+def sweep(points: list[Point], path: Path, fresh: bool, workers: int | None, scheduler: str | None,
           progress=None) -> tuple[pd.DataFrame, bool, int]:
-    """Run the points not yet in `path`, appending each row as it finishes.
+    """Run the points not yet in `path`, appending each row as it finishes; where (workers
+    None: this process or a LocalCluster, by `placement`'s rule) is said in one line on stderr.
 
     Returns (every row of the plan now in the file, in plan order; interrupted by
     Ctrl-C; points skipped because they were already done)."""
@@ -401,10 +491,13 @@ def sweep(points: list[Point], path: Path, fresh: bool, workers: int, scheduler:
     skipped = len(points) - len(todo)
     if skipped:
         print(f"resuming {path}: {skipped} of {len(points)} points already done", file=sys.stderr)
+    if todo:
+        workers, where = placement(todo, workers, scheduler)
+        print(f"{len(todo)} points {where}", file=sys.stderr)
     interrupted = False
     done = skipped
     try:
-        for row in run_points(todo, workers, scheduler):
+        for row in run_points(todo, workers or 0, scheduler):
             store.append(row)
             done += 1
             if progress is not None:
@@ -414,7 +507,11 @@ def sweep(points: list[Point], path: Path, fresh: bool, workers: int, scheduler:
         print(f"\ninterrupted: keeping the {done} points finished in {path}", file=sys.stderr)
     if progress is not None:
         progress.show(done, "done", final=True)
-    table = read_rows(path) if path.stat().st_size else pd.DataFrame(columns=["key"])
+    if not path.stat().st_size:
+        import pandas as pd
+
+        return pd.DataFrame(columns=["key"]), interrupted, skipped
+    table = read_rows(path)
     return in_plan_order(table, points), interrupted, skipped
 
 
@@ -427,10 +524,14 @@ def seed_configs(base: RunConfig, seeds: int, vary: str, first: int = 0) -> list
 
 def summarise_seed_sweep(table: pd.DataFrame) -> dict:
     """How often, and how, Looped beats Single on high-IC accuracy, with intervals (stats.py)."""
+    from . import stats
+
     return stats.seed_sweep_summary(table)
 
 
 def summary_line(summary: dict) -> str:
+    from . import stats
+
     return stats.seed_sweep_sentence(summary)
 
 
@@ -502,6 +603,8 @@ def atlas_configs(base: RunConfig, grid: dict[str, list], seeds: int, first: int
 
 def rows_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     """Same rows bit for bit, apart from the timing columns."""
+    from . import atlas
+
     keep = [c for c in a.columns if not c.endswith(atlas.TIMING_SUFFIX)]
     if list(a.columns) != list(b.columns) or len(a) != len(b):
         return False
