@@ -2,9 +2,11 @@
 
 A sweep is a plan of points: one config each, named by a key (the config's hash, which
 includes its seeds, plus a repeat index where one config is timed several times). Each
-point is a task on a `distributed.Client`: by default a LocalCluster of single-threaded
-worker processes, one per core; `--scheduler tcp://HOST:PORT` (or LOOPVIZ_SCHEDULER)
-uses an existing cluster; `--workers 0` / `--serial` runs in this process. Rows stream
+point is a task on a `distributed.Client` or runs in this process: by default (see
+`placement`) in this process when a LocalCluster of single-threaded worker processes, one
+per core, would save less time than it takes to start, else on one; `--workers N` always
+starts N workers, `--workers 0` / `--serial` runs in this process, and `--scheduler
+tcp://HOST:PORT` (or LOOPVIZ_SCHEDULER) uses an existing cluster. Rows stream
 back as tasks finish and each is appended to the output as one fsynced line, so a
 killed sweep keeps every finished point and a rerun with the same --out skips them.
 A point's row depends only on its config (float64, one thread), so it is the same bit
@@ -242,12 +244,13 @@ def plan(kind: str, configs: Iterable[RunConfig], **options) -> list[Point]:
 
 
 # ------------------------------------------------------------------ where points run
-# A sweep given no --workers, --serial or --scheduler runs on a LocalCluster of one worker
-# per core only when spreading its estimated training time over the workers would save more
-# than the cluster costs to start; otherwise in this process (issue #12: 20 seeds of the
-# default config train in ~1.4 s, and starting the cluster took longer than that).
+# A sweep given no --workers, --serial or --scheduler runs on a LocalCluster (one worker per
+# core, at most one per task) only when spreading its estimated training time over those
+# workers would save more than the cluster costs to start; otherwise in this process
+# (issue #12: 20 seeds of the default config train in ~1.4 s, less than a cluster's start).
 # The estimate is a cost model of the numpy training, in CPU seconds of the 2-core
-# development machine (fitted to the figures of bench/bench_run.py --costs, within ~20 %):
+# development machine (fitted to the figures of bench/bench_run.py --costs: within ~×1.5,
+# most plans within 20 %; both it and the start-up scale with the CPU's speed):
 # a full-batch step of R stacked runs of L loops with P = 3d² + 3d weights costs
 # STEP + L·(LOOP + R·(RUN_LOOP + P·RUN_LOOP_PER_WEIGHT)); a minibatch step adds
 # MINIBATCH per run (its count table); one run trained alone with every epoch's record
@@ -301,25 +304,27 @@ def estimated_seconds(points: list[Point]) -> float:
 def placement(points: list[Point], workers: int | None, scheduler: str | None,
               cores: int | None = None) -> tuple[int, str]:
     """Where run_points runs `points`: (workers, the one line that says where and why).
-    An explicit scheduler or worker count is obeyed; workers None applies the rule above
-    with one worker per core (`cores`, default os.cpu_count())."""
+    An explicit scheduler or worker count is obeyed; workers None applies the rule above,
+    with one worker per core (`cores`, default os.cpu_count()) that would have a task."""
     if scheduler:
         return workers or 0, f"on the dask scheduler at {scheduler} (--scheduler / ${SCHEDULER_ENV})"
     if workers is not None:
         return workers, ("in this process (--serial / --workers 0)" if workers == 0
-                         else f"on a LocalCluster of {workers} workers (--workers {workers})")
+                         else f"on a LocalCluster of {workers} worker{'s' * (workers > 1)} (--workers {workers})")
     cores = cores or os.cpu_count() or 1
     seconds = estimated_seconds(points)
-    spread = min(cores, len(chunks(points, cores)))
+    spread = min(cores, len(chunks(points, cores)))   # workers that would have a task
     saved = seconds * (1 - 1 / spread)
     if saved > CLUSTER_START_SECONDS:
-        return cores, (f"on a LocalCluster of {cores} workers: ~{seconds:.1f} s of training over {spread} "
-                       f"workers saves ~{saved:.1f} s, more than the ~{CLUSTER_START_SECONDS} s a cluster takes "
-                       "to start (--serial to run here)")
-    why = ("one core" if cores == 1 else "one task" if spread == 1
-           else f"{spread} workers would save ~{saved:.1f} s")
-    return 0, (f"in this process: ~{seconds:.1f} s of training; {why}, not more than the "
-               f"~{CLUSTER_START_SECONDS} s a LocalCluster takes to start (--workers N to use one)")
+        return spread, (f"on a LocalCluster of {spread} workers: ~{seconds:.1f} s of training over {spread} workers "
+                        f"saves ~{saved:.1f} s, more than the ~{CLUSTER_START_SECONDS} s a cluster takes to start "
+                        "(--serial to run here)")
+    if spread == 1:
+        why = f"{'one core' if cores == 1 else 'one task'}: more workers would save nothing"
+    else:
+        why = (f"{spread} workers would save ~{saved:.1f} s, not more than the ~{CLUSTER_START_SECONDS} s a "
+               "LocalCluster takes to start")
+    return 0, f"in this process: ~{seconds:.1f} s of training; {why} (--workers N to use one)"
 
 
 def _client(workers: int, scheduler: str | None):
