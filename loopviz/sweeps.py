@@ -7,8 +7,8 @@ point is a task on a `distributed.Client` or runs in this process: by default (s
 per core, would save less time than it takes to start, else on one; `--workers N` always
 starts N workers, `--workers 0` / `--serial` runs in this process, and `--scheduler
 tcp://HOST:PORT` (or LOOPVIZ_SCHEDULER) uses an existing cluster. Rows stream
-back as tasks finish and each is appended to the output as one fsynced line, so a
-killed sweep keeps every finished point and a rerun with the same --out skips them.
+back as tasks finish and each task's rows are appended to the output at once, fsynced, so
+a killed sweep keeps every finished point and a rerun with the same --out skips them.
 A point's row depends only on its config (float64, one thread), so it is the same bit
 for bit wherever it ran; only the columns ending in "seconds" measure time.
 
@@ -351,11 +351,17 @@ def run_points(points: list[Point], workers: int, scheduler: str | None = None) 
     """Rows of `points` as they finish: in this process when workers == 0 and no scheduler,
     else as tasks on dask.distributed. A worker lost mid-task is retried by the scheduler
     (distributed.scheduler.allowed-failures). Closing the iterator cancels what is left."""
+    for rows in run_tasks(points, workers, scheduler):
+        yield from rows
+
+
+def run_tasks(points: list[Point], workers: int, scheduler: str | None = None) -> Iterator[list[dict]]:
+    """run_points, a task's rows at a time (a chunk of seeds finishes together)."""
     if not points:
         return
     if workers == 0 and not scheduler:
         for chunk in chunks(points, 1):
-            yield from run_chunk(chunk)
+            yield run_chunk(chunk)
         return
     from distributed import as_completed
 
@@ -366,7 +372,7 @@ def run_points(points: list[Point], workers: int, scheduler: str | None = None) 
         # Explicit keys: a resubmitted chunk (a resumed sweep on a live cluster) is the same task.
         futures = [client.submit(run_chunk, chunk, key=_task_key(chunk), pure=False) for chunk in tasks]
         for future in as_completed(futures):
-            yield from future.result()
+            yield future.result()
     finally:
         client.cancel(futures)
         client.close()
@@ -392,7 +398,7 @@ def _cell(value) -> str:
 
 
 class RowFile:
-    """A CSV that grows one fsynced line per finished point and can be resumed.
+    """A CSV that grows by the fsynced lines of each finished task and can be resumed.
 
     Opening an existing file drops a torn last line (a kill mid-write), reads the keys
     already there, and checks they all belong to this sweep's plan.
@@ -424,17 +430,24 @@ class RowFile:
             raise SweepError(f"{self.path} holds {len(foreign)} point(s) of another sweep (different config); "
                              "use another --out, or --force to start over")
 
-    def append(self, row: dict) -> None:
-        if self.header is None:
-            self.header = list(row)
-            self._write(",".join(self.header) + "\n")
-        if set(row) != set(self.header):
-            raise SweepError(f"a row's columns differ from {self.path}'s header: "
-                             f"{sorted(set(row) ^ set(self.header))}")
+    def append(self, *rows: dict) -> None:
+        """Rows that finished together (a task's), in one write and one fsync."""
+        if not rows:
+            return
+        header = self.header or list(rows[0])
+        for row in rows:
+            if set(row) != set(header):
+                raise SweepError(f"a row's columns differ from {self.path}'s header: "
+                                 f"{sorted(set(row) ^ set(header))}")
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow([_cell(row[name]) for name in self.header])
+        if self.header is None:
+            buffer.write(",".join(header) + "\n")
+        writer = csv.writer(buffer, lineterminator="\n")
+        for row in rows:
+            writer.writerow([_cell(row[name]) for name in header])
         self._write(buffer.getvalue())
-        self.done.add(row["key"])
+        self.header = header
+        self.done.update(row["key"] for row in rows)
 
     def _write(self, text: str) -> None:
         with open(self.path, "a") as handle:
@@ -502,9 +515,9 @@ def sweep(points: list[Point], path: Path, fresh: bool, workers: int | None, sch
     interrupted = False
     done = skipped
     try:
-        for row in run_points(todo, workers or 0, scheduler):
-            store.append(row)
-            done += 1
+        for rows in run_tasks(todo, workers or 0, scheduler):
+            store.append(*rows)
+            done += len(rows)
             if progress is not None:
                 progress.show(done, f"{done}/{len(points)} points")
     except KeyboardInterrupt:

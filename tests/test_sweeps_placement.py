@@ -94,14 +94,14 @@ def test_a_small_default_sweep_says_so_in_one_line_and_never_loads_dask(tmp_path
 
 
 def test_a_big_default_sweep_goes_to_the_cluster(tmp_path, monkeypatch, capsys):
-    """The CLI passes the rule's choice to run_points (recorded here instead of running 400 seeds)."""
+    """The CLI passes the rule's choice to run_tasks (recorded here instead of running 400 seeds)."""
     asked = []
 
     def record(points, workers, scheduler=None):
         asked.append((len(points), workers, scheduler))
         return iter(())
 
-    monkeypatch.setattr(sweeps, "run_points", record)
+    monkeypatch.setattr(sweeps, "run_tasks", record)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert main(["sweep-seeds", "--seeds", "400", "--out", str(tmp_path / "big.csv")]) == 1   # nothing came back
     assert main(["atlas", "--seeds", "400", "--epochs", "2", "--out", str(tmp_path / "a.csv")]) == 1
