@@ -316,15 +316,15 @@ def placement(points: list[Point], workers: int | None, scheduler: str | None,
     spread = min(cores, len(chunks(points, cores)))   # workers that would have a task
     saved = seconds * (1 - 1 / spread)
     if saved > CLUSTER_START_SECONDS:
-        return spread, (f"on a LocalCluster of {spread} workers: ~{seconds:.1f} s of training over {spread} workers "
-                        f"saves ~{saved:.1f} s, more than the ~{CLUSTER_START_SECONDS} s a cluster takes to start "
-                        "(--serial to run here)")
+        return spread, (f"on a LocalCluster of {spread} workers: ~{seconds:.1f} s of training (estimated) over "
+                        f"{spread} workers saves ~{saved:.1f} s, more than the ~{CLUSTER_START_SECONDS} s a cluster "
+                        "takes to start (--serial to run here)")
     if spread == 1:
         why = f"{'one core' if cores == 1 else 'one task'}: more workers would save nothing"
     else:
         why = (f"{spread} workers would save ~{saved:.1f} s, not more than the ~{CLUSTER_START_SECONDS} s a "
                "LocalCluster takes to start")
-    return 0, f"in this process: ~{seconds:.1f} s of training; {why} (--workers N to use one)"
+    return 0, f"in this process: ~{seconds:.1f} s of training (estimated); {why} (--workers N to use one)"
 
 
 def _client(workers: int, scheduler: str | None):
@@ -499,7 +499,7 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
 
 def sweep(points: list[Point], path: Path, fresh: bool, workers: int | None, scheduler: str | None,
           progress=None) -> tuple[pd.DataFrame, bool, int]:
-    """Run the points not yet in `path`, appending each row as it finishes; where (workers
+    """Run the points not yet in `path`, appending each task's rows as it finishes; where (workers
     None: this process or a LocalCluster, by `placement`'s rule) is said in one line on stderr.
 
     Returns (every row of the plan now in the file, in plan order; interrupted by
