@@ -37,6 +37,8 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import io  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -146,7 +148,7 @@ def sweep_figures(args: argparse.Namespace) -> None:
                for m in ("single", "looped")]
     points = plan("seed", seed_configs(RunConfig(), args.seeds, "both"))
     one, many, swept = [], [], []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(io.StringIO()):  # the placement lines
         for i in range(args.repeat):
             one.append(cpu(lambda: [final_metrics(c) for c in configs[:2]]))
             many.append(cpu(lambda: final_metrics_many(configs)))
@@ -187,7 +189,7 @@ def cli_sweeps(repeat: int, seeds: int, workers: int) -> None:
               f"×{w / run_wall:.2f} run; CPU {c:.2f} s = ×{c / run_cpu:.2f} run's")
     print("  the default said: " + next((line for line in said if " points " in line), "(nothing)"))
     points = plan("seed", seed_configs(RunConfig(epochs=1), 2, "both"))
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(io.StringIO()):  # the placement lines
         sweep(points, Path(tmp) / "warm.csv", True, 0, None)
         start_up = []
         for i in range(repeat):
