@@ -19,8 +19,8 @@ whole process, interleaved, min of repeats, each as a ratio to the one-seed
 `python -m loopviz run --hessian-every 0` (Single + Looped, 1500 epochs): `sweep-seeds
 --seeds S` as the CLI runs it by default (sweeps.placement's choice), with `--workers N`
 (the default before: a LocalCluster, one worker per core) and with `--serial`; and the
-LocalCluster's start-up (a sweep of two one-epoch seeds on N workers, less the same in
-this process), against sweeps.CLUSTER_START_SECONDS, the rule's constant.
+LocalCluster's start-up (`sweep-seeds --seeds 2 --epochs 1 --workers N` less the same
+with --serial, whole processes), against sweeps.CLUSTER_START_SECONDS, the rule's constant.
 `--costs`: sweeps.estimated_seconds (the rule's cost model) against the measured CPU time
 of running the same plans in this process, seed / atlas / SHIFT plans of several shapes.
 Epoch: one training epoch (the step and the record: loss, gradient, metrics) of Single and
@@ -188,20 +188,15 @@ def cli_sweeps(repeat: int, seeds: int, workers: int) -> None:
         print(f"  sweep-seeds --seeds {seeds} {kind + ' ' if kind != 'default' else ''}({label}): {w:.2f} s wall = "
               f"×{w / run_wall:.2f} run; CPU {c:.2f} s = ×{c / run_cpu:.2f} run's")
     print("  the default said: " + next((line for line in said if " points " in line), "(nothing)"))
-    points = plan("seed", seed_configs(RunConfig(epochs=1), 2, "both"))
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(io.StringIO()):  # the placement lines
-        sweep(points, Path(tmp) / "warm.csv", True, 0, None)
-        start_up = []
+    tiny = [sys.executable, "-m", "loopviz", "sweep-seeds", "--seeds", "2", "--epochs", "1", "--force", "--out"]
+    start_up = []
+    with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeat):
-            start = time.perf_counter()
-            sweep(points, Path(tmp) / f"c{i}.csv", True, workers, None)
-            cluster = time.perf_counter() - start
-            start = time.perf_counter()
-            sweep(points, Path(tmp) / f"s{i}.csv", True, 0, None)
-            start_up.append(cluster - (time.perf_counter() - start))
-    print(f"  LocalCluster of {workers} workers, start to first rows and close (two one-epoch seeds, less the same "
-          f"in this process): {min(start_up):.2f} s wall (max {max(start_up):.2f}); the rule assumes "
-          f"{sweeps.CLUSTER_START_SECONDS} s; {load_note()}")
+            cluster = wall(tiny + [f"{tmp}/c.csv", "--workers", str(workers)])[0]
+            start_up.append(cluster - wall(tiny + [f"{tmp}/s.csv", "--serial"])[0])
+    print(f"  LocalCluster of {workers} workers, started and closed by the CLI (`sweep-seeds --seeds 2 --epochs 1 "
+          f"--workers {workers}` less the same with --serial): {min(start_up):.2f} s wall (max {max(start_up):.2f}); "
+          f"the rule assumes {sweeps.CLUSTER_START_SECONDS} s; {load_note()}")
 
 
 def cost_model(repeat: int) -> None:
