@@ -249,8 +249,8 @@ def plan(kind: str, configs: Iterable[RunConfig], **options) -> list[Point]:
 # workers would save more than the cluster costs to start; otherwise in this process
 # (issue #12: 20 seeds of the default config train in ~1.4 s, less than a cluster's start).
 # The estimate is a cost model of the numpy training, in CPU seconds of the 2-core
-# development machine (fitted to the figures of bench/bench_run.py --costs: within ~×1.5,
-# most plans within 20 %; both it and the start-up scale with the CPU's speed):
+# development machine (bench/bench_run.py --costs: ×0.88–1.22 the measured CPU time of seed,
+# atlas and SHIFT plans; it and the start-up below both scale with the CPU's speed):
 # a full-batch step of R stacked runs of L loops with P = 3d² + 3d weights costs
 # STEP + L·(LOOP + R·(RUN_LOOP + P·RUN_LOOP_PER_WEIGHT)); a minibatch step adds
 # MINIBATCH per run (its count table); one run trained alone with every epoch's record
@@ -258,9 +258,10 @@ def plan(kind: str, configs: Iterable[RunConfig], **options) -> list[Point]:
 # (its task, ceilings, final metrics), an atlas --spectra run SPECTRUM·(P / 816)³.
 STEP, LOOP, RUN_LOOP, RUN_LOOP_PER_WEIGHT = 50e-6, 25e-6, 7e-6, 0.017e-6
 MINIBATCH, RECORDED, RUN_SETUP, SPECTRUM = 20e-6, 1.45, 2e-3, 0.05
-# Wall seconds from asking for a LocalCluster of 2 workers to their first results, closing
-# included (bench/bench_run.py --cluster; ~5 s before workers stopped importing pandas and
-# scipy with this module).
+# Wall seconds a LocalCluster of 2 workers adds to a sweep (start, the workers' imports, close):
+# bench/bench_run.py --cluster measured 1.5–2.4 s for a 2-point sweep and ~2.5 s on the issue's
+# 20 seeds (--workers 2 less --serial, plus the half of training it spread), at load 2.5;
+# ~5 s before the workers stopped importing pandas and scipy with this module.
 CLUSTER_START_SECONDS = 2.5
 
 
