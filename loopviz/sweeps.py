@@ -247,7 +247,7 @@ def plan(kind: str, configs: Iterable[RunConfig], **options) -> list[Point]:
 # A sweep given no --workers, --serial or --scheduler runs on a LocalCluster (one worker per
 # core, at most one per task) only when spreading its estimated training time over those
 # workers would save more than the cluster costs to start; otherwise in this process
-# (issue #12: 20 seeds of the default config train in ~1.4 s, less than a cluster's start).
+# (issue #12: 20 seeds of the default config train in ~1.4 s; 2 workers would save ~0.7 s).
 # The estimate is a cost model of the numpy training, in CPU seconds of the 2-core
 # development machine (bench/bench_run.py --costs: ×0.88–1.22 the measured CPU time of seed,
 # atlas and SHIFT plans; it and the start-up below both scale with the CPU's speed):
@@ -258,11 +258,12 @@ def plan(kind: str, configs: Iterable[RunConfig], **options) -> list[Point]:
 # (its task, ceilings, final metrics), an atlas --spectra run SPECTRUM·(P / 816)³.
 STEP, LOOP, RUN_LOOP, RUN_LOOP_PER_WEIGHT = 50e-6, 25e-6, 7e-6, 0.017e-6
 MINIBATCH, RECORDED, RUN_SETUP, SPECTRUM = 20e-6, 1.45, 2e-3, 0.05
-# Wall seconds a LocalCluster of 2 workers adds to a sweep (start, the workers' imports, close):
-# bench/bench_run.py --cluster measured 1.5–2.4 s for a 2-point sweep and ~2.5 s on the issue's
-# 20 seeds (--workers 2 less --serial, plus the half of training it spread), at load 2.5;
-# ~5 s before the workers stopped importing pandas and scipy with this module.
-CLUSTER_START_SECONDS = 2.5
+# Wall seconds a LocalCluster of 2 workers adds to a sweep (start, the workers' imports, close;
+# bench/bench_run.py --cluster, `sweep-seeds --seeds 2 --epochs 1`, --workers 2 less --serial):
+# 0.9–1.3 s at load 1.3, 1.5–2.4 s at load 2.5, and ~1.9 s more CPU either way; ~2.5–5 s
+# before the workers stopped importing pandas and scipy with this module. On a shared machine
+# a busy core also saves less than its share, so the rule takes the middle of that range.
+CLUSTER_START_SECONDS = 1.5
 
 
 def _step_seconds(config: RunConfig, runs: int, loops: float) -> float:
