@@ -347,8 +347,9 @@ def _int(name: str, text: str, low: int, high: int | None = None) -> int:
     return value
 
 
-def _where(args: argparse.Namespace) -> tuple[int, str | None]:
-    """(workers, scheduler) from --workers / --serial / --scheduler / LOOPVIZ_SCHEDULER."""
+def _where(args: argparse.Namespace) -> tuple[int | None, str | None]:
+    """(workers, scheduler) from --workers / --serial / --scheduler / LOOPVIZ_SCHEDULER; workers
+    None when none of them is given: sweeps.placement then picks this process or a LocalCluster."""
     from .sweeps import SCHEDULER_ENV
 
     scheduler = args.scheduler or os.environ.get(SCHEDULER_ENV) or None
@@ -356,7 +357,7 @@ def _where(args: argparse.Namespace) -> tuple[int, str | None]:
         if args.scheduler:
             raise UsageError("--serial and --scheduler exclude each other")
         return 0, None
-    workers = _int("workers", args.workers, 0, MAX_WORKERS) if args.workers is not None else default_workers()
+    workers = _int("workers", args.workers, 0, MAX_WORKERS) if args.workers is not None else None
     if scheduler and not scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
         raise UsageError(f"--scheduler must look like tcp://HOST:PORT, got {scheduler!r}")
     return workers, scheduler
@@ -364,7 +365,9 @@ def _where(args: argparse.Namespace) -> tuple[int, str | None]:
 
 def _add_where_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", default=None,
-                        help="LocalCluster worker processes (default: one per core; 0 = run in this process)")
+                        help="LocalCluster worker processes; 0 = run in this process (default: this process when "
+                             "spreading the estimated work over one worker per core would save less than a "
+                             "cluster takes to start, else one worker per core)")
     parser.add_argument("--serial", action="store_true", help="run every point in this process (= --workers 0)")
     parser.add_argument("--scheduler", default=None,
                         help="an existing dask scheduler, tcp://HOST:PORT (default: $LOOPVIZ_SCHEDULER, else a "
@@ -385,7 +388,7 @@ def _one_line_errors(handler):
     return run
 
 
-def _seeded_sweep(args: argparse.Namespace) -> tuple[int, int, int, str | None, RunConfig]:
+def _seeded_sweep(args: argparse.Namespace) -> tuple[int, int, int | None, str | None, RunConfig]:
     """(seeds, first seed, workers, scheduler, base config) of sweep-seeds and atlas, checked in that order."""
     seeds = _int("seeds", args.seeds, 1, MAX_SEEDS)
     first = _int("first-seed", args.first_seed, 0)
@@ -455,15 +458,15 @@ def command_atlas(args: argparse.Namespace) -> int:
     out = _check_sweep_out(_out_path(args.out))
     points = sweeps.plan("atlas", sweeps.atlas_configs(base, grid, seeds, first), spectra=bool(args.spectra))
     print(f"atlas: {len(points) // seeds} configurations × {seeds} seeds = {len(points)} points, "
-          f"{base.epochs} epochs each, on " + (scheduler or ("this process" if workers == 0 else
-                                                                f"a LocalCluster of {workers} workers")),
-          file=sys.stderr)
+          f"{base.epochs} epochs each", file=sys.stderr)
     table, interrupted, _ = sweeps.sweep(points, out, args.force, workers, scheduler,
                                          Progress("atlas", len(points)))
     if table.empty:
         return EXIT_CANCELLED if interrupted else EXIT_FAILED
     sweeps.write_table(table, out)
-    overall = sweeps.atlas.share_summary(sweeps.atlas.outcomes(table, "faster5_acc"))
+    from . import atlas
+
+    overall = atlas.share_summary(atlas.outcomes(table, "faster5_acc"))
     print(f"{len(table)} points written to {out}; Looped faster to +5 points of high-IC training accuracy in "
           f"{overall['wins']}/{overall['n']} (95 % CI {overall['win_low']:.0%}–{overall['win_high']:.0%}), "
           f"Single in {overall['losses']}/{overall['n']}")

@@ -2,11 +2,13 @@
 
 A sweep is a plan of points: one config each, named by a key (the config's hash, which
 includes its seeds, plus a repeat index where one config is timed several times). Each
-point is a task on a `distributed.Client`: by default a LocalCluster of single-threaded
-worker processes, one per core; `--scheduler tcp://HOST:PORT` (or LOOPVIZ_SCHEDULER)
-uses an existing cluster; `--workers 0` / `--serial` runs in this process. Rows stream
-back as tasks finish and each is appended to the output as one fsynced line, so a
-killed sweep keeps every finished point and a rerun with the same --out skips them.
+point is a task on a `distributed.Client` or runs in this process: by default (see
+`placement`) in this process when a LocalCluster of single-threaded worker processes, one
+per core, would save less time than it takes to start, else on one; `--workers N` always
+starts N workers, `--workers 0` / `--serial` runs in this process, and `--scheduler
+tcp://HOST:PORT` (or LOOPVIZ_SCHEDULER) uses an existing cluster. Rows stream
+back as tasks finish and each task's rows are appended to the output at once, fsynced, so
+a killed sweep keeps every finished point and a rerun with the same --out skips them.
 A point's row depends only on its config (float64, one thread), so it is the same bit
 for bit wherever it ran; only the columns ending in "seconds" measure time.
 
@@ -27,14 +29,17 @@ import os
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
-import pandas as pd
 
-from . import atlas, stats, verdicts
 from .config import ConfigError, RunConfig, coerce
 from .toy import markov
+
+if TYPE_CHECKING:
+    import pandas as pd
+# pandas, scipy.stats (atlas, stats) and dask load where they are used: a worker process
+# imports this module to run points, and a sweep run in this process needs no dask.
 
 SCHEDULER_ENV = "LOOPVIZ_SCHEDULER"
 # Every process doing linear algebra pins its BLAS/OpenMP threads before numpy or torch load
@@ -143,6 +148,8 @@ def atlas_point(base: RunConfig, spectra: bool = False) -> dict[str, float]:
     """One (configuration, seed) of the atlas: the config's fields, both models' final and
     best accuracies, ceilings, loss gaps and times to reach (loopviz.atlas.pair_row); with
     `spectra`, the final epoch's exact Hessian summary of each model (Def. 1, Assumption 1)."""
+    from . import atlas
+
     pair = dict(zip(atlas.MODELS, train_curves([base.replace(model=m) for m in atlas.MODELS])))
     row: dict[str, float] = {name: getattr(base, name) for name in ATLAS_CONFIG_COLUMNS}
     row.update(atlas.pair_row(pair))
@@ -156,7 +163,7 @@ def atlas_point(base: RunConfig, spectra: bool = False) -> dict[str, float]:
 
 def _final_spectra(base: RunConfig, pair: dict[str, dict[str, np.ndarray]]) -> dict[str, float]:
     """Exact Hessian spectra at each model's final weights (SPEC §3), and Assumption 1."""
-    from . import curvature
+    from . import atlas, curvature
     from .toy.training import prepare
 
     problem = prepare(base)
@@ -237,6 +244,91 @@ def plan(kind: str, configs: Iterable[RunConfig], **options) -> list[Point]:
 
 
 # ------------------------------------------------------------------ where points run
+# A sweep given no --workers, --serial or --scheduler runs on a LocalCluster (one worker per
+# core, at most one per task) only when spreading its estimated training time over those
+# workers would save more than the cluster costs to start; otherwise in this process
+# (issue #12: 20 seeds of the default config train in ~1.4 s; 2 workers would save ~0.7 s).
+# The estimate is a cost model of the numpy training, in CPU seconds of the 2-core
+# development machine (bench/bench_run.py --costs: ×0.88–1.22 the measured CPU time of seed,
+# atlas and SHIFT plans; it and the start-up below both scale with the CPU's speed):
+# a full-batch step of R stacked runs of L loops with P = 3d² + 3d weights costs
+# STEP + L·(LOOP + R·(RUN_LOOP + P·RUN_LOOP_PER_WEIGHT)); a minibatch step adds
+# MINIBATCH per run (its count table); one run trained alone with every epoch's record
+# (the atlas, the SHIFT sweep) costs RECORDED times its step; each run adds RUN_SETUP
+# (its task, ceilings, final metrics), an atlas --spectra run SPECTRUM·(P / 816)³.
+STEP, LOOP, RUN_LOOP, RUN_LOOP_PER_WEIGHT = 50e-6, 25e-6, 7e-6, 0.017e-6
+MINIBATCH, RECORDED, RUN_SETUP, SPECTRUM = 20e-6, 1.45, 2e-3, 0.05
+# Wall seconds a LocalCluster of 2 workers adds to a sweep (start, the workers' imports, close;
+# bench/bench_run.py --cluster, `sweep-seeds --seeds 2 --epochs 1`, --workers 2 less --serial):
+# 0.9–1.3 s at load 1.3, 1.5–2.4 s at load 2.5, and ~1.9 s more CPU either way; ~2.5–5 s
+# before the workers stopped importing pandas and scipy with this module. On a shared machine
+# a busy core also saves less than its share, so the rule takes the middle of that range.
+CLUSTER_START_SECONDS = 1.5
+
+
+def _step_seconds(config: RunConfig, runs: int, loops: float) -> float:
+    """One epoch of `runs` stacked runs of `config` at `loops` loops (the model above)."""
+    weights = 3 * config.d ** 2 + 3 * config.d
+    step = STEP + loops * (LOOP + runs * (RUN_LOOP + weights * RUN_LOOP_PER_WEIGHT))
+    if config.batch_size in (0, config.n_train):
+        return step
+    return -(-config.n_train // config.batch_size) * (step + runs * MINIBATCH)
+
+
+def _mean_loops(config: RunConfig) -> float:
+    """Loops per update averaged over the epochs (SHIFT runs one loop up to its shift epoch)."""
+    if config.model != "shift":
+        return float(config.loops_at(config.epochs))
+    single = min(config.shift_epoch, config.epochs)
+    return (single + (config.epochs - single) * config.loops) / config.epochs
+
+
+def estimated_seconds(points: list[Point]) -> float:
+    """CPU seconds to run `points` in this process (the cost model above), as run_points
+    groups them there: seed points of one configuration in batches of SEED_CHUNK."""
+    total = 0.0
+    for chunk in chunks(points, 1):
+        base = RunConfig.from_json(chunk[0].config_json)
+        if chunk[0].kind == "seed":
+            runs = [(base.replace(model=m), len(chunk), 1.0) for m in ("single", "looped")]
+        elif chunk[0].kind == "shift":   # the point's run and its 2-epoch warm-up, recorded
+            warm = base.replace(model="looped", epochs=2)
+            runs = [(base, 1, RECORDED), (warm, 1, RECORDED)]
+        else:
+            runs = [(base.replace(model=m), 1, RECORDED) for m in ("single", "looped")]
+        for config, size, factor in runs:
+            total += factor * config.epochs * _step_seconds(config, size, _mean_loops(config)) + size * RUN_SETUP
+            if dict(chunk[0].options).get("spectra"):
+                total += SPECTRUM * ((3 * config.d ** 2 + 3 * config.d) / 816) ** 3
+    return total
+
+
+def placement(points: list[Point], workers: int | None, scheduler: str | None,
+              cores: int | None = None) -> tuple[int, str]:
+    """Where run_points runs `points`: (workers, the one line that says where and why).
+    An explicit scheduler or worker count is obeyed; workers None applies the rule above,
+    with one worker per core (`cores`, default os.cpu_count()) that would have a task."""
+    if scheduler:
+        return workers or 0, f"on the dask scheduler at {scheduler} (--scheduler / ${SCHEDULER_ENV})"
+    if workers is not None:
+        return workers, ("in this process (--serial / --workers 0)" if workers == 0
+                         else f"on a LocalCluster of {workers} worker{'s' * (workers > 1)} (--workers {workers})")
+    cores = cores or os.cpu_count() or 1
+    seconds = estimated_seconds(points)
+    spread = min(cores, len(chunks(points, cores)))   # workers that would have a task
+    saved = seconds * (1 - 1 / spread)
+    if saved > CLUSTER_START_SECONDS:
+        return spread, (f"on a LocalCluster of {spread} workers: ~{seconds:.1f} s of training (estimated) over "
+                        f"{spread} workers saves ~{saved:.1f} s, more than the ~{CLUSTER_START_SECONDS} s a cluster "
+                        "takes to start (--serial to run here)")
+    if spread == 1:
+        why = f"{'one core' if cores == 1 else 'one task'}: more workers would save nothing"
+    else:
+        why = (f"{spread} workers would save ~{saved:.1f} s, not more than the ~{CLUSTER_START_SECONDS} s a "
+               "LocalCluster takes to start")
+    return 0, f"in this process: ~{seconds:.1f} s of training (estimated); {why} (--workers N to use one)"
+
+
 def _client(workers: int, scheduler: str | None):
     """A distributed.Client on the given scheduler, or on a new LocalCluster of `workers`
     single-threaded processes (threads pinned, dashboard off, loopback only)."""
@@ -261,11 +353,17 @@ def run_points(points: list[Point], workers: int, scheduler: str | None = None) 
     """Rows of `points` as they finish: in this process when workers == 0 and no scheduler,
     else as tasks on dask.distributed. A worker lost mid-task is retried by the scheduler
     (distributed.scheduler.allowed-failures). Closing the iterator cancels what is left."""
+    for rows in run_tasks(points, workers, scheduler):
+        yield from rows
+
+
+def run_tasks(points: list[Point], workers: int, scheduler: str | None = None) -> Iterator[list[dict]]:
+    """run_points, a task's rows at a time (a chunk of seeds finishes together)."""
     if not points:
         return
     if workers == 0 and not scheduler:
         for chunk in chunks(points, 1):
-            yield from run_chunk(chunk)
+            yield run_chunk(chunk)
         return
     from distributed import as_completed
 
@@ -276,7 +374,7 @@ def run_points(points: list[Point], workers: int, scheduler: str | None = None) 
         # Explicit keys: a resubmitted chunk (a resumed sweep on a live cluster) is the same task.
         futures = [client.submit(run_chunk, chunk, key=_task_key(chunk), pure=False) for chunk in tasks]
         for future in as_completed(futures):
-            yield from future.result()
+            yield future.result()
     finally:
         client.cancel(futures)
         client.close()
@@ -302,7 +400,7 @@ def _cell(value) -> str:
 
 
 class RowFile:
-    """A CSV that grows one fsynced line per finished point and can be resumed.
+    """A CSV that grows by the fsynced lines of each finished task and can be resumed.
 
     Opening an existing file drops a torn last line (a kill mid-write), reads the keys
     already there, and checks they all belong to this sweep's plan.
@@ -334,17 +432,24 @@ class RowFile:
             raise SweepError(f"{self.path} holds {len(foreign)} point(s) of another sweep (different config); "
                              "use another --out, or --force to start over")
 
-    def append(self, row: dict) -> None:
-        if self.header is None:
-            self.header = list(row)
-            self._write(",".join(self.header) + "\n")
-        if set(row) != set(self.header):
-            raise SweepError(f"a row's columns differ from {self.path}'s header: "
-                             f"{sorted(set(row) ^ set(self.header))}")
+    def append(self, *rows: dict) -> None:
+        """Rows that finished together (a task's), in one write and one fsync."""
+        if not rows:
+            return
+        header = self.header or list(rows[0])
+        for row in rows:
+            if set(row) != set(header):
+                raise SweepError(f"a row's columns differ from {self.path}'s header: "
+                                 f"{sorted(set(row) ^ set(header))}")
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow([_cell(row[name]) for name in self.header])
+        if self.header is None:
+            buffer.write(",".join(header) + "\n")
+        writer = csv.writer(buffer, lineterminator="\n")
+        for row in rows:
+            writer.writerow([_cell(row[name]) for name in header])
         self._write(buffer.getvalue())
-        self.done.add(row["key"])
+        self.header = header
+        self.done.update(row["key"] for row in rows)
 
     def _write(self, text: str) -> None:
         with open(self.path, "a") as handle:
@@ -355,6 +460,8 @@ class RowFile:
 
 def read_rows(path: Path) -> pd.DataFrame:
     """A sweep file as written (floats exactly as computed)."""
+    import pandas as pd
+
     return pd.read_csv(path)  # pandas 3 parses repr floats exactly (tests/test_sweeps.py checks it)
 
 
@@ -366,6 +473,8 @@ def raw_path(out: Path) -> Path:
 def shift_timing_noise(out: Path) -> float:
     """verdicts.timing_noise of the raw runs beside a sweep-shift summary OUT: the relative
     spread of pure Looped-Attn's repeated timings (0 when no raw file is there)."""
+    from . import verdicts
+
     raw = raw_path(out)
     return verdicts.timing_noise(read_rows(raw)) if raw.exists() else 0.0
 
@@ -390,9 +499,10 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def sweep(points: list[Point], path: Path, fresh: bool, workers: int, scheduler: str | None,
+def sweep(points: list[Point], path: Path, fresh: bool, workers: int | None, scheduler: str | None,
           progress=None) -> tuple[pd.DataFrame, bool, int]:
-    """Run the points not yet in `path`, appending each row as it finishes.
+    """Run the points not yet in `path`, appending each task's rows as it finishes; where (workers
+    None: this process or a LocalCluster, by `placement`'s rule) is said in one line on stderr.
 
     Returns (every row of the plan now in the file, in plan order; interrupted by
     Ctrl-C; points skipped because they were already done)."""
@@ -401,12 +511,15 @@ def sweep(points: list[Point], path: Path, fresh: bool, workers: int, scheduler:
     skipped = len(points) - len(todo)
     if skipped:
         print(f"resuming {path}: {skipped} of {len(points)} points already done", file=sys.stderr)
+    if todo:
+        workers, where = placement(todo, workers, scheduler)
+        print(f"{len(todo)} points {where}", file=sys.stderr)
     interrupted = False
     done = skipped
     try:
-        for row in run_points(todo, workers, scheduler):
-            store.append(row)
-            done += 1
+        for rows in run_tasks(todo, workers or 0, scheduler):
+            store.append(*rows)
+            done += len(rows)
             if progress is not None:
                 progress.show(done, f"{done}/{len(points)} points")
     except KeyboardInterrupt:
@@ -414,7 +527,11 @@ def sweep(points: list[Point], path: Path, fresh: bool, workers: int, scheduler:
         print(f"\ninterrupted: keeping the {done} points finished in {path}", file=sys.stderr)
     if progress is not None:
         progress.show(done, "done", final=True)
-    table = read_rows(path) if path.stat().st_size else pd.DataFrame(columns=["key"])
+    if not path.stat().st_size:
+        import pandas as pd
+
+        return pd.DataFrame(columns=["key"]), interrupted, skipped
+    table = read_rows(path)
     return in_plan_order(table, points), interrupted, skipped
 
 
@@ -427,10 +544,14 @@ def seed_configs(base: RunConfig, seeds: int, vary: str, first: int = 0) -> list
 
 def summarise_seed_sweep(table: pd.DataFrame) -> dict:
     """How often, and how, Looped beats Single on high-IC accuracy, with intervals (stats.py)."""
+    from . import stats
+
     return stats.seed_sweep_summary(table)
 
 
 def summary_line(summary: dict) -> str:
+    from . import stats
+
     return stats.seed_sweep_sentence(summary)
 
 
@@ -502,6 +623,8 @@ def atlas_configs(base: RunConfig, grid: dict[str, list], seeds: int, first: int
 
 def rows_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     """Same rows bit for bit, apart from the timing columns."""
+    from . import atlas
+
     keep = [c for c in a.columns if not c.endswith(atlas.TIMING_SUFFIX)]
     if list(a.columns) != list(b.columns) or len(a) != len(b):
         return False

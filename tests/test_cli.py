@@ -113,10 +113,12 @@ def test_a_corrupt_run_is_reported(tiny_run, tmp_path):
         read_run(broken)
 
 
-def test_sweep_seeds_writes_a_table_and_a_summary(tmp_path):
+def test_sweep_seeds_writes_a_table_and_a_summary(tmp_path, capsys):
     out = tmp_path / "sweep.csv"
     assert main(["sweep-seeds", "--seeds", "2", "--d", "3", "--epochs", "5", "--workers", "1",
                  "--out", str(out)]) == 0
+    # an explicit --workers is obeyed, however small the sweep (tests/test_sweeps_placement.py: the default)
+    assert "2 points on a LocalCluster of 1 worker (--workers 1)" in capsys.readouterr().err
     table = pd.read_csv(out)
     assert list(table["seed"]) == [0, 1]
     np.testing.assert_allclose(table["gap_acc_high"], table["looped_acc_high"] - table["single_acc_high"])

@@ -68,6 +68,23 @@ def test_a_file_of_another_sweep_is_refused_not_mixed(tmp_path):
     assert main(["sweep-seeds", "--seeds", "2", "--d", "3", "--epochs", "4", "--serial", "--out", str(path)]) == 2
 
 
+def test_a_tasks_rows_are_appended_in_one_fsynced_write_or_not_at_all(tmp_path, monkeypatch):
+    points = plan("seed", seed_configs(BASE.replace(epochs=3), 3, "both"))
+    rows = list(run_points(points, workers=0))
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    path = tmp_path / "s.csv"
+    store = RowFile(path, [p.key for p in points], fresh=True)
+    with pytest.raises(SweepError, match="columns differ"):
+        store.append(rows[0], {"key": "x", "seed": 1})                   # one bad row: none written
+    assert path.read_text() == "" and not synced
+    store.append(*rows[:2])
+    store.append(rows[2])
+    assert len(synced) == 2 and store.done == {p.key for p in points}
+    assert list(read_rows(path)["key"]) == [p.key for p in points]
+
+
 def test_a_rerun_with_the_same_out_skips_finished_points(tmp_path, capsys):
     out = tmp_path / "sweep.csv"
     assert main(["sweep-seeds", "--seeds", "2", "--d", "3", "--epochs", "5", "--serial", "--out", str(out)]) == 0
