@@ -133,6 +133,8 @@ def main() -> None:
         return (f"{name}: accuracy min {min(acc):.2f} / median {statistics.median(acc):.2f} s, entropy min "
                 f"{min(ent):.2f} / median {statistics.median(ent):.2f} s")
 
+    print("each move (accuracy, entropy) s: new " + ", ".join(f"({a:.2f}, {e:.2f})" for a, e in fresh)
+          + " | floor " + ", ".join(f"({a:.2f}, {e:.2f})" for a, e in floor))
     print(line("new position (Stage II trained)", fresh) + " (goal ≤ 1 s)")
     print(line("floor: a trained position redrawn", floor))
     ratio = [statistics.median(t[i] for t in fresh) / statistics.median(t[i] for t in floor) for i in (0, 1)]
