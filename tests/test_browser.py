@@ -108,9 +108,10 @@ def test_bundled_charts_then_a_live_run(server, browser, capsys):
     assert_no_exception(browser)
     browser.save_screenshot(str(ARTIFACTS / "spectrum-live.png"))
 
-    # A longer run (minibatches of 16: ~20 Adam steps an epoch) streams: the curve must be
-    # seen growing, and the gaps between redraws say how fresh the chart is.
-    browser.get(url + "/spectrum?d=8&epochs=200&hessian_every=0&batch_size=16")
+    # A longer run (minibatches of 16: ~30 Adam steps an epoch; 1000 epochs train for seconds,
+    # well past Train's wait for quick runs, jobs.TRAINING_WAIT) streams: the curve must be seen
+    # growing, and the gaps between redraws say how fresh the chart is.
+    browser.get(url + "/spectrum?d=8&epochs=1000&hessian_every=0&batch_size=16")
     train_button = "//button[contains(., 'Train') and not(@disabled)]"
     assert wait_for(lambda: "No run for this configuration yet" in browser.page_source
                     and browser.find_elements(By.XPATH, train_button), 30)
@@ -120,7 +121,7 @@ def test_bundled_charts_then_a_live_run(server, browser, capsys):
         n = first_curve_length(browser)
         if n and (not growth or growth[-1][1] != n):
             growth.append((time.time(), n))
-        return n == 201
+        return n == 1001
     assert wait_for(streamed, 300, pause=0.05), f"the streaming run did not finish on screen: {growth}"
     lengths = [n for _, n in growth]
     assert len(lengths) >= 3 and lengths == sorted(lengths), f"the curve did not grow: {lengths}"
