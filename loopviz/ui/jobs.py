@@ -289,8 +289,10 @@ def wait_for_training(configs: list) -> None:
     reg = registry()
     waiting = [(job, c.epochs) for c in configs if isinstance(c, RunConfig) and (job := reg.get(c)) is not None]
     deadline = time.monotonic() + TRAINING_WAIT
-    while waiting and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         waiting = [(job, last) for job, last in waiting if not job.log.done and not _trained(job.log, last)]
+        if not waiting:
+            return
         _ = WATCH_KEY in st.session_state   # the yield point
         time.sleep(0.02)
 
