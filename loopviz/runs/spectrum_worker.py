@@ -71,18 +71,18 @@ def read_arrays(payload: bytes) -> dict[str, np.ndarray]:
     """array_frame's arrays (copies, writable); ValueError for a frame that is not one."""
     if payload[:len(ARRAYS)] != ARRAYS:
         raise ValueError("not an array frame")
-    (size,) = LENGTH.unpack_from(payload, len(ARRAYS))
-    offset = len(ARRAYS) + LENGTH.size
+    (header_size,) = LENGTH.unpack_from(payload, len(ARRAYS))
+    header_start = len(ARRAYS) + LENGTH.size
+    position = header_start + header_size          # where the next array's bytes begin
     arrays = {}
-    for name, dtype, shape in json.loads(payload[offset:offset + size]):
+    for name, dtype, shape in json.loads(payload[header_start:position]):
         dtype = np.dtype(dtype)
         if dtype.hasobject:
             raise ValueError("object arrays are not sent")
         count = int(np.prod(shape, dtype=np.int64))
-        start = offset + size
-        arrays[name] = np.frombuffer(payload, dtype, count, start).reshape(shape).copy()
-        size += count * dtype.itemsize
-    if offset + size != len(payload):
+        arrays[name] = np.frombuffer(payload, dtype, count, position).reshape(shape).copy()
+        position += count * dtype.itemsize
+    if position != len(payload):
         raise ValueError("an array frame's length does not match its header")
     return arrays
 
