@@ -13,6 +13,7 @@ from loopviz.ui import jobs, present
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED = REPO / "assets" / "algo"
+FIRST = "bundled: parity"
 USER_RUNS = Path(os.environ.get("LOOPVIZ_ALGO_RUNS", REPO / "runs" / "algo"))
 
 st.title("Algorithmic tasks: Single vs Looped vs SHIFT")
@@ -77,7 +78,8 @@ if not groups:
     st.error(f"No algorithmic-task runs found in {BUNDLED} or {USER_RUNS}; Train below (or its command) makes one.")
     train_your_own()
     st.stop()
-choice = st.selectbox("runs", list(groups), key="algo_group",
+# Parity first when bundled: App. E.2's first task, and one every model fits at the cpu preset.
+choice = st.selectbox("runs", list(groups), index=list(groups).index(FIRST) if FIRST in groups else 0, key="algo_group",
                       help="Bundled CPU-preset runs, and any `python -m loopviz algo run --out runs/algo/NAME` "
                            "of yours.")
 runs: dict[str, rundir.AlgoRun] = {}

@@ -13,7 +13,7 @@ PAGE = "app_pages/algo.py"
 BUNDLED = REPO / "assets" / "algo"
 
 
-@pytest.mark.parametrize("task", ["parity", "copy"])
+@pytest.mark.parametrize("task", ["parity", "copy", "addition", "binary_sum"])
 def test_the_bundled_shift_runs_switched_by_the_papers_rule(task):
     meta = json.loads((BUNDLED / task / "shift" / "meta.json").read_text())
     assert meta["shift_rule"] == "scp"
@@ -27,7 +27,7 @@ def test_the_bundled_shift_runs_switched_by_the_papers_rule(task):
     assert (single["step"][plateau], single["step"][switch]) == (meta["plateau_step"], meta["shift_step"])
 
 
-@pytest.mark.parametrize("task", ["parity", "copy"])
+@pytest.mark.parametrize("task", ["parity", "copy", "addition", "binary_sum", "unique_set"])
 def test_the_page_sentences_are_the_runs_numbers(task, monkeypatch, tmp_path):
     monkeypatch.setenv("LOOPVIZ_ALGO_RUNS", str(tmp_path))   # only the bundled runs
     at = app_test(PAGE).run()
@@ -36,8 +36,13 @@ def test_the_page_sentences_are_the_runs_numbers(task, monkeypatch, tmp_path):
     runs = {m: rundir.read_run(BUNDLED / task / m) for m in ("single", "looped", "shift")}
     captions = texts(at, "caption")
     switch = next(c for c in captions if c.startswith("SHIFT — "))
-    assert switch == "SHIFT — " + summary.switch_sentence(runs["shift"])
-    assert f"switched at step {runs['shift'].meta['shift_step']} " in switch and "not the paper's rule" not in switch
+    assert switch == " ".join(filter(None, ("SHIFT — " + summary.switch_sentence(runs["shift"]),
+                                            summary.stage_one_sentence(runs["shift"]))))
+    # Unique Set's Single run never met SCP in 4000 steps: its SHIFT switched half-way, and says so
+    fallback = runs["shift"].meta["shift_rule"] == "fallback"
+    assert fallback == (task == "unique_set") and ("not the paper's rule" in switch) == fallback
+    step = runs["shift"].meta["shift_step"]
+    assert (f"switched half-way, at step {step}." if fallback else f"switched at step {step} ") in switch
     accuracy = next(c for c in captions if c.startswith("Final training accuracy"))
     assert "paper, App. E.2.2 (a): near 100 % for all three" in accuracy
     for model, run in runs.items():
@@ -95,3 +100,12 @@ def test_the_accuracy_difference_is_in_percentage_points(monkeypatch, tmp_path):
     saving = summary.shift_saving(runs["looped"], runs["shift"])
     metric = next(m for m in at.metric if m.label == "SHIFT − Looped accuracy")
     assert metric.value == f"{100 * (saving['shift_train_acc'] - saving['looped_train_acc']):+.1f} pp"
+
+
+def test_the_page_opens_on_the_bundled_parity_runs(monkeypatch, tmp_path):
+    """Five tasks are bundled; the page opens on Parity (App. E.2's first, fitted by every model
+    at the cpu preset), not on the alphabetically first group (Addition, which it does not fit)."""
+    monkeypatch.setenv("LOOPVIZ_ALGO_RUNS", str(tmp_path))
+    at = app_test(PAGE).run()
+    assert at.selectbox(key="algo_group").options[0] == "bundled: addition"
+    assert at.selectbox(key="algo_group").value == "bundled: parity"

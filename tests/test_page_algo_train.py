@@ -182,7 +182,7 @@ def test_the_time_a_preset_takes_is_the_bundled_runs_measured_time(page):
                          if k not in ("task", "model")}
     metas = [json.loads((path.parent / "meta.json").read_text())
              for path in (REPO / "assets" / "algo").glob("*/*/config.json") if settings(path) == cpu]
-    assert len(metas) == 6   # parity and copy, three models each, made with the cpu preset (parity_nope is not)
+    assert len(metas) == 15   # the five tasks, three models each, made with the cpu preset (parity_nope is not)
     walls = [(m["finished"] - m["started"]) / 60 for m in metas]
     trains = [m["train_seconds"] for m in metas]
     assert any(f"took {min(walls):.0f}–{max(walls):.0f} min each" in c.value
