@@ -20,21 +20,11 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from browser_helpers import wait_for  # noqa: E402  (the browser tests' wait: a server not up yet is "not yet")
+
 PAGES = [("home", ""), ("spectrum", "spectrum"), ("river-valley", "river-valley"), ("landscape", "landscape"),
          ("shift", "shift"), ("length", "length"), ("algo", "algo"), ("atlas", "atlas")]
-
-
-def wait_for(predicate, timeout: float, step: float = 0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            value = predicate()
-        except OSError:  # the server is not listening yet
-            value = None
-        if value:
-            return value
-        time.sleep(step)
-    return None
 
 
 def main() -> int:
