@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 
 from timing import load_note  # noqa: E402
@@ -75,7 +76,7 @@ def live_tables(repeat: int) -> None:
     config = RunConfig(model="shift", shift_epoch=233)
     log = execute(config, workers=0, prior=read_run(REPO / "assets" / "default" / "single"))
     task = task_arrays(config)
-    eigenvalues = __import__("numpy").stack([log.spectra[e] for e in sorted(log.spectra)])
+    eigenvalues = np.stack([log.spectra[e] for e in sorted(log.spectra)])
     edges = log_bin_edges(config.entropy_bins, config.entropy_min, config.entropy_max)
 
     def best(fn) -> float:

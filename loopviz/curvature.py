@@ -176,24 +176,21 @@ def entropy_and_mi(eigenvalues: np.ndarray, definition: str, edges: np.ndarray) 
     return entropy, mi
 
 
-@dataclass(frozen=True)
-class ValleyShape:
-    """Definition 1 applied to one spectrum."""
-
-    n_river: int          # eigenvalues <= eps (includes negative curvature)
-    n_valley: int         # eigenvalues > eps
-    kappa: float          # λ_max / λ_min over the valley (nan when the valley is empty)
-    shape: str            # "U" when kappa <= 1 + delta, "V" otherwise, "-" when empty
-    n_low_curvature: int  # valley eigenvalues <= tau (Assumption 1's m)
-
-
-def valley_shape(eigenvalues: np.ndarray, eps: float, delta: float, tau: float) -> ValleyShape:
-    valley = eigenvalues[eigenvalues > eps]
-    if valley.size == 0:
-        return ValleyShape(int(eigenvalues.size), 0, float("nan"), "-", 0)
-    kappa = float(valley.max() / valley.min())
-    return ValleyShape(int(eigenvalues.size - valley.size), int(valley.size), kappa,
-                       "U" if kappa <= 1 + delta else "V", int((valley <= tau).sum()))
+def valley_columns(eigenvalues: np.ndarray, eps: float, delta: float, tau: float) -> dict[str, np.ndarray]:
+    """Definition 1 for S spectra [S, P] (ascending or not): per spectrum the valley size
+    n_valley (eigenvalues > eps; the rest, negative curvature included, is the river),
+    kappa_valley = λ_max / λ_min over the valley (NaN when it is empty), valley_shape "U" when
+    κ ≤ 1 + δ, "V" otherwise, "-" when empty, and n_low_curvature, the valley eigenvalues ≤ tau
+    (Assumption 1's m)."""
+    valley = eigenvalues > eps
+    n_valley = valley.sum(1, dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kappa = np.where(valley, eigenvalues, -np.inf).max(1, initial=-np.inf) / \
+            np.where(valley, eigenvalues, np.inf).min(1, initial=np.inf)
+    kappa[n_valley == 0] = np.nan
+    return {"kappa_valley": kappa, "n_valley": n_valley,
+            "n_low_curvature": (valley & (eigenvalues <= tau)).sum(1, dtype=np.int64),
+            "valley_shape": np.where(n_valley == 0, "-", np.where(kappa <= 1 + delta, "U", "V"))}
 
 
 @dataclass(frozen=True)
@@ -455,20 +452,10 @@ def summarise_spectra(eigenvalues: np.ndarray, eps: float, delta: float, tau: fl
     `definition`), Def. 1's valley numbers, extremes, and the phases of the entropy curve."""
     S = len(eigenvalues)
     entropy, mi = entropy_and_mi(eigenvalues, definition, edges)
-    # valley_shape of every spectrum at once (the same numbers: max, min and one division)
-    valley = eigenvalues > eps
-    n_valley = valley.sum(1, dtype=np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        kappa = np.where(valley, eigenvalues, -np.inf).max(1, initial=-np.inf) / \
-            np.where(valley, eigenvalues, np.inf).min(1, initial=np.inf)
-    kappa[n_valley == 0] = np.nan
     return {
         "entropy": entropy,
         "mutual_info": mi,
-        "kappa_valley": kappa,
-        "n_valley": n_valley,
-        "n_low_curvature": (valley & (eigenvalues <= tau)).sum(1, dtype=np.int64),
-        "valley_shape": np.where(n_valley == 0, "-", np.where(kappa <= 1 + delta, "U", "V")),
+        **valley_columns(eigenvalues, eps, delta, tau),
         "lambda_min": eigenvalues[:, 0] if S else np.zeros(0),
         "lambda_max": eigenvalues[:, -1] if S else np.zeros(0),
         "phase": detect_phases(entropy) if S else np.zeros(0, dtype=np.int64),

@@ -99,15 +99,18 @@ def test_mutual_information_of_a_spectrum_with_itself_is_its_entropy():
     assert curvature.mutual_information(a, a, edges) == pytest.approx(curvature.matrix_entropy(a, edges))
 
 
-def test_valley_shape_follows_definition_1():
-    eig = np.array([-0.1, 0.0, 1e-4, 0.2, 0.4, 8.0])
-    shape = curvature.valley_shape(eig, eps=1e-3, delta=1.0, tau=0.5)
-    assert (shape.n_river, shape.n_valley, shape.n_low_curvature) == (3, 3, 2)
-    assert shape.kappa == pytest.approx(40.0) and shape.shape == "V"
-    u = curvature.valley_shape(np.array([0.0, 1.0, 1.5]), eps=1e-3, delta=1.0, tau=0.5)
-    assert u.shape == "U" and u.kappa == pytest.approx(1.5)
-    empty = curvature.valley_shape(np.array([0.0, 1e-5]), eps=1e-3, delta=1.0, tau=0.5)
-    assert empty.n_valley == 0 and empty.shape == "-"
+def test_valley_columns_follow_definition_1():
+    def one(eig):   # the columns of a single spectrum
+        return {k: v[0] for k, v in curvature.valley_columns(np.array([eig]), eps=1e-3, delta=1.0, tau=0.5).items()}
+
+    eig = [-0.1, 0.0, 1e-4, 0.2, 0.4, 8.0]
+    shape = one(eig)
+    assert (len(eig) - shape["n_valley"], shape["n_valley"], shape["n_low_curvature"]) == (3, 3, 2)   # river 3
+    assert shape["kappa_valley"] == pytest.approx(40.0) and shape["valley_shape"] == "V"
+    u = one([0.0, 1.0, 1.5])
+    assert u["valley_shape"] == "U" and u["kappa_valley"] == pytest.approx(1.5)
+    empty = one([0.0, 1e-5])
+    assert empty["n_valley"] == 0 and empty["valley_shape"] == "-"
 
 
 def test_assumption_1_dimension_and_dominance():
@@ -356,8 +359,8 @@ def test_phase_test_in_slices_of_shuffles_is_all_at_once(monkeypatch):
 
 
 def test_summarise_spectra_has_each_spectrums_valley_shape():
-    """The valley columns, computed for all spectra at once, are valley_shape's (Definition 1)
-    spectrum by spectrum: empty valleys, one-eigenvalue valleys and exact U/V boundaries included."""
+    """The valley columns, computed for all spectra at once, are Definition 1 applied spectrum by
+    spectrum (a plain loop here): empty valleys, one-eigenvalue valleys and exact U/V boundaries included."""
     rng = np.random.default_rng(5)
     spectra = np.sort(rng.standard_normal((30, 12)) * np.logspace(-4, 1, 12), axis=1)
     spectra[0] = -np.abs(spectra[0])                     # no valley at all
@@ -367,10 +370,12 @@ def test_summarise_spectra_has_each_spectrums_valley_shape():
     edges = curvature.log_bin_edges(20, 1e-8, 100.0)
     columns = curvature.summarise_spectra(spectra, eps, delta, tau, edges)
     for s, e in enumerate(spectra):
-        v = curvature.valley_shape(e, eps, delta, tau)
+        valley = [x for x in e if x > eps]
+        kappa = max(valley) / min(valley) if valley else float("nan")
+        shape = "-" if not valley else ("U" if kappa <= 1 + delta else "V")
         assert (columns["n_valley"][s], columns["n_low_curvature"][s], columns["valley_shape"][s]) == \
-            (v.n_valley, v.n_low_curvature, v.shape)
-        assert columns["kappa_valley"][s] == v.kappa or (np.isnan(v.kappa) and np.isnan(columns["kappa_valley"][s]))
+            (len(valley), sum(x <= tau for x in valley), shape)
+        assert columns["kappa_valley"][s] == kappa or (np.isnan(kappa) and np.isnan(columns["kappa_valley"][s]))
     assert list(columns["valley_shape"][:3]) == ["-", "U", "U"]
     empty = curvature.summarise_spectra(np.zeros((0, 12)), eps, delta, tau, edges)
     assert all(len(values) == 0 for values in empty.values())
