@@ -136,12 +136,17 @@ def switch_jump_at(config_json: str, epoch: int, _theta) -> dict:
     return shift.switch_jump_of(config_json, _theta)
 
 
-def body() -> None:
+def shown_runs() -> dict[str, RunData]:
+    """The page's runs that have records, by label (live ones as they are now)."""
+    runs = {label: jobs.current_run(c) for label, c in runs_config.items()}
+    return {label: run for label, run in runs.items() if run is not None and len(run.records)}
+
+
+def curves() -> None:
     jobs.progress_panel({"SHIFT": shift_config})
     jobs.cancel_button({"SHIFT": shift_config}, st, key="cancel-shift", label="Cancel this SHIFT run")
     jobs.job_counts_caption()
-    runs = {label: jobs.current_run(c) for label, c in runs_config.items()}
-    shown = {label: run for label, run in runs.items() if run is not None and len(run.records)}
+    shown = shown_runs()
     bucket = st.radio("IC bucket", ("high", "low", "all"), horizontal=True, key="shift_bucket")
     marks = {name: epoch for name, epoch in (("SCP plateau", plateau), ("SCP shift", suggested)) if epoch is not None}
     present.chart(st, shift_plots.compare_accuracy_figure(shown, bucket, int(shift_epoch), marks), key="shift-acc")
@@ -149,6 +154,10 @@ def body() -> None:
     style.vline(loss, x=int(shift_epoch), line=dict(color="#7b2cbf", dash="dot"), annotation_text="switch")
     style.hline(loss, y=float(np.log(3)), line=dict(color="#999", dash="dash"), annotation_text="ln 3: a uniform guess")
     present.chart(st, loss, key="shift-loss")
+
+
+def landscape() -> None:
+    shown = shown_runs()
     if "SHIFT" in shown and "Looped-Attn" in shown and shown["SHIFT"].status != "running":
         timing_panel(shown["Looped-Attn"], shown["SHIFT"])
     with_spectra = {label: run for label, run in shown.items() if len(run.spectrum_epochs)}
@@ -161,7 +170,12 @@ def body() -> None:
         present.chart(right, plots.kappa_figure(with_spectra, config.valley_delta), key="shift-kappa")
 
 
-jobs.live_fragment(body, {"SHIFT": shift_config})
+jobs.live_fragment(curves, {"SHIFT": shift_config})
+if started:
+    # The curves are on screen; a just-moved slider's spectra are done within a second. This
+    # run waits for them, and draws the landscape complete rather than the live fragment's next tick.
+    jobs.wait_for_spectra([shift_config])
+jobs.live_fragment(landscape, {"SHIFT": shift_config})
 
 st.subheader("Efficiency over shift epochs")
 if SWEEP is not None:

@@ -51,11 +51,21 @@ def test_moving_the_slider_trains_stage_two_only():
     assert any(m.label == "SHIFT training (Stage I + II)" for m in at.metric)
 
 
-def shift_points(at) -> int:
-    """Epochs on the accuracy chart's SHIFT training curve (Plotly sends arrays as base64 typed arrays)."""
-    chart = next(c for c in at.get("plotly_chart") if "Accuracy on" in c.proto.spec)
-    x = next((t["x"] for t in json.loads(chart.proto.spec)["data"] if t.get("name") == "SHIFT train"), [])
+def _length(x) -> int:
+    """Points of a trace's x (Plotly sends numpy arrays as base64 typed arrays)."""
     return len(x) if isinstance(x, list) else len(np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]))
+
+
+def shift_points(at) -> int:
+    """Epochs on the accuracy chart's SHIFT training curve."""
+    chart = next(c for c in at.get("plotly_chart") if "Accuracy on" in c.proto.spec)
+    return _length(next((t["x"] for t in json.loads(chart.proto.spec)["data"] if t.get("name") == "SHIFT train"), []))
+
+
+def entropy_points(at) -> int:
+    """Spectra on the SHIFT entropy chart (0 when it is not drawn)."""
+    chart = next((c for c in at.get("plotly_chart") if "SHIFT: entropy" in c.proto.spec), None)
+    return 0 if chart is None else max(_length(t.get("x", [])) for t in json.loads(chart.proto.spec)["data"])
 
 
 def test_a_slider_move_is_drawn_with_stage_two_trained_in_the_same_run(monkeypatch):
@@ -63,6 +73,7 @@ def test_a_slider_move_is_drawn_with_stage_two_trained_in_the_same_run(monkeypat
     whole SHIFT curve; with no wait it draws what exists at that moment (Stage I and a few epochs)."""
     for wait, complete in ((10.0, True), (0.0, False)):
         monkeypatch.setattr(jobs, "TRAINING_WAIT", wait)
+        monkeypatch.setattr(jobs, "SPECTRA_WAIT", 0.0)
         at = app_test(PAGE).run()
         epoch = 1300 if complete else 1310
         at.slider(key="shift_epoch").set_value(epoch).run()
@@ -70,6 +81,44 @@ def test_a_slider_move_is_drawn_with_stage_two_trained_in_the_same_run(monkeypat
         assert job is not None and not at.exception
         assert (shift_points(at) == RunConfig().epochs + 1) is complete, (wait, shift_points(at))
         run_until(at, lambda a: job.log.done, timeout=120)
+
+
+def test_a_slider_move_draws_its_landscape_with_every_spectrum_in_the_same_run(monkeypatch):
+    """After the curves, the page waits (up to jobs.SPECTRA_WAIT from the job's start) for the
+    move's spectra: the key's own run draws the entropy chart complete, where it drew the
+    spectra of the moment training ended (~500 of 1501) and left the rest to the live
+    fragment's next tick. (Without the wait the count drawn is a race, so no test pins it.)"""
+    monkeypatch.setattr(jobs, "SPECTRA_WAIT", 30.0)
+    at = app_test(PAGE).run()
+    at.slider(key="shift_epoch").set_value(1200).run()
+    job = jobs.registry().get(RunConfig(model="shift", shift_epoch=1200))
+    assert job is not None and not at.exception
+    assert job.log.status == "complete"
+    assert entropy_points(at) == RunConfig().epochs + 1
+    assert any(m.label == "SHIFT training (Stage I + II)" for m in at.metric)   # the finished run's panel too
+
+
+def test_the_spectra_wait_counts_from_the_jobs_start_and_yields_to_a_newer_widget_value(monkeypatch):
+    """A later run (the live fragment's tick) does not wait again once SPECTRA_WAIT has passed
+    since the job started; within it, a newer widget value ends the wait at once."""
+    import streamlit
+
+    class NewerValue(Exception):
+        pass
+
+    class Interrupting:
+        def __contains__(self, key):
+            raise NewerValue
+
+    config = RunConfig(epochs=100_000)     # minutes of training and spectra
+    job = jobs.registry().start(config)
+    monkeypatch.setattr(streamlit, "session_state", Interrupting())
+    start = time.monotonic()
+    with pytest.raises(NewerValue):
+        jobs.wait_for_spectra([config])
+    assert time.monotonic() - start < 0.5 < jobs.SPECTRA_WAIT
+    job.queued_at -= jobs.SPECTRA_WAIT     # as if started SPECTRA_WAIT ago: it returns before any poll
+    jobs.wait_for_spectra([config])        # (a poll would raise NewerValue)
 
 
 def test_the_training_wait_yields_to_a_newer_widget_value(monkeypatch):
@@ -111,26 +160,33 @@ def test_a_configuration_without_a_single_run_asks_for_training():
     assert any("finished Single-Attn run" in i.value for i in at.info)
 
 
-def test_a_newer_slider_position_supersedes_the_older_ones_nobody_else_watches():
+def test_a_newer_slider_position_supersedes_the_older_ones_nobody_else_watches(monkeypatch):
+    # Positions no other test trains (a finished run is stored, and a stored position starts no job).
+    # AppTest moves only after a run has ended: without the waits the position moved away from is still running.
+    monkeypatch.setattr(jobs, "TRAINING_WAIT", 0.0)
+    monkeypatch.setattr(jobs, "SPECTRA_WAIT", 0.0)
     at = app_test(PAGE).run()
-    for epoch in (150, 200, 250, 300):  # quick moves: each position starts its run at once
+    for epoch in (170, 220, 270, 320):  # quick moves: each position starts its run at once
         at.slider(key="shift_epoch").set_value(epoch).run()
         assert not at.exception
     reg = jobs.registry()
-    old = [reg.get(RunConfig(model="shift", shift_epoch=e)) for e in (150, 200, 250)]
-    newest = reg.get(RunConfig(model="shift", shift_epoch=300))
-    assert all(job is not None and job.cancel.is_set() for job in old)
-    assert not newest.cancel.is_set()
-    run_until(at, lambda a: all(job.log.done for job in old), timeout=30)
-    assert all(job.log.status == "cancelled" for job in old)
+    old = [reg.get(RunConfig(model="shift", shift_epoch=e)) for e in (170, 220, 270)]
+    newest = reg.get(RunConfig(model="shift", shift_epoch=320))
+    # A Stage II and its spectra take ~0.6 s, a page run ~0.3 s: a job may finish before the
+    # move that releases it (and is kept); every other one is cancelled and stops.
+    assert all(job is not None for job in old) and not newest.cancel.is_set()
+    unfinished = [job for job in old if job.cancel.is_set()]
+    assert unfinished and all(job.log.status == "complete" for job in old if job not in unfinished)
+    run_until(at, lambda a: all(job.log.done for job in unfinished), timeout=30)
+    assert all(job.log.status == "cancelled" for job in unfinished)
     assert reg.counts()["queued"] == 0 or reg.queue_position(newest) == 0
     # A position another session still shows is not cancelled under it.
     other = app_test(PAGE)
-    other.query_params["shift_epoch"] = "300"
+    other.query_params["shift_epoch"] = "320"
     other.run()
-    at.slider(key="shift_epoch").set_value(350).run()
+    at.slider(key="shift_epoch").set_value(370).run()
     assert not newest.cancel.is_set()
-    assert reg.get(RunConfig(model="shift", shift_epoch=350)) is not None
+    assert reg.get(RunConfig(model="shift", shift_epoch=370)) is not None
 
 
 def test_a_cancelled_queued_job_leaves_the_queue_at_once():
@@ -179,6 +235,7 @@ def test_the_url_sets_the_shift_epoch_and_a_bad_one_is_named():
 
 def test_cancel_stops_the_shift_run_and_it_stays_cancelled(monkeypatch):
     monkeypatch.setattr(jobs, "TRAINING_WAIT", 0.0)   # the page draws at once: Cancel lands mid-run
+    monkeypatch.setattr(jobs, "SPECTRA_WAIT", 0.0)
     at = app_test(PAGE)
     at.query_params["shift_epoch"] = "480"
     at.run()

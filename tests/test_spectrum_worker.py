@@ -91,6 +91,22 @@ def test_one_worker_serves_jobs_of_different_configs_with_each_configs_numbers(n
     assert not alive(pid)
 
 
+def test_the_first_lease_warms_the_whole_capacity_so_a_lone_job_finds_a_second_worker_idle(new_pool):
+    """A server whose jobs run one at a time (SHIFT slider moves) still has the other core's
+    worker warm when a job's training ends (execute.SpectrumPool.training_ended borrows idle
+    workers, and starts none)."""
+    pool = new_pool(2)
+    [leased] = pool.lease(1)
+    assert len(pool.idle) == 1 and pool.every == {leased, *pool.idle}
+    [borrowed] = pool.lease(1, start=False)       # what training_ended asks for
+    assert borrowed is not leased and borrowed.alive and not pool.idle
+    config = RunConfig(d=4, model="looped")
+    borrowed.configure(config.to_json())
+    serves(borrowed, config, 0)
+    pool.give_back([leased, borrowed])
+    assert len(pool.idle) == 2 and len(pool.every) == 2
+
+
 def test_a_returned_worker_with_chunks_in_flight_is_drained_and_its_answers_never_reach_the_next_job(new_pool):
     config = RunConfig(d=8)
     pool = new_pool()

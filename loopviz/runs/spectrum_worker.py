@@ -206,7 +206,10 @@ class WorkerPool:
         atexit.register(self.close)
 
     def lease(self, count: int, start: bool = True) -> list[SpectrumWorker]:
-        """Up to `count` workers: idle ones first, then (with `start`) new ones."""
+        """Up to `count` workers: idle ones first, then (with `start`) new ones. A lease that
+        starts workers also starts the rest of `capacity`, idle: a job that trains alone (a
+        SHIFT slider move) then finds the other core's worker warm when its training ends,
+        rather than only the one it leased (its backlog took ~1.2 s instead of ~0.75 s)."""
         taken: list[SpectrumWorker] = []
         with self.lock:
             while self.idle and len(taken) < count:
@@ -217,6 +220,8 @@ class WorkerPool:
                     self._close(worker)
             while start and len(taken) < count:
                 taken.append(self._start())
+            while start and len(self.every) < self.capacity:
+                self.idle.append(self._start())
         return taken
 
     def give_back(self, workers: Iterable[SpectrumWorker]) -> None:

@@ -22,6 +22,9 @@ WATCH_KEY = "jobs_watched"         # slot → config key this session follows (s
 # SHIFT slider move's Stage II trains in ~0.3-0.5 s (bench/bench_slider.py); a longer job is
 # drawn live after this.
 TRAINING_WAIT = 1.2
+# How long after a job was started a page may hold its run for the job's spectra
+# (wait_for_spectra): a SHIFT slider move's are done ~0.7-0.9 s after the key, at the defaults.
+SPECTRA_WAIT = 1.6
 
 
 @st.cache_resource
@@ -283,15 +286,35 @@ def wait_for_training(configs: list) -> None:
     """Hold this script run up to TRAINING_WAIT seconds while the toy jobs of `configs` train,
     so that quick jobs (a SHIFT slider move's Stage II: ~0.3 s; a default Single + Looped pair:
     ~0.6 s) are drawn with their curves complete by the next draw rather than by the live
-    fragment's ticks a second apart; their spectra may still follow. Each poll reads
-    st.session_state, one of Streamlit's yield points: a newer widget value (the slider's next
-    position) ends the wait at once, so quick moves never queue waits."""
+    fragment's ticks a second apart; their spectra may still follow (wait_for_spectra)."""
     reg = registry()
-    waiting = [(job, c.epochs) for c in configs if isinstance(c, RunConfig) and (job := reg.get(c)) is not None]
-    deadline = time.monotonic() + TRAINING_WAIT
-    while time.monotonic() < deadline:
-        waiting = [(job, last) for job, last in waiting if not job.log.done and not _trained(job.log, last)]
-        if not waiting:
+    jobs = [(job, c.epochs) for c in configs if isinstance(c, RunConfig) and (job := reg.get(c)) is not None]
+    _hold([(job, lambda job=job, last=last: _trained(job.log, last), time.monotonic() + TRAINING_WAIT)
+           for job, last in jobs])
+
+
+def wait_for_spectra(configs: list) -> None:
+    """Hold this script run while the toy jobs of `configs` compute their spectra, up to
+    SPECTRA_WAIT seconds after each job was started. A page calls it
+    after drawing its training curves and before its landscape charts: a SHIFT slider move's
+    ~1270 spectra are done ~0.7-0.9 s after the key, and the key's own rerun then draws them
+    complete instead of the live fragment's next tick, ~1 s later. The window counts from the
+    job's start, so the fragment's later ticks never wait."""
+    reg = registry()
+    now, clock = time.monotonic(), time.time()
+    jobs = [job for c in configs if isinstance(c, RunConfig) and (job := reg.get(c)) is not None]
+    _hold([(job, lambda: False, now + job.queued_at + SPECTRA_WAIT - clock) for job in jobs])
+
+
+def _hold(waits: list[tuple[object, Callable[[], bool], float]]) -> None:
+    """Poll every 20 ms until each (job, ready, deadline) is done, ready or past its deadline
+    (time.monotonic()). Each poll reads st.session_state, one of
+    Streamlit's yield points: a newer widget value (the slider's next position) ends the wait
+    at once, so quick moves never queue waits."""
+    while True:
+        waits = [(job, ready, deadline) for job, ready, deadline in waits
+                 if not job.log.done and time.monotonic() < deadline and not ready()]
+        if not waits:
             return
         _ = WATCH_KEY in st.session_state   # the yield point
         time.sleep(0.02)
