@@ -396,29 +396,10 @@ def _seeded_sweep(args: argparse.Namespace) -> tuple[int, int, int | None, str |
     return seeds, first, workers, scheduler, _config_from_args(args)
 
 
-def _import_meanwhile(module: str) -> None:
-    """Start importing `module` in a background thread. A sweep's summary needs scipy.stats
-    (~0.45 s of imports); imported while the seeds train, it costs the command ~0.1 s instead
-    (`sweep-seeds --seeds 20`: 2.4 → 2.1 s wall). The summary's own import then finds it
-    done, or waits on Python's import lock until it is; a failure here is left for that
-    import to report. Only scipy: the training thread imports nothing of it, so the two
-    never wait on each other's module locks."""
-    import importlib
-    import threading
-
-    def load() -> None:
-        try:
-            importlib.import_module(module)
-        except Exception:  # reported by the summary's own import
-            pass
-    threading.Thread(target=load, name=f"import {module}", daemon=True).start()
-
-
 def command_sweep_seeds(args: argparse.Namespace) -> int:
     from . import sweeps
 
     seeds, first, workers, scheduler, base = _seeded_sweep(args)
-    _import_meanwhile("scipy.stats")
     out = _check_sweep_out(_out_path(args.out))
     summary = Path(str(out) + ".summary.txt")
     if summary.exists() and not out.exists() and not args.force:  # beside a resumed OUT it is OUT's own summary
@@ -475,7 +456,6 @@ def command_atlas(args: argparse.Namespace) -> int:
     seeds, first, workers, scheduler, base = _seeded_sweep(args)
     grid = sweeps.parse_grid(args.grid or [], base)
     out = _check_sweep_out(_out_path(args.out))
-    _import_meanwhile("scipy.stats")
     points = sweeps.plan("atlas", sweeps.atlas_configs(base, grid, seeds, first), spectra=bool(args.spectra))
     print(f"atlas: {len(points) // seeds} configurations × {seeds} seeds = {len(points)} points, "
           f"{base.epochs} epochs each", file=sys.stderr)

@@ -152,25 +152,3 @@ def test_run_and_algo_run_end_a_model_with_one_line_and_its_exit_code(capsys, st
     log = SimpleNamespace(status=Status(status), message="loss is NaN at epoch 3", records=records)
     assert report_end("looped", log, kept_in) == code
     assert capsys.readouterr().err == (line + "\n" if line else "")
-
-
-def test_a_background_import_that_fails_says_nothing_and_leaves_the_error_to_the_real_import(capsys):
-    """sweep-seeds and atlas import scipy.stats in a thread while training: a broken module
-    must not print a thread traceback; the summary's own import raises it, once."""
-    import threading
-
-    from loopviz.__main__ import _import_meanwhile
-
-    _import_meanwhile("loopviz_no_such_module")
-    for thread in threading.enumerate():
-        if thread.name == "import loopviz_no_such_module":
-            thread.join(timeout=10)
-    assert capsys.readouterr().err == ""
-    with pytest.raises(ModuleNotFoundError):
-        __import__("loopviz_no_such_module")
-    assert "tabnanny" not in sys.modules        # a standard module nothing here imports
-    _import_meanwhile("tabnanny")
-    for thread in threading.enumerate():
-        if thread.name == "import tabnanny":
-            thread.join(timeout=10)
-    assert "tabnanny" in sys.modules
