@@ -172,8 +172,8 @@ def landscape() -> None:
 
 jobs.live_fragment(curves, {"SHIFT": shift_config})
 if started:
-    # The curves are on screen; a just-moved slider's spectra are done within a second. This
-    # run waits for them, and draws the landscape complete rather than the live fragment's next tick.
+    # The curves are on screen; a just-moved slider's spectra are done about a second after the
+    # key. This run waits for them and draws the landscape complete, not the live fragment's next tick.
     jobs.wait_for_spectra([shift_config])
 jobs.live_fragment(landscape, {"SHIFT": shift_config})
 

@@ -23,7 +23,7 @@ WATCH_KEY = "jobs_watched"         # slot → config key this session follows (s
 # drawn live after this.
 TRAINING_WAIT = 1.2
 # How long after a job was started a page may hold its run for the job's spectra
-# (wait_for_spectra): a SHIFT slider move's are done ~0.7-0.9 s after the key, at the defaults.
+# (wait_for_spectra): a SHIFT slider move's are done ~1 s after the key, at the defaults.
 SPECTRA_WAIT = 1.6
 
 
@@ -288,29 +288,29 @@ def wait_for_training(configs: list) -> None:
     ~0.6 s) are drawn with their curves complete by the next draw rather than by the live
     fragment's ticks a second apart; their spectra may still follow (wait_for_spectra)."""
     reg = registry()
-    jobs = [(job, c.epochs) for c in configs if isinstance(c, RunConfig) and (job := reg.get(c)) is not None]
+    held = [(job, c.epochs) for c in configs if isinstance(c, RunConfig) and (job := reg.get(c)) is not None]
     _hold([(job, lambda job=job, last=last: _trained(job.log, last), time.monotonic() + TRAINING_WAIT)
-           for job, last in jobs])
+           for job, last in held])
 
 
 def wait_for_spectra(configs: list) -> None:
     """Hold this script run while the toy jobs of `configs` compute their spectra, up to
-    SPECTRA_WAIT seconds after each job was started. A page calls it
-    after drawing its training curves and before its landscape charts: a SHIFT slider move's
-    ~1270 spectra are done ~0.7-0.9 s after the key, and the key's own rerun then draws them
-    complete instead of the live fragment's next tick, ~1 s later. The window counts from the
-    job's start, so the fragment's later ticks never wait."""
+    SPECTRA_WAIT seconds after each job was started. A page calls it after drawing its
+    training curves and before its landscape charts: a SHIFT slider move's ~1270 spectra are
+    done ~1 s after the key (0.95-1.07 s in a traced bench/bench_slider.py run), and the key's
+    own rerun then draws them complete, not the live fragment's next tick ~0.5 s later plus a
+    redraw. The window counts from the job's start, so the fragment's later ticks never wait."""
     reg = registry()
     now, clock = time.monotonic(), time.time()
-    jobs = [job for c in configs if isinstance(c, RunConfig) and (job := reg.get(c)) is not None]
-    _hold([(job, lambda: False, now + job.queued_at + SPECTRA_WAIT - clock) for job in jobs])
+    held = [job for c in configs if isinstance(c, RunConfig) and (job := reg.get(c)) is not None]
+    _hold([(job, lambda: False, now + job.queued_at + SPECTRA_WAIT - clock) for job in held])
 
 
 def _hold(waits: list[tuple[object, Callable[[], bool], float]]) -> None:
     """Poll every 20 ms until each (job, ready, deadline) is done, ready or past its deadline
-    (time.monotonic()). Each poll reads st.session_state, one of
-    Streamlit's yield points: a newer widget value (the slider's next position) ends the wait
-    at once, so quick moves never queue waits."""
+    (time.monotonic()). Each poll reads st.session_state, one of Streamlit's yield points: a
+    newer widget value (the slider's next position) ends the wait at once, so quick moves
+    never queue waits."""
     while True:
         waits = [(job, ready, deadline) for job, ready, deadline in waits
                  if not job.log.done and time.monotonic() < deadline and not ready()]
