@@ -207,8 +207,8 @@ table = pd.concat([pd.DataFrame({"model": label, "epoch": s.epochs, "lambda_max"
                                 **{f"lambda_max_{b}": s.block_max[b] for b in L.BLOCKS},
                                 **{f"lambda_min_{b}": s.block_min[b] for b in L.BLOCKS}})
                    for label, (s, _) in series.items()])
-st.download_button("Curvature instruments (CSV)", table.to_csv(index=False), "loopviz-landscape.csv", "text/csv",
-                   key="landscape-csv", on_click="ignore",
+st.download_button("Curvature instruments (CSV)", lambda: table.to_csv(index=False), "loopviz-landscape.csv",
+                   "text/csv", key="landscape-csv", on_click="ignore",
                    help=f"Per model, every {stride}-th epoch: λ_max, λ_max(P⁻¹H), each block's extreme eigenvalues "
                         "and the coupling share.")
 st.markdown("The commands that reproduce this view: train the runs, then export the animation.")

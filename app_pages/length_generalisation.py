@@ -155,12 +155,12 @@ def body() -> None:
     st.subheader("Downloads")
     slug = f"loopviz-length-{config.key()}-seed{int(test_seed)}-{last_step}"
     a, b, c = st.columns(3)
-    a.download_button("table (CSV, as `length-gen` writes it)", table.to_csv(index=False), f"{slug}.csv",
+    a.download_button("table (CSV, as `length-gen` writes it)", lambda: table.to_csv(index=False), f"{slug}.csv",
                       "text/csv", key="len-dl-table", on_click="ignore")
-    b.download_button("Table 1 beside the paper (CSV)", comparison.to_csv(index=False), f"{slug}-table1.csv",
+    b.download_button("Table 1 beside the paper (CSV)", lambda: comparison.to_csv(index=False), f"{slug}-table1.csv",
                       "text/csv", key="len-dl-compare", on_click="ignore")
     ics = pd.DataFrame([(L, v) for L, values in test_ic.items() for v in values], columns=["length", "ic"])
-    c.download_button("test-set IC values (CSV)", ics.to_csv(index=False), f"{slug}-ic.csv", "text/csv",
+    c.download_button("test-set IC values (CSV)", lambda: ics.to_csv(index=False), f"{slug}-ic.csv", "text/csv",
                       key="len-dl-ic", on_click="ignore")
     st.caption(f"The same table from the command line: `python -m loopviz length-gen --runs DIR --lengths "
                f"{','.join(map(str, sorted(lengths)))} --n {int(n_test)} --seed {int(test_seed)} "

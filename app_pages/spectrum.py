@@ -103,7 +103,8 @@ def assumption_panel(single: RunData, looped: RunData, epoch: int) -> None:
 
 
 PLAY_KEY = "spectrum_playing"
-PLAY_FRAMES = 60   # ▶ play steps through about this many spectra from the cursor to the end
+PLAY_FRAMES = 120  # ▶ play steps through about this many spectra from the cursor to the end,
+PLAY_TICK = 0.3    # one every this many seconds: ~3 frames/s, the whole run in ~36 s (bench/bench_play.py)
 
 
 def epoch_cursor(with_spectra: dict[str, RunData]) -> int:
@@ -137,14 +138,19 @@ def epoch_cursor(with_spectra: dict[str, RunData]) -> int:
     return shown
 
 
-def body() -> None:
-    jobs.progress_panel(pair)
+def runs_now() -> dict[str, RunData]:
+    """The pair's runs that exist, by label (live ones as they are now)."""
     runs = {label: jobs.current_run(c) for label, c in pair.items()}
-    shown = {label: run for label, run in runs.items() if run is not None}
+    return {label: run for label, run in runs.items() if run is not None}
+
+
+def observations() -> None:
+    jobs.progress_panel(pair)
+    shown = runs_now()
     if not shown:
         st.info("No run for this configuration yet: press **Train** in the sidebar to start one.")
         return
-    single, looped = runs["Single-Attn"], runs["Looped-Attn"]
+    single, looped = shown.get("Single-Attn"), shown.get("Looped-Attn")
     if comparable(single, looped):
         verdict_panel(single, looped)
     elif single is not None and looped is not None:
@@ -189,22 +195,30 @@ def body() -> None:
     st.caption("By Definition 1 (U when κ ≤ 1 + δ = " + f"{1 + config.valley_delta:g}): " + "; ".join(shapes) +
                ". Conjecture 1 expects Single-Attn's valley to be U-shaped; compare the two curves' levels.")
 
-    st.subheader("The eigenspectrum through training")
-    epoch = epoch_cursor(with_spectra)
-    columns = st.columns(len(with_spectra))
-    for column, (label, run) in zip(columns, with_spectra.items()):
-        present.chart(column, plots.eigenspectrum_figure(run, epoch, config.river_eps, config.low_curvature_tau),
-                            key=f"spectrum-{label}")
-    if len(with_spectra) == 2:
-        assumption_panel(with_spectra["Single-Attn"], with_spectra["Looped-Attn"], epoch)
 
-    st.subheader("Downloads")
-    for label, run in shown.items():
-        run_downloads(label, run)
+def eigenspectra() -> None:
+    shown = runs_now()
+    with_spectra = {label: run for label, run in shown.items() if len(run.spectrum_epochs)}
+    if with_spectra:
+        st.subheader("The eigenspectrum through training")
+        epoch = epoch_cursor(with_spectra)
+        columns = st.columns(len(with_spectra))
+        for column, (label, run) in zip(columns, with_spectra.items()):
+            present.chart(column, plots.eigenspectrum_figure(run, epoch, config.river_eps, config.low_curvature_tau),
+                          key=f"spectrum-{label}")
+        if len(with_spectra) == 2:
+            assumption_panel(with_spectra["Single-Attn"], with_spectra["Looped-Attn"], epoch)
+    if shown:
+        st.subheader("Downloads")
+        for label, run in shown.items():
+            run_downloads(label, run)
 
 
-jobs.live_fragment(body, pair, also_while=lambda: st.session_state.get(PLAY_KEY, False),
-                   every=0.6 if st.session_state.get(PLAY_KEY) else 1.0)
+# Two fragments: the observations redraw while a run trains; the eigenspectra (the epoch cursor)
+# also while ▶ play moves it, or when the cursor is scrubbed, and then alone.
+jobs.live_fragment(observations, pair)
+jobs.live_fragment(eigenspectra, pair, also_while=lambda: st.session_state.get(PLAY_KEY, False),
+                   every=PLAY_TICK if st.session_state.get(PLAY_KEY) else 1.0)
 
 st.divider()
 st.subheader("Reproduction: how often does the effect appear?")

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.browser_helpers import app_server, headless_chromium, require_chromium, wait_for
@@ -401,6 +402,32 @@ def test_a_narrow_window_with_the_sidebar_open_keeps_charts_legible(server, brow
         assert_no_exception(browser)
     finally:
         browser.set_window_size(1400, 2200)
+
+
+def test_a_run_downloads_as_files_made_when_clicked(server, browser, tmp_path):
+    """The Spectrum page's download buttons make their files when clicked (not at every rerun
+    or ▶ play frame): a click saves the bundled run's records and arrays, whole."""
+    from loopviz.config import RunConfig
+    from loopviz.runs.store import RunStore
+
+    url, _, _ = server
+    browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    browser.get(url + "/spectrum")
+    assert wait_page(browser, "Spectrum evolution")
+    for label in ("Single-Attn records (CSV)", "Looped-Attn arrays (NPZ)"):
+        button = wait_for(lambda: browser.find_elements(By.XPATH, f'//button[contains(., "{label}")]'), 60)[0]
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+        button.click()
+    assert wait_for(lambda: sorted(p.suffix for p in tmp_path.iterdir()) == [".csv", ".npz"], 30), \
+        list(tmp_path.iterdir())
+    store = RunStore()
+    single, looped = (store.load(RunConfig(model=m)) for m in ("single", "looped"))
+    records = pd.read_csv(next(tmp_path.glob("*.csv")))
+    assert list(records.columns) == list(single.records.columns) and len(records) == len(single.records)
+    np.testing.assert_array_equal(records["acc_high"], single.records["acc_high"])
+    with np.load(next(tmp_path.glob("*.npz")), allow_pickle=False) as arrays:
+        np.testing.assert_array_equal(arrays["eigenvalues"], looped.eigenvalues)
+    assert_no_exception(browser)
 
 
 def test_the_server_log_holds_no_warnings(server):

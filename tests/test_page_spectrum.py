@@ -203,3 +203,38 @@ def test_play_starts_at_the_cursor_and_moves_every_panel():
     at.run()
     at.run()
     assert at.slider(key="epoch").value == paused
+
+
+def test_a_rerun_makes_no_download_file(monkeypatch):
+    """The four download buttons hand Streamlit functions, called only when a button is
+    clicked (test_browser downloads the files): a rerun, live tick or ▶ play frame used to
+    write two CSVs and two NPZs (~45 ms, ~4 MB) each time."""
+    from loopviz.runs import format as run_format
+    from loopviz.ui import downloads
+
+    made = []
+    monkeypatch.setattr(downloads, "run_npz_bytes", lambda run: made.append(run) or run_format.run_npz_bytes(run))
+    monkeypatch.setattr(run_format.pd.DataFrame, "to_csv",
+                        lambda self, *a, **k: made.append(self) or "")   # any CSV the page would write
+    at = page().run()
+    assert not at.exception
+    assert len(at.get("download_button")) == 4
+    at.run()
+    assert made == []
+
+
+def test_a_run_without_spectra_still_offers_its_downloads(monkeypatch):
+    """hessian_every = 0: no spectra, no eigenspectrum section, but the records and arrays download."""
+    monkeypatch.setattr(jobs, "TRAINING_WAIT", 30.0)
+    at = page()
+    at.query_params["hessian_every"] = "0"
+    at.query_params["epochs"] = "50"
+    at.run()
+    at.button(key="train").click().run()
+    at = run_until(at, lambda a: not jobs.any_running(jobs.model_pair(RunConfig(hessian_every=0, epochs=50))),
+                   timeout=60)
+    at.run()
+    assert not at.exception
+    assert any("No spectra yet" in i.value for i in at.info)
+    assert not any("eigenspectrum" in s.value for s in at.subheader)
+    assert len(at.get("download_button")) == 4
