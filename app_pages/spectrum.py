@@ -202,10 +202,11 @@ def eigenspectra() -> None:
     if with_spectra:
         st.subheader("The eigenspectrum through training")
         epoch = epoch_cursor(with_spectra)
+        y_max = max(plots.largest_bin(run) for run in with_spectra.values())   # one scale for every frame
         columns = st.columns(len(with_spectra))
         for column, (label, run) in zip(columns, with_spectra.items()):
-            present.chart(column, plots.eigenspectrum_figure(run, epoch, config.river_eps, config.low_curvature_tau),
-                          key=f"spectrum-{label}")
+            present.chart(column, plots.eigenspectrum_figure(run, epoch, config.river_eps, config.low_curvature_tau,
+                                                             y_max), key=f"spectrum-{label}")
         if len(with_spectra) == 2:
             assumption_panel(with_spectra["Single-Attn"], with_spectra["Looped-Attn"], epoch)
     if shown:

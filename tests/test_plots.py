@@ -1,6 +1,7 @@
 """Figure builders: reference-line labels sit at their lines on log axes, and do not overlap."""
 import numpy as np
 
+from loopviz import curvature
 from loopviz.config import RunConfig
 from loopviz.plots import training, valley
 from loopviz.runs.format import read_run
@@ -188,3 +189,22 @@ def test_a_long_title_is_broken_into_two_balanced_lines():
     first, second = two_lines(title).split("<br>")
     assert f"{first} {second}" == title and abs(len(first) - len(second)) <= 12
     assert two_lines("single") == "single"
+
+
+def test_the_eigenspectrum_scale_is_the_runs_tallest_bar_and_holds_through_the_epochs():
+    """▶ play: the count axis stays at the run's largest bin (a plain loop over every epoch's
+    bars finds the same), so frames and the two panels compare at one scale."""
+    run = bundled("looped")
+    c = run.config
+    edges = curvature.log_bin_edges(c.entropy_bins, c.entropy_min, c.entropy_max)
+    tallest = 0
+    for eigenvalues in run.eigenvalues:   # numpy's own histogram of |λ|, clipped into the end bins as drawn
+        counts, _ = np.histogram(np.clip(np.abs(eigenvalues), edges[0], edges[-2]), bins=edges)
+        tallest = max(tallest, int(counts.max()))
+    assert training.largest_bin(run) == tallest
+    fig = training.eigenspectrum_figure(run, 300, eps=1e-3, tau=0.5)
+    assert (np.asarray(fig.data[0].y) + np.asarray(fig.data[1].y)).max() <= tallest
+    ranges = {tuple(training.eigenspectrum_figure(run, e, 1e-3, 0.5, y_max=tallest).layout.yaxis.range)
+              for e in (0, 300, 1500)}
+    assert ranges == {(0, 1.05 * tallest)}
+    assert training.eigenspectrum_figure(run, 300, 1e-3, 0.5).layout.yaxis.range is None   # Plotly's own fit

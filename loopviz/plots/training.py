@@ -101,10 +101,24 @@ def _spectrum_bars(eigenvalues: np.ndarray, edges: np.ndarray) -> tuple[np.ndarr
     return positive, negative
 
 
-def eigenspectrum_figure(run: RunData, epoch: int, eps: float, tau: float) -> go.Figure:
+def largest_bin(run: RunData) -> int:
+    """The tallest bar any of the run's spectra draws in eigenspectrum_figure (|λ| of either
+    sign in one log bin): a scale that holds still while ▶ play moves through the epochs."""
+    if not len(run.spectrum_epochs):
+        return 0
+    config = run.config
+    edges = log_bin_edges(config.entropy_bins, config.entropy_min, config.entropy_max)
+    n = len(edges) - 1
+    rows = bin_index(run.eigenvalues, edges) + n * np.arange(len(run.eigenvalues))[:, None]
+    return int(np.bincount(rows.ravel(), minlength=n * len(run.eigenvalues)).max())
+
+
+def eigenspectrum_figure(run: RunData, epoch: int, eps: float, tau: float, y_max: int | None = None) -> go.Figure:
     """Histogram of |λ| on log bins for the spectrum at (or last before) `epoch`, negatives
     stacked; the river threshold ε and Assumption 1's τ marked. The page's epoch cursor
-    (and its ▶ play) picks the epoch, so every panel on the page shows the same one."""
+    (and its ▶ play) picks the epoch, so every panel on the page shows the same one.
+    y_max: a fixed count axis 0..y_max (largest_bin over the runs shown side by side), so
+    that frames and panels compare at one scale; None lets Plotly fit this spectrum."""
     config = run.config
     edges = log_bin_edges(config.entropy_bins, config.entropy_min, config.entropy_max)
     centres = np.sqrt(edges[:-1] * edges[1:])
@@ -126,6 +140,8 @@ def eigenspectrum_figure(run: RunData, epoch: int, eps: float, tau: float) -> go
     _layout(fig, f"{run.config.model} eigenspectrum at epoch {int(epochs[index])} (P = {run.eigenvalues.shape[1]})",
             "|λ| (log)", "eigenvalues in bin", height=400)
     fig.update_layout(margin=dict(t=80), hovermode="closest")
+    if y_max:
+        fig.update_yaxes(range=[0, 1.05 * y_max])
     return fig
 
 
