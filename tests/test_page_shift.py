@@ -234,8 +234,14 @@ def test_the_url_sets_the_shift_epoch_and_a_bad_one_is_named():
 
 
 def test_cancel_stops_the_shift_run_and_it_stays_cancelled(monkeypatch):
+    from loopviz.toy.training import Trainer
+
     monkeypatch.setattr(jobs, "TRAINING_WAIT", 0.0)   # the page draws at once: Cancel lands mid-run
     monkeypatch.setattr(jobs, "SPECTRA_WAIT", 0.0)
+    # Stage II and its spectra take under a second on two cores, about a page run: slowed here
+    # (2 ms an epoch, ~2 s in all) so that the click always finds the run still going.
+    step = Trainer.step_epoch
+    monkeypatch.setattr(Trainer, "step_epoch", lambda self: (time.sleep(0.002), step(self))[1])
     at = app_test(PAGE)
     at.query_params["shift_epoch"] = "480"
     at.run()
