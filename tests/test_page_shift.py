@@ -161,10 +161,15 @@ def test_a_configuration_without_a_single_run_asks_for_training():
 
 
 def test_a_newer_slider_position_supersedes_the_older_ones_nobody_else_watches(monkeypatch):
+    from loopviz.toy.training import Trainer
+
     # Positions no other test trains (a finished run is stored, and a stored position starts no job).
-    # AppTest moves only after a run has ended: without the waits the position moved away from is still running.
+    # AppTest moves only after a run has ended: no waits, and Stage II slowed to 2 ms an epoch
+    # (~2 s in all), so that the position moved away from is always still running.
     monkeypatch.setattr(jobs, "TRAINING_WAIT", 0.0)
     monkeypatch.setattr(jobs, "SPECTRA_WAIT", 0.0)
+    step = Trainer.step_epoch
+    monkeypatch.setattr(Trainer, "step_epoch", lambda self: (time.sleep(0.002), step(self))[1])
     at = app_test(PAGE).run()
     for epoch in (170, 220, 270, 320):  # quick moves: each position starts its run at once
         at.slider(key="shift_epoch").set_value(epoch).run()
@@ -172,13 +177,10 @@ def test_a_newer_slider_position_supersedes_the_older_ones_nobody_else_watches(m
     reg = jobs.registry()
     old = [reg.get(RunConfig(model="shift", shift_epoch=e)) for e in (170, 220, 270)]
     newest = reg.get(RunConfig(model="shift", shift_epoch=320))
-    # A Stage II and its spectra take ~0.6 s, a page run ~0.3 s: a job may finish before the
-    # move that releases it (and is kept); every other one is cancelled and stops.
-    assert all(job is not None for job in old) and not newest.cancel.is_set()
-    unfinished = [job for job in old if job.cancel.is_set()]
-    assert unfinished and all(job.log.status == "complete" for job in old if job not in unfinished)
-    run_until(at, lambda a: all(job.log.done for job in unfinished), timeout=30)
-    assert all(job.log.status == "cancelled" for job in unfinished)
+    assert all(job is not None and job.cancel.is_set() for job in old)
+    assert not newest.cancel.is_set()
+    run_until(at, lambda a: all(job.log.done for job in old), timeout=30)
+    assert all(job.log.status == "cancelled" for job in old)
     assert reg.counts()["queued"] == 0 or reg.queue_position(newest) == 0
     # A position another session still shows is not cancelled under it.
     other = app_test(PAGE)
