@@ -160,16 +160,22 @@ def test_a_configuration_without_a_single_run_asks_for_training():
     assert any("finished Single-Attn run" in i.value for i in at.info)
 
 
-def test_a_newer_slider_position_supersedes_the_older_ones_nobody_else_watches(monkeypatch):
+def drawn_mid_run(monkeypatch) -> None:
+    """The page draws at once (no training or spectra wait) and Stage II is slowed to 2 ms an
+    epoch (~2 s in all): a move with its spectra takes under a second on two cores, about one
+    AppTest page run, so without this the next action could find the run already finished."""
     from loopviz.toy.training import Trainer
 
-    # Positions no other test trains (a finished run is stored, and a stored position starts no job).
-    # AppTest moves only after a run has ended: no waits, and Stage II slowed to 2 ms an epoch
-    # (~2 s in all), so that the position moved away from is always still running.
     monkeypatch.setattr(jobs, "TRAINING_WAIT", 0.0)
     monkeypatch.setattr(jobs, "SPECTRA_WAIT", 0.0)
     step = Trainer.step_epoch
     monkeypatch.setattr(Trainer, "step_epoch", lambda self: (time.sleep(0.002), step(self))[1])
+
+
+def test_a_newer_slider_position_supersedes_the_older_ones_nobody_else_watches(monkeypatch):
+    # Positions no other test trains (a finished run is stored, and a stored position starts no job).
+    # AppTest moves only after a run has ended: the position moved away from must still be running.
+    drawn_mid_run(monkeypatch)
     at = app_test(PAGE).run()
     for epoch in (170, 220, 270, 320):  # quick moves: each position starts its run at once
         at.slider(key="shift_epoch").set_value(epoch).run()
@@ -236,14 +242,7 @@ def test_the_url_sets_the_shift_epoch_and_a_bad_one_is_named():
 
 
 def test_cancel_stops_the_shift_run_and_it_stays_cancelled(monkeypatch):
-    from loopviz.toy.training import Trainer
-
-    monkeypatch.setattr(jobs, "TRAINING_WAIT", 0.0)   # the page draws at once: Cancel lands mid-run
-    monkeypatch.setattr(jobs, "SPECTRA_WAIT", 0.0)
-    # Stage II and its spectra take under a second on two cores, about a page run: slowed here
-    # (2 ms an epoch, ~2 s in all) so that the click always finds the run still going.
-    step = Trainer.step_epoch
-    monkeypatch.setattr(Trainer, "step_epoch", lambda self: (time.sleep(0.002), step(self))[1])
+    drawn_mid_run(monkeypatch)   # Cancel lands mid-run
     at = app_test(PAGE)
     at.query_params["shift_epoch"] = "480"
     at.run()
